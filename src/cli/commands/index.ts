@@ -1,0 +1,9 @@
+/**
+ * Every `strata` subcommand, one file each. A command module exports `register(program)`.
+ */
+import type { Command } from 'commander';
+import { register as checkConfig } from './check-config.js';
+import { register as local } from './local.js';
+import { register as version } from './version.js';
+
+export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, version];

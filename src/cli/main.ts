@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/**
+ * The `strata` executable: one binary, a subcommand per role and per client action.
+ */
+import { CommanderError } from 'commander';
+import { reportError } from './context.js';
+import { EXIT_USAGE } from './exit-codes.js';
+import { buildProgram } from './program.js';
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" to commander; they already printed.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    process.exitCode = reportError(err, '', argv.includes('--debug'));
+  }
+}
+
+await main(process.argv);
