@@ -7,7 +7,16 @@ import { reportError } from './context.js';
 import { EXIT_USAGE } from './exit-codes.js';
 import { buildProgram } from './program.js';
 
-async function main(argv: string[]): Promise<void> {
+/**
+ * The seed's KV node is started Go-style (`-config=config/node1.yaml`); accept that spelling of
+ * the one long option users carry over from it, and leave every other argument alone.
+ */
+export function normaliseArgv(argv: readonly string[]): string[] {
+  return argv.map((a) => (a === '-config' || a.startsWith('-config=') ? `-${a}` : a));
+}
+
+async function main(rawArgv: string[]): Promise<void> {
+  const argv = normaliseArgv(rawArgv);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
