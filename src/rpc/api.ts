@@ -6,6 +6,9 @@
  * client trusts its server and does not re-validate). Bodies travel as msgpack; bulk bytes travel
  * beside the body as a raw payload or as a stream of chunks, never inside msgpack.
  *
+ * Request schemas must not transform or fill defaults: the type a client sends is the type the
+ * handler receives (`Req` is both the schema's input and output). Handlers apply defaults.
+ *
  * Three kinds:
  * - unary: request (+ optional payload bytes) → response (+ optional payload bytes).
  * - read stream: request → server sends chunks (flow-controlled by the client's credit) → response.
