@@ -51,17 +51,15 @@ export class MiniCluster {
   /** A config file for clients (CLI `--conf`, SDK) listing every master. */
   readonly clientConfPath: string;
   readonly #opts: MiniClusterOptions;
-  readonly #t: Ctx;
 
-  private constructor(t: Ctx, dir: string, opts: MiniClusterOptions) {
-    this.#t = t;
+  private constructor(dir: string, opts: MiniClusterOptions) {
     this.dir = dir;
     this.#opts = opts;
     this.clientConfPath = join(dir, 'client.toml');
   }
 
   static async start(t: Ctx, opts: MiniClusterOptions = {}): Promise<MiniCluster> {
-    const c = new MiniCluster(t, tempDir(t, 'strata-mini-'), opts);
+    const c = new MiniCluster(tempDir(t, 'strata-mini-'), opts);
     for (let i = 0; i < (opts.masters ?? 1); i++) c.masters.push(await c.#node('master', i));
     for (let i = 0; i < (opts.workers ?? 1); i++) c.workers.push(await c.#node('worker', i));
     c.#writeConfigs();
