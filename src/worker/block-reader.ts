@@ -20,7 +20,7 @@ import {
   fileSizeFor,
 } from './block-format.js';
 import { crc32 } from 'node:zlib';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferSource } from './buffer-pool.js';
 import { BlockCorruptError, badRequest } from './errors.js';
 
 /** Receives verified bytes; the slice is only valid until the returned promise resolves. */
@@ -36,7 +36,7 @@ export class BlockReader {
   readonly storageType: StorageType;
   readonly #fh: FileHandle;
   readonly #table: Buffer;
-  readonly #pool: BufferPool;
+  readonly #pool: BufferSource;
   readonly #onCorrupt: CorruptionHandler | undefined;
   #closed = false;
 
@@ -47,7 +47,7 @@ export class BlockReader {
     storageType: StorageType,
     fh: FileHandle,
     table: Buffer,
-    pool: BufferPool,
+    pool: BufferSource,
     onCorrupt: CorruptionHandler | undefined,
   ) {
     this.#onCorrupt = onCorrupt;
@@ -69,7 +69,7 @@ export class BlockReader {
     path: string,
     expectedLengthBytes: number,
     storageType: StorageType,
-    pool: BufferPool,
+    pool: BufferSource,
     onCorrupt?: CorruptionHandler,
   ): Promise<BlockReader> {
     const fh = await open(path, 'r');
@@ -92,16 +92,28 @@ export class BlockReader {
    * Streams [offset, offset + length) to `sink`, verified. A checksum mismatch throws
    * BlockCorruptError before any byte of the bad chunk is handed out.
    */
-  async read(offset: number, length: number, sink: VerifiedSink, signal?: AbortSignal): Promise<number> {
+  async read(
+    offset: number,
+    length: number,
+    sink: VerifiedSink,
+    signal?: AbortSignal,
+    buffers: BufferSource = this.#pool,
+  ): Promise<number> {
     try {
-      return await this.#read(offset, length, sink, signal);
+      return await this.#read(offset, length, sink, signal, buffers);
     } catch (err) {
       if (err instanceof BlockCorruptError && this.#onCorrupt !== undefined) await this.#onCorrupt(this, err);
       throw err;
     }
   }
 
-  async #read(offset: number, length: number, sink: VerifiedSink, signal?: AbortSignal): Promise<number> {
+  async #read(
+    offset: number,
+    length: number,
+    sink: VerifiedSink,
+    signal: AbortSignal | undefined,
+    pool: BufferSource,
+  ): Promise<number> {
     const end = offset + length;
     if (offset < 0 || length < 0 || end > this.lengthBytes) {
       throw badRequest(
@@ -110,10 +122,10 @@ export class BlockReader {
       );
     }
     if (length === 0) return 0;
-    const window = this.#pool.bufferSizeBytes;
+    const window = pool.bufferSizeBytes;
     const alignedEnd = Math.min(Math.ceil(end / CHUNK_SIZE_BYTES) * CHUNK_SIZE_BYTES, this.lengthBytes);
     const pos = Math.floor(offset / CHUNK_SIZE_BYTES) * CHUNK_SIZE_BYTES;
-    let next: Promise<Window> | undefined = this.#readWindow(pos, Math.min(window, alignedEnd - pos));
+    let next: Promise<Window> | undefined = this.#readWindow(pool, pos, Math.min(window, alignedEnd - pos));
     let sent = 0;
     try {
       while (next !== undefined) {
@@ -128,7 +140,7 @@ export class BlockReader {
           }
           const after = cur.position + cur.bytes;
           // Read ahead while this window is verified and consumed.
-          if (after < alignedEnd) next = this.#readWindow(after, Math.min(window, alignedEnd - after));
+          if (after < alignedEnd) next = this.#readWindow(pool, after, Math.min(window, alignedEnd - after));
           this.#verify(cur);
           signal?.throwIfAborted();
           const from = Math.max(offset - cur.position, 0);
@@ -136,14 +148,14 @@ export class BlockReader {
           await sink(cur.buf.subarray(from, to));
           sent += to - from;
         } finally {
-          this.#pool.release(cur.buf);
+          pool.release(cur.buf);
         }
       }
     } finally {
       // A failure with a window in flight: wait for it so its buffer returns to the pool.
       if (next !== undefined) {
         await next.then(
-          (w) => this.#pool.release(w.buf),
+          (w) => pool.release(w.buf),
           () => undefined,
         );
       }
@@ -165,13 +177,13 @@ export class BlockReader {
     return buf;
   }
 
-  async #readWindow(position: number, wanted: number): Promise<Window> {
-    const buf = this.#pool.acquire();
+  async #readWindow(pool: BufferSource, position: number, wanted: number): Promise<Window> {
+    const buf = pool.acquire();
     try {
       const { bytesRead } = await this.#fh.read(buf, 0, wanted, position);
       return { buf, position, wanted, bytes: bytesRead };
     } catch (err) {
-      this.#pool.release(buf);
+      pool.release(buf);
       throw err;
     }
   }

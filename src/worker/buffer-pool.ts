@@ -2,7 +2,32 @@
  * A bounded pool of equal-sized buffers for the block read and copy paths, so streaming a block
  * allocates nothing per window once warm. Buffers beyond the pool's bound are left to the GC.
  */
-export class BufferPool {
+/** Where a reader gets its window buffers and gives them back. */
+export interface BufferSource {
+  readonly bufferSizeBytes: number;
+  acquire(): Buffer;
+  release(buf: Buffer): void;
+}
+
+/**
+ * Fresh buffers that are never reused: for sinks that may still hold a slice after their
+ * write resolved (the RPC hands buffers to the socket without copying). One allocation per
+ * 1 MiB window, none per chunk.
+ */
+export class FreshBuffers implements BufferSource {
+  readonly bufferSizeBytes: number;
+  constructor(bufferSizeBytes: number) {
+    this.bufferSizeBytes = bufferSizeBytes;
+  }
+  acquire(): Buffer {
+    return Buffer.allocUnsafeSlow(this.bufferSizeBytes);
+  }
+  release(): void {
+    // Left to the GC: the consumer may still reference it.
+  }
+}
+
+export class BufferPool implements BufferSource {
   readonly bufferSizeBytes: number;
   readonly #maxPooled: number;
   readonly #free: Buffer[] = [];
