@@ -85,7 +85,7 @@ export type RemoveReason = 'deleted' | 'evicted' | 'replaced';
 
 export type BlockEvent =
   | { kind: 'added'; blockId: number; lengthBytes: number; storageType: StorageType }
-  | { kind: 'removed'; blockId: number; reason: RemoveReason; fileBytes: number }
+  | { kind: 'removed'; blockId: number; reason: RemoveReason; fileBytes: number; storageType: StorageType }
   | { kind: 'corrupt'; blockId: number; reason: string }
   | { kind: 'moved'; blockId: number; from: StorageType; to: StorageType; promotion: boolean; bytes: number };
 
@@ -367,7 +367,13 @@ export class BlockStore {
       if (old !== undefined) {
         this.#forget(old);
         if (old.path !== finalPath) await unlinkIfExists(old.path);
-        this.#emit({ kind: 'removed', blockId: old.blockId, reason: 'replaced', fileBytes: old.fileBytes });
+        this.#emit({
+          kind: 'removed',
+          blockId: old.blockId,
+          reason: 'replaced',
+          fileBytes: old.fileBytes,
+          storageType: old.tier.storageType,
+        });
       }
       staged.dir.commit(staged.reservedBytes, staged.fileBytes);
       const meta: BlockMeta = {
@@ -452,7 +458,13 @@ export class BlockStore {
       this.#forget(m);
       this.#pins.delete(blockId);
       await unlinkIfExists(m.path);
-      this.#emit({ kind: 'removed', blockId, reason, fileBytes: m.fileBytes });
+      this.#emit({
+        kind: 'removed',
+        blockId,
+        reason,
+        fileBytes: m.fileBytes,
+        storageType: m.tier.storageType,
+      });
       this.notifySpaceFreed();
       return true;
     });
