@@ -3,7 +3,6 @@
  * short-circuit handshake, block info. Handlers only translate between the wire and the store;
  * every rule (placement, checksums, space, tiering) lives in the store and the evictor.
  */
-import type { StorageType } from '../common/config/index.js';
 import type { Logger } from '../common/logging.js';
 import { WorkerCalls } from '../protocol/index.js';
 import type {
@@ -173,7 +172,7 @@ export class DataServer {
     req: Req<typeof WorkerCalls.GetBlockInfo>,
   ): Promise<Res<typeof WorkerCalls.GetBlockInfo>> {
     const info = this.#o.store.localPath(req.blockId);
-    return { length: info.lengthBytes, storageType: info.storageType as StorageType, reads: info.reads };
+    return { length: info.lengthBytes, storageType: info.storageType, reads: info.reads };
   }
 
   /** Recency, promotion. */
