@@ -52,7 +52,39 @@ export class BufferPool implements BufferSource {
   }
 }
 
+/**
+ * Lends a shared pool's buffers to a consumer that may still reference a buffer for a while
+ * after its write resolved — the RPC hands chunks to the socket without copying. A returned
+ * buffer is held back until `holdCount` later buffers of the same stream were returned too, and
+ * only then goes back to the shared pool; what is held when the stream ends is left to the GC.
+ *
+ * Why that is safe for RPC sinks: the RPC queues a chunk only while its connection has at most
+ * SOCKET_WRITE_HIGH_WATER_BYTES buffered (FIFO), so once `holdCount` windows (more than that
+ * many bytes) were queued after a buffer, that buffer has left for the kernel.
+ */
+export class DeferredReleasePool implements BufferSource {
+  readonly bufferSizeBytes: number;
+  readonly #shared: BufferPool;
+  readonly #holdCount: number;
+  readonly #held: Buffer[] = [];
+
+  constructor(shared: BufferPool, holdCount: number) {
+    this.bufferSizeBytes = shared.bufferSizeBytes;
+    this.#shared = shared;
+    this.#holdCount = holdCount;
+  }
+
+  acquire(): Buffer {
+    return this.#shared.acquire();
+  }
+
+  release(buf: Buffer): void {
+    this.#held.push(buf);
+    while (this.#held.length > this.#holdCount) this.#shared.release(this.#held.shift() as Buffer);
+  }
+}
+
 /** Bytes read from a block file per system call: large reads keep disks and page cache efficient. */
 export const READ_WINDOW_BYTES = 1024 * 1024;
-/** Buffers kept per pool: a few per concurrent stream (one being sent, one read ahead). */
+/** Buffers kept in the shared pool (64 MiB): enough for a few streams' windows in flight. */
 export const POOLED_READ_BUFFERS = 64;

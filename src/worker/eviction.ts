@@ -153,8 +153,11 @@ export class Evictor {
         }
         // Nowhere to move it: it can only go if another copy exists.
         freed += c.fileBytes;
+        // Asked recently and refused: ask again only when a write is waiting for the space.
         const asked = this.#requested.get(c.blockId);
-        if (asked === undefined || Date.now() - asked >= (this.#o.dropRetryMs ?? DROP_REQUEST_RETRY_MS)) {
+        const stale =
+          asked === undefined || Date.now() - asked >= (this.#o.dropRetryMs ?? DROP_REQUEST_RETRY_MS);
+        if (stale || wanted > 0) {
           toAsk.push(c.blockId);
         }
       }

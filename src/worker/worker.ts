@@ -29,8 +29,11 @@ import { WorkerMetrics } from './worker-metrics.js';
 
 /** Default bound for in-flight streams to finish on shutdown. */
 export const DEFAULT_STOP_GRACE_MS = 8_000;
-/** A write waits at least this long for eviction (drop permission takes a heartbeat round trip). */
-const MIN_SPACE_WAIT_MS = 5_000;
+/**
+ * Beyond two heartbeat intervals, how long a write waits for eviction before ENOSPC: dropping
+ * needs the master's permission, asked on a heartbeat sent at once.
+ */
+const SPACE_WAIT_EXTRA_MS = 1_000;
 
 /** The RPC pieces the worker needs; the CLI builds them on RpcServer and RpcClient. */
 export interface WorkerRpc {
@@ -108,7 +111,7 @@ export class Worker {
     const store = await BlockStore.open({
       tiers,
       log,
-      spaceWaitMs: Math.max(MIN_SPACE_WAIT_MS, 2 * config.master.heartbeat_interval + 1000),
+      spaceWaitMs: 2 * config.master.heartbeat_interval + SPACE_WAIT_EXTRA_MS,
       onSpaceNeeded: (tier, bytes) => late.evictor?.needSpace(tier, bytes),
     });
     const r = store.recovery;
@@ -169,8 +172,15 @@ export class Worker {
       ready: () => state.worker?.readiness() ?? { ok: false, reason: 'starting' },
     });
     const web = await http.listen();
-    dataServer.register(rpc.server);
-    const bound = await rpc.server.listen(w.bind_host, w.rpc_port);
+    let bound: { host: string; port: number };
+    try {
+      dataServer.register(rpc.server);
+      bound = await rpc.server.listen(w.bind_host, w.rpc_port);
+    } catch (err) {
+      await http.close();
+      await store.close();
+      throw err;
+    }
     const address: WorkerAddress = {
       workerId,
       hostname: w.hostname,
