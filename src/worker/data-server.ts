@@ -109,7 +109,6 @@ export class DataServer {
     req: WriteReq,
     ctx: Pick<CallContext, 'signal'>,
     input: AsyncIterable<Buffer>,
-    path: 'remote' | 'replication' = 'remote',
   ): Promise<WriteRes> {
     this.#checkRunning();
     const started = process.hrtime.bigint();
@@ -124,8 +123,8 @@ export class DataServer {
       ctx.signal.throwIfAborted();
       if (req.pinned === true) await store.setPinned([req.blockId], true);
       const info = await store.commitWriter(writer);
-      this.#o.metrics.writeBytes.inc({ path }, info.lengthBytes);
-      this.#o.metrics.writeSeconds.observe({ path }, seconds(started));
+      this.#o.metrics.writeBytes.inc({ path: 'remote' }, info.lengthBytes);
+      this.#o.metrics.writeSeconds.observe({ path: 'remote' }, seconds(started));
       return { length: info.lengthBytes, storageType: info.storageType };
     } catch (err) {
       await store.abortWriter(writer);
