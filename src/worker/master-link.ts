@@ -21,6 +21,8 @@ import type { WorkerMetrics } from './worker-metrics.js';
 export const REPORT_PAGE_BLOCKS = 10_000;
 /** Changes per heartbeat list; more pile up → full report instead. */
 export const MAX_DELTA_PER_HEARTBEAT = 100_000;
+/** Shortest deadline of one heartbeat call (intervals in tests can be a few ms). */
+const MIN_HEARTBEAT_DEADLINE_MS = 1_000;
 /** Pause before retrying a failed registration. */
 const REGISTER_RETRY_MIN_MS = 200;
 
@@ -60,6 +62,8 @@ export class MasterLink {
   #lastOkMs = 0;
   #lastError: string | undefined;
   readonly #commandsInFlight = new Set<Promise<void>>();
+  /** Aborts a call in flight when the link stops (a dead master must not hold up shutdown). */
+  readonly #abort = new AbortController();
 
   constructor(opts: MasterLinkOptions) {
     this.#o = opts;
@@ -100,6 +104,7 @@ export class MasterLink {
   /** Stops the loop and waits for commands being carried out. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort(new Error('the worker is stopping'));
     this.#wake?.();
     await this.#loop;
     await Promise.allSettled([...this.#commandsInFlight]);
@@ -114,6 +119,7 @@ export class MasterLink {
         failures = 0;
         this.#lastError = undefined;
       } catch (err) {
+        if (this.#stopped) break;
         failures++;
         const e = toStrataError(err);
         this.#lastError = e.message;
@@ -146,21 +152,21 @@ export class MasterLink {
       length: b.lengthBytes,
       storageType: b.storageType,
     }));
-    const res = await o.client.call(MasterCalls.RegisterWorker, {
-      clusterId: o.clusterId,
-      address: o.address,
-      tiers: o.tierUsage(),
-      version: o.version,
-    });
+    const opts = { signal: this.#abort.signal };
+    const res = await o.client.call(
+      MasterCalls.RegisterWorker,
+      { clusterId: o.clusterId, address: o.address, tiers: o.tierUsage(), version: o.version },
+      opts,
+    );
     this.#intervalMs = res.heartbeatIntervalMs;
     const page = o.reportPageBlocks ?? REPORT_PAGE_BLOCKS;
     for (let i = 0; i === 0 || i < blocks.length; i += page) {
       const slice = blocks.slice(i, i + page);
-      await o.client.call(MasterCalls.BlockReport, {
-        workerId: o.address.workerId,
-        blocks: slice,
-        last: i + page >= blocks.length,
-      });
+      await o.client.call(
+        MasterCalls.BlockReport,
+        { workerId: o.address.workerId, blocks: slice, last: i + page >= blocks.length },
+        opts,
+      );
     }
     this.#registered = true;
     this.#everRegistered = true;
@@ -183,14 +189,19 @@ export class MasterLink {
     const candidates = o.takeEvictCandidates();
     let res: { commands: WorkerCommand[] };
     try {
-      res = await o.client.call(MasterCalls.Heartbeat, {
-        workerId: o.address.workerId,
-        tiers: o.tierUsage(),
-        ...(batch.added.length > 0 ? { addedBlocks: batch.added } : {}),
-        ...(batch.removed.length > 0 ? { removedBlocks: batch.removed } : {}),
-        ...(batch.corrupt.length > 0 ? { corruptBlocks: batch.corrupt } : {}),
-        ...(candidates.length > 0 ? { evictCandidates: candidates } : {}),
-      });
+      res = await o.client.call(
+        MasterCalls.Heartbeat,
+        {
+          workerId: o.address.workerId,
+          tiers: o.tierUsage(),
+          ...(batch.added.length > 0 ? { addedBlocks: batch.added } : {}),
+          ...(batch.removed.length > 0 ? { removedBlocks: batch.removed } : {}),
+          ...(batch.corrupt.length > 0 ? { corruptBlocks: batch.corrupt } : {}),
+          ...(candidates.length > 0 ? { evictCandidates: candidates } : {}),
+        },
+        // A heartbeat that takes longer than an interval is stale: the next one says more.
+        { signal: this.#abort.signal, deadlineMs: Math.max(this.#intervalMs, MIN_HEARTBEAT_DEADLINE_MS) },
+      );
     } catch (err) {
       o.delta.restore(batch);
       o.metrics?.heartbeats.inc({ outcome: 'failed' });
