@@ -7,6 +7,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { ChunkChecksummer, MAX_BLOCK_LENGTH_BYTES, encodeTrailer, fileSizeFor } from './block-format.js';
+import type { BufferSource } from './buffer-pool.js';
 import { WriteCancelledError, badRequest } from './errors.js';
 import { unlinkIfExists } from './fs-util.js';
 import type { Tier } from './tiers.js';
@@ -15,9 +16,13 @@ import type { TierDir } from './tier-dir.js';
 /** How much the reservation grows at a time when the writer outruns it. */
 export const RESERVE_STEP_BYTES = 4 * 1024 * 1024;
 
-/** What the writer needs from the store: growing its reservation (may wait for eviction). */
+/** Chunks at least this large are written as they are; smaller ones are gathered into a buffer. */
+export const COALESCE_BELOW_BYTES = 256 * 1024;
+
+/** What the writer needs from the store: growing its reservation (may wait for eviction), buffers. */
 export interface WriterHost {
   grow(dir: TierDir, bytes: number, signal?: AbortSignal): Promise<void>;
+  readonly pool: BufferSource;
 }
 
 export interface StagedBlock {
@@ -40,6 +45,13 @@ export class BlockWriter {
   readonly #sum: ChunkChecksummer;
   #reservedBytes: number;
   #written = 0;
+  /** Bytes handed to the file so far (written or in flight). */
+  #filePos = 0;
+  /** Small chunks gathered before one large write. */
+  #gather: Buffer | undefined;
+  #gathered = 0;
+  /** The one file write in flight: the next chunk is accepted while it runs. */
+  #inflight: Promise<void> = Promise.resolve();
   #state: 'open' | 'staged' | 'closed' = 'open';
   #cancelReason: string | undefined;
 
@@ -89,6 +101,11 @@ export class BlockWriter {
     this.#cancelReason ??= reason;
   }
 
+  /**
+   * Appends a chunk. Large chunks go to the file as they are (the caller must not modify them
+   * afterwards); small ones are gathered into 1 MiB writes. One write runs while the next chunk
+   * is accepted; its failure surfaces on a later call.
+   */
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.#checkOpen();
     const after = this.#written + chunk.length;
@@ -101,12 +118,55 @@ export class BlockWriter {
       this.#checkOpen();
     }
     this.#sum.update(chunk);
+    this.#written = after;
+    if (this.#gathered === 0 && chunk.length >= COALESCE_BELOW_BYTES) {
+      await this.#submit(chunk, undefined);
+      return;
+    }
     let off = 0;
     while (off < chunk.length) {
-      const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off, this.#written + off);
-      off += bytesWritten;
+      this.#gather ??= this.#host.pool.acquire();
+      const n = chunk.copy(this.#gather, this.#gathered, off);
+      this.#gathered += n;
+      off += n;
+      if (this.#gathered === this.#gather.length) await this.#flushGathered();
     }
-    this.#written = after;
+  }
+
+  async #flushGathered(): Promise<void> {
+    const buf = this.#gather;
+    if (buf === undefined || this.#gathered === 0) return;
+    const n = this.#gathered;
+    this.#gather = undefined;
+    this.#gathered = 0;
+    await this.#submit(buf.subarray(0, n), buf);
+  }
+
+  /** Waits for the write in flight, then starts this one; `pooled` goes back when it is done. */
+  async #submit(data: Buffer, pooled: Buffer | undefined): Promise<void> {
+    try {
+      await this.#inflight;
+    } catch (err) {
+      if (pooled !== undefined) this.#host.pool.release(pooled);
+      throw err;
+    }
+    const position = this.#filePos;
+    this.#filePos += data.length;
+    const fh = this.#fh;
+    const pool = this.#host.pool;
+    this.#inflight = (async () => {
+      try {
+        let off = 0;
+        while (off < data.length) {
+          const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+          off += bytesWritten;
+        }
+      } finally {
+        if (pooled !== undefined) pool.release(pooled);
+      }
+    })();
+    // Observed on the next call; never an unhandled rejection meanwhile.
+    this.#inflight.catch(() => undefined);
   }
 
   /**
@@ -120,6 +180,9 @@ export class BlockWriter {
         `block ${this.blockId}: received ${this.#written} bytes but the writer declared ${expectedLength}`,
       );
     }
+    await this.#flushGathered();
+    await this.#inflight;
+    if (this.#filePos !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
     const trailer = encodeTrailer(this.#written, this.#sum.finish());
     const fileBytes = this.#written + trailer.length;
     if (fileBytes > this.#reservedBytes) {
@@ -147,6 +210,9 @@ export class BlockWriter {
     if (this.#state === 'closed') return;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
+    await this.#inflight.catch(() => undefined);
+    if (this.#gather !== undefined) this.#host.pool.release(this.#gather);
+    this.#gather = undefined;
     if (wasOpen) await this.#fh.close().catch(() => undefined);
     await unlinkIfExists(this.stagingPath).catch(() => undefined);
     this.dir.release(this.#reservedBytes);
