@@ -98,9 +98,14 @@ export class ServerConnection {
     return this.#calls.size;
   }
 
-  /** Aborts every call, sends what is queued and closes the socket. */
-  shutdown(reason: StrataError): void {
+  /** Aborts every call in flight (their handlers see the signal and may still answer). */
+  abortCalls(reason: StrataError): void {
     for (const call of this.#calls.values()) call.abort(reason);
+  }
+
+  /** Aborts what is left, sends what is queued and closes the socket. */
+  shutdown(reason: StrataError): void {
+    this.abortCalls(reason);
     this.#writer.flush();
     this.#socket.end();
   }

@@ -45,6 +45,8 @@ export interface RpcServerOptions {
   idleTimeoutMs?: number;
 }
 
+/** How long close() lets aborted calls answer before closing their connections. */
+const ABORT_SETTLE_MS = 1_000;
 /** How long close() waits for sockets to finish closing after the calls are done. */
 const SOCKET_CLOSE_WAIT_MS = 2_000;
 
@@ -166,9 +168,14 @@ export class RpcServer {
         ? Promise.resolve()
         : new Promise<void>((resolve) => server.close(() => resolve()));
     await this.#waitIdle(graceMs);
-    const left = this.inFlight;
-    if (left > 0) this.#core.log.warn({ calls: left, graceMs }, 'rpc close: aborting calls still in flight');
     const reason = new UnavailableError('the server closed while the call was in flight');
+    const left = this.inFlight;
+    if (left > 0) {
+      this.#core.log.warn({ calls: left, graceMs }, 'rpc close: aborting calls still in flight');
+      for (const conn of this.#connections) conn.abortCalls(reason);
+      // Aborted handlers usually answer at once; give them a moment to.
+      await this.#waitIdle(ABORT_SETTLE_MS);
+    }
     for (const conn of this.#connections) conn.shutdown(reason);
     const timer = setTimeout(() => {
       for (const conn of this.#connections) conn.destroy(reason, 'server closed');
