@@ -4,9 +4,12 @@
  * takes chunks. So a stream whose consumer is slow stops only itself (other calls on the same
  * connection keep moving), and the bytes queued for a stream never exceed its window.
  *
- * The receiver grants credit back when half the window has been consumed, or at once when its
- * consumer is waiting on an empty queue: the second rule means a sender waiting for credit for a
- * chunk (at most one window) always gets it, whatever the chunk and window sizes.
+ * The receiver grants credit back each time half the window has been consumed, so half a window
+ * stays in flight while the grant travels, and a credit frame costs one small write per half
+ * window (not per chunk: on loopback each small write costs as much as copying a large chunk).
+ * A chunk is at most half the window: a sender waiting for credit for one then always gets it
+ * (credit + consumed-but-not-granted = window when nothing is queued, and the receiver grants once
+ * the second reaches half).
  */
 import type { StrataError } from '../common/errors.js';
 import { ProtocolError } from './errors.js';
@@ -125,8 +128,6 @@ export class InboundStream implements AsyncIterable<Buffer> {
     if (this.#waiter !== undefined) {
       return Promise.reject(new Error('stream chunks must be read one at a time'));
     }
-    // The consumer is starving: give back everything it consumed so the sender is never stuck.
-    if (this.#consumedUngranted > 0) this.#sendGrant();
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });
@@ -185,9 +186,9 @@ export class StreamSender {
     return this.#credit;
   }
 
-  /** Limits chunks to what the receiver's window can ever hold. */
+  /** Limits chunks to half the receiver's window (see the file comment: no chunk can then stall). */
   limitChunkBytes(windowBytes: number): void {
-    this.#chunkBytes = Math.max(1, Math.min(this.#chunkBytes, windowBytes));
+    this.#chunkBytes = Math.max(1, Math.min(this.#chunkBytes, Math.floor(windowBytes / 2)));
   }
 
   addCredit(bytes: number): void {

@@ -16,7 +16,7 @@
  * user space.
  */
 import { ProtocolError } from './errors.js';
-import { MIN_READ_BYTES, READ_SLAB_BYTES } from './limits.js';
+import { BODY_SLAB_BYTES, MIN_READ_BYTES, READ_SLAB_BYTES } from './limits.js';
 
 export const FrameType = {
   Request: 1,
@@ -45,6 +45,9 @@ export function frameTypeName(type: number): string {
   return FRAME_TYPE_NAMES[type] ?? `unknown(${type})`;
 }
 
+/** Shared empty payload (an empty view would still pin its whole read buffer). */
+export const EMPTY: Buffer = Buffer.alloc(0);
+
 /** Bytes before the header: length, type, call id, header length. */
 export const FRAME_PREFIX_BYTES = 13;
 /** Bytes counted by the length field that are not header or payload: type, call id, header length. */
@@ -52,6 +55,8 @@ const FIXED_AFTER_LENGTH_BYTES = 9;
 const MAX_FRAME_TYPE = 8;
 /** Payloads smaller than this are copied out of the read buffer so a kept payload never pins a slab. */
 const SMALL_PAYLOAD_COPY_BYTES = 64 * 1024;
+/** Stream data pieces below this are copied (see ownPiece). */
+const SMALL_PIECE_COPY_BYTES = 4 * 1024;
 /** A frame spanning reads whose remaining body is at least this big is read straight into its own buffer. */
 const DIRECT_READ_MIN_BYTES = 64 * 1024;
 
@@ -107,11 +112,28 @@ export class FrameDecoder {
   #slab: Buffer | undefined;
   #slabOffset = 0;
   #lastTarget: Buffer | undefined;
+  #lastTargetDirect = false;
   #directEnabled = false;
+  /** After a big frame, the next read takes only a prefix, so a following big body is read directly too. */
+  #expectBig = false;
+  readonly #prefixTarget = Buffer.allocUnsafeSlow(FRAME_PREFIX_BYTES);
+  #bodySlab: Buffer = EMPTY;
+  #bodySlabOffset = 0;
 
-  constructor(maxFrameBytes: number, onFrame: FrameHandler) {
+  /** Data frames that span reads are handed on piece by piece (push mode), never reassembled. */
+  readonly #splitData: boolean;
+  /** The frame being assembled is a data frame handed on in pieces. */
+  #piecewise = false;
+
+  /**
+   * @param splitData hand on data frames that span reads as several data frames, one per read,
+   *   without copying them together (stream bytes need no boundaries; a server receiving a write
+   *   stream through 64 KiB socket reads would otherwise copy every chunk once more)
+   */
+  constructor(maxFrameBytes: number, onFrame: FrameHandler, splitData = false) {
     this.#maxLength = maxLengthField(maxFrameBytes);
     this.#onFrame = onFrame;
+    this.#splitData = splitData;
   }
 
   get failed(): boolean {
@@ -139,6 +161,11 @@ export class FrameDecoder {
     let target: Buffer;
     if (this.#direct !== undefined) {
       target = this.#direct.subarray(this.#directFilled);
+    } else if (this.#expectBig && this.#prefixFilled === 0 && this.#bodyNeeded === 0) {
+      // Bulk streams: read the next prefix alone, then its body straight into its own buffer.
+      // Reading it into the slab instead would copy most of the body and churn slabs, whose
+      // lifetimes span reads, which V8 then promotes and can only free with full collections.
+      target = this.#prefixTarget;
     } else {
       if (this.#slab === undefined || this.#slab.length - this.#slabOffset < MIN_READ_BYTES) {
         // The old slab stays alive only while views of it do; a fresh one is never shared with them.
@@ -148,6 +175,7 @@ export class FrameDecoder {
       target = this.#slab.subarray(this.#slabOffset);
     }
     this.#lastTarget = target;
+    this.#lastTargetDirect = this.#direct !== undefined;
     return target;
   }
 
@@ -158,10 +186,15 @@ export class FrameDecoder {
     this.#lastTarget = undefined;
     if (target === undefined) throw new Error('FrameDecoder.readDone without readTarget');
     try {
-      if (this.#direct !== undefined && target.buffer === this.#direct.buffer) {
+      if (this.#direct !== undefined && this.#lastTargetDirect) {
         this.#directFilled += n;
         this.#bodyNeeded -= n;
         if (this.#bodyNeeded === 0) this.#emitAssembled();
+        return;
+      }
+      if (target === this.#prefixTarget) {
+        // Never more than a prefix: #push copies it, so the buffer can be reused.
+        this.#push(target.subarray(0, n));
         return;
       }
       const slab = this.#slab;
@@ -181,6 +214,14 @@ export class FrameDecoder {
     while (off < end) {
       if (this.#bodyNeeded > 0) {
         const take = Math.min(this.#bodyNeeded, end - off);
+        if (this.#piecewise) {
+          const piece = chunk.subarray(off, off + take);
+          off += take;
+          this.#bodyNeeded -= take;
+          if (this.#bodyNeeded === 0) this.#piecewise = false;
+          this.#onFrame(FrameType.Data, this.#callId, EMPTY, ownPiece(piece));
+          continue;
+        }
         if (this.#direct !== undefined) {
           chunk.copy(this.#direct, this.#directFilled, off, off + take);
           this.#directFilled += take;
@@ -210,6 +251,7 @@ export class FrameDecoder {
         const payloadStart = headerStart + chunk.readUInt32BE(off + 9);
         const type = chunk[off + 4] as FrameType;
         const callId = chunk.readUInt32BE(off + 5);
+        this.#expectBig = length >= DIRECT_READ_MIN_BYTES;
         off = frameEnd;
         this.#onFrame(
           type,
@@ -259,10 +301,32 @@ export class FrameDecoder {
     this.#bodyBytes = length - FIXED_AFTER_LENGTH_BYTES;
     this.#bodyNeeded = this.#bodyBytes;
     this.#parts = [];
+    if (this.#splitData && this.#type === FrameType.Data && this.#headerBytes === 0 && this.#bodyBytes > 0) {
+      this.#piecewise = true;
+      return;
+    }
     if (this.#directEnabled && this.#bodyBytes >= DIRECT_READ_MIN_BYTES) {
-      this.#direct = Buffer.allocUnsafeSlow(this.#bodyBytes);
+      this.#direct = this.#carve(this.#bodyBytes);
       this.#directFilled = 0;
     }
+  }
+
+  /**
+   * A buffer for a big frame body, cut from a shared multi-MiB slab. One malloc per frame would
+   * come back from the allocator as fresh pages (a page fault per 4 KiB: measured, it doubled the
+   * CPU cost of receiving); slabs of a few MiB are reused by the allocator instead. A kept chunk
+   * pins its slab, hence the slab stays small and bodies over half a slab get their own buffer.
+   */
+  #carve(bytes: number): Buffer {
+    if (bytes > BODY_SLAB_BYTES / 2) return Buffer.allocUnsafeSlow(bytes);
+    if (this.#bodySlab.length - this.#bodySlabOffset < bytes) {
+      this.#bodySlab = Buffer.allocUnsafeSlow(BODY_SLAB_BYTES);
+      this.#bodySlabOffset = 0;
+    }
+    const out = this.#bodySlab.subarray(this.#bodySlabOffset, this.#bodySlabOffset + bytes);
+    // Keep the next body 8-byte aligned (faster copies by whoever reads it).
+    this.#bodySlabOffset += (bytes + 7) & ~7;
+    return out;
   }
 
   #emitAssembled(): void {
@@ -276,14 +340,17 @@ export class FrameDecoder {
       body = Buffer.concat(this.#parts, this.#bodyBytes);
     }
     this.#parts = [];
+    this.#expectBig = this.#bodyBytes >= DIRECT_READ_MIN_BYTES;
     const header = body.subarray(0, this.#headerBytes);
     const payload = body.subarray(this.#headerBytes);
     this.#onFrame(this.#type, this.#callId, header, ownPayload(payload));
   }
 }
 
-/** Shared empty payload (an empty view would still pin its whole read buffer). */
-export const EMPTY: Buffer = Buffer.alloc(0);
+/** Pieces of stream data are views unless tiny (a tiny view kept long would pin a whole read buffer). */
+function ownPiece(piece: Buffer): Buffer {
+  return piece.length < SMALL_PIECE_COPY_BYTES ? Buffer.from(piece) : piece;
+}
 
 /** Copies a small payload out of a shared read buffer; big ones are handed out as they are. */
 function ownPayload(payload: Buffer): Buffer {

@@ -59,5 +59,7 @@ export const SOCKET_WRITE_HIGH_WATER_BYTES = 8 * MiB;
 export const COALESCE_MAX_BYTES = 16 * KiB;
 /** Client receive buffer: reads land in slabs of this size (see FrameDecoder). */
 export const READ_SLAB_BYTES = 1 * MiB;
+/** Big frame bodies on the client are cut from slabs of this size (see FrameDecoder #carve). */
+export const BODY_SLAB_BYTES = 4 * MiB;
 /** A new slab is started when less than this is left in the current one. */
 export const MIN_READ_BYTES = 64 * KiB;

@@ -41,9 +41,13 @@ export function checkSizeOptions(owner: string, opts: SizeOptions): Required<Siz
   }
   // A chunk larger than the window or the frame limit could never be sent: cap it quietly only
   // when the default was used, otherwise say so.
-  const cap = Math.min(streamWindowBytes, maxFrameBytes - CHUNK_HEADROOM_BYTES);
+  const cap = Math.min(Math.floor(streamWindowBytes / 2), maxFrameBytes - CHUNK_HEADROOM_BYTES);
   if (opts.streamChunkBytes !== undefined && requestedChunk > cap) {
-    throw bad('streamChunkBytes', requestedChunk, `at most the stream window and the frame limit (${cap})`);
+    throw bad(
+      'streamChunkBytes',
+      requestedChunk,
+      `at most half the stream window and below the frame limit (${cap})`,
+    );
   }
   return { maxFrameBytes, streamWindowBytes, streamChunkBytes: Math.min(requestedChunk, cap) };
 }

@@ -73,8 +73,10 @@ export class ServerConnection {
     this.#socket = socket;
     this.#remote = { host: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0 };
     this.#writer = new FrameWriter(socket, core.maxFrameBytes, (n) => core.metrics.sent(n));
-    this.#decoder = new FrameDecoder(core.maxFrameBytes, (type, callId, header, payload) =>
-      this.#onFrame(type, callId, header, payload),
+    this.#decoder = new FrameDecoder(
+      core.maxFrameBytes,
+      (type, callId, header, payload) => this.#onFrame(type, callId, header, payload),
+      true,
     );
     core.metrics.connectionOpened();
     socket.setNoDelay(true);

@@ -77,6 +77,46 @@ test('any split of the byte stream decodes to the same frames', () => {
   );
 });
 
+test('with splitData, data frames may arrive in pieces but carry the same bytes in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameArb, { maxLength: 12 }),
+      fc.array(fc.nat(), { maxLength: 40 }),
+      (frames, cuts) => {
+        const bytes = Buffer.concat(frames.map((f) => frame(f.type, f.callId, f.header, f.payload)));
+        // What a receiver sees: data bytes per call id joined, every other frame whole and in order.
+        const summarise = (list: F[]): string[] => {
+          const out: string[] = [];
+          for (const f of list) {
+            const last = out.at(-1);
+            const isData = f.type === 3 && f.header.length === 0;
+            const key = `${f.type}:${f.callId}:${f.header.toString('hex')}`;
+            if (isData && last?.startsWith(`${key}|`) === true)
+              out[out.length - 1] = last + f.payload.toString('hex');
+            else out.push(`${key}|${f.payload.toString('hex')}`);
+          }
+          return out.filter((e) => !e.startsWith('3:') || !e.endsWith('|'));
+        };
+        const got: F[] = [];
+        const decoder = new FrameDecoder(
+          16 * 1024 * 1024,
+          (type, callId, header, payload) => got.push({ type, callId, header: Buffer.from(header), payload }),
+          true,
+        );
+        let off = 0;
+        for (const p of [...new Set(cuts.map((c) => c % (bytes.length + 1)))]
+          .sort((a, b) => a - b)
+          .concat(bytes.length)) {
+          decoder.push(bytes.subarray(off, p));
+          off = p;
+        }
+        assert.deepEqual(summarise(got), summarise(frames));
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
 test('framing violations are rejected with their reason', () => {
   const cases: [string, Buffer, string][] = [
     ['oversized', Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 1, 0, 0, 0, 0]), 'oversized_frame'],
