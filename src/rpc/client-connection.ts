@@ -9,8 +9,8 @@ import type { Socket } from 'node:net';
 import type { StrataError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { formatHostPort } from '../common/net.js';
-import type { RemoteAddress } from './api.js';
-import { decodeCreditHeader, decodeResponseHeader } from './codec.js';
+import type { CallKind, RemoteAddress } from './api.js';
+import { KIND_CODES, decodeCreditHeader, decodeResponseHeader } from './codec.js';
 import type { ResponseHeader } from './codec.js';
 import { ConnectionError, ProtocolError } from './errors.js';
 import { EMPTY, FrameDecoder, FrameType, frameTypeName } from './frame.js';
@@ -165,6 +165,7 @@ export class ClientConnection {
   /** Sends a REQUEST frame. Throws (nothing sent) when the request cannot be encoded or is too large. */
   request(
     callId: number,
+    kind: CallKind,
     code: number,
     requestId: string,
     deadlineMs: number,
@@ -172,10 +173,11 @@ export class ClientConnection {
     payload: Buffer,
     windowBytes?: number,
   ): void {
+    const k = KIND_CODES[kind];
     const header =
       windowBytes === undefined
-        ? { c: code, r: requestId, d: deadlineMs, b: body }
-        : { c: code, r: requestId, d: deadlineMs, b: body, w: windowBytes };
+        ? { c: code, k, r: requestId, d: deadlineMs, b: body }
+        : { c: code, k, r: requestId, d: deadlineMs, b: body, w: windowBytes };
     this.#writer.headerFrame(FrameType.Request, callId, header, payload, 'request');
   }
 

@@ -93,6 +93,7 @@ abstract class ClientStream implements PendingCall {
       try {
         conn.request(
           callId,
+          this.def.kind,
           this.def.code,
           this.params.requestId,
           Math.max(1, deadlineAt - Date.now()),

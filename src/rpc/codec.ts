@@ -10,6 +10,7 @@ import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { ProtocolError, type WireError } from './errors.js';
 import { FRAME_PREFIX_BYTES } from './frame.js';
 import { MAX_REQUEST_ID_CHARS } from './limits.js';
+import type { CallKind } from './api.js';
 
 /** Plain msgpack maps (no msgpackr records), so any msgpack implementation can speak the protocol. */
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -35,8 +36,18 @@ export interface RequestHeader {
   d: number;
   /** Body (validated by the call's schema on the server). */
   b?: unknown;
+  /** Kind of call the client makes (KIND_CODES); the server checks it against its definition. */
+  k: number;
   /** Read streams: the receive window the client grants up front, in bytes. */
   w?: number;
+}
+
+/** How each kind of call is written in a request header. */
+export const KIND_CODES: Readonly<Record<CallKind, number>> = { unary: 0, read: 1, write: 2 };
+const KINDS_BY_CODE: readonly CallKind[] = ['unary', 'read', 'write'];
+
+export function kindOf(code: number): CallKind {
+  return KINDS_BY_CODE[code] ?? 'unary';
 }
 
 /** RESPONSE: ends a call. */
@@ -79,7 +90,7 @@ function isNonNegativeInt(v: unknown): v is number {
 
 export function decodeRequestHeader(bytes: Buffer): RequestHeader {
   const h = decodeMap(bytes, 'request');
-  const { c, r, d, w } = h;
+  const { c, r, d, k, w } = h;
   if (!isNonNegativeInt(c)) throw new ProtocolError('bad_header', 'request header without a call code');
   if (typeof r !== 'string' || r.length === 0 || r.length > MAX_REQUEST_ID_CHARS) {
     throw new ProtocolError(
@@ -90,8 +101,14 @@ export function decodeRequestHeader(bytes: Buffer): RequestHeader {
   if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) {
     throw new ProtocolError('bad_header', 'request header needs a non-negative deadline in ms');
   }
+  if (k !== 0 && k !== 1 && k !== 2) {
+    throw new ProtocolError('bad_header', 'request header needs a call kind (0 unary, 1 read, 2 write)');
+  }
   if (w !== undefined && !isNonNegativeInt(w)) {
     throw new ProtocolError('bad_header', 'request header window must be a non-negative integer');
+  }
+  if (k === KIND_CODES.read && (w === undefined || w === 0)) {
+    throw new ProtocolError('bad_header', 'a read stream must be opened with a receive window');
   }
   return h as unknown as RequestHeader;
 }

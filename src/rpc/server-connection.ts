@@ -23,6 +23,7 @@ import {
   decodeCancelHeader,
   decodeCreditHeader,
   decodeRequestHeader,
+  kindOf,
 } from './codec.js';
 import type { RequestHeader } from './codec.js';
 import { CancelledError, ConnectionError, ProtocolError, UnavailableError, errorToWire } from './errors.js';
@@ -233,8 +234,18 @@ export class ServerConnection {
       );
       return;
     }
-    if (entry.kind === 'read' && (h.w === undefined || h.w === 0)) {
-      throw new ProtocolError('bad_header', `read stream ${entry.def.name} opened without a receive window`);
+    const asKind = kindOf(h.k);
+    if (entry.kind !== asKind) {
+      this.#refuse(
+        callId,
+        entry.def.name,
+        new StrataError(
+          'STRATA_BAD_REQUEST',
+          `${entry.def.name} is a ${entry.kind} call but was called as a ${asKind} call (client and server disagree on its definition)`,
+          { details: { call: entry.def.name, kind: entry.kind, calledAs: asKind } },
+        ),
+      );
+      return;
     }
     if (core.isClosing()) {
       this.#refuse(

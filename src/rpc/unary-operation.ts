@@ -111,7 +111,15 @@ export class UnaryOperation implements PendingCall {
     this.#conn = conn;
     this.#callId = callId;
     try {
-      conn.request(callId, this.#def.code, this.#p.requestId, remainingMs, this.#p.body, this.#p.payload);
+      conn.request(
+        callId,
+        'unary',
+        this.#def.code,
+        this.#p.requestId,
+        remainingMs,
+        this.#p.body,
+        this.#p.payload,
+      );
     } catch (err) {
       this.#conn = undefined;
       this.#finish(encodeFailure(this.#def.name, err));

@@ -151,7 +151,7 @@ test('a hand-built request is answered; a byte-at-a-time sender is served too', 
   const raw = new RawConnection(address);
   t.after(() => raw.destroy());
   await raw.ready();
-  const req = frame(T.Request, 7, { c: echo.code, r: 'raw-1', d: 5000, b: { text: 'hi' } });
+  const req = frame(T.Request, 7, { c: echo.code, k: 0, r: 'raw-1', d: 5000, b: { text: 'hi' } });
   for (const byte of req) raw.send(Buffer.from([byte]));
   raw.send(frame(T.Ping, 0, undefined, Buffer.from('12345678')));
   const deadline = Date.now() + 5000;
@@ -173,7 +173,7 @@ test('the server aborts a call at its deadline even when the caller never cancel
   t.after(() => raw.destroy());
   await raw.ready();
   const started = Date.now();
-  raw.send(frame(T.Request, 1, { c: hang.code, r: 'raw-2', d: 150, b: { maxMs: 10_000 } }));
+  raw.send(frame(T.Request, 1, { c: hang.code, k: 0, r: 'raw-2', d: 150, b: { maxMs: 10_000 } }));
   const deadline = Date.now() + 5000;
   while (raw.frames.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   const elapsed = Date.now() - started;

@@ -57,15 +57,17 @@ function garbageFrame(rand: () => number): Buffer {
         { c: 1, r: 5, d: 1 },
         { c: 1, r: 'x', d: -1 },
         { c: 1, r: 'x'.repeat(500), d: 10 },
+        { c: 1, k: 7, r: 'x', d: 10 },
+        { c: 10, k: 1, r: 'x', d: 10 },
       ];
       return frame(T.Request, id, pack(shapes[int(shapes.length)])); // wrong header shape
     }
     case 5:
-      return frame(T.Request, id, { c: 900 + int(100), r: `r${id}`, d: 1000, b: {} }); // unknown call
+      return frame(T.Request, id, { c: 900 + int(100), k: 0, r: `r${id}`, d: 1000, b: {} }); // unknown call
     case 6:
-      return frame(T.Request, id, { c: echo.code, r: `r${id}`, d: 1000, b: { text: int(10) } }); // bad body
+      return frame(T.Request, id, { c: echo.code, k: 0, r: `r${id}`, d: 1000, b: { text: int(10) } }); // bad body
     case 7: {
-      const f = frame(T.Request, id, { c: echo.code, r: 'x', d: 1000, b: { text: 'a' } });
+      const f = frame(T.Request, id, { c: echo.code, k: 0, r: 'x', d: 1000, b: { text: 'a' } });
       f.writeUInt32BE(f.length, 9); // header length beyond the frame
       return f;
     }
@@ -82,7 +84,7 @@ function garbageFrame(rand: () => number): Buffer {
     case 12:
       // A write stream that sends more than its credit allows.
       return Buffer.concat([
-        frame(T.Request, id, { c: upload.code, r: `u${id}`, d: 5000, b: { name: 'x' } }),
+        frame(T.Request, id, { c: upload.code, k: 2, r: `u${id}`, d: 5000, b: { name: 'x' } }),
         frame(T.Data, id, undefined, Buffer.alloc(1)),
         frame(T.Data, id, undefined, Buffer.alloc(STREAM_WINDOW_BYTES)),
       ]);

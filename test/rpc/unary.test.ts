@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { z } from 'zod';
 import { FsError, StrataError, TimeoutError } from '../../src/common/errors.js';
 import { createRegistry } from '../../src/common/metrics.js';
-import { unary } from '../../src/rpc/index.js';
+import { readStream, unary } from '../../src/rpc/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { echo, fail, hang, reversePayload } from './fixtures/calls.js';
 import { newState, serveTestCalls } from './fixtures/handlers.js';
@@ -102,10 +102,16 @@ test('a bad request gets STRATA_BAD_REQUEST naming the problem, and the connecti
     assert.match(err.message, /unknown call code 999/);
     return true;
   });
+  // A definition of another kind under the same code (client and server out of step).
+  const asStream = readStream(1, 'test.echo', z.object({ text: z.string() }), z.unknown());
+  await assert.rejects(
+    client.read(asStream, { text: 'x' }).result,
+    /test\.echo is a unary call but was called as a read call/,
+  );
   assert.equal((await client.call(echo, { text: 'still here' })).text, 'still here');
   const metrics = await registry.getMetricsAsJSON();
   const conns = metrics.find((m) => m.name === 'strata_rpc_server_connections');
-  assert.equal(conns?.values[0]?.value, 1, 'the same connection served all three calls');
+  assert.equal(conns?.values[0]?.value, 1, 'the same connection served all four calls');
   const protocolErrors = metrics.find((m) => m.name === 'strata_rpc_server_protocol_errors_total');
   assert.equal(protocolErrors?.values.length ?? 0, 0);
 });
