@@ -47,3 +47,4 @@ export {
   type MemoryRetryCacheStoreOptions,
 } from './retry-cache.js';
 export * as rpcLimits from './limits.js';
+export { masterClientOptions, retryCacheOptions } from './config.js';

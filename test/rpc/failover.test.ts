@@ -1,14 +1,15 @@
 // Proves the client's failover: a down first address is skipped, "not leader" jumps to the hinted
 // leader (or the next address without a hint), non-retryable errors surface at once, retries stop
-// within their bound, a silent peer is detected by keepalive pings, and a restarted server is
-// reconnected to.
+// within their bound, a silent peer is detected by keepalive pings, a restarted server is
+// reconnected to, and the configuration's [client] keys become the client's options.
 import { strict as assert } from 'node:assert';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { StrataError } from '../../src/common/errors.js';
 import { createRegistry } from '../../src/common/metrics.js';
-import { NotLeaderError, RpcServer } from '../../src/rpc/index.js';
+import { parseConfigText } from '../../src/common/config/index.js';
+import { NotLeaderError, RpcServer, masterClientOptions, retryCacheOptions } from '../../src/rpc/index.js';
 import type { RemoteAddress } from '../../src/rpc/index.js';
 import { freePort } from '../helpers/ports.js';
 import { echo, fail } from './fixtures/calls.js';
@@ -162,4 +163,35 @@ test('a restarted server is reconnected to', async (t) => {
   await second.listen('127.0.0.1', port);
   t.after(() => second.close(100));
   assert.equal((await client.call(echo, { text: 'two' })).text, 'two');
+});
+
+test('the configuration gives the masters client its addresses, deadline, connect timeout and retries', () => {
+  const { config } = parseConfigText(
+    [
+      '[client]',
+      'rpc_timeout = "7s"',
+      'conn_timeout = "2s"',
+      'rpc_retry_max = 4',
+      '[[client.master_addrs]]',
+      'hostname = "m1"',
+      'port = 9001',
+      '[[client.master_addrs]]',
+      'hostname = "m2"',
+      'port = 9002',
+      '[master]',
+      'retry_cache_ttl = "5m"',
+    ].join('\n'),
+    'test.toml',
+    { env: {} },
+  );
+  assert.deepEqual(masterClientOptions(config), {
+    addresses: [
+      { host: 'm1', port: 9001 },
+      { host: 'm2', port: 9002 },
+    ],
+    deadlineMs: 7000,
+    connectTimeoutMs: 2000,
+    retryMax: 4,
+  });
+  assert.deepEqual(retryCacheOptions(config), { ttlMs: 300_000 });
 });
