@@ -153,7 +153,7 @@ export class FrameDecoder {
 
   /**
    * onread mode: the buffer the next socket read should fill. A big frame in progress gets its own
-   * exactly-sized buffer so the kernel writes its bytes where they will stay; otherwise reads fill
+   * buffer (see #carve) so the kernel writes its bytes where they will stay; otherwise reads fill
    * a slab from which complete frames are handed out as views.
    */
   readTarget(): Buffer {
@@ -162,9 +162,9 @@ export class FrameDecoder {
     if (this.#direct !== undefined) {
       target = this.#direct.subarray(this.#directFilled);
     } else if (this.#expectBig && this.#prefixFilled === 0 && this.#bodyNeeded === 0) {
-      // Bulk streams: read the next prefix alone, then its body straight into its own buffer.
-      // Reading it into the slab instead would copy most of the body and churn slabs, whose
-      // lifetimes span reads, which V8 then promotes and can only free with full collections.
+      // Bulk streams: read the next prefix alone (one small extra read per frame), then its body
+      // straight into its own buffer. Reading it into the slab instead would copy most of every
+      // body once more.
       target = this.#prefixTarget;
     } else {
       if (this.#slab === undefined || this.#slab.length - this.#slabOffset < MIN_READ_BYTES) {
