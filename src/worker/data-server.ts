@@ -16,7 +16,8 @@ import type {
   WriteStreamHandler,
 } from '../rpc/api.js';
 import type { BlockStore } from './block-store.js';
-import { FreshBuffers, READ_WINDOW_BYTES } from './buffer-pool.js';
+import { rpcLimits } from '../rpc/index.js';
+import { DeferredReleasePool, READ_WINDOW_BYTES } from './buffer-pool.js';
 import { badRequest, StoppingError } from './errors.js';
 import type { Evictor } from './eviction.js';
 import type { LocalWrites } from './local-write.js';
@@ -45,10 +46,11 @@ type Res<C> =
 type WriteReq = typeof WorkerCalls.WriteBlock extends WriteStreamCall<infer R, unknown> ? R : never;
 type WriteRes = typeof WorkerCalls.WriteBlock extends WriteStreamCall<unknown, infer R> ? R : never;
 
+/** Windows a read stream holds back before reusing them: more than the RPC's socket high water. */
+const SEND_HOLD_WINDOWS = Math.ceil(rpcLimits.SOCKET_WRITE_HIGH_WATER_BYTES / READ_WINDOW_BYTES) + 3;
+
 export class DataServer {
   readonly #o: DataServerOptions;
-  /** RPC sinks keep a chunk after their write resolves (no copy), so each window is fresh. */
-  readonly #sendBuffers = new FreshBuffers(READ_WINDOW_BYTES);
   #stopping = false;
 
   constructor(opts: DataServerOptions) {
@@ -89,13 +91,9 @@ export class DataServer {
         );
       }
       const length = req.length ?? reader.lengthBytes - offset;
-      const bytes = await reader.read(
-        offset,
-        length,
-        (slice) => out.write(slice),
-        ctx.signal,
-        this.#sendBuffers,
-      );
+      // The RPC keeps a chunk until the socket took it: windows go back to the pool late.
+      const buffers = new DeferredReleasePool(this.#o.store.pool, SEND_HOLD_WINDOWS);
+      const bytes = await reader.read(offset, length, (slice) => out.write(slice), ctx.signal, buffers);
       this.#counted(req.blockId);
       this.#o.metrics.readBytes.inc({ path: 'remote' }, bytes);
       this.#o.metrics.readSeconds.observe({ path: 'remote' }, seconds(started));

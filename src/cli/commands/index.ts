@@ -5,5 +5,6 @@ import type { Command } from 'commander';
 import { register as checkConfig } from './check-config.js';
 import { register as local } from './local.js';
 import { register as version } from './version.js';
+import { register as worker } from './worker.js';
 
-export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, version];
+export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, version, worker];
