@@ -16,6 +16,12 @@ import type { TierDir } from './tier-dir.js';
 /** How much the reservation grows at a time when the writer outruns it. */
 export const RESERVE_STEP_BYTES = 4 * 1024 * 1024;
 
+/**
+ * While a block is being written, its data is synced in the background every this many bytes, so
+ * the disk writes as the data arrives and the sync at commit has little left to do.
+ */
+export const EARLY_SYNC_BYTES = 16 * 1024 * 1024;
+
 /** Chunks at least this large are written as they are; smaller ones are gathered into a buffer. */
 export const COALESCE_BELOW_BYTES = 256 * 1024;
 
@@ -52,6 +58,9 @@ export class BlockWriter {
   #gathered = 0;
   /** The one file write in flight: the next chunk is accepted while it runs. */
   #inflight: Promise<void> = Promise.resolve();
+  /** A background sync started at `#syncedUpTo` bytes (see EARLY_SYNC_BYTES). */
+  #earlySync: Promise<void> | undefined;
+  #syncedUpTo = 0;
   #state: 'open' | 'staged' | 'closed' = 'open';
   #cancelReason: string | undefined;
 
@@ -167,6 +176,18 @@ export class BlockWriter {
     })();
     // Observed on the next call; never an unhandled rejection meanwhile.
     this.#inflight.catch(() => undefined);
+    if (this.#earlySync === undefined && this.#filePos - this.#syncedUpTo >= EARLY_SYNC_BYTES) {
+      const upTo = this.#filePos;
+      this.#earlySync = this.#inflight
+        .then(() => fh.datasync())
+        .then(() => {
+          this.#syncedUpTo = upTo;
+        })
+        .finally(() => {
+          this.#earlySync = undefined;
+        });
+      this.#earlySync.catch(() => undefined);
+    }
   }
 
   /**
@@ -182,6 +203,7 @@ export class BlockWriter {
     }
     await this.#flushGathered();
     await this.#inflight;
+    await this.#earlySync;
     if (this.#filePos !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
     const trailer = encodeTrailer(this.#written, this.#sum.finish());
     const fileBytes = this.#written + trailer.length;
@@ -211,6 +233,7 @@ export class BlockWriter {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     await this.#inflight.catch(() => undefined);
+    await this.#earlySync?.catch(() => undefined);
     if (this.#gather !== undefined) this.#host.pool.release(this.#gather);
     this.#gather = undefined;
     if (wasOpen) await this.#fh.close().catch(() => undefined);
