@@ -11,9 +11,9 @@
  * invalidate=0 after its own write). Writes include the sync of every block, as fio's end_fsync
  * does for its file. Short-circuit reads are 1 MiB synchronous preads, as fio's psync engine does;
  * the figure with async reads through libuv's thread pool is printed too. Worker and client run
- * with the default V8 heap and with --initial-heap-size=64 (see docs/rpc.md, "Performance").
+ * with STRATA_NODE_FLAGS (--initial-heap-size=64, see docs/rpc.md, "Performance").
  *
- *   node dist/bench/worker/main.js [--dir=DIR] [--gib=1] [--block-mib=128] [--rounds=2]
+ *   node dist/bench/worker/main.js [--dir=DIR] [--gib=1] [--block-mib=128] [--rounds=3]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,10 +23,10 @@ import { runFio } from '../lib/fio.js';
 import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
 import { freePort, runOk, startBackground, waitForPort } from '../lib/proc.js';
 import { best, printComparisons } from '../lib/report.js';
+import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 import type { Comparison } from '../lib/report.js';
 
 const MiB = 1024 * 1024;
-const TUNED_HEAP_FLAGS = ['--initial-heap-size=64'];
 const IPERF_SECONDS = 5;
 
 function flag(name: string, fallback: string): string {
@@ -37,7 +37,7 @@ function flag(name: string, fallback: string): string {
 const baseDir = flag('dir', tmpdir());
 const totalBytes = Math.round(Number(flag('gib', '1')) * 1024 * MiB);
 const blockBytes = Number(flag('block-mib', '128')) * MiB;
-const rounds = Number(flag('rounds', '2'));
+const rounds = Number(flag('rounds', '3'));
 const blocks = Math.ceil(totalBytes / blockBytes);
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 const STRATA_BIN = here('../../src/cli/main.js');
@@ -98,10 +98,8 @@ async function main(): Promise<void> {
   console.log(`worker benchmark: ${blocks} blocks of ${blockBytes / MiB} MiB in ${base}`);
   const iperf = await startIperf3Server();
   try {
-    const configs = [
-      { name: 'default V8 heap', flags: [] as string[] },
-      { name: TUNED_HEAP_FLAGS.join(' '), flags: TUNED_HEAP_FLAGS },
-    ];
+    // Strata processes run with STRATA_NODE_FLAGS (the bin's shebang); the client process too.
+    const configs = [{ name: STRATA_NODE_FLAGS.join(' '), flags: [...STRATA_NODE_FLAGS] }];
     const ours = new Map<string, ClientResult[]>();
     const iperfRuns: number[] = [];
     const fioWrites: number[] = [];
