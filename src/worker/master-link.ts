@@ -125,10 +125,10 @@ export class MasterLink {
         this.#lastError = e.message;
         // Log the first failure and then one in ten, so a long master outage does not flood.
         if (failures === 1 || failures % 10 === 0) {
-          this.#o.log.warn(
-            { err: e, failures },
-            this.#registered ? 'heartbeat failed' : 'registration failed',
-          );
+          const what = this.#registered ? 'heartbeat failed' : 'registration failed';
+          // A refusal (another cluster, a bad request) needs an operator; an outage is transient.
+          if (e.retryable) this.#o.log.warn({ err: e, failures }, what);
+          else this.#o.log.error({ err: e, failures }, `${what}: refused by the master`);
         }
         if (this.#registered && !e.retryable) {
           // The master refused us outright (e.g. it does not know this worker): start over.
