@@ -515,13 +515,15 @@ export class Namespace {
     const ids = await this.#inodeIds.take(Math.max(1, comps.length));
     const now = this.#clock();
     const ino = await this.#mutate((tx) => {
+      // A copy per run: the function may run again and must not see ids taken by an earlier run.
+      const idq = [...ids];
       if (comps.length === 0) {
         if (opts.parents === true) return rootInode(tx);
         throw fsError('EEXIST', path);
       }
       const parent =
         opts.parents === true
-          ? ensureParents(tx, comps, caller, path, mode, ids, now)
+          ? ensureParents(tx, comps, caller, path, mode, idq, now)
           : resolveParent(tx, comps, caller, path);
       const name = comps[comps.length - 1] as string;
       requireAccess(parent, caller, X, path);
@@ -538,7 +540,7 @@ export class Namespace {
         throw fsError('EEXIST', path);
       }
       requireAccess(parent, caller, W | X, path);
-      return makeDir(tx, parent, name, mode, caller, ids.pop() as number, now);
+      return makeDir(tx, parent, name, mode, caller, idq.pop() as number, now);
     });
     return this.#status(ino, path);
   }
@@ -573,10 +575,11 @@ export class Namespace {
     const host = opts.clientHost ?? '';
     const now = this.#clock();
     const ino = await this.#mutate((tx) => {
+      const idq = [...ids];
       if (comps.length === 0) throw fsError('EISDIR', path);
       const parent =
         opts.parents === true
-          ? ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, ids, now)
+          ? ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, idq, now)
           : resolveParent(tx, comps, caller, path);
       const name = comps[comps.length - 1] as string;
       requireAccess(parent, caller, X, path);
@@ -595,7 +598,7 @@ export class Namespace {
       const p = tx.inode(parent.id) as DirInode;
       const file: FileInode = {
         type: 'file',
-        id: ids.pop() as number,
+        id: idq.pop() as number,
         mode,
         uid: caller.uid,
         gid: (p.mode & S_ISGID) !== 0 ? p.gid : caller.gid,
