@@ -144,7 +144,7 @@ class Model {
     if (ex !== undefined) {
       if (ex.kind === 'dir') fail('EISDIR');
       if (!overwrite) fail('EEXIST');
-      this.unlink(parent, name, ex as MNode);
+      this.unlink(parent, name, ex);
     }
     parent.children.set(name, { kind: 'file', mode: 0o644, length, links: 1 });
   }
