@@ -24,7 +24,9 @@ import { IdAllocator } from './ids.js';
 import { INODE_FORMAT_VERSION, ROOT_ID, blockCount, realBlockIds } from './inode.js';
 import type { DirInode, FileInode, Inode, SymlinkInode } from './inode.js';
 import {
+  blockKey,
   blockPrefix,
+  decodeU64,
   decodeDentry,
   dentryPrefix,
   inodeKey,
@@ -359,6 +361,21 @@ export class Namespace {
     const comps = parsePath(path);
     const ino = await this.#read((r) => lookupExisting(r, comps, caller, path).inode);
     return this.#status(ino, path);
+  }
+
+  /** For each block id, the file it belongs to (committed or being written), or undefined. */
+  async blockOwners(blockIds: readonly number[]): Promise<Map<number, FileInode | undefined>> {
+    const gen = this.#cache.generation;
+    return this.#store.read((mr) => {
+      const sr = new SnapshotReader(mr, this.#cache, gen);
+      const out = new Map<number, FileInode | undefined>();
+      for (const id of blockIds) {
+        const v = mr.get(blockKey(id));
+        const f = v === undefined ? undefined : sr.inode(decodeU64(v));
+        out.set(id, f?.type === 'file' ? f : undefined);
+      }
+      return out;
+    });
   }
 
   /** A file by id (for calls that carry a file id), or undefined. */
