@@ -15,7 +15,7 @@ export function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined)
 
 /** The smallest key greater than every key starting with `prefix`; undefined when none exists (all 0xff). */
 export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
-  const out = Uint8Array.from(prefix);
+  const out = new Uint8Array(prefix);
   for (let i = out.length - 1; i >= 0; i--) {
     const b = out[i] as number;
     if (b < 0xff) {

@@ -69,7 +69,10 @@ export interface MetaReader {
 }
 
 export interface MetaTxn extends MetaReader {
-  /** Later reads in this transaction see the write. */
+  /**
+   * Later reads in this transaction see the write. The store takes the bytes as they are (no
+   * copy): the caller must not modify `key` or `value` until the transaction has settled.
+   */
   put(key: MetaKey, value: MetaValue): void;
   /** Deleting an absent key is not an error. */
   delete(key: MetaKey): void;
@@ -92,6 +95,14 @@ export interface MetaStoreStats {
 
 export interface MetaStore {
   readonly engine: string;
+  /**
+   * True when the engine runs transaction functions one at a time, in commit order, each against
+   * the latest state including every earlier function's writes, and never re-runs them (LMDB:
+   * one writer). Layers above may then take reads of keys no pending transaction wrote from
+   * their own cache of committed state. False for optimistic engines (etcd), where every read
+   * must go through the transaction to be validated at commit.
+   */
+  readonly serialTransactions: boolean;
   /** True between open and close. */
   readonly isOpen: boolean;
 

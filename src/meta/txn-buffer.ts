@@ -139,8 +139,8 @@ export class TxnBuffer implements MetaTxn {
       throw metaLimit('keys written by one transaction', this.#writes.size + 1, META_MAX_TXN_WRITES);
     // Copy: the caller may reuse its buffers after the call.
     this.#writes.set(id, {
-      key: Uint8Array.from(key),
-      value: value === undefined ? undefined : Uint8Array.from(value),
+      key: new Uint8Array(key),
+      value: value === undefined ? undefined : new Uint8Array(value),
     });
   }
 }

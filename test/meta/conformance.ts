@@ -314,11 +314,12 @@ export function runMetaStoreConformance(target: ConformanceTarget): void {
       assert.equal(s((await store.get(b('fenced'))) as Uint8Array), 'ok');
     });
 
-    test('returned bytes are copies; written bytes are copied', async (t) => {
+    test('returned bytes are copies; written bytes are the caller’s again once settled', async (t) => {
       const store = await withStore(target, t);
       const key = b('copy');
       const val = b('abc');
       await store.put(key, val);
+      // The store owned them until the put settled; changing them now must not matter.
       val[0] = 0x7a;
       key[0] = 0x7a;
       const got = (await store.get(b('copy'))) as Uint8Array;

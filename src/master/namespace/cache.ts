@@ -7,7 +7,7 @@
  * (`generation` check), so a fill can never put back a value a newer commit replaced. Entries
  * are committed states of their keys, so a reader sees committed data only.
  *
- * Bounded: least-recently-used entries are dropped beyond the configured sizes. Negative entries
+ * Bounded: entries not used for a while are dropped beyond the configured sizes. Negative entries
  * ("this name does not exist") are cached too, so stat of a missing path costs no store read.
  */
 import type { Dentry } from './keys.js';
@@ -19,50 +19,64 @@ export const DEFAULT_DENTRY_CACHE_ENTRIES = 1_000_000;
 /** A cached lookup: a dentry, or null for "absent". */
 export type CachedDentry = Dentry | null;
 
-class Lru<K, V> {
-  readonly #map = new Map<K, V>();
-  readonly #max: number;
+/**
+ * A bounded map that evicts by age in generations: lookups and writes touch only hash maps, never
+ * reorder (a Map delete-and-reinsert on every hit fragments V8's hash tables). Entries live in
+ * `young`; when it holds half the budget it becomes `old` and the previous `old` is dropped. A hit
+ * in `old` is copied back to `young`, so recently used entries survive the rotation.
+ */
+class GenMap<K, V> {
+  #young = new Map<K, V>();
+  #old = new Map<K, V>();
+  readonly #half: number;
   hits = 0;
   misses = 0;
 
   constructor(max: number) {
-    this.#max = Math.max(1, max);
+    this.#half = Math.max(1, Math.floor(max / 2));
   }
 
   get(k: K): V | undefined {
-    const v = this.#map.get(k);
+    let v = this.#young.get(k);
+    if (v !== undefined) {
+      this.hits++;
+      return v;
+    }
+    v = this.#old.get(k);
     if (v === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    // Refresh recency only now and then: re-inserting on every hit costs more than it saves.
-    if ((this.hits & 7) === 0) {
-      this.#map.delete(k);
-      this.#map.set(k, v);
-    }
+    this.#set(k, v);
     return v;
   }
 
   set(k: K, v: V): void {
-    if (this.#map.has(k)) this.#map.delete(k);
-    this.#map.set(k, v);
-    if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next();
-      if (oldest.done !== true) this.#map.delete(oldest.value);
+    this.#set(k, v);
+  }
+
+  #set(k: K, v: V): void {
+    // A stale copy left in `old` is shadowed by `young` and dropped at the next rotation.
+    this.#young.set(k, v);
+    if (this.#young.size >= this.#half) {
+      this.#old = this.#young;
+      this.#young = new Map();
     }
   }
 
   delete(k: K): void {
-    this.#map.delete(k);
+    this.#young.delete(k);
+    this.#old.delete(k);
   }
 
   clear(): void {
-    this.#map.clear();
+    this.#young.clear();
+    this.#old.clear();
   }
 
   get size(): number {
-    return this.#map.size;
+    return this.#young.size + this.#old.size;
   }
 }
 
@@ -76,13 +90,13 @@ export interface CacheStats {
 }
 
 export class NamespaceCache {
-  readonly #inodes: Lru<number, Inode>;
-  readonly #dentries: Lru<string, CachedDentry>;
+  readonly #inodes: GenMap<number, Inode>;
+  readonly #dentries: GenMap<string, CachedDentry>;
   #generation = 0;
 
   constructor(inodeEntries = DEFAULT_INODE_CACHE_ENTRIES, dentryEntries = DEFAULT_DENTRY_CACHE_ENTRIES) {
-    this.#inodes = new Lru(inodeEntries);
-    this.#dentries = new Lru(dentryEntries);
+    this.#inodes = new GenMap(inodeEntries);
+    this.#dentries = new GenMap(dentryEntries);
   }
 
   /** Changes whenever a commit is applied; a fill carries the value seen when its read began. */
@@ -142,6 +156,6 @@ export type CacheChange =
   | { kind: 'inode'; id: number; inode: Inode | null }
   | { kind: 'dentry'; parent: number; name: string; dentry: CachedDentry };
 
-function dentryId(parent: number, name: string): string {
+export function dentryId(parent: number, name: string): string {
   return `${parent}/${name}`;
 }

@@ -4,7 +4,8 @@
  * One NsTx per run of the transaction function (a run may be discarded and repeated).
  */
 import type { MetaTxn } from '../../meta/index.js';
-import type { CacheChange } from './cache.js';
+import { dentryId } from './cache.js';
+import type { CacheChange, CachedDentry } from './cache.js';
 import { decodeInode, encodeInode } from './inode.js';
 import type { Inode, InodeType } from './inode.js';
 import {
@@ -32,6 +33,15 @@ export interface CountDelta {
   blocks: number;
 }
 
+/**
+ * Committed state a transaction may read instead of the store: only offered by engines that run
+ * transactions serially, and only for keys no pending (run but not yet resolved) transaction wrote.
+ */
+export interface CommittedView {
+  inode(id: number): Inode | undefined;
+  dentry(parent: number, name: string): CachedDentry | undefined;
+}
+
 export class NsTx implements NsReader {
   readonly tx: MetaTxn;
   readonly changes: CacheChange[] = [];
@@ -42,14 +52,23 @@ export class NsTx implements NsReader {
   readonly leasesGranted = new Map<number, { id: string; host: string }>();
   readonly leasesEnded = new Set<number>();
   readonly #inodes = new Map<number, Inode | null>();
+  readonly #committed: CommittedView | undefined;
+  /** Entries this run wrote: read back through the transaction, never from committed state. */
+  readonly #wroteDentries = new Set<string>();
 
-  constructor(tx: MetaTxn) {
+  constructor(tx: MetaTxn, committed?: CommittedView) {
     this.tx = tx;
+    this.#committed = committed;
   }
 
   inode(id: number): Inode | undefined {
     const memo = this.#inodes.get(id);
     if (memo !== undefined) return memo ?? undefined;
+    const c = this.#committed?.inode(id);
+    if (c !== undefined) {
+      this.#inodes.set(id, c);
+      return c;
+    }
     const v = this.tx.get(inodeKey(id));
     const ino = v === undefined ? null : decodeInode(v);
     this.#inodes.set(id, ino);
@@ -57,6 +76,10 @@ export class NsTx implements NsReader {
   }
 
   dentry(parent: number, name: string): Dentry | undefined {
+    if (this.#committed !== undefined && !this.#wroteDentries.has(dentryId(parent, name))) {
+      const c = this.#committed.dentry(parent, name);
+      if (c !== undefined) return c ?? undefined;
+    }
     const v = this.tx.get(dentryKey(parent, name));
     return v === undefined ? undefined : decodeDentry(v);
   }
@@ -100,11 +123,13 @@ export class NsTx implements NsReader {
 
   putDentry(parent: number, name: string, d: Dentry): void {
     this.tx.put(dentryKey(parent, name), encodeDentry(d));
+    if (this.#committed !== undefined) this.#wroteDentries.add(dentryId(parent, name));
     this.changes.push({ kind: 'dentry', parent, name, dentry: d });
   }
 
   deleteDentry(parent: number, name: string): void {
     this.tx.delete(dentryKey(parent, name));
+    if (this.#committed !== undefined) this.#wroteDentries.add(dentryId(parent, name));
     this.changes.push({ kind: 'dentry', parent, name, dentry: null });
   }
 

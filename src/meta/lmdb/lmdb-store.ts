@@ -50,6 +50,7 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 export class LmdbStore implements MetaStore {
   readonly engine = 'lmdb';
+  readonly serialTransactions = true;
   readonly #root: RootDatabase;
   readonly #kv: Database<Buffer, Buffer>;
   readonly #engineDb: Database<number, string>;

@@ -51,6 +51,7 @@ class ReadMiss extends Error {
 
 export class MemoryStore implements MetaStore {
   readonly engine: string;
+  readonly serialTransactions: boolean;
   readonly #remote: boolean;
   readonly #latencyMs: number;
   /** Sorted latin1 ids (latin1 string order equals byte order). */
@@ -65,6 +66,7 @@ export class MemoryStore implements MetaStore {
     this.#remote = opts.remote === true;
     this.#latencyMs = opts.latencyMs ?? 0;
     this.engine = this.#remote ? 'memory-remote' : 'memory';
+    this.serialTransactions = !this.#remote;
   }
 
   get isOpen(): boolean {
