@@ -93,6 +93,11 @@ export const masterSection = z
     bind_host: str('0.0.0.0'),
     meta_dir: str('/opt/strata/data/meta'),
     meta_store: oneOf(META_STORES, 'lmdb'),
+    /**
+     * true: acknowledge a metadata change once flushed to disk (survives power loss); false: once
+     * committed (survives a crash of the process; the OS flushes moments later). Never corrupts.
+     */
+    meta_sync: bool(false),
     heartbeat_interval: duration('3s', 10),
     worker_blacklist_interval: duration('10s', 10),
     worker_lost_interval: duration('30s', 10),
