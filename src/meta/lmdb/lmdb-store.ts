@@ -31,7 +31,8 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Logger } from '../../common/logging.js';
 import { bytesEqual, bytesId, compareBytes, inInterval, normaliseScan } from '../bytes.js';
 import type { Interval } from '../bytes.js';
-import { MetaCompareError, MetaError, metaClosed, metaIo } from '../errors.js';
+import type { MetaError } from '../errors.js';
+import { MetaCompareError, metaClosed, metaIo } from '../errors.js';
 import { CheckedReader, TxnBuffer } from '../txn-buffer.js';
 import type { EngineReader } from '../txn-buffer.js';
 import type {
