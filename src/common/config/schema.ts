@@ -94,8 +94,9 @@ export const masterSection = z
     meta_dir: str('/opt/strata/data/meta'),
     meta_store: oneOf(META_STORES, 'lmdb'),
     /**
-     * true: acknowledge a metadata change once flushed to disk (survives power loss); false: once
-     * committed (survives a crash of the process; the OS flushes moments later). Never corrupts.
+     * true: sync data and LMDB's meta page at every commit (acknowledged changes survive power
+     * loss); false: the meta page waits for the next commit (a machine crash may undo the last
+     * transaction; a process crash loses nothing). Never corrupts.
      */
     meta_sync: bool(false),
     heartbeat_interval: duration('3s', 10),
