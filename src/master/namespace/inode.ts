@@ -1,9 +1,9 @@
 /**
  * Inodes as the namespace holds them, and their stored form.
  *
- * Stored value = one type byte, then a msgpack array in a fixed field order (positional: several
- * times faster to encode and decode than a map, and half the size). The leading type byte lets
- * startup count files and directories without decoding. FORMAT_VERSION guards the layout.
+ * Stored value = a msgpack array in a fixed field order (positional: several times faster to
+ * encode and decode than a map, and half the size), the type code first so startup can count
+ * files and directories without decoding. INODE_FORMAT_VERSION (second) guards the layout.
  *
  * Inode objects are immutable once built: an update makes a copy. The cache hands the same
  * object to many readers, so nobody may mutate one in place.
@@ -82,35 +82,56 @@ const STATE_CODES: readonly FileState[] = ['writing', 'complete'];
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-/** The inode's type from its stored value without decoding the rest. */
+/**
+ * Stored form: a msgpack array whose first element is the type code. The array header is one
+ * byte (up to 15 elements) or three (array16), so the type byte sits at a fixed offset and
+ * startup can count inodes by type without decoding them.
+ */
 export function storedInodeType(value: Uint8Array): InodeType | undefined {
-  return BYTE_TYPE[value[0] ?? 0];
+  const h = value[0];
+  const at = h === undefined ? -1 : h >= 0x90 && h <= 0x9f ? 1 : h === 0xdc ? 3 : -1;
+  return at < 0 ? undefined : BYTE_TYPE[value[at] ?? 0];
 }
 
 export function encodeInode(ino: Inode): Buffer {
-  const common = [
-    INODE_FORMAT_VERSION,
-    ino.id,
-    ino.mode,
-    ino.uid,
-    ino.gid,
-    ino.nlink,
-    ino.atimeMs,
-    ino.mtimeMs,
-    ino.ctimeMs,
-    ino.links,
-    ino.ttlMs,
-    TTL_ACTIONS.indexOf(ino.ttlAction),
-    ino.xattrCount,
-    ino.xattrBytes,
-  ];
-  let rest: unknown[];
+  const ttl = TTL_ACTIONS.indexOf(ino.ttlAction);
   switch (ino.type) {
     case 'dir':
-      rest = [ino.children];
-      break;
+      return packr.pack([
+        TYPE_BYTE.dir,
+        INODE_FORMAT_VERSION,
+        ino.id,
+        ino.mode,
+        ino.uid,
+        ino.gid,
+        ino.nlink,
+        ino.atimeMs,
+        ino.mtimeMs,
+        ino.ctimeMs,
+        ino.links,
+        ino.ttlMs,
+        ttl,
+        ino.xattrCount,
+        ino.xattrBytes,
+        ino.children,
+      ]);
     case 'file':
-      rest = [
+      return packr.pack([
+        TYPE_BYTE.file,
+        INODE_FORMAT_VERSION,
+        ino.id,
+        ino.mode,
+        ino.uid,
+        ino.gid,
+        ino.nlink,
+        ino.atimeMs,
+        ino.mtimeMs,
+        ino.ctimeMs,
+        ino.links,
+        ino.ttlMs,
+        ttl,
+        ino.xattrCount,
+        ino.xattrBytes,
         ino.length,
         ino.blockSize,
         ino.replicas,
@@ -119,65 +140,105 @@ export function encodeInode(ino: Inode): Buffer {
         ino.blocks,
         ino.lease === null ? null : [ino.lease.id, ino.lease.host],
         ino.pending,
-      ];
-      break;
+      ]);
     case 'symlink':
-      rest = [ino.target];
-      break;
+      return packr.pack([
+        TYPE_BYTE.symlink,
+        INODE_FORMAT_VERSION,
+        ino.id,
+        ino.mode,
+        ino.uid,
+        ino.gid,
+        ino.nlink,
+        ino.atimeMs,
+        ino.mtimeMs,
+        ino.ctimeMs,
+        ino.links,
+        ino.ttlMs,
+        ttl,
+        ino.xattrCount,
+        ino.xattrBytes,
+        ino.target,
+      ]);
   }
-  const body = packr.pack([...common, ...rest]);
-  const out = Buffer.allocUnsafe(body.length + 1);
-  out[0] = TYPE_BYTE[ino.type];
-  body.copy(out, 1);
-  return out;
 }
 
 export function decodeInode(value: Uint8Array): Inode {
-  const type = storedInodeType(value);
   let a: unknown[];
   try {
-    a = packr.unpack(value.subarray(1)) as unknown[];
+    a = packr.unpack(value) as unknown[];
   } catch (err) {
     throw metaCorruptInode(`undecodable inode value: ${(err as Error).message}`);
   }
-  if (type === undefined || !Array.isArray(a) || a[0] !== INODE_FORMAT_VERSION) {
-    throw metaCorruptInode(`inode value of unknown type ${value[0]} or format ${String(a[0])}`);
+  const type = Array.isArray(a) ? BYTE_TYPE[a[0] as number] : undefined;
+  if (type === undefined || a[1] !== INODE_FORMAT_VERSION) {
+    throw metaCorruptInode(`inode value of unknown type or format (${String(a[0])}, ${String(a[1])})`);
   }
-  const common = {
-    id: a[1] as number,
-    mode: a[2] as number,
-    uid: a[3] as number,
-    gid: a[4] as number,
-    nlink: a[5] as number,
-    atimeMs: a[6] as number,
-    mtimeMs: a[7] as number,
-    ctimeMs: a[8] as number,
-    links: a[9] as Link[],
-    ttlMs: a[10] as number,
-    ttlAction: TTL_ACTIONS[a[11] as number] ?? 'none',
-    xattrCount: a[12] as number,
-    xattrBytes: a[13] as number,
-  };
+  const ttlAction = TTL_ACTIONS[a[12] as number] ?? 'none';
   switch (type) {
     case 'dir':
-      return { ...common, type, children: a[14] as number };
-    case 'file': {
-      const lease = a[20] as [string, string] | null;
       return {
-        ...common,
         type,
-        length: a[14] as number,
-        blockSize: a[15] as number,
-        replicas: a[16] as number,
-        storageType: STORAGE_TYPES[a[17] as number] ?? 'DISK',
-        state: STATE_CODES[a[18] as number] ?? 'complete',
-        blocks: a[19] as number[],
+        id: a[2] as number,
+        mode: a[3] as number,
+        uid: a[4] as number,
+        gid: a[5] as number,
+        nlink: a[6] as number,
+        atimeMs: a[7] as number,
+        mtimeMs: a[8] as number,
+        ctimeMs: a[9] as number,
+        links: a[10] as Link[],
+        ttlMs: a[11] as number,
+        ttlAction,
+        xattrCount: a[13] as number,
+        xattrBytes: a[14] as number,
+        children: a[15] as number,
+      };
+    case 'file': {
+      const lease = a[21] as [string, string] | null;
+      return {
+        type,
+        id: a[2] as number,
+        mode: a[3] as number,
+        uid: a[4] as number,
+        gid: a[5] as number,
+        nlink: a[6] as number,
+        atimeMs: a[7] as number,
+        mtimeMs: a[8] as number,
+        ctimeMs: a[9] as number,
+        links: a[10] as Link[],
+        ttlMs: a[11] as number,
+        ttlAction,
+        xattrCount: a[13] as number,
+        xattrBytes: a[14] as number,
+        length: a[15] as number,
+        blockSize: a[16] as number,
+        replicas: a[17] as number,
+        storageType: STORAGE_TYPES[a[18] as number] ?? 'DISK',
+        state: STATE_CODES[a[19] as number] ?? 'complete',
+        blocks: a[20] as number[],
         lease: lease === null ? null : { id: lease[0], host: lease[1] },
-        pending: a[21] as number[],
+        pending: a[22] as number[],
       };
     }
     case 'symlink':
-      return { ...common, type, target: a[14] as string };
+      return {
+        type,
+        id: a[2] as number,
+        mode: a[3] as number,
+        uid: a[4] as number,
+        gid: a[5] as number,
+        nlink: a[6] as number,
+        atimeMs: a[7] as number,
+        mtimeMs: a[8] as number,
+        ctimeMs: a[9] as number,
+        links: a[10] as Link[],
+        ttlMs: a[11] as number,
+        ttlAction,
+        xattrCount: a[13] as number,
+        xattrBytes: a[14] as number,
+        target: a[15] as string,
+      };
   }
 }
 

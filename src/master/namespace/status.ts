@@ -10,53 +10,76 @@ export interface StatusContext {
   cachedBytes?: (file: FileInode) => number | undefined;
 }
 
+/** One literal per type (no spreads): this runs for every status a call returns. */
 export function toStatus(ino: Inode, path: string, ctx: StatusContext): FileStatus {
   const name = path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1);
-  const base = {
-    id: ino.id,
-    path,
-    name,
-    type: ino.type,
-    mode: ino.mode & 0o7777,
-    uid: ino.uid,
-    gid: ino.gid,
-    nlink: ino.nlink,
-    atimeMs: ino.atimeMs,
-    mtimeMs: ino.mtimeMs,
-    ctimeMs: ino.ctimeMs,
-    ttlMs: ino.ttlMs,
-    ttlAction: ino.ttlAction,
-  };
   switch (ino.type) {
     case 'file': {
       const cached = ctx.cachedBytes?.(ino);
-      return {
-        ...base,
+      const s: FileStatus = {
+        id: ino.id,
+        path,
+        name,
+        type: 'file',
         size: ino.length,
+        mode: ino.mode & 0o7777,
+        uid: ino.uid,
+        gid: ino.gid,
+        nlink: ino.nlink,
+        atimeMs: ino.atimeMs,
+        mtimeMs: ino.mtimeMs,
+        ctimeMs: ino.ctimeMs,
         blockSize: ino.blockSize,
         replicas: ino.replicas,
         storageType: ino.storageType,
+        ttlMs: ino.ttlMs,
+        ttlAction: ino.ttlAction,
         state: ino.state,
-        ...(cached === undefined ? {} : { cachedBytes: Math.min(cached, ino.length) }),
       };
+      if (cached !== undefined) s.cachedBytes = Math.min(cached, ino.length);
+      return s;
     }
     case 'dir':
       return {
-        ...base,
+        id: ino.id,
+        path,
+        name,
+        type: 'dir',
         size: 0,
+        mode: ino.mode & 0o7777,
+        uid: ino.uid,
+        gid: ino.gid,
+        nlink: ino.nlink,
+        atimeMs: ino.atimeMs,
+        mtimeMs: ino.mtimeMs,
+        ctimeMs: ino.ctimeMs,
         blockSize: 0,
         replicas: 0,
         storageType: ctx.defaultStorageType,
+        ttlMs: ino.ttlMs,
+        ttlAction: ino.ttlAction,
         state: 'complete',
         children: ino.children,
       };
     case 'symlink':
       return {
-        ...base,
+        id: ino.id,
+        path,
+        name,
+        type: 'symlink',
         size: Buffer.byteLength(ino.target, 'utf8'),
+        mode: ino.mode & 0o7777,
+        uid: ino.uid,
+        gid: ino.gid,
+        nlink: ino.nlink,
+        atimeMs: ino.atimeMs,
+        mtimeMs: ino.mtimeMs,
+        ctimeMs: ino.ctimeMs,
         blockSize: 0,
         replicas: 0,
         storageType: ctx.defaultStorageType,
+        ttlMs: ino.ttlMs,
+        ttlAction: ino.ttlAction,
         state: 'complete',
         target: ino.target,
       };
