@@ -1,13 +1,14 @@
 // Worker coordination through the master's handlers with a fake clock: registration rules,
 // live → blacklisted → lost → re-registered, block reports, orphan and excess deletes,
-// re-replication after a loss, decommission draining, delete resends, and rebuilding locations
-// after a master restart. Real intervals over RPC are covered by test/master/master-process.test.ts.
+// re-replication after a loss, decommission draining, delete resends, rebuilding locations after
+// a master restart, and the TTL/lease timers. Real intervals over RPC: master-process.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as M from '../../src/protocol/master-calls.js';
 import type { WorkerCommand } from '../../src/protocol/types.js';
 import { checkNamespace } from '../../src/master/namespace/index.js';
-import { address, openCore, tiers } from './core-helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { TEST_TOML, address, openCore, tiers } from './core-helpers.js';
 import type { TestCore } from './core-helpers.js';
 
 const GiB = 1024 ** 3;
@@ -292,5 +293,30 @@ describe('worker coordination', () => {
     const got = await c.callRaw(M.GetXattr, { path: '/d', name: 'user.k' });
     assert.deepEqual([...got.payload], [1, 2, 3]);
     assert.deepEqual((await c.call(M.ListXattr, { path: '/d' })).names, ['user.k']);
+  });
+});
+
+describe('periodic work', () => {
+  test('the TTL checker and lease recovery run on their timers', async (t) => {
+    const toml = TEST_TOML.replace(
+      'file_lease_timeout = 60000',
+      'file_lease_timeout = 200\nttl_checker_interval = 50',
+    );
+    const c = await openCore(t, { toml, extra: { clock: Date.now } });
+    c.core.start();
+    const { status, leaseId } = await c.call(M.Create, { path: '/short', ttlMs: 100, ttlAction: 'delete' });
+    await c.call(M.Complete, { fileId: status.id, leaseId, blocks: [], length: 0 });
+    const w = await c.call(M.Create, { path: '/abandoned' });
+    await waitFor(
+      'TTL deletion',
+      async () => !(await c.core.namespace.list('/')).entries.some((e) => e.name === 'short'),
+      5000,
+    );
+    await waitFor(
+      'lease expiry',
+      async () => (await c.call(M.GetStatus, { path: '/abandoned' })).state === 'complete',
+      5000,
+    );
+    await assert.rejects(c.call(M.AddBlock, { fileId: w.status.id, leaseId: w.leaseId }), { code: 'EBADF' });
   });
 });

@@ -393,6 +393,27 @@ export function runMetaStoreConformance(target: ConformanceTarget): void {
       assert.ok(calls >= 20);
     });
 
+    test('transactions resolve in commit order', async (t) => {
+      const store = await withStore(target, t);
+      const order: number[] = [];
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          store
+            .transaction((tx) => {
+              const n = Number(s(tx.get(b('seq')) ?? b('0')));
+              tx.put(b('seq'), b(String(n + 1)));
+              return n;
+            })
+            .then((n) => order.push(n)),
+        ),
+      );
+      assert.deepEqual(
+        order,
+        Array.from({ length: 100 }, (_, i) => i),
+        'a later transaction never resolves first',
+      );
+    });
+
     const reopen = target.reopen;
     if (reopen !== undefined) {
       test('committed data and revisions survive close and reopen', async (t) => {
