@@ -397,7 +397,7 @@ export function runMetaStoreConformance(target: ConformanceTarget): void {
       const store = await withStore(target, t);
       const order: number[] = [];
       await Promise.all(
-        Array.from({ length: 100 }, (_, i) =>
+        Array.from({ length: 100 }, () =>
           store
             .transaction((tx) => {
               const n = Number(s(tx.get(b('seq')) ?? b('0')));
