@@ -120,11 +120,13 @@ interface ThreadJob {
   filesPerClient: number;
 }
 
-async function runThread(job: ThreadJob): Promise<number[]> {
+/** Connects, warms up, reports ready, waits for "go", then runs the phase. */
+async function runThread(job: ThreadJob): Promise<void> {
   const conns = new Map<number, RpcClient>();
   for (const c of job.clients)
     conns.set(c, new RpcClient({ addresses: [{ host: '127.0.0.1', port: job.port }], retryMax: 0 }));
   const rpc = (c: number): RpcClient => conns.get(c) as RpcClient;
+  await Promise.all(job.clients.map((c) => rpc(c).call(M.GetStatus, { path: `/bench/c${c}` })));
   const ops: Record<Phase, Op> = {
     create: async (c, i) => {
       const r = await rpc(c).call(M.Create, { path: `/bench/c${c}/f${i}` });
@@ -142,41 +144,46 @@ async function runThread(job: ThreadJob): Promise<number[]> {
     rename: (c, i) => rpc(c).call(M.Rename, { src: `/bench/c${c}/f${i}`, dst: `/bench/c${c}/r${i}` }),
     delete: (c, i) => rpc(c).call(M.Delete, { path: `/bench/c${c}/r${i}` }),
   };
+  const port = parentPort;
+  if (port === null) return;
+  await new Promise<void>((resolve) => {
+    port.once('message', () => resolve());
+    port.postMessage('ready');
+  });
   try {
-    return (await drive(job.clients, job.filesPerClient, ops[job.phase])).latUs;
+    port.postMessage((await drive(job.clients, job.filesPerClient, ops[job.phase])).latUs);
   } finally {
     await Promise.all([...conns.values()].map((c) => c.close()));
   }
 }
 
 if (!isMainThread) {
-  const job = workerData as ThreadJob;
-  runThread(job).then(
-    (lat) => parentPort?.postMessage(lat),
-    (err: unknown) => {
-      throw err;
-    },
-  );
+  runThread(workerData as ThreadJob).catch((err: unknown) => {
+    throw err;
+  });
 }
 
+/** Runs one phase in client threads; the clock starts when every thread is connected and warm. */
 async function rpcPhase(args: Args, port: number, phase: Phase): Promise<PhaseResult> {
   const perClient = Math.floor(args.files / args.clients);
   const threads = Math.max(1, Math.min(args.threads, args.clients));
   const groups: number[][] = Array.from({ length: threads }, () => []);
   for (let c = 0; c < args.clients; c++) groups[c % threads]?.push(c);
   const self = fileURLToPath(import.meta.url);
+  const workers = groups.map((clients) => {
+    const job: ThreadJob = { port, phase, clients, filesPerClient: perClient };
+    return new Worker(self, { workerData: job });
+  });
+  const next = (w: Worker): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  await Promise.all(workers.map(next));
   const t0 = performance.now();
-  const lats = await Promise.all(
-    groups.map(
-      (clients) =>
-        new Promise<number[]>((resolve, reject) => {
-          const job: ThreadJob = { port, phase, clients, filesPerClient: perClient };
-          const w = new Worker(self, { workerData: job });
-          w.once('message', (m: number[]) => resolve(m));
-          w.once('error', reject);
-        }),
-    ),
-  );
+  const results = workers.map((w) => next(w) as Promise<number[]>);
+  for (const w of workers) w.postMessage('go');
+  const lats = await Promise.all(results);
   return summarise(phase, (performance.now() - t0) / 1000, lats.flat());
 }
 
