@@ -85,4 +85,18 @@ for n in $NODES; do
   done
   echo "$n: healthy at http://$addr"
 done
+# Healthy alone is not enough: wait until every node sees every other as up, so the first
+# requests are routed the same way whichever node receives them.
+count=0
+for _ in $NODES; do count=$((count + 1)); done
+for n in $NODES; do
+  addr="$(http_addr "$CONFIG_DIR/$n.yaml")"
+  until [[ "$(curl -fsS -m 2 "http://$addr/admin/cluster" 2>/dev/null | grep -o '"state":"up"' | wc -l)" -ge "$count" ]]; do
+    if ((SECONDS >= deadline)); then
+      echo "start_cluster: $n does not see all $count nodes up after ${TIMEOUT_S}s (http://$addr/admin/cluster)" >&2
+      abort 1
+    fi
+    sleep 0.2
+  done
+done
 echo "cluster up: ${NODES// /, } (stop with scripts/stop_cluster.sh)"

@@ -78,15 +78,16 @@ done
 
 echo "== spread: 30 keys written round-robin, read back through the next node"
 bad=0
+why=""
 for i in $(seq 1 30); do
   w="${ADDRS[$((i % ${#ADDRS[@]}))]}"
   r="${ADDRS[$(((i + 1) % ${#ADDRS[@]}))]}"
   req PUT "http://$w/api/v1/cache/spread-$i" "{\"value\":$i}"
-  [[ "$CODE" == 200 ]] || bad=$((bad + 1))
+  [[ "$CODE" == 200 ]] || { bad=$((bad + 1)); why+=" PUT spread-$i via $w: $CODE $BODY;"; }
   req GET "http://$r/api/v1/cache/spread-$i"
-  [[ "$CODE" == 200 && "$BODY" == *"\"value\":$i}"* ]] || bad=$((bad + 1))
+  [[ "$CODE" == 200 && "$BODY" == *"\"value\":$i}"* ]] || { bad=$((bad + 1)); why+=" GET spread-$i via $r: $CODE $BODY;"; }
 done
-[[ $bad -eq 0 ]] && ok "30 keys written and read across nodes" || ko "spread" "$bad failures"
+[[ $bad -eq 0 ]] && ok "30 keys written and read across nodes" || ko "spread" "$bad failures:$why"
 holders=0
 for a in "${ADDRS[@]}"; do
   req GET "http://$a/api/v1/health"

@@ -1,6 +1,8 @@
 /**
  * Coalesces many small requests to one peer into few round trips: items submitted in the same
- * tick (or while the in-flight limit is reached) travel together. Under load this turns N
+ * tick (or while the in-flight limit is reached) travel together. With one batch in flight (as
+ * the peer set uses it) batches also arrive in submission order, so two operations on one key
+ * execute in the order they were issued. Under load this turns N
  * forwarded commands into N/batch HTTP requests; idle, an item leaves on the next tick, so the
  * added latency is one event-loop turn. The queue is bounded: past `maxQueued` a submit fails at
  * once (overload is an answer, not unbounded memory).
@@ -11,6 +13,10 @@ export interface BatcherOptions<I, R> {
   /** Sends one batch; resolves with one result per item, in order, or rejects for all. */
   send: (items: I[]) => Promise<R[]>;
   maxBatch: number;
+  /** A batch is closed once its items weigh this much (at least one item per batch). */
+  maxBatchBytes: number;
+  /** Approximate bytes of an item on the wire. */
+  weigh: (item: I) => number;
   maxInFlight: number;
   maxQueued: number;
   /** For messages. */
@@ -60,7 +66,17 @@ export class Batcher<I, R> {
 
   #pump(): void {
     while (this.#queue.length > 0 && this.#inFlight < this.#opts.maxInFlight) {
-      const batch = this.#queue.splice(0, this.#opts.maxBatch);
+      let count = 0;
+      let bytes = 0;
+      while (
+        count < this.#queue.length &&
+        count < this.#opts.maxBatch &&
+        (count === 0 || bytes < this.#opts.maxBatchBytes)
+      ) {
+        bytes += this.#opts.weigh((this.#queue[count] as Pending<I, R>).item);
+        count++;
+      }
+      const batch = this.#queue.splice(0, count);
       this.#inFlight++;
       this.#opts
         .send(batch.map((p) => p.item))

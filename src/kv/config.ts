@@ -88,7 +88,7 @@ export const kvConfigSchema = z.object({
   tombstone_ttl: duration('10m', 1000),
   max_tombstones: int(100_000, 100, 100_000_000, 'a count'),
   /** After a membership change, a miss on a key's owner also asks the other candidates this long. */
-  settle_window: duration('15s'),
+  settle_window: duration('5s'),
   /** On SIGTERM hand this node's keys to their next owners before exiting. */
   handoff_on_shutdown: bool(true),
   shutdown_grace: duration('10s', 100),

@@ -26,7 +26,11 @@ import type { LruStore } from './store.js';
 import type { KvOp, OpResult, StoredValue } from './wire.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Shared result of a stored SET (results are read, never mutated). */
+const SET_OK: OpResult = Object.freeze({ ok: true });
 const INTEGER_RE = /^-?\d{1,16}$/;
+/** Nodes past the replica list asked on a miss during the settle window. */
+const SETTLE_EXTRA_CANDIDATES = 2;
 
 /** Where keys that this node holds but does not own go to be handed to their owners. */
 export interface HandoffSink {
@@ -97,7 +101,8 @@ export class KvEngine {
     const isRead = op.op === 'get' || op.op === 'exists' || op.op === 'ttl' || op.op === 'peek';
     if (this.#m.replicas === 1) {
       const p = ring.primary(hash, alive);
-      if (p === self || p < 0) return this.executeLocal(op, hash);
+      if (p === self) return this.executeLocal(op, hash, true);
+      if (p < 0) return this.executeLocal(op, hash);
       return this.#forward(op, hash, [ring.nodeIds[p] as string]);
     }
     const pref = ring.preference(hash, this.#m.replicas, alive, this.#scratch);
@@ -134,8 +139,11 @@ export class KvEngine {
     return this.executeLocal(op, hash);
   }
 
-  /** Executes an operation on this node as the key's coordinator (no forwarding). */
-  executeLocal(op: KvOp, hash = HashRing.hashKey(op.key)): MaybePromise<OpResult> {
+  /**
+   * Executes an operation on this node as the key's coordinator (no forwarding). `soleOwner`:
+   * the caller has just established that this node is the key's only alive owner (replicas = 1).
+   */
+  executeLocal(op: KvOp, hash = HashRing.hashKey(op.key), soleOwner = false): MaybePromise<OpResult> {
     const now = this.#now();
     const store = this.#store;
     switch (op.op) {
@@ -165,13 +173,18 @@ export class KvEngine {
         return { n: e === undefined ? -2 : e.expiresAtMs === 0 ? -1 : Math.max(0, e.expiresAtMs - now) };
       }
       case 'set': {
-        const cur = store.peek(op.key, now);
-        if ((op.nx && cur !== undefined) || (op.xx && cur === undefined)) return { ok: false };
-        const expiresAtMs = op.keepTtl && cur !== undefined ? cur.expiresAtMs : op.expiresAtMs;
+        let expiresAtMs = op.expiresAtMs;
+        // A plain SET needs no look at the current value.
+        if (op.nx || op.xx || op.keepTtl) {
+          const cur = store.peek(op.key, now);
+          if ((op.nx && cur !== undefined) || (op.xx && cur === undefined)) return { ok: false };
+          if (op.keepTtl && cur !== undefined) expiresAtMs = cur.expiresAtMs;
+        }
         return this.#commit(
           { key: op.key, kind: op.kind, value: op.value, version: this.#clock.next(), expiresAtMs },
           hash,
-          { ok: true },
+          SET_OK,
+          soleOwner,
         );
       }
       case 'del': {
@@ -226,8 +239,9 @@ export class KvEngine {
    * Applies a write here and copies it to the key's other alive replicas. Failed copies are
    * queued for handoff (retried until the replica answers or is marked down).
    */
-  #commit(rec: WriteRecord, hash: number, result: OpResult): MaybePromise<OpResult> {
+  #commit(rec: WriteRecord, hash: number, result: OpResult, soleOwner = false): MaybePromise<OpResult> {
     this.#store.apply(rec);
+    if (soleOwner) return result;
     const { ring, alive } = this.#m.view;
     const self = this.#m.selfIndex;
     if (this.#m.replicas === 1) {
@@ -281,8 +295,7 @@ export class KvEngine {
 
   /**
    * After a membership change a key's new owner may not have received it yet: for a while a
-   * miss asks the key's other candidates (one past the replica count, where a fallback copy
-   * lives) and keeps the newest copy found.
+   * miss asks the key's other candidates and keeps the newest copy found.
    */
   #settling(now: number): boolean {
     return this.#m.ring.size > 1 && now - this.#m.lastChangeMs < this.#settleWindowMs;
@@ -290,8 +303,10 @@ export class KvEngine {
 
   async #getFromOthers(key: string, hash: number): Promise<OpResult> {
     const { ring, alive } = this.#m.view;
+    // Where a copy may sit: the key's replicas and the next two nodes, where writes land while
+    // their owners are (or were believed) down. In a small cluster that is every node.
     const ids = ring
-      .preference(hash, this.#m.replicas + 1, alive)
+      .preference(hash, this.#m.replicas + SETTLE_EXTRA_CANDIDATES, alive)
       .map((i) => ring.nodeIds[i] as string)
       .filter((id) => id !== this.#m.selfId);
     const found = await Promise.all(

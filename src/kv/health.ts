@@ -1,6 +1,6 @@
 /**
  * Peer health checks: every `health_check_interval` each peer's /internal/cluster/health is asked,
- * with `health_check_timeout`. An answer sets the peer's state (up, joining, leaving); silence
+ * with `health_check_timeout`, and once more right after this node's own state changes. An answer sets the peer's state (up, joining, leaving); silence
  * counts towards `failure_threshold`; a refused connection marks it down at once. The request
  * carries this node's id and address, so a node started with a larger `cluster_nodes` announces
  * itself to the others; the reply carries the peer's known nodes (learned the same way) and its
@@ -84,7 +84,9 @@ export class HealthChecker {
     const info = m.node(id);
     if (info === undefined) return;
     const client = this.#o.peers.ensure(id, info.address);
-    const query = `?from=${encodeURIComponent(m.selfId)}&addr=${encodeURIComponent(formatHostPort(this.#o.selfAddress))}`;
+    // The probe tells the peer who we are and our state, so a node that just came up is known
+    // as up by every peer within one round trip, not one health-check interval later.
+    const query = `?from=${encodeURIComponent(m.selfId)}&addr=${encodeURIComponent(formatHostPort(this.#o.selfAddress))}&state=${m.selfState}`;
     let reply: HealthReply;
     try {
       const { body } = await client.getJson(`${INTERNAL_PATHS.health}${query}`, this.#o.timeoutMs);

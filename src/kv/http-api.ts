@@ -26,7 +26,7 @@ import type { HealthChecker } from './health.js';
 import { readBody, sendKvError } from './http-util.js';
 import { checkKey, checkValueSize, parseTtl } from './limits.js';
 import type { Membership } from './membership.js';
-import type { KvMetrics } from './metrics.js';
+import { KvMetrics } from './metrics.js';
 import { INTERNAL_PATHS } from './peers.js';
 import type { PeerSet } from './peers.js';
 import type { Rebalancer } from './rebalancer.js';
@@ -57,7 +57,7 @@ export function registerHttpApi(server: OpsHttpServer, d: HttpApiDeps): void {
 
   const keyRoute =
     (method: 'GET' | 'PUT' | 'DELETE') => async (req: IncomingMessage, res: ServerResponse) => {
-      const start = process.hrtime.bigint();
+      const start = KvMetrics.now();
       const op = method === 'GET' ? 'get' : method === 'PUT' ? 'set' : 'del';
       try {
         const key = keyFromUrl(req.url ?? '');

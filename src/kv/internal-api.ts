@@ -20,15 +20,16 @@ import type { KvEngine } from './engine.js';
 import { KvError } from './errors.js';
 import type { HealthReply } from './health.js';
 import { FrameWriter, readBody, sendPacked, statusOf } from './http-util.js';
-import type { Membership } from './membership.js';
+import { NODE_STATES } from './membership.js';
+import type { Membership, NodeState } from './membership.js';
 import { INTERNAL_PATHS } from './peers.js';
 import type { PeerSet } from './peers.js';
 import type { Rebalancer } from './rebalancer.js';
 import { BATCH_BYTES, decodeOp, tupleToRecord, unpack } from './wire.js';
 import type { OpResult, WireOutcome } from './wire.js';
 
-/** Records or ops per internal request are bounded by the sender; bodies by this much on top of values. */
-const INTERNAL_BODY_SLACK_BYTES = 4 * BATCH_BYTES;
+/** Framing of up to MAX_OPS_PER_REQUEST items on top of their keys and values. */
+const INTERNAL_BODY_SLACK_BYTES = 512 * 1024;
 /** Operations accepted in one forwarded batch. */
 const MAX_OPS_PER_REQUEST = 4096;
 
@@ -42,8 +43,9 @@ export interface InternalApiDeps {
 }
 
 export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): void {
-  // A batch may carry up to 256 maximal values; the sender cuts batches by bytes for handoffs.
-  const bodyLimit = 256 * d.config.limits.maxValueBytes + INTERNAL_BODY_SLACK_BYTES;
+  // Senders close a batch at BATCH_BYTES, so a body is at most that plus one maximal item.
+  const bodyLimit =
+    BATCH_BYTES + d.config.limits.maxValueBytes + d.config.limits.maxKeyBytes + INTERNAL_BODY_SLACK_BYTES;
 
   const packed =
     (handler: (body: Record<string, unknown>, res: ServerResponse) => Promise<void> | void) =>
@@ -170,6 +172,17 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
       if (hp !== undefined && hp.host !== '' && hp.port > 0) {
         if (d.membership.addNode(from, hp)) d.peers.ensure(from, hp);
       }
+    }
+    // The prober's own state: a node that says it is up (it answered its probe to us, so it is
+    // reachable) is taken as up now rather than at our next probe of it.
+    const state = q.get('state');
+    if (
+      from !== null &&
+      from !== d.config.nodeId &&
+      state !== null &&
+      (NODE_STATES as readonly string[]).includes(state)
+    ) {
+      d.membership.recordReply(from, state as NodeState);
     }
     const reply: HealthReply = {
       node_id: d.config.nodeId,

@@ -1,10 +1,13 @@
 /**
  * The KV node's Prometheus metrics, served on /metrics and on the seed's /admin/metrics. Names
  * start with `cache_` as in the seed's alert rules (`cache_errors_total`). Gauges that are cheap
- * to read from the store are computed at scrape time; per-request counters use pre-bound label
- * children so the hot path costs a few increments.
+ * to read from the store are computed at scrape time. The per-request series (count, latency
+ * histogram, hits, misses) are kept in plain arrays and rendered at scrape time by collectors
+ * registered beside prom-client's: at several hundred thousand RESP commands a second,
+ * prom-client's label hashing on every observe would cost more than the command itself.
  */
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS_S, createRegistry } from '../common/metrics.js';
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, LATENCY_BUCKETS_S, createRegistry } from '../common/metrics.js';
 import type { Registry } from '../common/metrics.js';
 import type { EvictionReason } from './store.js';
 
@@ -27,10 +30,7 @@ export interface KvGaugeSources {
 
 export class KvMetrics {
   readonly registry: Registry;
-  readonly #requests: Counter<'protocol' | 'op' | 'outcome'>;
-  readonly #latency: Histogram<'protocol' | 'op'>;
-  readonly #hits: Counter;
-  readonly #misses: Counter;
+  readonly #series = new Map<string, RequestSeries>();
   readonly #evictions: Counter<'reason'>;
   readonly #forwards: Counter<'outcome'>;
   readonly #replications: Counter<'outcome'>;
@@ -42,30 +42,32 @@ export class KvMetrics {
   /** Requests per second over the last QPS_WINDOW_S whole seconds. */
   readonly #qpsSlots = new Float64Array(QPS_WINDOW_S + 1);
   #qpsSecond = 0;
-  readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
-  readonly #okChildren = new Map<string, { inc(n?: number): void }>();
 
   constructor(nodeId: string, sources: KvGaugeSources) {
     this.registry = createRegistry('kv', { node: nodeId });
     const r = [this.registry];
-    this.#requests = new Counter({
-      name: 'cache_requests_total',
-      help: 'Client requests by protocol, operation and outcome',
-      labelNames: ['protocol', 'op', 'outcome'],
+    const series = (): RequestSeries[] => [...this.#series.values()];
+    this.registry.registerMetric(requestCounter(series) as never);
+    this.registry.registerMetric(latencyHistogram(series) as never);
+    const hits = (): number => this.#hitCount;
+    const misses = (): number => this.#missCount;
+    new Counter({
+      name: 'cache_hits_total',
+      help: 'Reads that found their key',
       registers: r,
+      collect() {
+        this.reset();
+        this.inc(hits());
+      },
     });
-    this.#latency = new Histogram({
-      name: 'cache_request_duration_seconds',
-      help: 'Client request latency by protocol and operation',
-      labelNames: ['protocol', 'op'],
-      buckets: LATENCY_BUCKETS_S,
-      registers: r,
-    });
-    this.#hits = new Counter({ name: 'cache_hits_total', help: 'Reads that found their key', registers: r });
-    this.#misses = new Counter({
+    new Counter({
       name: 'cache_misses_total',
       help: 'Reads that did not find their key',
       registers: r,
+      collect() {
+        this.reset();
+        this.inc(misses());
+      },
     });
     this.#evictions = new Counter({
       name: 'cache_evictions_total',
@@ -212,54 +214,38 @@ export class KvMetrics {
     });
   }
 
-  /** Counts one client request; `startNs` from process.hrtime.bigint(). */
-  request(protocol: Protocol, op: string, startNs: bigint, ok: boolean): void {
+  /** Counts one client request; `startMs` from `KvMetrics.now()`. */
+  request(protocol: Protocol, op: string, startMs: number, ok: boolean): void {
+    this.observe(this.series(protocol, op), startMs, ok);
+  }
+
+  /** The series of one (protocol, op), to keep and pass to `observe` on hot paths. */
+  series(protocol: Protocol, op: string): RequestSeries {
     const k = `${protocol}|${op}`;
-    let lat = this.#latencyChildren.get(k);
-    if (lat === undefined) {
-      lat = this.#latency.labels(protocol, op);
-      this.#latencyChildren.set(k, lat);
+    let series = this.#series.get(k);
+    if (series === undefined) {
+      series = new RequestSeries(protocol, op);
+      this.#series.set(k, series);
     }
-    lat.observe(Number(process.hrtime.bigint() - startNs) / 1e9);
-    if (ok) {
-      let c = this.#okChildren.get(k);
-      if (c === undefined) {
-        c = this.#requests.labels(protocol, op, 'ok');
-        this.#okChildren.set(k, c);
-      }
-      c.inc();
-    } else {
-      this.#requests.labels(protocol, op, 'error').inc();
-    }
+    return series;
+  }
+
+  observe(series: RequestSeries, startMs: number, ok: boolean): void {
+    series.record((performance.now() - startMs) / 1000, ok);
     this.#tickQps(1);
   }
 
-  /** Counts `n` requests of one kind that share one latency figure (a pipelined batch). */
-  requests(protocol: Protocol, op: string, n: number, seconds: number): void {
-    const k = `${protocol}|${op}`;
-    let lat = this.#latencyChildren.get(k);
-    if (lat === undefined) {
-      lat = this.#latency.labels(protocol, op);
-      this.#latencyChildren.set(k, lat);
-    }
-    for (let i = 0; i < n; i++) lat.observe(seconds);
-    let c = this.#okChildren.get(k);
-    if (c === undefined) {
-      c = this.#requests.labels(protocol, op, 'ok');
-      this.#okChildren.set(k, c);
-    }
-    c.inc(n);
-    this.#tickQps(n);
+  /** A monotonic timestamp in ms for `request`. */
+  static now(): number {
+    return performance.now();
   }
 
   hit(): void {
     this.#hitCount++;
-    this.#hits.inc();
   }
 
   miss(): void {
     this.#missCount++;
-    this.#misses.inc();
   }
 
   get hitCount(): number {
@@ -314,4 +300,109 @@ export class KvMetrics {
     const idx = sec % slots.length;
     slots[idx] = (slots[idx] as number) + n;
   }
+}
+
+/** Requests and latencies of one (protocol, op): a count per outcome and histogram buckets. */
+export class RequestSeries {
+  readonly protocol: string;
+  readonly op: string;
+  ok = 0;
+  errors = 0;
+  sumS = 0;
+  /** Non-cumulative counts per bucket of LATENCY_BUCKETS_S, plus one for +Inf. */
+  readonly buckets = new Float64Array(LATENCY_BUCKETS_S.length + 1);
+
+  constructor(protocol: string, op: string) {
+    this.protocol = protocol;
+    this.op = op;
+  }
+
+  record(seconds: number, ok: boolean): void {
+    if (ok) this.ok++;
+    else this.errors++;
+    this.sumS += seconds;
+    let i = 0;
+    while (i < LATENCY_BUCKETS_S.length && seconds > (LATENCY_BUCKETS_S[i] as number)) i++;
+    this.buckets[i] = (this.buckets[i] as number) + 1;
+  }
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/** A collector prom-client's registry renders like its own metrics (`get()` at scrape time). */
+interface CustomMetric {
+  name: string;
+  help: string;
+  type: 'counter' | 'histogram';
+  aggregator: 'sum';
+  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] };
+  reset(): void;
+}
+
+function requestCounter(series: () => RequestSeries[]): CustomMetric {
+  const name = 'cache_requests_total';
+  const help = 'Client requests by protocol, operation and outcome';
+  return {
+    name,
+    help,
+    type: 'counter',
+    aggregator: 'sum',
+    get() {
+      const values: MetricValue[] = [];
+      for (const s of series()) {
+        values.push({ labels: { protocol: s.protocol, op: s.op, outcome: 'ok' }, value: s.ok });
+        if (s.errors > 0)
+          values.push({ labels: { protocol: s.protocol, op: s.op, outcome: 'error' }, value: s.errors });
+      }
+      return { name, help, type: 'counter', aggregator: 'sum', values };
+    },
+    reset() {
+      // Counters of a live process are never reset.
+    },
+  };
+}
+
+function latencyHistogram(series: () => RequestSeries[]): CustomMetric {
+  const name = 'cache_request_duration_seconds';
+  const help = 'Client request latency by protocol and operation';
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const values: MetricValue[] = [];
+      for (const s of series()) {
+        let cumulative = 0;
+        LATENCY_BUCKETS_S.forEach((le, i) => {
+          cumulative += s.buckets[i] as number;
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { protocol: s.protocol, op: s.op, le },
+            value: cumulative,
+          });
+        });
+        const count = cumulative + (s.buckets[LATENCY_BUCKETS_S.length] as number);
+        values.push({
+          metricName: `${name}_bucket`,
+          labels: { protocol: s.protocol, op: s.op, le: '+Inf' },
+          value: count,
+        });
+        values.push({ metricName: `${name}_sum`, labels: { protocol: s.protocol, op: s.op }, value: s.sumS });
+        values.push({
+          metricName: `${name}_count`,
+          labels: { protocol: s.protocol, op: s.op },
+          value: count,
+        });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+    reset() {
+      // Histograms of a live process are never reset.
+    },
+  };
 }

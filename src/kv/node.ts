@@ -194,6 +194,8 @@ export async function startKvNode(
   await health.probeAll();
   const pulled = await rebalancer.pull();
   membership.setState(config.nodeId, 'up', pulled > 0 ? `joined with ${pulled} records` : 'joined');
+  // Tell every peer at once (the probe carries our state) rather than at their next probe.
+  await health.probeAll();
   health.start();
   log.info(
     {

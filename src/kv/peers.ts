@@ -9,13 +9,19 @@ import type { WriteRecord } from './entry.js';
 import { KvError, isKvErrorCode } from './errors.js';
 import { StrataError } from '../common/errors.js';
 import { PeerClient } from './peer-client.js';
-import { decodeOutcome, recordToTuple } from './wire.js';
+import { BATCH_BYTES, decodeOutcome, recordToTuple } from './wire.js';
 import type { KvOp, OpResult, RecordTuple } from './wire.js';
 
-/** Operations per forwarded batch. */
-const OPS_PER_BATCH = 256;
-/** Batches in flight per peer before new ones wait (each holds a pooled connection). */
-const BATCHES_IN_FLIGHT = 8;
+/** Operations per forwarded or replicated batch. */
+const OPS_PER_BATCH = 1024;
+/**
+ * One batch in flight per peer and kind: batches then apply in the order they were sent (a GET
+ * forwarded after a SET of the same key sees it), and under load the next batch simply grows
+ * while the current one travels (group commit).
+ */
+const BATCHES_IN_FLIGHT = 1;
+/** Fixed per-item cost on the wire besides key and value (msgpack framing, fields). */
+const ITEM_OVERHEAD_BYTES = 48;
 /** Requests waiting per peer before new ones are refused as overload. */
 const MAX_QUEUED_PER_PEER = 50_000;
 
@@ -58,6 +64,8 @@ export class PeerSet {
       ops: new Batcher<KvOp, OpResult | StrataError>({
         name: `forward to ${id}`,
         maxBatch: OPS_PER_BATCH,
+        maxBatchBytes: BATCH_BYTES,
+        weigh: (op) => ITEM_OVERHEAD_BYTES + op.key.length + (op.op === 'set' ? op.value.length : 0),
         maxInFlight: BATCHES_IN_FLIGHT,
         maxQueued: MAX_QUEUED_PER_PEER,
         send: async (ops) => {
@@ -77,6 +85,8 @@ export class PeerSet {
       replicate: new Batcher<RecordTuple, true>({
         name: `replicate to ${id}`,
         maxBatch: OPS_PER_BATCH,
+        maxBatchBytes: BATCH_BYTES,
+        weigh: (t) => ITEM_OVERHEAD_BYTES + t[0].length + t[2].length,
         maxInFlight: BATCHES_IN_FLIGHT,
         maxQueued: MAX_QUEUED_PER_PEER,
         send: async (records) => {

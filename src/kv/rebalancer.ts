@@ -230,7 +230,10 @@ export class Rebalancer implements HandoffSink {
 
   async #send(target: string, batch: { keys: string[]; records: WriteRecord[] }): Promise<void> {
     const client = this.#peers.client(target);
-    if (client === undefined) return;
+    if (client === undefined) {
+      this.#backoff.set(target, Date.now() + RETRY_DELAY_MS);
+      return;
+    }
     try {
       await client.call(
         INTERNAL_PATHS.replicate,
@@ -239,7 +242,17 @@ export class Rebalancer implements HandoffSink {
       );
     } catch (err) {
       const message = (err as Error).message;
-      if (err instanceof PeerUnreachableError) this.#m.recordFailure(target, message, err.refused);
+      if (!(err instanceof PeerUnreachableError)) {
+        // The peer answered and refused (a bug or a limit mismatch): retrying will not help.
+        // The keys stay here, unqueued; the next view change looks at them again.
+        for (const key of batch.keys) this.#queue.delete(key);
+        this.#log.error(
+          { peer: target, keys: batch.keys.length, err: message },
+          'handoff refused by peer; keys kept here',
+        );
+        return;
+      }
+      this.#m.recordFailure(target, message, err.refused);
       this.#log.warn(
         { peer: target, keys: batch.keys.length, err: message },
         'handoff batch failed; will retry',

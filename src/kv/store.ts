@@ -134,7 +134,7 @@ export class LruStore {
     ) {
       return false;
     }
-    const tomb = this.#tombstones.get(rec.key);
+    const tomb = this.#tombstones.size === 0 ? undefined : this.#tombstones.get(rec.key);
     if (
       tomb !== undefined &&
       compareWrites(rec.version, rec.kind, rec.value, tomb.version, KIND_TOMBSTONE, EMPTY) <= 0

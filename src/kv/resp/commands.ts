@@ -14,7 +14,7 @@ import { KvError } from '../errors.js';
 import { MAX_TTL_MS } from '../limits.js';
 import { HashRing } from '../ring.js';
 import type { OpResult } from '../wire.js';
-import type { ReplyWriter } from './writer.js';
+import type { Reply } from './writer.js';
 
 export interface CommandContext {
   engine: KvEngine;
@@ -27,7 +27,11 @@ export interface CommandContext {
   quit(): void;
 }
 
-export type Handler = (ctx: CommandContext, args: Buffer[], w: ReplyWriter) => void | Promise<void>;
+/**
+ * A command: writes its reply to `w` before returning, or returns a promise and writes it when
+ * that settles (never both: see writer.ts).
+ */
+export type Handler = (ctx: CommandContext, args: Buffer[], w: Reply) => void | Promise<void>;
 
 export interface CommandSpec {
   name: string;
@@ -440,7 +444,7 @@ const command: Handler = (_ctx, args, w) => {
   }
 };
 
-function writeCommandInfo(w: ReplyWriter, spec: CommandSpec): void {
+function writeCommandInfo(w: Reply, spec: CommandSpec): void {
   w.arrayHeader(6);
   w.bulk(spec.name);
   w.int(spec.arity);
@@ -504,11 +508,30 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([
   spec('command', -1, ['loading', 'stale'], NOKEY, command),
 ]);
 
-/** Looks up and runs one command, checking arity; errors are thrown for the caller to reply. */
-export function dispatch(ctx: CommandContext, args: Buffer[], w: ReplyWriter): void | Promise<void> {
+/** Command names as received ("GET", "get", "Get") → spec; only known names are cached. */
+const byRawName = new Map<string, CommandSpec>();
+const MAX_CACHED_NAMES = 1024;
+
+/** The spec of a command name (any case), or undefined when unknown. */
+export function lookupCommand(nameBuf: Buffer | undefined): CommandSpec | undefined {
+  if (nameBuf === undefined || nameBuf.length > 32) return undefined;
+  const raw = nameBuf.toString('latin1');
+  let spec = byRawName.get(raw);
+  if (spec === undefined) {
+    spec = COMMANDS.get(raw.toLowerCase());
+    if (spec !== undefined && byRawName.size < MAX_CACHED_NAMES) byRawName.set(raw, spec);
+  }
+  return spec;
+}
+
+/** Runs one command (looked up by the caller), checking arity; errors are thrown for the caller to reply. */
+export function dispatch(
+  ctx: CommandContext,
+  cmd: CommandSpec | undefined,
+  args: Buffer[],
+  w: Reply,
+): void | Promise<void> {
   const nameBuf = args[0] as Buffer;
-  const name = nameBuf.toString('latin1').toLowerCase();
-  const cmd = COMMANDS.get(name);
   if (cmd === undefined) {
     const shown = args
       .slice(1, 4)
@@ -519,7 +542,7 @@ export function dispatch(ctx: CommandContext, args: Buffer[], w: ReplyWriter): v
     );
   }
   if ((cmd.arity > 0 && args.length !== cmd.arity) || (cmd.arity < 0 && args.length < -cmd.arity)) {
-    throw new RespError(`ERR wrong number of arguments for '${name}' command`);
+    throw new RespError(`ERR wrong number of arguments for '${cmd.name}' command`);
   }
   return cmd.handler(ctx, args, w);
 }

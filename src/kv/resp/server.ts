@@ -11,17 +11,23 @@
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from '../../common/logging.js';
-import type { KvMetrics } from '../metrics.js';
-import { COMMANDS, dispatch, respErrorText } from './commands.js';
+import { KvMetrics } from '../metrics.js';
+import type { RequestSeries } from '../metrics.js';
+import { dispatch, lookupCommand, respErrorText } from './commands.js';
+import type { CommandSpec } from './commands.js';
 import type { CommandContext } from './commands.js';
 import { RespParser, RespProtocolError } from './parser.js';
 import type { RespParserLimits } from './parser.js';
-import { ReplyWriter } from './writer.js';
+import { Reply, ReplyBuffer, SLOT_CHUNK_BYTES } from './writer.js';
 
 /** Marks a protocol error's place in the command queue (compared by identity). */
 const PROTOCOL_ERROR = Buffer.from('protocol error');
 /** Parsed commands waiting per connection before reading pauses. */
 const MAX_QUEUED_COMMANDS = 4096;
+/** Commands running at once per connection (the rest wait in the queue). */
+const MAX_INFLIGHT_COMMANDS = 1024;
+/** Commands that run alone, after everything before them and before anything after them. */
+const BARRIERS: ReadonlySet<string> = new Set(['flushall', 'flushdb']);
 
 export interface RespServerOptions {
   host: string;
@@ -49,6 +55,18 @@ export class RespServer {
 
   get connections(): number {
     return this.#conns.size;
+  }
+
+  readonly #series = new Map<CommandSpec | undefined, RequestSeries>();
+
+  /** The metrics series of a command (unknown commands share one). */
+  seriesFor(spec: CommandSpec | undefined): RequestSeries {
+    let s = this.#series.get(spec);
+    if (s === undefined) {
+      s = this.#opts.metrics.series('resp', spec?.name ?? 'unknown');
+      this.#series.set(spec, s);
+    }
+    return s;
   }
 
   async listen(): Promise<AddressInfo> {
@@ -88,12 +106,20 @@ class RespConnection {
   readonly #opts: RespServerOptions;
   readonly #server: RespServer;
   readonly #parser: RespParser;
-  readonly #writer: ReplyWriter;
   readonly #ctx: CommandContext;
+  /** Replies ready to be written, in command order. */
+  readonly #out = new ReplyBuffer();
+  /** The handle commands that complete at once write through (re-created when one goes async). */
+  #reply = new Reply(this.#out);
+  /** Replies waiting behind a command still running (the first is always pending). */
+  #waiting: ReplyBuffer[] = [];
   #queue: Buffer[][] = [];
   #next = 0;
-  #busy = false;
-  /** QUIT seen or protocol error: answer nothing more, close after flushing. */
+  /** Commands still running (forwarded to a peer, replicating, flushing). */
+  #inflight = 0;
+  /** A barrier command (FLUSHALL) runs alone: nothing after it starts before it ends. */
+  #barrier = false;
+  /** QUIT seen or protocol error: run nothing more, close once every reply is out. */
   #quit = false;
   /** Server shutting down: finish the queued commands, then close. */
   #closing = false;
@@ -104,7 +130,6 @@ class RespConnection {
     this.#opts = opts;
     this.#server = server;
     this.#parser = new RespParser(opts.parserLimits);
-    this.#writer = new ReplyWriter(socket);
     this.#ctx = {
       ...opts.context,
       info: opts.info,
@@ -121,7 +146,7 @@ class RespConnection {
   shutdown(): void {
     this.#closing = true;
     this.#socket.pause();
-    if (!this.#busy) this.#drain();
+    this.#drain();
   }
 
   #onData(chunk: Buffer): void {
@@ -135,61 +160,130 @@ class RespConnection {
       this.#closing = true;
       this.#socket.pause();
     }
-    if (!this.#busy) this.#drain();
+    this.#drain();
   }
 
-  /** Executes queued commands in order until one goes async or the queue is empty. */
+  /**
+   * Starts queued commands in order. Commands run concurrently (a forwarded one does not hold up
+   * a local one behind it), but each reply waits for the replies before it, so the client sees
+   * them in order. Commands of one key go to one node through one ordered batch stream, so they
+   * also execute in order.
+   */
   #drain(): void {
-    const w = this.#writer;
     const metrics = this.#opts.metrics;
-    while (this.#next < this.#queue.length && !this.#quit) {
-      const args = this.#queue[this.#next++] as Buffer[];
+    while (
+      this.#next < this.#queue.length &&
+      !this.#quit &&
+      !this.#barrier &&
+      this.#inflight < MAX_INFLIGHT_COMMANDS
+    ) {
+      const args = this.#queue[this.#next] as Buffer[];
       if (args[0] === PROTOCOL_ERROR) {
-        w.error(`ERR Protocol error: ${(args[1] as Buffer).toString()}`);
+        this.#next++;
+        const slot = this.#slot();
+        slot.error(`ERR Protocol error: ${(args[1] as Buffer).toString()}`);
         metrics.error('RESP_PROTOCOL');
         this.#quit = true;
+        this.#settle(slot);
         break;
       }
-      const start = process.hrtime.bigint();
-      const name = opName(args[0]);
+      const spec = lookupCommand(args[0]);
+      const name = spec?.name ?? 'unknown';
+      const series = this.#server.seriesFor(spec);
+      if (BARRIERS.has(name) && this.#inflight > 0) break; // resumes when the last one completes
+      this.#next++;
+      const start = KvMetrics.now();
+      // Straight into the output when nothing before is pending; else into its own buffer.
+      const reply = this.#reply;
+      reply.target = this.#waiting.length === 0 ? this.#out : new ReplyBuffer(SLOT_CHUNK_BYTES);
+      reply.used = false;
       let pending: void | Promise<void>;
       try {
-        pending = dispatch(this.#ctx, args, w);
+        pending = dispatch(this.#ctx, spec, args, reply);
       } catch (err) {
-        w.error(respErrorText(err));
+        reply.error(respErrorText(err));
         metrics.error(errorCode(err));
-        metrics.request('resp', name, start, false);
+        metrics.observe(series, start, false);
+        if (reply.target !== this.#out) this.#waiting.push(reply.target);
         continue;
       }
       this.#server.commandsProcessed++;
-      if (pending instanceof Promise) {
-        this.#busy = true;
-        pending
-          .then(
-            () => metrics.request('resp', name, start, true),
-            (err: unknown) => {
-              w.error(respErrorText(err));
-              metrics.error(errorCode(err));
-              metrics.request('resp', name, start, false);
-            },
-          )
-          .finally(() => {
-            this.#busy = false;
-            this.#drain();
-          });
-        this.#flush();
-        return;
+      if (!(pending instanceof Promise)) {
+        metrics.observe(series, start, true);
+        if (reply.target !== this.#out) this.#waiting.push(reply.target);
+        continue;
       }
-      metrics.request('resp', name, start, true);
+      // This handle now belongs to the running command; later commands get a new one.
+      if (reply.used) throw new Error(`RESP handler for ${name} wrote before going async`);
+      this.#reply = new Reply(this.#out);
+      const slot = reply.target === this.#out ? new ReplyBuffer(SLOT_CHUNK_BYTES) : reply.target;
+      reply.target = slot;
+      slot.pending = true;
+      this.#waiting.push(slot);
+      this.#inflight++;
+      if (BARRIERS.has(name)) this.#barrier = true;
+      pending
+        .then(
+          () => metrics.observe(series, start, true),
+          (err: unknown) => {
+            reply.error(respErrorText(err));
+            metrics.error(errorCode(err));
+            metrics.observe(series, start, false);
+          },
+        )
+        .finally(() => {
+          slot.pending = false;
+          this.#inflight--;
+          if (BARRIERS.has(name)) this.#barrier = false;
+          // A batch of forwarded commands completes together: answer them in one write.
+          this.#release();
+          this.#scheduleDrain();
+        });
     }
-    this.#queue = [];
-    this.#next = 0;
+    if (this.#next >= this.#queue.length) {
+      this.#queue = [];
+      this.#next = 0;
+    }
     this.#flush();
-    if ((this.#quit || this.#closing) && !this.#socket.destroyed) this.#socket.end();
+    const done =
+      this.#inflight === 0 && this.#waiting.length === 0 && (this.#quit || this.#next >= this.#queue.length);
+    if ((this.#quit || this.#closing) && done && !this.#socket.destroyed) this.#socket.end();
+  }
+
+  #drainScheduled = false;
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    setImmediate(() => {
+      this.#drainScheduled = false;
+      this.#drain();
+    });
+  }
+
+  #slot(): ReplyBuffer {
+    return this.#waiting.length === 0 ? this.#out : new ReplyBuffer(SLOT_CHUNK_BYTES);
+  }
+
+  /** A finished reply: out now if nothing before it is pending, else in line. */
+  #settle(slot: ReplyBuffer): void {
+    if (slot === this.#out) return;
+    if (this.#waiting.length === 0) slot.moveTo(this.#out);
+    else this.#waiting.push(slot);
+  }
+
+  /** Moves the finished replies at the head of the line to the output. */
+  #release(): void {
+    let i = 0;
+    while (i < this.#waiting.length && !(this.#waiting[i] as ReplyBuffer).pending) {
+      (this.#waiting[i] as ReplyBuffer).moveTo(this.#out);
+      i++;
+    }
+    if (i > 0) this.#waiting = this.#waiting.slice(i);
   }
 
   #flush(): void {
-    const ok = this.#writer.flush();
+    const ok = this.#out.empty || this.#out.flush(this.#socket);
     const backlog = this.#queue.length - this.#next;
     if ((!ok || backlog > MAX_QUEUED_COMMANDS) && !this.#paused) {
       this.#paused = true;
@@ -205,13 +299,6 @@ class RespConnection {
     this.#paused = false;
     this.#socket.resume();
   }
-}
-
-/** The metrics label of a command: its name if known, else "unknown" (bounded label values). */
-function opName(arg: Buffer | undefined): string {
-  if (arg === undefined) return 'unknown';
-  const name = arg.toString('latin1').toLowerCase();
-  return COMMANDS.has(name) ? name : 'unknown';
 }
 
 function errorCode(err: unknown): string {
