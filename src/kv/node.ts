@@ -320,7 +320,7 @@ function infoText(section: string, s: InfoSources): string {
       ['strata_nodes_up', s.membership.aliveCount()],
       ['strata_replicas', s.config.replicas],
     ],
-    keyspace: [['db0', `keys=${s.store.count},expires=0,avg_ttl=0`]],
+    keyspace: [['db0', `keys=${s.store.count},expires=${s.store.expiringCount},avg_ttl=0`]],
   };
   const wanted =
     section === '' || section === 'all' || section === 'everything' || section === 'default'

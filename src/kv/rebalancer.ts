@@ -56,8 +56,11 @@ export class Rebalancer implements HandoffSink {
   readonly #metrics: KvMetrics;
   readonly #log: Logger;
   readonly #timeoutMs: number;
-  /** key → node ids still to receive it ("*" = its current owners). */
-  readonly #queue = new Map<string, Set<string>>();
+  /**
+   * key → node ids still to receive it ("*" = its current owners). Arrays, not Sets: a handoff
+   * after a node leaves can queue every key of a node, and most keys have one target.
+   */
+  readonly #queue = new Map<string, string[]>();
   /** The view before the oldest change whose scan has not finished. */
   #scanBase: View | undefined;
   #scanGeneration = 0;
@@ -89,13 +92,12 @@ export class Rebalancer implements HandoffSink {
 
   enqueue(key: string, targets?: readonly string[]): void {
     if (this.#stopped) return;
-    let set = this.#queue.get(key);
-    if (set === undefined) {
-      set = new Set();
-      this.#queue.set(key, set);
+    let list = this.#queue.get(key);
+    if (list === undefined) {
+      list = [];
+      this.#queue.set(key, list);
     }
-    if (targets === undefined) set.add('*');
-    else for (const t of targets) if (t !== this.#m.selfId) set.add(t);
+    for (const t of targets ?? ['*']) if (t !== this.#m.selfId && !list.includes(t)) list.push(t);
     this.#kick();
   }
 
@@ -189,22 +191,22 @@ export class Rebalancer implements HandoffSink {
   #collect(): Map<string, { keys: string[]; records: WriteRecord[]; bytes: number }> {
     const out = new Map<string, { keys: string[]; records: WriteRecord[]; bytes: number }>();
     const now = Date.now();
-    for (const [key, targets] of this.#queue) {
+    for (const [key, queued] of this.#queue) {
       const record = this.#store.recordFor(key);
       if (record === undefined) {
         this.#queue.delete(key);
         continue;
       }
-      if (targets.has('*')) {
-        targets.delete('*');
-        for (const id of this.#engine.liveOwners(key)) if (id !== this.#m.selfId) targets.add(id);
+      let targets = queued;
+      if (targets.includes('*')) {
+        targets = targets.filter((t) => t !== '*');
+        for (const id of this.#engine.liveOwners(key))
+          if (id !== this.#m.selfId && !targets.includes(id)) targets.push(id);
       }
-      for (const target of [...targets]) {
-        if (!this.#m.isAlive(target)) {
-          // Down (or leaving) peers get the key from the scan of the view change that revives them.
-          targets.delete(target);
-          continue;
-        }
+      // Down (or leaving) peers get the key from the scan of the view change that revives them.
+      targets = targets.filter((t) => this.#m.isAlive(t));
+      this.#queue.set(key, targets);
+      for (const target of targets) {
         if ((this.#backoff.get(target) ?? 0) > now) continue;
         let b = out.get(target);
         if (b === undefined) {
@@ -216,7 +218,7 @@ export class Rebalancer implements HandoffSink {
         b.records.push(record);
         b.bytes += record.value.length + key.length;
       }
-      if (targets.size === 0) this.#finish(key, record.version);
+      if (targets.length === 0) this.#finish(key, record.version);
       // Stop once every batch is full; later keys go in the next round.
       let full = out.size > 0;
       for (const b of out.values())
@@ -265,8 +267,12 @@ export class Rebalancer implements HandoffSink {
     batch.keys.forEach((key, i) => {
       const targets = this.#queue.get(key);
       if (targets === undefined) return;
-      targets.delete(target);
-      if (targets.size === 0) this.#finish(key, (batch.records[i] as WriteRecord).version);
+      const sent = (batch.records[i] as WriteRecord).version;
+      // Rewritten while in flight: the target still needs the newer version.
+      if (this.#store.recordFor(key)?.version !== sent) return;
+      const left = targets.filter((t) => t !== target);
+      this.#queue.set(key, left);
+      if (left.length === 0) this.#finish(key, sent);
     });
   }
 

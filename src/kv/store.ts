@@ -72,6 +72,11 @@ export class LruStore {
     return this.#bytes;
   }
 
+  /** Entries that have a TTL. */
+  get expiringCount(): number {
+    return this.#ttlCount;
+  }
+
   get tombstoneCount(): number {
     return this.#tombstones.size;
   }

@@ -1,7 +1,8 @@
 // Proves the cluster end to end with real `strata kv` processes on loopback: any node serves any
 // key; with replicas = 2 a SIGKILLed node loses no key (reads fail over at once, writes continue);
 // when it rejoins, the keys it owns move back to it and the stand-ins drop theirs, with nothing
-// lost; a node added at run time takes over its share; export/import round-trips the data.
+// lost; a node added at run time takes over its share and hands it back when stopped with
+// SIGTERM; export/import round-trips the data.
 import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -134,6 +135,16 @@ test('any node accepts any key (written via node 1, read via node 3); kv-client 
     `node4 holds ${mine.size} of ${keys.size}`,
   );
   for (const n of c.nodes) assert.deepEqual(await readAll(n.base, keys), [], `reads via ${n.id}`);
+
+  // A graceful stop (SIGTERM) hands node4's keys to the others before it exits: none lost,
+  // even with replicas = 1.
+  assert.equal(await p4.stop('SIGTERM'), 0);
+  assert.match(p4.stdout, /"msg":"keys handed off"/);
+  c.nodes.pop();
+  for (const n of c.nodes)
+    assert.deepEqual(await readAll(n.base, keys), [], `reads via ${n.id} after node4 left`);
+  await c.waitForView(['node1', 'node2', 'node3']);
+  await waitForPlacement(c, ['node1', 'node2', 'node3'], keys, 1);
 });
 
 test('replicas = 2: SIGKILL loses no key; the rejoining node gets its keys back, stand-ins drop theirs; export/import round-trips', async (t) => {

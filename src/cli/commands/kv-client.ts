@@ -64,7 +64,7 @@ export function register(program: Command): void {
         const call = (node: string, method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown) =>
           http(node, method, path, timeoutMs, body);
 
-        say(`== health (${nodes.length} nodes)`);
+        say(`== health (${nodes.length} node${nodes.length === 1 ? '' : 's'})`);
         const healthy: string[] = [];
         for (const n of nodes) {
           try {
@@ -77,7 +77,7 @@ export function register(program: Command): void {
             );
             if (r.status === 200) healthy.push(n);
           } catch (err) {
-            check(`health ${n}`, false, (err as Error).message);
+            check(`health ${n}`, false, (err as Error).message.replace(`${n}: `, ''));
           }
         }
         if (healthy.length === 0)
