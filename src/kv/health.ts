@@ -25,6 +25,8 @@ export interface HealthReply {
   keys: number;
   bytes: number;
   nodes: Record<string, string>;
+  /** The node's own state version (see Membership.selfStateVersion). */
+  state_version: number;
 }
 
 export interface PeerStats {
@@ -86,8 +88,9 @@ export class HealthChecker {
     const client = this.#o.peers.ensure(id, info.address);
     // The probe tells the peer who we are and our state, so a node that just came up is known
     // as up by every peer within one round trip, not one health-check interval later.
-    const query = `?from=${encodeURIComponent(m.selfId)}&addr=${encodeURIComponent(formatHostPort(this.#o.selfAddress))}&state=${m.selfState}`;
+    const query = `?from=${encodeURIComponent(m.selfId)}&addr=${encodeURIComponent(formatHostPort(this.#o.selfAddress))}&state=${m.selfState}&v=${m.selfStateVersion}`;
     let reply: HealthReply;
+    const sentAtMs = Date.now();
     try {
       const { body } = await client.getJson(`${INTERNAL_PATHS.health}${query}`, this.#o.timeoutMs);
       reply = parseHealthReply(body);
@@ -112,7 +115,7 @@ export class HealthChecker {
       if (m.addNode(peerId, hp)) this.#o.peers.ensure(peerId, hp);
     }
     if (reply.flush_version > this.#o.flushVersion()) this.#o.onFlushVersion(reply.flush_version);
-    m.recordReply(id, reply.state);
+    m.recordReply(id, reply.state, reply.state_version, 'health check answered', sentAtMs);
   }
 }
 
@@ -141,5 +144,6 @@ export function parseHealthReply(body: unknown): HealthReply {
     keys: typeof b.keys === 'number' ? b.keys : 0,
     bytes: typeof b.bytes === 'number' ? b.bytes : 0,
     nodes,
+    state_version: typeof b.state_version === 'number' ? b.state_version : 0,
   };
 }

@@ -66,10 +66,19 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
       }
     };
 
+  // A leaving node takes no new keys: whatever it accepted now might leave with it. Senders
+  // treat this answer like an unreachable peer and go to the key's next node.
+  const notLeaving = (): void => {
+    if (d.membership.selfState === 'leaving') {
+      throw new KvError('STRATA_KV_UNAVAILABLE', `node ${d.config.nodeId} is leaving the cluster`);
+    }
+  };
+
   server.route(
     'POST',
     INTERNAL_PATHS.ops,
     packed(async (body, res) => {
+      notLeaving();
       const ops = body.ops;
       if (!Array.isArray(ops) || ops.length > MAX_OPS_PER_REQUEST) {
         throw new KvError('STRATA_KV_BAD_REQUEST', `ops must be an array of at most ${MAX_OPS_PER_REQUEST}`);
@@ -93,6 +102,7 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
     'POST',
     INTERNAL_PATHS.replicate,
     packed((body, res) => {
+      notLeaving();
       if (!Array.isArray(body.records))
         throw new KvError('STRATA_KV_BAD_REQUEST', 'records must be an array');
       const records = body.records.map(tupleToRecord);
@@ -140,9 +150,10 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
     'POST',
     INTERNAL_PATHS.leave,
     packed((body, res) => {
-      if (typeof body.node_id !== 'string')
-        throw new KvError('STRATA_KV_BAD_REQUEST', 'node_id must be a string');
-      d.membership.setState(body.node_id, 'leaving', 'node announced shutdown');
+      if (typeof body.node_id !== 'string' || typeof body.state_version !== 'number') {
+        throw new KvError('STRATA_KV_BAD_REQUEST', 'node_id must be a string and state_version a number');
+      }
+      d.membership.recordReply(body.node_id, 'leaving', body.state_version, 'node announced shutdown');
       sendPacked(res, 200, { ok: true });
     }),
   );
@@ -176,13 +187,15 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
     // The prober's own state: a node that says it is up (it answered its probe to us, so it is
     // reachable) is taken as up now rather than at our next probe of it.
     const state = q.get('state');
+    const version = Number(q.get('v'));
     if (
       from !== null &&
       from !== d.config.nodeId &&
       state !== null &&
-      (NODE_STATES as readonly string[]).includes(state)
+      (NODE_STATES as readonly string[]).includes(state) &&
+      Number.isSafeInteger(version)
     ) {
-      d.membership.recordReply(from, state as NodeState);
+      d.membership.recordReply(from, state as NodeState, version, 'its health check arrived');
     }
     const reply: HealthReply = {
       node_id: d.config.nodeId,
@@ -190,6 +203,7 @@ export function registerInternalApi(server: OpsHttpServer, d: InternalApiDeps): 
       address: formatHostPort(d.config.clusterNodes.get(d.config.nodeId) ?? d.config.listen),
       epoch: d.membership.epoch,
       flush_version: d.engine.store.floorVersion,
+      state_version: d.membership.selfStateVersion,
       keys: d.engine.store.count,
       bytes: d.engine.store.bytes,
       nodes: Object.fromEntries(d.membership.nodes().map((n) => [n.id, formatHostPort(n.address)])),

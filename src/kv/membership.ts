@@ -25,6 +25,14 @@ export interface NodeInfo {
   /** Failed health checks in a row. */
   failures: number;
   lastError: string | undefined;
+  /** When a request to it last failed (wall ms); replies to requests sent before are stale. */
+  lastFailureMs: number;
+  /**
+   * The highest state version the node itself reported. A node's state changes carry increasing
+   * versions (see `selfStateVersion`), so a reply that was in flight while it announced "leaving"
+   * cannot flip it back to "up".
+   */
+  stateVersion: number;
 }
 
 /** A view of the cluster: the ring and which of its nodes are alive. */
@@ -63,6 +71,11 @@ export class Membership {
   #selfIndex: number;
   #lastChangeMs: number;
   #epoch = 0;
+  /**
+   * Version of this node's own state: starts at the start time in µs, so a restarted process
+   * outranks its previous incarnation, and grows by one on every change of its own state.
+   */
+  #selfStateVersion: number;
   readonly #listeners: ((change: ViewChange) => void)[] = [];
 
   constructor(opts: MembershipOptions) {
@@ -82,11 +95,14 @@ export class Membership {
         sinceMs: t,
         failures: 0,
         lastError: undefined,
+        lastFailureMs: 0,
+        stateVersion: 0,
       });
     }
     this.#view = this.#buildView(this.#buildRing());
     this.#selfIndex = this.#view.ring.indexOf(this.selfId) ?? -1;
     this.#lastChangeMs = t;
+    this.#selfStateVersion = t * 1000;
   }
 
   get view(): View {
@@ -107,6 +123,10 @@ export class Membership {
 
   get selfState(): NodeState {
     return (this.#nodes.get(this.selfId) as NodeInfo).state;
+  }
+
+  get selfStateVersion(): number {
+    return this.#selfStateVersion;
   }
 
   /** Increments on every view change; peers compare it in health replies. */
@@ -149,6 +169,7 @@ export class Membership {
     const info = this.#nodes.get(id);
     if (info === undefined || info.state === state) return;
     const wasAlive = info.state === 'up';
+    if (id === this.selfId) this.#selfStateVersion++;
     this.#log.info({ node: id, from: info.state, to: state, reason }, 'node state changed');
     info.state = state;
     info.sinceMs = this.#now();
@@ -159,13 +180,20 @@ export class Membership {
     if (wasAlive !== (state === 'up')) this.#changed(this.#view.ring, `${id} ${state}: ${reason}`);
   }
 
-  /** A health check or request answered: the peer is reachable and reports `state`. */
-  recordReply(id: string, state: NodeState): void {
+  /**
+   * A peer reported its state (health reply, its own probe, an announcement) with its state
+   * version. Older versions than already seen are ignored, and so is a reply to a request sent
+   * (`sentAtMs`) before a later failure to reach that peer.
+   */
+  recordReply(id: string, state: NodeState, version: number, reason: string, sentAtMs?: number): void {
     const info = this.#nodes.get(id);
-    if (info === undefined) return;
+    if (info === undefined || id === this.selfId) return;
+    if (version < info.stateVersion) return;
+    if (sentAtMs !== undefined && info.lastFailureMs > sentAtMs) return;
+    info.stateVersion = version;
     info.failures = 0;
     info.lastError = undefined;
-    this.setState(id, state, 'health check answered');
+    this.setState(id, state, reason);
   }
 
   /**
@@ -177,6 +205,7 @@ export class Membership {
     if (info === undefined || id === this.selfId) return;
     info.failures++;
     info.lastError = message;
+    info.lastFailureMs = this.#now();
     if (info.state !== 'down' && (refused || info.failures >= this.#failureThreshold)) {
       this.setState(id, 'down', message);
     }
@@ -196,7 +225,16 @@ export class Membership {
       return false;
     }
     this.#log.info({ node: id, address: formatHostPort(address) }, 'node joined the ring');
-    this.#nodes.set(id, { id, address, state, sinceMs: this.#now(), failures: 0, lastError: undefined });
+    this.#nodes.set(id, {
+      id,
+      address,
+      state,
+      sinceMs: this.#now(),
+      failures: 0,
+      lastError: undefined,
+      lastFailureMs: 0,
+      stateVersion: 0,
+    });
     this.#changed(this.#buildRing(), `${id} added`);
     return true;
   }

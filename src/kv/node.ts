@@ -229,23 +229,28 @@ async function leave(
   budgetMs: number,
 ): Promise<void> {
   const t0 = Date.now();
+  // Leaving from here on: peers told now carry this version, so no older "up" overrides it.
+  membership.setState(membership.selfId, 'leaving', 'shutting down');
   await Promise.all(
     membership.peers().map(async (n) => {
       if (n.state !== 'up') return;
       try {
         await peers
           .client(n.id)
-          ?.call(INTERNAL_PATHS.leave, { node_id: membership.selfId }, Math.min(1000, budgetMs));
+          ?.call(
+            INTERNAL_PATHS.leave,
+            { node_id: membership.selfId, state_version: membership.selfStateVersion },
+            Math.min(1000, budgetMs),
+          );
       } catch {
         // It will notice by health check.
       }
     }),
   );
-  if (membership.aliveCount() === 0 || membership.peers().every((n) => n.state !== 'up')) {
+  if (membership.peers().every((n) => n.state !== 'up')) {
     log.info('no peer up: nothing to hand off');
     return;
   }
-  membership.setState(membership.selfId, 'leaving', 'shutting down');
   const done = await rebalancer.idle(Math.max(0, budgetMs - (Date.now() - t0)));
   log.info(
     { done, pending: rebalancer.pending, ms: Date.now() - t0 },

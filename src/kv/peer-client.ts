@@ -180,6 +180,9 @@ export class PeerClient {
     } catch {
       // not msgpack: keep the generic message
     }
+    // "Unavailable" (e.g. the peer is leaving) means: not here, try the key's next node.
+    if (status === 503 && code === 'STRATA_KV_UNAVAILABLE')
+      return new PeerUnreachableError(this.id, message, false);
     return isKvErrorCode(code) ? new KvError(code, message) : new StrataError(code, message);
   }
 

@@ -204,7 +204,20 @@ export class Rebalancer implements HandoffSink {
           if (id !== this.#m.selfId && !targets.includes(id)) targets.push(id);
       }
       // Down (or leaving) peers get the key from the scan of the view change that revives them.
-      targets = targets.filter((t) => this.#m.isAlive(t));
+      const reachable = targets.filter((t) => this.#m.isAlive(t));
+      if (reachable.length < targets.length) {
+        const owners = this.#engine.liveOwners(key);
+        if (!owners.includes(this.#m.selfId)) {
+          // Not ours to keep: it goes to whoever owns it now (the down node's stand-ins).
+          for (const id of owners) if (!reachable.includes(id)) reachable.push(id);
+        }
+        if (reachable.length === 0) {
+          // No alive owner: keep this copy, unqueued, until a view change finds one.
+          this.#queue.delete(key);
+          continue;
+        }
+      }
+      targets = reachable;
       this.#queue.set(key, targets);
       for (const target of targets) {
         if ((this.#backoff.get(target) ?? 0) > now) continue;
@@ -218,7 +231,8 @@ export class Rebalancer implements HandoffSink {
         b.records.push(record);
         b.bytes += record.value.length + key.length;
       }
-      if (targets.length === 0) this.#finish(key, record.version);
+      // Nothing to send (this node is the only owner, or no owner is alive): keep it, unqueued.
+      if (targets.length === 0) this.#queue.delete(key);
       // Stop once every batch is full; later keys go in the next round.
       let full = out.size > 0;
       for (const b of out.values())
@@ -276,7 +290,10 @@ export class Rebalancer implements HandoffSink {
     });
   }
 
-  /** Every target has the key: drop it here if this node no longer owns it and it is unchanged. */
+  /**
+   * Every target acknowledged the key: drop it here if this node no longer owns it and it is
+   * unchanged. Only called after delivery, so a copy is never dropped without being handed over.
+   */
   #finish(key: string, sentVersion: number): void {
     this.#queue.delete(key);
     // Never drop while joining (not yet counted alive) or for a key this node still owns.
