@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { requireTools } from '../helpers/ci.js';
 import { run } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 import { get, getJson, put, startKvCluster } from './cluster-helper.js';
 
 const skip = requireTools('redis-cli', 'redis-benchmark');
@@ -84,8 +85,13 @@ test('redis-cli and redis-benchmark against the cluster', { skip }, async (t) =>
   assert.equal(await cli(a.respPort, 'EXISTS', 'ttl'), '0');
   assert.equal(await cli(a.respPort, 'SET', 'px', 'v', 'PX', '150'), 'OK');
   assert.equal(await cli(a.respPort, 'GET', 'px'), 'v');
-  await new Promise((r) => setTimeout(r, 300)); // the key's TTL, not a state wait
-  assert.equal(await cli(a.respPort, 'GET', 'px'), '');
+  await waitFor(
+    'the 150 ms TTL to expire',
+    async () => (await cli(a.respPort, 'GET', 'px')) === '',
+    5000,
+    50,
+  );
+  assert.equal(await cli(b.respPort, 'EXISTS', 'px'), '0');
 
   // Counters, multi-key commands spanning both nodes.
   assert.equal(await cli(a.respPort, 'INCR', 'cnt'), '1');
