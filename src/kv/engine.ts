@@ -324,14 +324,10 @@ export class KvEngine {
       return { value: null };
     }
     this.#metrics.hit();
-    // Read repair: keep the copy here too, as the versioned write it is.
-    this.#store.apply({
-      key,
-      kind: best.kind,
-      value: best.bytes,
-      version: best.version,
-      expiresAtMs: best.expiresAtMs,
-    });
+    // Read repair: keep the copy here too, as the versioned write it is (handed on if not ours).
+    this.applyReplicated([
+      { key, kind: best.kind, value: best.bytes, version: best.version, expiresAtMs: best.expiresAtMs },
+    ]);
     return { value: best };
   }
 
