@@ -7,7 +7,8 @@
  *   listener and against `redis-server` (no persistence), same client settings. Targets: ≥ 0.5×
  *   and ≥ 0.25× redis.
  * - HTTP: `wrk` GETs of one cached key from a node vs nginx answering `return 200` from a minimal
- *   config. Both run one process (worker_processes 1), as a node is one event loop. Target ≥ 0.3×.
+ *   config. Both run one process (nginx: one worker, no master), as a node is one event loop.
+ *   Target ≥ 0.3×.
  * - Also (for information): the same RESP runs through one node of a 3-node cluster, where two
  *   thirds of the keys live on other nodes and are forwarded.
  * - Spread: keys per node with 150 virtual nodes over 3 nodes (1,000,000 keys), as the ring
@@ -39,11 +40,33 @@ const SPREAD_KEYS = 1_000_000;
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'strata-kv-bench-'));
 
+function running(c: ChildProcess): boolean {
+  return c.exitCode === null && c.signalCode === null;
+}
+
+/** Last resort when exiting early: no child may outlive the benchmark. */
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) if (running(c)) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
+
+/** Stops every child with SIGTERM and waits (SIGKILL after 5 s). */
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    children.filter(running).map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+          c.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+}
 process.on('SIGINT', () => process.exit(130));
 
 function log(line: string): void {
@@ -183,6 +206,7 @@ async function startNginx(port: number): Promise<void> {
   writeFileSync(
     conf,
     `worker_processes 1;
+master_process off;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
 error_log stderr warn;
@@ -332,7 +356,10 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => process.exit(0),
+  async () => {
+    await stopAll();
+    process.exit(0);
+  },
   (err: unknown) => {
     process.stderr.write(`bench/kv: ${(err as Error).message}\n`);
     process.exit(1);
