@@ -152,8 +152,9 @@ export class LmdbStore implements MetaStore {
     }
   }
 
+  /** False once closed, and once a commit has failed (the store then refuses all work). */
   get isOpen(): boolean {
-    return this.#open;
+    return this.#open && this.#failed === undefined;
   }
 
   get path(): string {
