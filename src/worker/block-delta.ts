@@ -48,6 +48,11 @@ export class BlockDelta {
     }
   }
 
+  /** A block the master thinks is here and is not (e.g. a delete of a block already gone). */
+  markRemoved(blockId: number): void {
+    this.#changes.set(blockId, { kind: 'removed' });
+  }
+
   markCorrupt(blockId: number): void {
     this.#changes.set(blockId, { kind: 'corrupt' });
   }

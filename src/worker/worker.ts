@@ -197,7 +197,13 @@ export class Worker {
       delta,
       tierUsage: () => tiers.usage(),
       heartbeatIntervalMs: config.master.heartbeat_interval,
-      onCommand: (cmd) => runCommand(cmd, { store, evictor, replicator }),
+      onCommand: (cmd) =>
+        runCommand(cmd, {
+          store,
+          evictor,
+          replicator,
+          confirmAbsent: (blockId) => delta.markRemoved(blockId),
+        }),
       takeEvictCandidates: () => {
         const ids = [...dropCandidates].filter((id) => store.has(id)).slice(0, MAX_EVICT_CANDIDATES);
         for (const id of ids) dropCandidates.delete(id);
@@ -280,6 +286,8 @@ interface CommandTargets {
   store: BlockStore;
   evictor: Evictor;
   replicator: Replicator;
+  /** Tells the master a block it asked to delete is not here (it resends until it hears so). */
+  confirmAbsent: (blockId: number) => void;
 }
 
 /** Carries out one master command. */
@@ -288,7 +296,7 @@ export async function runCommand(cmd: WorkerCommand, t: CommandTargets): Promise
     case 'delete':
       for (const id of cmd.blockIds) {
         const evicted = t.evictor.wasDropRequested(id);
-        await t.store.delete(id, evicted ? 'evicted' : 'deleted');
+        if (!(await t.store.delete(id, evicted ? 'evicted' : 'deleted'))) t.confirmAbsent(id);
       }
       return;
     case 'replicate':
