@@ -178,7 +178,10 @@ export class LocalWrites {
   }
 }
 
-/** Reads the staged data once (large pooled windows), then appends the checksum trailer and syncs. */
+/**
+ * Reads the staged data once (1 MiB windows, the next one read while the current one is
+ * checksummed), then appends the checksum trailer and syncs.
+ */
 async function appendChecksums(
   path: string,
   length: number,
@@ -186,24 +189,35 @@ async function appendChecksums(
   signal?: AbortSignal,
 ): Promise<void> {
   const fh = await open(path, 'r+');
-  const buf = store.pool.acquire();
+  const bufs = [store.pool.acquire(), store.pool.acquire()] as const;
+  const readAt = async (pos: number, buf: Buffer): Promise<number> => {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
+    if (bytesRead === 0) throw badRequest(`staged file ${path} shrank while being committed`);
+    return bytesRead;
+  };
+  let next: Promise<number> | undefined;
   try {
     const sum = new ChunkChecksummer(length);
     let pos = 0;
-    while (pos < length) {
+    let turn = 0;
+    next = length > 0 ? readAt(0, bufs[0]) : undefined;
+    while (next !== undefined) {
       signal?.throwIfAborted();
-      const want = Math.min(buf.length, length - pos);
-      const { bytesRead } = await fh.read(buf, 0, want, pos);
-      if (bytesRead === 0) throw badRequest(`staged file ${path} shrank while being committed`);
-      sum.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
+      const cur = bufs[turn % 2] as Buffer;
+      const n = await next;
+      next = undefined;
+      pos += n;
+      if (pos < length) next = readAt(pos, bufs[(turn + 1) % 2] as Buffer);
+      sum.update(cur.subarray(0, n));
+      turn++;
     }
     const trailer = encodeTrailer(length, sum.finish());
     await fh.write(trailer, 0, trailer.length, length);
     await fh.truncate(length + trailer.length);
     await fh.datasync();
   } finally {
-    store.pool.release(buf);
+    await next?.catch(() => undefined);
+    for (const b of bufs) store.pool.release(b);
     await fh.close();
   }
 }

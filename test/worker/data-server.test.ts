@@ -147,7 +147,7 @@ test('short-circuit reads return the same bytes as remote reads; short-circuit w
   const fromFile = readFileSync(local.path).subarray(0, local.length);
   assert.ok(fromFile.equals(await remoteRead(s, 1)));
 
-  const written = randomData(700 * KiB);
+  const written = randomData(3 * MiB + 700 * KiB);
   const open = await s.server.openLocalWrite(
     { blockId: 2, storageType: 'MEM', lengthHint: written.length },
     ctx(),
