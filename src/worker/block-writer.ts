@@ -7,7 +7,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { ChunkChecksummer, MAX_BLOCK_LENGTH_BYTES, encodeTrailer, fileSizeFor } from './block-format.js';
-import type { BufferSource } from './buffer-pool.js';
 import { WriteCancelledError, badRequest } from './errors.js';
 import { unlinkIfExists } from './fs-util.js';
 import type { Tier } from './tiers.js';
@@ -22,13 +21,14 @@ export const RESERVE_STEP_BYTES = 4 * 1024 * 1024;
  */
 export const EARLY_SYNC_BYTES = 16 * 1024 * 1024;
 
-/** Chunks at least this large are written as they are; smaller ones are gathered into a buffer. */
-export const COALESCE_BELOW_BYTES = 256 * 1024;
+/** Chunks are handed to the file in batches of at least this many bytes (one writev each). */
+export const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Most chunks in one writev (IOV_MAX is 1024 on Linux). */
+const MAX_BATCH_CHUNKS = 512;
 
-/** What the writer needs from the store: growing its reservation (may wait for eviction), buffers. */
+/** What the writer needs from the store: growing its reservation (may wait for eviction). */
 export interface WriterHost {
   grow(dir: TierDir, bytes: number, signal?: AbortSignal): Promise<void>;
-  readonly pool: BufferSource;
 }
 
 export interface StagedBlock {
@@ -53,9 +53,9 @@ export class BlockWriter {
   #written = 0;
   /** Bytes handed to the file so far (written or in flight). */
   #filePos = 0;
-  /** Small chunks gathered before one large write. */
-  #gather: Buffer | undefined;
-  #gathered = 0;
+  /** Chunks not yet handed to the file, written together by one writev. */
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
   /** The one file write in flight: the next chunk is accepted while it runs. */
   #inflight: Promise<void> = Promise.resolve();
   /** A background sync started at `#syncedUpTo` bytes (see EARLY_SYNC_BYTES). */
@@ -111,9 +111,9 @@ export class BlockWriter {
   }
 
   /**
-   * Appends a chunk. Large chunks go to the file as they are (the caller must not modify them
-   * afterwards); small ones are gathered into 1 MiB writes. One write runs while the next chunk
-   * is accepted; its failure surfaces on a later call.
+   * Appends a chunk (kept by reference: the caller must not modify it afterwards). Chunks are
+   * handed to the file in batches of 1 MiB or more, one writev each, with no copy; one batch is
+   * written while the next chunks arrive, and its failure surfaces on a later call.
    */
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     this.#checkOpen();
@@ -128,52 +128,25 @@ export class BlockWriter {
     }
     this.#sum.update(chunk);
     this.#written = after;
-    if (this.#gathered === 0 && chunk.length >= COALESCE_BELOW_BYTES) {
-      await this.#submit(chunk, undefined);
-      return;
-    }
-    let off = 0;
-    while (off < chunk.length) {
-      this.#gather ??= this.#host.pool.acquire();
-      const n = chunk.copy(this.#gather, this.#gathered, off);
-      this.#gathered += n;
-      off += n;
-      if (this.#gathered === this.#gather.length) await this.#flushGathered();
-    }
+    if (chunk.length === 0) return;
+    this.#batch.push(chunk);
+    this.#batchBytes += chunk.length;
+    if (this.#batchBytes >= WRITE_BATCH_BYTES || this.#batch.length >= MAX_BATCH_CHUNKS)
+      await this.#flushBatch();
   }
 
-  async #flushGathered(): Promise<void> {
-    const buf = this.#gather;
-    if (buf === undefined || this.#gathered === 0) return;
-    const n = this.#gathered;
-    this.#gather = undefined;
-    this.#gathered = 0;
-    await this.#submit(buf.subarray(0, n), buf);
-  }
-
-  /** Waits for the write in flight, then starts this one; `pooled` goes back when it is done. */
-  async #submit(data: Buffer, pooled: Buffer | undefined): Promise<void> {
-    try {
-      await this.#inflight;
-    } catch (err) {
-      if (pooled !== undefined) this.#host.pool.release(pooled);
-      throw err;
-    }
+  /** Waits for the write in flight, then starts writing the batch. */
+  async #flushBatch(): Promise<void> {
+    if (this.#batchBytes === 0) return;
+    const batch = this.#batch;
+    const bytes = this.#batchBytes;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    await this.#inflight;
     const position = this.#filePos;
-    this.#filePos += data.length;
+    this.#filePos += bytes;
     const fh = this.#fh;
-    const pool = this.#host.pool;
-    this.#inflight = (async () => {
-      try {
-        let off = 0;
-        while (off < data.length) {
-          const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
-          off += bytesWritten;
-        }
-      } finally {
-        if (pooled !== undefined) pool.release(pooled);
-      }
-    })();
+    this.#inflight = writevFully(fh, batch, position);
     // Observed on the next call; never an unhandled rejection meanwhile.
     this.#inflight.catch(() => undefined);
     if (this.#earlySync === undefined && this.#filePos - this.#syncedUpTo >= EARLY_SYNC_BYTES) {
@@ -201,7 +174,7 @@ export class BlockWriter {
         `block ${this.blockId}: received ${this.#written} bytes but the writer declared ${expectedLength}`,
       );
     }
-    await this.#flushGathered();
+    await this.#flushBatch();
     await this.#inflight;
     await this.#earlySync;
     if (this.#filePos !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
@@ -234,8 +207,8 @@ export class BlockWriter {
     this.#state = 'closed';
     await this.#inflight.catch(() => undefined);
     await this.#earlySync?.catch(() => undefined);
-    if (this.#gather !== undefined) this.#host.pool.release(this.#gather);
-    this.#gather = undefined;
+    this.#batch = [];
+    this.#batchBytes = 0;
     if (wasOpen) await this.#fh.close().catch(() => undefined);
     await unlinkIfExists(this.stagingPath).catch(() => undefined);
     this.dir.release(this.#reservedBytes);
@@ -251,5 +224,24 @@ export class BlockWriter {
       throw new WriteCancelledError(this.blockId, this.#cancelReason);
     }
     if (this.#state !== 'open') throw new Error(`write of block ${this.blockId} is already finished`);
+  }
+}
+
+/** writev until every byte is written (a short write resumes where it stopped). */
+async function writevFully(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let pos = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, pos);
+    if (bytesWritten === 0) throw new Error(`writev at ${pos} wrote nothing`);
+    pos += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (i < rest.length && skip >= (rest[i] as Buffer).length) {
+      skip -= (rest[i] as Buffer).length;
+      i++;
+    }
+    rest = rest.slice(i);
+    if (skip > 0 && rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(skip);
   }
 }
