@@ -26,12 +26,10 @@ export {
   thinConfigPath,
   cacheConfigPath,
   confOutPath,
-  fluidMode,
   THIN_CONFIG_PATHS,
   CACHE_CONFIG_PATHS,
   DEFAULT_STRATA_CONF_OUT,
 } from './paths.js';
-export type { FluidMode } from './paths.js';
 export { isReadOnly, unifiedPath, isFluidNativeScheme } from './fluid-json.js';
 export type { FluidMount } from './fluid-json.js';
 export { writeFileAtomic } from './write-file.js';

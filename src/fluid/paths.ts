@@ -52,17 +52,3 @@ export function confOutPath(
   const fromEnv = env.STRATA_CONF_FILE;
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_STRATA_CONF_OUT;
 }
-
-/** Which Fluid entry a container is, decided from its environment as deploy/docker/entrypoint.sh does. */
-export type FluidMode = 'thin' | 'cache-runtime' | 'none';
-
-export function fluidMode(
-  env: Readonly<Record<string, string | undefined>>,
-  exists: Exists = existsSync,
-): FluidMode {
-  if (env.FLUID_RUNTIME_TYPE === 'thin') return 'thin';
-  // Checked before the file: the legacy CacheRuntime also mounts a config.json.
-  if (env.FLUID_RUNTIME_COMPONENT_TYPE !== undefined && env.FLUID_RUNTIME_COMPONENT_TYPE !== '')
-    return 'cache-runtime';
-  return firstExisting(THIN_CONFIG_PATHS, exists) === undefined ? 'none' : 'thin';
-}
