@@ -17,13 +17,22 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  // 1023.5 KiB would print as "1024 KiB": carry into the next unit instead.
-  if (Number(v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) >= 1024 && u < BYTE_UNITS.length - 1) {
-    v /= 1024;
+  let text = threeDigits(v);
+  // 1023.9 KiB rounds to "1024": say "1.00 MiB" instead.
+  if (Number(text) >= 1024 && u < BYTE_UNITS.length - 1) {
     u++;
+    text = threeDigits(v / 1024);
   }
-  const digits = v < 10 ? 2 : v < 100 ? 1 : 0;
-  return `${sign}${v.toFixed(digits)} ${BYTE_UNITS[u]}`;
+  return `${sign}${text} ${BYTE_UNITS[u]}`;
+}
+
+/** 9.999 → "10.0", 1.5 → "1.50", 123.4 → "123": decimals chosen after rounding. */
+function threeDigits(v: number): string {
+  for (const digits of [2, 1]) {
+    const text = v.toFixed(digits);
+    if (Number(text) < 10 ** (3 - digits)) return text;
+  }
+  return v.toFixed(0);
 }
 
 export function formatRate(bytesPerSec: number): string {

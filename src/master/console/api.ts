@@ -106,7 +106,21 @@ export function addConsoleApi(http: OpsHttpServer, d: ConsoleApiDeps): void {
       const body = decommissionBody.safeParse(await readJsonBody(req, MAX_ACTION_BODY_BYTES));
       if (!body.success)
         throw new StrataError('STRATA_BAD_REQUEST', 'expected {"worker": "<worker id or host:port>"}');
-      const w = d.core.registry.decommission(body.data.worker);
+      let w;
+      try {
+        w = d.core.registry.decommission(body.data.worker);
+      } catch (err) {
+        // The registry's codes have no HTTP status of their own: an unknown worker is a 404,
+        // a lost one a conflict with its state.
+        const code = err instanceof StrataError ? err.code : '';
+        if (code === 'STRATA_WORKER_UNKNOWN' || code === 'STRATA_WORKER_LOST') {
+          sendJson(res, code === 'STRATA_WORKER_UNKNOWN' ? 404 : 409, {
+            error: { code, message: (err as Error).message },
+          });
+          return;
+        }
+        throw err;
+      }
       d.log.info(
         { action: 'decommission', workerId: w.id, remote: req.socket.remoteAddress },
         'console action: worker decommissioning',
