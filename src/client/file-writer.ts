@@ -1,0 +1,394 @@
+/**
+ * A new file being written sequentially (`create`): bytes are cut into `block_size` blocks, each
+ * placed by the master and written to its replicas in parallel while the bytes arrive; the file
+ * becomes visible with its block list at `close` (one Complete). The lease is renewed meanwhile.
+ *
+ * Small writes are gathered into chunks before they go out. When a replica fails mid-block, the
+ * block is abandoned, placed again without that worker and the bytes written so far are replayed:
+ * from the short-circuit replica's file when the block has one, else from a copy the writer keeps
+ * of the current block (memory within the client's budget, a temp file beyond).
+ */
+import { Writable } from 'node:stream';
+import type { StorageType, TtlAction } from '../common/config/index.js';
+import { FsError } from '../common/errors.js';
+import type { StrataError } from '../common/errors.js';
+import type { Caller, FileStatus } from '../protocol/types.js';
+import { Complete, Create, Delete } from '../protocol/master-calls.js';
+import { BlockWriteError } from './block-writer.js';
+import type { BlockWriteSession } from './block-writer.js';
+import { closedError, normaliseError } from './errors.js';
+import type { IoContext } from './io-context.js';
+import { LeaseKeeper } from './lease.js';
+import { BlockPlacer } from './placement.js';
+import type { PlacedBlock } from './placement.js';
+import { MAX_BLOCK_PLACEMENTS } from './settings.js';
+import { SpillBuffer } from './spill-buffer.js';
+
+/** Size of the gathering buffer for small writes (and of the replay copy's pieces). */
+export const WRITE_GATHER_BYTES = 1024 * 1024;
+
+export interface CreateOptions {
+  /** Replace an existing file. */
+  overwrite?: boolean;
+  /** Create missing parent directories. */
+  parents?: boolean;
+  mode?: number;
+  blockSizeBytes?: number;
+  replicas?: number;
+  storageType?: StorageType;
+  ttlMs?: number;
+  ttlAction?: TtlAction;
+  /** Expected length, if known: lets workers reserve space. */
+  sizeHintBytes?: number;
+}
+
+export class FileWriter {
+  readonly path: string;
+  readonly #ctx: IoContext;
+  readonly #status: FileStatus;
+  readonly #leaseId: string;
+  readonly #blockSize: number;
+  readonly #placer: BlockPlacer;
+  readonly #lease: LeaseKeeper;
+  readonly #sizeHint: number | undefined;
+  readonly #blocks: PlacedBlock[] = [];
+  readonly #retained: SpillBuffer;
+  /** Whether #retained holds the current block (needed when no replica is short-circuit). */
+  #retaining = false;
+  #session: BlockWriteSession | undefined;
+  #gather: Buffer | undefined;
+  #gathered = 0;
+  #bytes = 0;
+  #state: 'open' | 'closing' | 'closed' | 'failed' = 'open';
+  #failure: StrataError | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #final: FileStatus | undefined;
+
+  private constructor(ctx: IoContext, path: string, status: FileStatus, leaseId: string, sizeHint?: number) {
+    this.#ctx = ctx;
+    this.path = path;
+    this.#status = status;
+    this.#leaseId = leaseId;
+    this.#blockSize = status.blockSize > 0 ? status.blockSize : ctx.settings.blockSizeBytes;
+    this.#placer = new BlockPlacer(ctx, path, status.id, leaseId, status.storageType);
+    this.#lease = new LeaseKeeper(ctx.master, status.id, leaseId, ctx.log);
+    this.#retained = new SpillBuffer(ctx.budget, ctx.settings.spillDir);
+    this.#sizeHint = sizeHint;
+  }
+
+  static async create(
+    ctx: IoContext,
+    path: string,
+    opts: CreateOptions = {},
+    caller?: Caller,
+  ): Promise<FileWriter> {
+    const s = ctx.settings;
+    const r = await ctx.master.call(Create, {
+      path,
+      ...(opts.overwrite === undefined ? {} : { overwrite: opts.overwrite }),
+      ...(opts.parents === undefined ? {} : { parents: opts.parents }),
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+      blockSize: opts.blockSizeBytes ?? s.blockSizeBytes,
+      replicas: opts.replicas ?? s.replicas,
+      storageType: opts.storageType ?? s.storageType,
+      ttlMs: opts.ttlMs ?? s.ttlMs,
+      ttlAction: opts.ttlAction ?? s.ttlAction,
+      clientHost: s.clientHost,
+      ...(caller === undefined ? {} : { caller }),
+    });
+    return new FileWriter(ctx, path, r.status, r.leaseId, opts.sizeHintBytes);
+  }
+
+  /** The file as created (state "writing"); `close` returns the final status. */
+  get status(): FileStatus {
+    return this.#final ?? this.#status;
+  }
+
+  /** Bytes accepted so far. */
+  get bytesWritten(): number {
+    return this.#bytes;
+  }
+
+  /** Appends `data`; resolves when the bytes are with the workers (or gathered for the next chunk). */
+  write(data: Uint8Array): Promise<void> {
+    return this.#enqueue(() => this.#write(data));
+  }
+
+  /** Ends the file: the last block is finished and the block list committed. */
+  close(): Promise<FileStatus> {
+    return this.#enqueue(async () => {
+      if (this.#state === 'closed' && this.#final !== undefined) return this.#final;
+      this.#checkWritable();
+      this.#state = 'closing';
+      try {
+        await this.#flushGather();
+        if (this.#session !== undefined) await this.#finishBlock();
+        const lost = this.#lease.lost;
+        if (lost !== undefined) throw lost;
+        this.#final = await this.#ctx.master.call(Complete, {
+          fileId: this.#status.id,
+          leaseId: this.#leaseId,
+          blocks: this.#blocks.map((b) => ({ blockId: b.blockId, length: b.length, workers: b.workers })),
+          length: this.#bytes,
+        });
+        this.#state = 'closed';
+        return this.#final;
+      } catch (err) {
+        throw this.#fail(err);
+      } finally {
+        this.#lease.stop();
+        await this.#retained.close();
+      }
+    });
+  }
+
+  /**
+   * Gives up the file: blocks in flight are abandoned and the file is removed (a half-written
+   * file is worse than none). Safe to call after a failure; never throws.
+   */
+  async abort(): Promise<void> {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state !== 'failed';
+    this.#state = 'failed';
+    this.#failure ??= new FsError('EIO', `${this.path}: write aborted`);
+    await this.#queue.catch(() => undefined);
+    this.#lease.stop();
+    const session = this.#session;
+    this.#session = undefined;
+    if (session !== undefined) {
+      await session.abort();
+      await this.#placer.abandon(session.blockId);
+    }
+    await this.#retained.close().catch(() => undefined);
+    await this.#ctx.master.call(Delete, { path: this.path }).catch((err: unknown) => {
+      this.#ctx.log.debug({ err, path: this.path, wasOpen }, 'removing an aborted file failed');
+    });
+  }
+
+  #enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(op);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #checkWritable(): void {
+    if (this.#state === 'failed') throw this.#failure ?? closedError(`writer of ${this.path}`);
+    if (this.#state !== 'open') throw closedError(`writer of ${this.path}`);
+    const lost = this.#lease.lost;
+    if (lost !== undefined) throw this.#fail(lost);
+  }
+
+  #fail(err: unknown): StrataError {
+    this.#state = 'failed';
+    this.#failure ??= normaliseError(err);
+    this.#lease.stop();
+    return this.#failure;
+  }
+
+  async #write(data: Uint8Array): Promise<void> {
+    this.#checkWritable();
+    try {
+      let at = 0;
+      while (at < data.length) {
+        const blockLeft = this.#blockSize - ((this.#bytes + this.#gathered) % this.#blockSize);
+        const room = Math.min(blockLeft, data.length - at);
+        if (this.#gathered === 0 && room >= WRITE_GATHER_BYTES) {
+          // Large write: send it as is, no gathering copy.
+          const piece = Buffer.from(data.buffer, data.byteOffset + at, room);
+          await this.#send(piece);
+          at += room;
+          continue;
+        }
+        this.#gather ??= Buffer.allocUnsafe(WRITE_GATHER_BYTES);
+        const n = Math.min(room, WRITE_GATHER_BYTES - this.#gathered);
+        this.#gather.set(data.subarray(at, at + n), this.#gathered);
+        this.#gathered += n;
+        at += n;
+        if (this.#gathered === WRITE_GATHER_BYTES || n === blockLeft) await this.#flushGather();
+      }
+    } catch (err) {
+      throw this.#fail(err);
+    }
+  }
+
+  async #flushGather(): Promise<void> {
+    if (this.#gathered === 0 || this.#gather === undefined) return;
+    const piece = this.#gather.subarray(0, this.#gathered);
+    this.#gather = undefined;
+    this.#gathered = 0;
+    await this.#send(piece);
+  }
+
+  /** Sends bytes that fit in the current block; finishes the block when it is full. */
+  async #send(piece: Buffer): Promise<void> {
+    if (this.#session === undefined) {
+      this.#session = await this.#placer.open(this.#lengthHint());
+      this.#retaining = !this.#session.hasLocalTarget;
+    }
+    for (let attempt = 0; ; attempt++) {
+      const session: BlockWriteSession = this.#session;
+      try {
+        await session.write(piece);
+        break;
+      } catch (err) {
+        if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
+        }
+        await this.#replace(err);
+      }
+    }
+    if (this.#retaining) {
+      const before = this.#retained.spilledBytes;
+      await this.#retained.append(piece);
+      const spilled = this.#retained.spilledBytes - before;
+      if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
+    }
+    this.#bytes += piece.length;
+    if (this.#bytes % this.#blockSize === 0) await this.#finishBlock();
+  }
+
+  async #finishBlock(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const session = this.#session;
+      if (session === undefined) return;
+      try {
+        const workers = await session.finish();
+        await session.close();
+        this.#blocks.push({
+          blockId: session.blockId,
+          length: session.length,
+          workers,
+          addresses: [...session.workers],
+        });
+        this.#session = undefined;
+        await this.#retained.reset();
+        this.#retaining = false;
+        return;
+      } catch (err) {
+        if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
+        }
+        await this.#replace(err);
+      }
+    }
+  }
+
+  /**
+   * The current block failed on some replicas: place it again without them and replay the bytes
+   * written so far into the new session; then let the old one go.
+   */
+  async #replace(err: BlockWriteError): Promise<void> {
+    const old = this.#session;
+    if (old === undefined) throw err;
+    this.#placer.exclude(err);
+    this.#ctx.metrics?.replacement();
+    this.#ctx.metrics?.failover('write');
+    this.#ctx.log.warn(
+      { err, path: this.path, blockId: old.blockId },
+      'block write failed; placing it again',
+    );
+    const length = old.length;
+    const fromLocal = !this.#retaining && old.hasLocalTarget;
+    for (let attempt = 0; ; attempt++) {
+      const next = await this.#placer.open(this.#lengthHint());
+      const keep = !next.hasLocalTarget && !this.#retaining;
+      try {
+        for (let at = 0; at < length; at += WRITE_GATHER_BYTES) {
+          const n = Math.min(WRITE_GATHER_BYTES, length - at);
+          const piece = fromLocal ? await old.readBack(at, n) : await this.#retained.read(at, n);
+          await next.write(piece);
+          if (keep) await this.#retained.append(piece);
+        }
+      } catch (e) {
+        await next.abort();
+        await this.#placer.abandon(next.blockId);
+        if (keep) await this.#retained.reset();
+        if (!(e instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          await old.abort();
+          await this.#placer.abandon(old.blockId);
+          throw e instanceof BlockWriteError ? this.#placer.gaveUp(e) : e;
+        }
+        this.#placer.exclude(e);
+        continue;
+      }
+      if (keep) this.#retaining = true;
+      else if (next.hasLocalTarget && this.#retaining) {
+        await this.#retained.reset();
+        this.#retaining = false;
+      }
+      this.#session = next;
+      await old.abort();
+      await this.#placer.abandon(old.blockId);
+      return;
+    }
+  }
+
+  #lengthHint(): number | undefined {
+    if (this.#sizeHint === undefined) return undefined;
+    const left = this.#sizeHint - this.#bytes;
+    return Math.max(0, Math.min(this.#blockSize, left));
+  }
+}
+
+/** A Node Writable over a FileWriter; `status` holds the committed file after 'finish'. */
+export class FileWriteStream extends Writable {
+  readonly path: string;
+  status: FileStatus | undefined;
+  readonly #open: () => Promise<FileWriter>;
+  #writer: FileWriter | undefined;
+
+  constructor(path: string, open: () => Promise<FileWriter>, highWaterMarkBytes = WRITE_GATHER_BYTES * 4) {
+    super({ highWaterMark: highWaterMarkBytes, decodeStrings: true });
+    this.path = path;
+    this.#open = open;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.#open().then(
+      (w) => {
+        this.#writer = w;
+        callback();
+      },
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (w === undefined) {
+      callback(closedError(`writer of ${this.path}`));
+      return;
+    }
+    w.write(chunk).then(
+      () => callback(),
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (w === undefined) {
+      callback(closedError(`writer of ${this.path}`));
+      return;
+    }
+    w.close().then(
+      (st) => {
+        this.status = st;
+        callback();
+      },
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (err === null || w === undefined || this.status !== undefined) {
+      callback(err);
+      return;
+    }
+    w.abort().then(
+      () => callback(err),
+      () => callback(err),
+    );
+  }
+}
