@@ -3,7 +3,17 @@
  */
 import type { Command } from 'commander';
 import { register as checkConfig } from './check-config.js';
+import { register as fs } from './fs.js';
 import { register as local } from './local.js';
+import { register as node } from './node.js';
+import { register as report } from './report.js';
 import { register as version } from './version.js';
 
-export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, version];
+export const COMMANDS: readonly ((program: Command) => void)[] = [
+  checkConfig,
+  fs,
+  local,
+  node,
+  report,
+  version,
+];
