@@ -23,7 +23,6 @@ import { Progress } from '../progress.js';
 
 interface PutOptions {
   force?: boolean;
-  parents?: boolean;
   blockSize?: string;
   replicas?: string;
   storageType?: string;
@@ -45,7 +44,6 @@ export function registerTransfer(fs: Command): void {
       'local files or directories (or - for stdin), then the destination (an existing directory receives the sources by name)',
     )
     .option('-f, --force', 'overwrite existing files')
-    .option('-p, --parents', 'create missing parent directories of the destination')
     .option('--block-size <size>', 'block size of new files, e.g. 64MB (default client.block_size)')
     .option('--replicas <n>', 'copies of each block (default client.replicas)')
     .option(
@@ -237,7 +235,8 @@ async function putStream(
   const out = fs.createWriteStream(dst, {
     ...create,
     overwrite: opts.force === true,
-    parents: opts.parents === true,
+    // Like HDFS: missing parent directories of the destination are created.
+    parents: true,
     ...(size === undefined ? {} : { sizeHintBytes: size }),
   });
   try {
