@@ -1,7 +1,8 @@
 /**
  * Client metrics on an optional Prometheus registry (the host process's: FUSE, S3 gateway,
  * proxy). Without a registry nothing is recorded. Bytes are split by path: `local` is
- * short-circuit (block files opened directly), `remote` is block RPC to a worker.
+ * short-circuit (block files opened directly), `remote` is block RPC to a worker. Several clients
+ * may share one registry: they share the metrics too.
  */
 import { Counter, Histogram, LATENCY_BUCKETS_S } from '../common/metrics.js';
 import type { Registry } from '../common/metrics.js';
@@ -19,53 +20,44 @@ export class ClientMetrics {
   readonly #masterLatency: Histogram<'call'>;
 
   constructor(registry: Registry) {
-    const registers = [registry];
-    this.#readBytes = new Counter({
+    this.#readBytes = counter(registry, {
       name: 'strata_client_read_bytes_total',
       help: 'Bytes read by the client from workers, by path (local = short-circuit).',
       labelNames: ['path'],
-      registers,
     });
-    this.#writeBytes = new Counter({
+    this.#writeBytes = counter(registry, {
       name: 'strata_client_write_bytes_total',
       help: 'Bytes written by the client to workers (each replica counted), by path.',
       labelNames: ['path'],
-      registers,
     });
-    this.#blockReads = new Counter({
+    this.#blockReads = counter(registry, {
       name: 'strata_client_block_reads_total',
       help: 'Block read operations, by path (local = short-circuit).',
       labelNames: ['path'],
-      registers,
     });
-    this.#failovers = new Counter({
+    this.#failovers = counter(registry, {
       name: 'strata_client_worker_failovers_total',
       help: 'Times a worker failed a read or write and another replica or placement was used.',
       labelNames: ['op'],
-      registers,
     });
-    this.#replacements = new Counter({
+    this.#replacements = counter(registry, {
       name: 'strata_client_block_replacements_total',
       help: 'Blocks abandoned mid-write and placed again on other workers.',
-      registers,
     });
-    this.#spilledBytes = new Counter({
+    this.#spilledBytes = counter(registry, {
       name: 'strata_client_spilled_bytes_total',
       help: 'Bytes writers kept in temp files because the memory budget was used up.',
-      registers,
     });
-    this.#masterCalls = new Counter({
+    this.#masterCalls = counter(registry, {
       name: 'strata_client_master_calls_total',
       help: 'Calls to the master, by call name and result.',
       labelNames: ['call', 'result'],
-      registers,
     });
-    this.#masterLatency = new Histogram({
+    this.#masterLatency = histogram(registry, {
       name: 'strata_client_master_call_seconds',
       help: 'Latency of calls to the master.',
       labelNames: ['call'],
       buckets: LATENCY_BUCKETS_S,
-      registers,
     });
   }
 
@@ -97,4 +89,22 @@ export class ClientMetrics {
     this.#masterCalls.inc({ call, result });
     this.#masterLatency.observe({ call }, ms / 1000);
   }
+}
+
+function counter<L extends string>(
+  registry: Registry,
+  cfg: { name: string; help: string; labelNames?: readonly L[] },
+): Counter<L> {
+  const existing = registry.getSingleMetric(cfg.name);
+  if (existing instanceof Counter) return existing as Counter<L>;
+  return new Counter<L>({ ...cfg, registers: [registry] });
+}
+
+function histogram<L extends string>(
+  registry: Registry,
+  cfg: { name: string; help: string; labelNames?: readonly L[]; buckets: number[] },
+): Histogram<L> {
+  const existing = registry.getSingleMetric(cfg.name);
+  if (existing instanceof Histogram) return existing as Histogram<L>;
+  return new Histogram<L>({ ...cfg, registers: [registry] });
 }
