@@ -99,15 +99,31 @@ export class BlockReader {
       try {
         const local = this.#ctx.workers.isLocal(w) ? await this.#localFile(w, block.blockId) : undefined;
         if (local !== undefined) {
-          while (done < length) {
-            const n = Math.min(localChunkBytes, length - done);
-            const buf = Buffer.allocUnsafe(n);
-            const got = await readFull(local.fh, buf, blockOffset + done, n);
-            if (got < n)
-              throw new StrataError('STRATA_SHORT_READ', `block file of ${block.blockId} is short`);
-            this.#ctx.metrics?.read('local', n);
-            done += n;
+          // One read ahead of the consumer: the next chunk is read while this one is used.
+          let next = done;
+          const issue = (): Promise<Buffer> => {
+            const n = Math.min(localChunkBytes, length - next);
+            const at = next;
+            next += n;
+            const p = (async () => {
+              const buf = Buffer.allocUnsafe(n);
+              const got = await readFull(local.fh, buf, blockOffset + at, n);
+              if (got < n)
+                throw new StrataError('STRATA_SHORT_READ', `block file of ${block.blockId} is short`);
+              return buf;
+            })();
+            p.catch(() => undefined);
+            return p;
+          };
+          let pending = issue();
+          for (;;) {
+            const buf = await pending;
+            const more = next < length;
+            if (more) pending = issue();
+            this.#ctx.metrics?.read('local', buf.length);
+            done += buf.length;
             yield buf;
+            if (!more) break;
           }
           this.#ctx.metrics?.blockRead('local');
           return;

@@ -267,6 +267,11 @@ export class BlockWriteSession {
     return this.#targets.map((t) => t.worker);
   }
 
+  /** Whether some replica goes over RPC (which keeps a reference to each chunk until it is sent). */
+  get hasRemoteTarget(): boolean {
+    return this.#targets.some((t) => !t.local);
+  }
+
   get hasLocalTarget(): boolean {
     return this.#targets.some((t) => t.local);
   }
@@ -279,7 +284,10 @@ export class BlockWriteSession {
     return t.readBack(offset, length);
   }
 
-  /** Sends `chunk` to every replica; throws BlockWriteError naming the ones that failed. */
+  /**
+   * Sends `chunk` to every replica; throws BlockWriteError naming the ones that failed. With a
+   * remote replica the chunk must not change afterwards (the RPC sends it without copying).
+   */
   async write(chunk: Buffer): Promise<void> {
     if (this.#failed)
       throw new StrataError('STRATA_INTERNAL', `block ${this.blockId} session already failed`);

@@ -10,8 +10,7 @@
  */
 import { Writable } from 'node:stream';
 import type { StorageType, TtlAction } from '../common/config/index.js';
-import { FsError } from '../common/errors.js';
-import type { StrataError } from '../common/errors.js';
+import { FsError, StrataError } from '../common/errors.js';
 import type { Caller, FileStatus } from '../protocol/types.js';
 import { Complete, Create, Delete } from '../protocol/master-calls.js';
 import { BlockWriteError } from './block-writer.js';
@@ -42,6 +41,15 @@ export interface CreateOptions {
   sizeHintBytes?: number;
 }
 
+/**
+ * The block being written, or one being finished: its write session and, when no replica is
+ * short-circuit, the copy of its bytes kept for replay.
+ */
+interface OpenBlock {
+  session: BlockWriteSession;
+  retained: SpillBuffer | undefined;
+}
+
 export class FileWriter {
   readonly path: string;
   readonly #ctx: IoContext;
@@ -51,11 +59,14 @@ export class FileWriter {
   readonly #placer: BlockPlacer;
   readonly #lease: LeaseKeeper;
   readonly #sizeHint: number | undefined;
-  readonly #blocks: PlacedBlock[] = [];
-  readonly #retained: SpillBuffer;
-  /** Whether #retained holds the current block (needed when no replica is short-circuit). */
-  #retaining = false;
-  #session: BlockWriteSession | undefined;
+  /** Committed-to-be block list; a slot is filled when its block is finished. */
+  readonly #blocks: (PlacedBlock | undefined)[] = [];
+  #current: OpenBlock | undefined;
+  /**
+   * The previous block, finishing (the worker checksums, syncs and publishes it) while the next
+   * one is written: at most one at a time, so the sync of one block overlaps the bytes of the next.
+   */
+  #finishing: { block: OpenBlock; done: Promise<void> } | undefined;
   #gather: Buffer | undefined;
   #gathered = 0;
   #bytes = 0;
@@ -72,7 +83,6 @@ export class FileWriter {
     this.#blockSize = status.blockSize > 0 ? status.blockSize : ctx.settings.blockSizeBytes;
     this.#placer = new BlockPlacer(ctx, path, status.id, leaseId, status.storageType);
     this.#lease = new LeaseKeeper(ctx.master, status.id, leaseId, ctx.log);
-    this.#retained = new SpillBuffer(ctx.budget, ctx.settings.spillDir);
     this.#sizeHint = sizeHint;
   }
 
@@ -122,13 +132,19 @@ export class FileWriter {
       this.#state = 'closing';
       try {
         await this.#flushGather();
-        if (this.#session !== undefined) await this.#finishBlock();
+        if (this.#current !== undefined) await this.#finishBlock(false);
+        await this.#settleFinishing();
         const lost = this.#lease.lost;
         if (lost !== undefined) throw lost;
+        const blocks = this.#blocks.map((b) => {
+          if (b === undefined)
+            throw new StrataError('STRATA_INTERNAL', `${this.path}: a block was never finished`);
+          return { blockId: b.blockId, length: b.length, workers: b.workers };
+        });
         this.#final = await this.#ctx.master.call(Complete, {
           fileId: this.#status.id,
           leaseId: this.#leaseId,
-          blocks: this.#blocks.map((b) => ({ blockId: b.blockId, length: b.length, workers: b.workers })),
+          blocks,
           length: this.#bytes,
         });
         this.#state = 'closed';
@@ -137,7 +153,6 @@ export class FileWriter {
         throw this.#fail(err);
       } finally {
         this.#lease.stop();
-        await this.#retained.close();
       }
     });
   }
@@ -148,20 +163,17 @@ export class FileWriter {
    */
   async abort(): Promise<void> {
     if (this.#state === 'closed') return;
-    const wasOpen = this.#state !== 'failed';
     this.#state = 'failed';
     this.#failure ??= new FsError('EIO', `${this.path}: write aborted`);
     await this.#queue.catch(() => undefined);
     this.#lease.stop();
-    const session = this.#session;
-    this.#session = undefined;
-    if (session !== undefined) {
-      await session.abort();
-      await this.#placer.abandon(session.blockId);
-    }
-    await this.#retained.close().catch(() => undefined);
+    const open = [this.#current, this.#finishing?.block];
+    await this.#finishing?.done.catch(() => undefined);
+    this.#current = undefined;
+    this.#finishing = undefined;
+    for (const b of open) if (b !== undefined) await this.#dropBlock(b);
     await this.#ctx.master.call(Delete, { path: this.path }).catch((err: unknown) => {
-      this.#ctx.log.debug({ err, path: this.path, wasOpen }, 'removing an aborted file failed');
+      this.#ctx.log.debug({ err, path: this.path }, 'removing an aborted file failed');
     });
   }
 
@@ -194,8 +206,7 @@ export class FileWriter {
         const room = Math.min(blockLeft, data.length - at);
         if (this.#gathered === 0 && room >= WRITE_GATHER_BYTES) {
           // Large write: send it as is, no gathering copy.
-          const piece = Buffer.from(data.buffer, data.byteOffset + at, room);
-          await this.#send(piece);
+          await this.#send(Buffer.from(data.buffer, data.byteOffset + at, room), false);
           at += room;
           continue;
         }
@@ -216,110 +227,150 @@ export class FileWriter {
     const piece = this.#gather.subarray(0, this.#gathered);
     this.#gather = undefined;
     this.#gathered = 0;
-    await this.#send(piece);
+    await this.#send(piece, true);
   }
 
-  /** Sends bytes that fit in the current block; finishes the block when it is full. */
-  async #send(piece: Buffer): Promise<void> {
-    if (this.#session === undefined) {
-      this.#session = await this.#placer.open(this.#lengthHint());
-      this.#retaining = !this.#session.hasLocalTarget;
-    }
+  /**
+   * Sends bytes that fit in the current block; finishes the block when it is full. A piece the
+   * caller still owns is copied once when it must outlive this call (an RPC replica sends it
+   * later, or it is kept for replay).
+   */
+  async #send(input: Buffer, owned: boolean): Promise<void> {
+    this.#current ??= await this.#openBlock();
+    let piece = input;
+    let mine = owned;
     for (let attempt = 0; ; attempt++) {
-      const session: BlockWriteSession = this.#session;
+      const cur: OpenBlock = this.#current;
+      if (!mine && (cur.session.hasRemoteTarget || cur.retained !== undefined)) {
+        piece = Buffer.from(input);
+        mine = true;
+      }
       try {
-        await session.write(piece);
+        await cur.session.write(piece);
         break;
       } catch (err) {
         if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
           throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
         }
-        await this.#replace(err);
+        this.#current = await this.#replace(cur, err);
       }
     }
-    if (this.#retaining) {
-      const before = this.#retained.spilledBytes;
-      await this.#retained.append(piece);
-      const spilled = this.#retained.spilledBytes - before;
+    const retained = this.#current.retained;
+    if (retained !== undefined) {
+      const before = retained.spilledBytes;
+      await retained.appendOwned(piece);
+      const spilled = retained.spilledBytes - before;
       if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
     }
     this.#bytes += piece.length;
-    if (this.#bytes % this.#blockSize === 0) await this.#finishBlock();
+    if (this.#bytes % this.#blockSize === 0) await this.#finishBlock(true);
   }
 
-  async #finishBlock(): Promise<void> {
+  async #openBlock(): Promise<OpenBlock> {
+    const session = await this.#placer.open(this.#lengthHint());
+    return {
+      session,
+      retained: session.hasLocalTarget
+        ? undefined
+        : new SpillBuffer(this.#ctx.budget, this.#ctx.settings.spillDir),
+    };
+  }
+
+  /**
+   * Ends the current block. In the background (a full block mid-file) it finishes while the next
+   * block is written; at most one finishes at a time.
+   */
+  async #finishBlock(background: boolean): Promise<void> {
+    const block = this.#current;
+    if (block === undefined) return;
+    this.#current = undefined;
+    await this.#settleFinishing();
+    const slot = this.#blocks.length;
+    this.#blocks.push(undefined);
+    const done = this.#complete(block, slot);
+    if (!background) {
+      await done;
+      return;
+    }
+    // Awaited by the next finish or by close; the catch only keeps an early failure from being unhandled.
+    done.catch(() => undefined);
+    this.#finishing = { block, done };
+  }
+
+  async #settleFinishing(): Promise<void> {
+    const f = this.#finishing;
+    if (f === undefined) return;
+    this.#finishing = undefined;
+    await f.done;
+  }
+
+  /** Finishes one block (re-placing it when a replica fails) and records it in its slot. */
+  async #complete(first: OpenBlock, slot: number): Promise<void> {
+    let block = first;
     for (let attempt = 0; ; attempt++) {
-      const session = this.#session;
-      if (session === undefined) return;
       try {
-        const workers = await session.finish();
-        await session.close();
-        this.#blocks.push({
-          blockId: session.blockId,
-          length: session.length,
+        const workers = await block.session.finish();
+        await block.session.close();
+        this.#blocks[slot] = {
+          blockId: block.session.blockId,
+          length: block.session.length,
           workers,
-          addresses: [...session.workers],
-        });
-        this.#session = undefined;
-        await this.#retained.reset();
-        this.#retaining = false;
+          addresses: [...block.session.workers],
+        };
+        await block.retained?.close();
         return;
       } catch (err) {
         if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          await this.#dropBlock(block);
           throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
         }
-        await this.#replace(err);
+        block = await this.#replace(block, err);
       }
     }
   }
 
+  /** Abandons a block that will not be used (best effort). */
+  async #dropBlock(block: OpenBlock): Promise<void> {
+    await block.session.abort();
+    await this.#placer.abandon(block.session.blockId);
+    await block.retained?.close().catch(() => undefined);
+  }
+
   /**
-   * The current block failed on some replicas: place it again without them and replay the bytes
-   * written so far into the new session; then let the old one go.
+   * A block failed on some replicas: place it again without them and replay the bytes written so
+   * far into the new placement (from the short-circuit replica's file, else from the kept copy);
+   * then let the old placement go.
    */
-  async #replace(err: BlockWriteError): Promise<void> {
-    const old = this.#session;
-    if (old === undefined) throw err;
+  async #replace(old: OpenBlock, err: BlockWriteError): Promise<OpenBlock> {
     this.#placer.exclude(err);
     this.#ctx.metrics?.replacement();
     this.#ctx.metrics?.failover('write');
     this.#ctx.log.warn(
-      { err, path: this.path, blockId: old.blockId },
+      { err, path: this.path, blockId: old.session.blockId },
       'block write failed; placing it again',
     );
-    const length = old.length;
-    const fromLocal = !this.#retaining && old.hasLocalTarget;
+    const length = old.session.length;
     for (let attempt = 0; ; attempt++) {
-      const next = await this.#placer.open(this.#lengthHint());
-      const keep = !next.hasLocalTarget && !this.#retaining;
+      const next = await this.#openBlock();
       try {
         for (let at = 0; at < length; at += WRITE_GATHER_BYTES) {
           const n = Math.min(WRITE_GATHER_BYTES, length - at);
-          const piece = fromLocal ? await old.readBack(at, n) : await this.#retained.read(at, n);
-          await next.write(piece);
-          if (keep) await this.#retained.append(piece);
+          const piece =
+            old.retained !== undefined ? await old.retained.read(at, n) : await old.session.readBack(at, n);
+          await next.session.write(piece);
+          await next.retained?.appendOwned(piece);
         }
       } catch (e) {
-        await next.abort();
-        await this.#placer.abandon(next.blockId);
-        if (keep) await this.#retained.reset();
+        await this.#dropBlock(next);
         if (!(e instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
-          await old.abort();
-          await this.#placer.abandon(old.blockId);
+          await this.#dropBlock(old);
           throw e instanceof BlockWriteError ? this.#placer.gaveUp(e) : e;
         }
         this.#placer.exclude(e);
         continue;
       }
-      if (keep) this.#retaining = true;
-      else if (next.hasLocalTarget && this.#retaining) {
-        await this.#retained.reset();
-        this.#retaining = false;
-      }
-      this.#session = next;
-      await old.abort();
-      await this.#placer.abandon(old.blockId);
-      return;
+      await this.#dropBlock(old);
+      return next;
     }
   }
 

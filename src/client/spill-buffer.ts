@@ -92,6 +92,23 @@ export class SpillBuffer {
     return at;
   }
 
+  /**
+   * Appends `data` without copying it when it fits in memory: the caller gives the buffer up and
+   * must not change it afterwards.
+   */
+  async appendOwned(data: Buffer): Promise<number> {
+    if (this.#closed) throw new Error('spill buffer is closed');
+    const at = this.#size;
+    if (data.length === 0) return at;
+    if (!this.#spilling && this.#budget.tryAcquire(data.length)) {
+      this.#segments.push({ logOffset: at, buf: data });
+      this.#memBytes += data.length;
+      this.#size += data.length;
+      return at;
+    }
+    return this.append(data);
+  }
+
   /** Copies log bytes [logOffset, logOffset + length) into `target` at `targetOffset`. */
   async readInto(target: Uint8Array, targetOffset: number, logOffset: number, length: number): Promise<void> {
     if (logOffset < 0 || logOffset + length > this.#size) {

@@ -205,6 +205,23 @@ test('a worker that dies mid-write gets the block re-placed elsewhere (remote)',
   assert.ok((cluster.calls.get('master.abandonBlock') ?? 0) >= 1);
 });
 
+test('a block whose worker fails while finishing it (in the background) is re-placed', async (t) => {
+  const { fs, cluster, registry } = setup(t, { workers: 2, settings: { replicas: 1 } });
+  const w0 = cluster.workers[0];
+  assert.ok(w0 !== undefined);
+  w0.failAtWriteEnd = true;
+  const data = randomBytes(5 * BS + 77);
+  const w = await fs.create('/finish');
+  for (let at = 0; at < data.length; at += 10_000) await w.write(data.subarray(at, at + 10_000));
+  await w.close();
+  assert.ok(w0.down, 'the injected failure fired');
+  assert.ok((await metric(registry, 'strata_client_block_replacements_total')) >= 1);
+  w0.down = false;
+  assert.equal(sha(await fs.readFile('/finish')), sha(data));
+  const { blocks } = await fs.blockLocations('/finish');
+  assert.equal(blocks.length, 6);
+});
+
 test('a short-circuit replica whose worker dies before commit is replayed from the local file', async (t) => {
   const { fs, cluster } = setup(t, { workers: 2, localWorkers: 1, settings: { replicas: 1 } });
   const local = cluster.workers[0];

@@ -53,6 +53,8 @@ export class FakeWorker {
   down = false;
   /** Fail a write stream after this many bytes (then the worker is down). */
   failWriteAfterBytes: number | undefined;
+  /** Fail the next write stream when it ends, after receiving every byte (then the worker is down). */
+  failAtWriteEnd = false;
   /** Fail a read stream after this many bytes (then the worker is down). */
   failReadAfterBytes: number | undefined;
   readonly blocks = new Map<number, string>();
@@ -594,6 +596,10 @@ export class FakeCluster implements RpcConnector {
           parts.push(Buffer.from(chunk));
           total += chunk.length;
           w.writeBytes += chunk.length;
+        }
+        if (w.failAtWriteEnd) {
+          w.failAtWriteEnd = false;
+          w.down = true;
         }
         w.check();
         writeFileSync(staging, Buffer.concat(parts));
