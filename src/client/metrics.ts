@@ -96,7 +96,7 @@ function counter<L extends string>(
   cfg: { name: string; help: string; labelNames?: readonly L[] },
 ): Counter<L> {
   const existing = registry.getSingleMetric(cfg.name);
-  if (existing instanceof Counter) return existing as Counter<L>;
+  if (existing instanceof Counter) return existing;
   return new Counter<L>({ ...cfg, registers: [registry] });
 }
 
@@ -105,6 +105,6 @@ function histogram<L extends string>(
   cfg: { name: string; help: string; labelNames?: readonly L[]; buckets: number[] },
 ): Histogram<L> {
   const existing = registry.getSingleMetric(cfg.name);
-  if (existing instanceof Histogram) return existing as Histogram<L>;
+  if (existing instanceof Histogram) return existing;
   return new Histogram<L>({ ...cfg, registers: [registry] });
 }
