@@ -81,14 +81,13 @@ export class BlockReader {
   }
 
   /**
-   * Streams block bytes [blockOffset, blockOffset + length) in chunks of at most `chunkBytes`,
-   * moving to the next replica mid-stream when one fails.
+   * Streams block bytes [blockOffset, blockOffset + length) — chunks as the RPC delivers them,
+   * or `localChunkBytes` from a block file — moving to the next replica mid-stream when one fails.
    */
   async *stream(
     block: LocatedBlock,
     blockOffset: number,
     length: number,
-    chunkBytes: number,
     localChunkBytes: number,
   ): AsyncGenerator<Buffer> {
     let done = 0;
@@ -140,9 +139,9 @@ export class BlockReader {
             if (take <= 0) continue;
             this.#ctx.metrics?.read('remote', take);
             done += take;
-            for (let at = 0; at < take; at += chunkBytes) {
-              yield chunk.subarray(at, Math.min(take, at + chunkBytes));
-            }
+            // Chunks go on as the RPC delivered them (at most its chunk size): slicing them
+            // smaller only adds work per byte.
+            yield take === chunk.length ? chunk : chunk.subarray(0, take);
           }
           finished = true;
         } finally {

@@ -273,13 +273,7 @@ export class FileReader {
       }
       try {
         const b = seg.block;
-        for await (const chunk of this.#reader.stream(
-          b,
-          pos - b.offset,
-          seg.length,
-          chunkBytes,
-          localChunk,
-        )) {
+        for await (const chunk of this.#reader.stream(b, pos - b.offset, seg.length, localChunk)) {
           pos += chunk.length;
           attempt = 0;
           yield chunk;
