@@ -329,6 +329,8 @@ export class RandomWriteHandle {
         await this.#flushAll();
         const lost = this.#lease.lost;
         if (lost !== undefined) throw lost;
+        // Blocks this handle wrote and then replaced go back while the lease still covers them.
+        await this.#abandonSuperseded();
         this.#final = await this.#ctx.master.call(Complete, {
           fileId: this.#status.id,
           leaseId: this.#leaseId,
@@ -340,7 +342,6 @@ export class RandomWriteHandle {
           length: this.#size,
         });
         this.#state = 'closed';
-        await this.#abandonSuperseded();
         return this.#final;
       } catch (err) {
         throw this.#fail(err);
