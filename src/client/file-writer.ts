@@ -15,7 +15,7 @@ import type { Caller, FileStatus } from '../protocol/types.js';
 import { Complete, Create, Delete } from '../protocol/master-calls.js';
 import { BlockWriteError } from './block-writer.js';
 import type { BlockWriteSession } from './block-writer.js';
-import { closedError, normaliseError } from './errors.js';
+import { closedError, isUnreachable, normaliseError } from './errors.js';
 import type { IoContext } from './io-context.js';
 import { LeaseKeeper } from './lease.js';
 import { BlockPlacer } from './placement.js';
@@ -171,7 +171,13 @@ export class FileWriter {
     await this.#finishing?.done.catch(() => undefined);
     this.#current = undefined;
     this.#finishing = undefined;
-    for (const b of open) if (b !== undefined) await this.#dropBlock(b);
+    for (const b of open) if (b !== undefined) await b.session.abort();
+    for (const b of open) await b?.retained?.close().catch(() => undefined);
+    // Without a master there is nobody to tell: its lease timeout ends the file and reclaims the
+    // blocks. Asking anyway would only wait out a deadline per call.
+    if (isUnreachable(this.#failure)) return;
+    const ids = [...open.map((b) => b?.session.blockId), ...this.#blocks.map((b) => b?.blockId)];
+    for (const id of ids) if (id !== undefined) await this.#placer.abandon(id);
     await this.#ctx.master.call(Delete, { path: this.path }).catch((err: unknown) => {
       this.#ctx.log.debug({ err, path: this.path }, 'removing an aborted file failed');
     });

@@ -19,7 +19,7 @@ import { GetBlockLocations, Complete, Create, OpenForWrite } from '../protocol/m
 import type { Caller, FileBlock, FileStatus, LocatedBlock, WorkerAddress } from '../protocol/types.js';
 import { HOLE_BLOCK_ID } from '../protocol/types.js';
 import { BlockReader } from './block-reader.js';
-import { closedError, normaliseError } from './errors.js';
+import { closedError, isUnreachable, normaliseError } from './errors.js';
 import type { IoContext } from './io-context.js';
 import { LeaseKeeper } from './lease.js';
 import { BlockPlacer } from './placement.js';
@@ -359,6 +359,12 @@ export class RandomWriteHandle {
     this.#failure ??= new FsError('EIO', `${this.path}: write handle aborted`);
     await this.#queue.catch(() => undefined);
     await Promise.allSettled(this.#uploading.values());
+    if (isUnreachable(this.#failure)) {
+      // No master to tell: its lease timeout keeps the file as it was and reclaims new blocks.
+      this.#lease.stop();
+      await this.#release();
+      return;
+    }
     for (const b of this.#blocks) if (b.workers !== undefined) this.#superseded.push(b.blockId);
     await this.#abandonSuperseded();
     await this.#ctx.master
