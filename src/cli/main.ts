@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-heap-size=64
 /**
  * The `strata` executable: one binary, a subcommand per role and per client action.
  */

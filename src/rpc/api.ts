@@ -94,6 +94,14 @@ export interface ReplyWithPayload<Res> {
   readonly payload: Buffer;
 }
 
+/**
+ * Builds a unary handler's reply of a body plus raw bytes. The server recognises a reply by its
+ * shape (an object with exactly `body` and `payload`, the payload a Buffer or Uint8Array).
+ */
+export function withPayload<Res>(body: Res, payload: Buffer): ReplyWithPayload<Res> {
+  return { body, payload };
+}
+
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res | ReplyWithPayload<Res>>;
 
 /** The server side of a read stream: `write` resolves when the client has credit for more. */

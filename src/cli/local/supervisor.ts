@@ -11,6 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { StrataError } from '../../common/errors.js';
+import { STRATA_NODE_FLAGS } from '../../common/runtime.js';
 
 /** How long a role may take to answer /ready after it starts. */
 export const READY_TIMEOUT_MS = 60_000;
@@ -107,7 +108,7 @@ export class Supervisor {
     const fd = openSync(spec.logPath, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [this.#opts.bin, ...spec.args], {
+      child = spawn(process.execPath, [...STRATA_NODE_FLAGS, this.#opts.bin, ...spec.args], {
         stdio: ['ignore', fd, fd],
         detached: true,
         env: this.#opts.env,
