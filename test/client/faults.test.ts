@@ -3,6 +3,8 @@
 // master SIGKILLed mid-operation (a clear STRATA_UNAVAILABLE, exit 3 from the CLI; after a restart
 // the same client works again).
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FileSystem } from '../../src/client/index.js';
@@ -27,6 +29,15 @@ function client(
   const fs = FileSystem.create({ config, settings, ...(registry === undefined ? {} : { registry }) });
   t.after(() => fs.close());
   return fs;
+}
+
+/** Files in a MiniCluster worker's staging directory (blocks being received). */
+function stagingFiles(workerDir: string, clusterId: string): number {
+  try {
+    return readdirSync(join(workerDir, 'data', clusterId, 'staging')).length;
+  } catch {
+    return 0;
+  }
 }
 
 async function counter(registry: Registry, name: string): Promise<number> {
@@ -75,9 +86,14 @@ test('a worker killed mid-write: the block is re-placed and the file is intact',
   const data = randomBytes(40 * MiB);
   const w = await fs.create('/w/file', { parents: true });
   const piece = 256 * 1024;
+  let victim: (typeof cluster.workers)[number] | undefined;
   for (let at = 0; at < data.length; at += piece) {
-    if (at === 10 * MiB + 3 * piece)
-      await cluster.stopNode(cluster.workers[1] as NonNullable<(typeof cluster.workers)[1]>, 'SIGKILL');
+    if (at === 10 * MiB + 3 * piece) {
+      // The worker receiving the current block has its staging file: kill that one.
+      victim = cluster.workers.find((n) => stagingFiles(n.dir, cluster.clusterId) > 0);
+      assert.ok(victim !== undefined, 'a worker is receiving the block');
+      await cluster.stopNode(victim, 'SIGKILL');
+    }
     await w.write(data.subarray(at, at + piece));
   }
   await w.close();
@@ -86,7 +102,8 @@ test('a worker killed mid-write: the block is re-placed and the file is intact',
     'a block was re-placed',
   );
   // Blocks written before the kill live on the dead worker: bring it back to read them.
-  await cluster.restartNode(cluster.workers[1] as NonNullable<(typeof cluster.workers)[1]>);
+  assert.ok(victim !== undefined);
+  await cluster.restartNode(victim);
   const want = sha(data);
   await waitFor(
     'the file to read back whole',
