@@ -59,6 +59,7 @@ export class BlockPlacer {
         clientHost: this.#ctx.settings.clientHost,
         clientHostId: this.#ctx.settings.hostId,
         ...(excluded.size > 0 ? { excludeWorkers: [...excluded] } : {}),
+        ...(lengthHint === undefined ? {} : { lengthHint }),
       });
       try {
         return await BlockWriteSession.open(
