@@ -12,6 +12,7 @@ import { register as master } from './master.js';
 import { register as node } from './node.js';
 import { register as report } from './report.js';
 import { register as version } from './version.js';
+import { register as worker } from './worker.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   checkConfig,
@@ -24,4 +25,5 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   node,
   report,
   version,
+  worker,
 ];
