@@ -43,8 +43,11 @@ export class BlockReader {
     const local = live.filter((w) => pool.isLocal(w));
     const remote = live.filter((w) => !pool.isLocal(w));
     // Spread readers of different blocks over the replicas instead of all asking the first.
-    const shift = remote.length > 0 ? block.blockId % remote.length : 0;
-    return [...local, ...remote.slice(shift), ...remote.slice(0, shift), ...failed];
+    const spread = (list: WorkerAddress[]): WorkerAddress[] => {
+      const shift = list.length > 0 ? block.blockId % list.length : 0;
+      return [...list.slice(shift), ...list.slice(0, shift)];
+    };
+    return [...spread(local), ...spread(remote), ...failed];
   }
 
   /** Reads block bytes [blockOffset, blockOffset + length) into target[targetOffset…]. */
