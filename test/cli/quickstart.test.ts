@@ -2,7 +2,7 @@
 // `npm ci`, `npm start` (a local cluster on the default ports), `npx strata fs put` / `cat` from
 // another "terminal", Ctrl-C, start again: the data is still there. Skips locally when the
 // default ports are taken (another cluster running); fails under CI.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -95,6 +95,17 @@ test(
     await ctrlC(second);
   },
 );
+
+/** The MEM tier lives on /dev/shm, outside the (temporary) clone: remove it too. */
+function removeMemTier(dataDir: string): void {
+  try {
+    const conf = readFileSync(join(dataDir, 'conf', 'worker-0.toml'), 'utf8');
+    const m = /\[MEM:[^\]]*\](\/dev\/shm\/strata-local-[0-9a-f]+)\/worker-0/.exec(conf);
+    if (m?.[1] !== undefined) rmSync(m[1], { recursive: true, force: true });
+  } catch {
+    // no config: no MEM tier was made
+  }
+}
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {

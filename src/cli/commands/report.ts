@@ -95,16 +95,17 @@ function printPerWorker(
     view === 'capacity' ? w.capacityBytes : view === 'used' ? w.usedBytes : w.availableBytes;
   const sorted = [...workers].sort((a, b) => value(b) - value(a));
   const head = view === 'capacity' ? 'CAPACITY' : view === 'used' ? 'USED' : 'AVAILABLE';
-  const rows = [['WORKER', 'STATE', head, 'OF CAPACITY', 'TIERS', 'LAST HEARTBEAT']];
+  const share = view !== 'capacity';
+  const rows = [['WORKER', 'STATE', head, ...(share ? ['OF CAPACITY'] : []), 'TIERS', 'LAST HEARTBEAT']];
   for (const w of sorted) {
     rows.push([
       `${w.address.hostname}:${w.address.rpcPort}`,
       w.state,
       sizeText(value(w), human),
-      view === 'capacity' ? '-' : pct(value(w), w.capacityBytes),
+      ...(share ? [pct(value(w), w.capacityBytes)] : []),
       w.tiers.map((t) => `${t.storageType}:${sizeText(t.capacityBytes, true)}`).join(',') || '-',
       timeText(w.lastHeartbeatMs),
     ]);
   }
-  for (const line of table(rows, new Set([2, 3]))) println(line);
+  for (const line of table(rows, new Set(share ? [2, 3] : [2]))) println(line);
 }
