@@ -12,7 +12,7 @@ import { run, startProcess } from '../helpers/process.js';
 import type { Proc } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { portFree } from '../../src/cli/local/layout.js';
+import { localMemRoot, portFree } from '../../src/cli/local/layout.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const DEFAULT_PORTS = [8995, 9000, 8997, 9001, 8998, 9002];
@@ -34,6 +34,8 @@ test(
   async (t) => {
     const dir = tempDir(t, 'strata-clone-');
     const clone = join(dir, 'strata');
+    // The MEM tier lives on /dev/shm, outside the temporary clone: remove it too.
+    t.after(() => rmSync(localMemRoot(join(clone, 'strata-data')), { recursive: true, force: true }));
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['STRATA_CONF_FILE', 'STRATA_MASTER_ENDPOINTS', 'STRATA_HOST_ID', 'STRATA_TEST'])
       delete env[k];
@@ -95,17 +97,6 @@ test(
     await ctrlC(second);
   },
 );
-
-/** The MEM tier lives on /dev/shm, outside the (temporary) clone: remove it too. */
-function removeMemTier(dataDir: string): void {
-  try {
-    const conf = readFileSync(join(dataDir, 'conf', 'worker-0.toml'), 'utf8');
-    const m = /\[MEM:[^\]]*\](\/dev\/shm\/strata-local-[0-9a-f]+)\/worker-0/.exec(conf);
-    if (m?.[1] !== undefined) rmSync(m[1], { recursive: true, force: true });
-  } catch {
-    // no config: no MEM tier was made
-  }
-}
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {

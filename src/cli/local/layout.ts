@@ -60,10 +60,14 @@ export interface LayoutOptions {
   shmDir?: string;
 }
 
-/** The MEM tier directory for a data dir: one per data dir, so two local clusters do not share it. */
+/** Where the MEM tier of a data dir's cluster lives: one per data dir, so two local clusters do not share it. */
+export function localMemRoot(dataDir: string, shmDir = '/dev/shm'): string {
+  const tag = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 10);
+  return join(shmDir, `strata-local-${tag}`);
+}
+
 function memDirFor(dataDir: string, shmDir: string): string {
-  const tag = createHash('sha256').update(dataDir).digest('hex').slice(0, 10);
-  return join(shmDir, `strata-local-${tag}`, 'worker-0');
+  return join(localMemRoot(dataDir, shmDir), 'worker-0');
 }
 
 /** Bytes a MEM tier can have on `shmDir` (0 when it is missing or not a tmpfs). */
