@@ -72,8 +72,9 @@ async function fio(dir: string, rw: 'write' | 'read'): Promise<number> {
     `--size=${SIZE}`,
     '--ioengine=psync',
     '--direct=0',
-    // Workers sync a block before publishing it, so the write reference includes the flush too.
-    ...(rw === 'write' ? ['--end_fsync=1'] : []),
+    // Workers sync a block before publishing it, so the write reference includes the flush too;
+    // our reads after a put come from the page cache, so fio reads its file warm too.
+    ...(rw === 'write' ? ['--end_fsync=1'] : ['--invalidate=0']),
   ]);
   return rw === 'write' ? r.write.bytesPerSecond : r.read.bytesPerSecond;
 }
