@@ -49,7 +49,12 @@ export function register(program: Command): void {
         const layout = await planLayout(config, { dataDir: opts.dataDir, memBytes });
         mkdirSync(layout.dataDir, { recursive: true });
         await claimDataDir(layout);
-        await checkPorts(layout);
+        try {
+          await checkPorts(layout);
+        } catch (err) {
+          rmSync(layout.pidFile, { force: true });
+          throw err;
+        }
         for (const r of layout.roles) {
           mkdirSync(dirname(r.confPath), { recursive: true });
           writeFileSync(r.confPath, roleConfigText(config, layout, r));
