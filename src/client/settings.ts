@@ -27,7 +27,7 @@ export const MAX_OPEN_LOCAL_FILES = 16;
 /** Page size of list calls. */
 export const LIST_PAGE_SIZE = 1000;
 /** First lease renewal after create/openForWrite; later ones follow the expiry the master returns. */
-export const FIRST_LEASE_RENEWAL_MS = 2000;
+export const FIRST_LEASE_RENEWAL_MS = 1000;
 export const MIN_LEASE_RENEWAL_MS = 200;
 export const MAX_LEASE_RENEWAL_MS = 20_000;
 

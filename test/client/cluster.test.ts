@@ -161,3 +161,20 @@ test('concurrent writers to different files and readers of one file', async (t) 
   );
   for (const r of results) assert.equal(r, sha(shared.data));
 });
+
+test('a slow writer keeps its lease: renewals outlast a short lease timeout', async (t) => {
+  const cluster = await MiniCluster.start(t, { workers: 1, masterToml: 'file_lease_timeout = "2s"\n' });
+  const fs = client(t, cluster, { blockSizeBytes: BS });
+  const w = await fs.create('/slow', { parents: true });
+  await w.write(Buffer.from('first '));
+  // Idle for more than two lease timeouts: only renewals keep the lease.
+  await new Promise((r) => setTimeout(r, 5000));
+  await w.write(Buffer.from('second'));
+  await w.close();
+  assert.equal((await fs.readFile('/slow')).toString(), 'first second');
+  const h = await fs.openForWrite('/slow');
+  await new Promise((r) => setTimeout(r, 5000));
+  await h.pwrite(Buffer.from('FIRST'), 0);
+  await h.close();
+  assert.equal((await fs.readFile('/slow')).toString(), 'FIRST second');
+});
