@@ -23,6 +23,11 @@ import type { PlacedBlock } from './placement.js';
 import { MAX_BLOCK_PLACEMENTS } from './settings.js';
 import { SpillBuffer } from './spill-buffer.js';
 
+/**
+ * Blocks finishing in the background while the next is written. Each may hold a kept copy (when
+ * no replica is short-circuit), so this bounds the writer's memory at (1 + this) blocks.
+ */
+export const MAX_FINISHING_BLOCKS = 2;
 /** Size of the gathering buffer for small writes (and of the replay copy's pieces). */
 export const WRITE_GATHER_BYTES = 1024 * 1024;
 
@@ -63,10 +68,10 @@ export class FileWriter {
   readonly #blocks: (PlacedBlock | undefined)[] = [];
   #current: OpenBlock | undefined;
   /**
-   * The previous block, finishing (the worker checksums, syncs and publishes it) while the next
-   * one is written: at most one at a time, so the sync of one block overlaps the bytes of the next.
+   * Previous blocks, finishing (the worker checksums, syncs and publishes them) while the next one
+   * is written, oldest first: the sync of one block overlaps the bytes of the next.
    */
-  #finishing: { block: OpenBlock; done: Promise<void> } | undefined;
+  readonly #finishing: { block: OpenBlock; done: Promise<void> }[] = [];
   #gather: Buffer | undefined;
   #gathered = 0;
   #bytes = 0;
@@ -167,10 +172,10 @@ export class FileWriter {
     this.#failure ??= new FsError('EIO', `${this.path}: write aborted`);
     await this.#queue.catch(() => undefined);
     this.#lease.stop();
-    const open = [this.#current, this.#finishing?.block];
-    await this.#finishing?.done.catch(() => undefined);
+    const open = [this.#current, ...this.#finishing.map((f) => f.block)];
+    await Promise.allSettled(this.#finishing.map((f) => f.done));
     this.#current = undefined;
-    this.#finishing = undefined;
+    this.#finishing.length = 0;
     for (const b of open) if (b !== undefined) await b.session.abort();
     for (const b of open) await b?.retained?.close().catch(() => undefined);
     // Without a master there is nobody to tell: its lease timeout ends the file and reclaims the
@@ -284,13 +289,15 @@ export class FileWriter {
 
   /**
    * Ends the current block. In the background (a full block mid-file) it finishes while the next
-   * block is written; at most one finishes at a time.
+   * block is written; at most MAX_FINISHING_BLOCKS finish at a time.
    */
   async #finishBlock(background: boolean): Promise<void> {
     const block = this.#current;
     if (block === undefined) return;
     this.#current = undefined;
-    await this.#settleFinishing();
+    while (this.#finishing.length >= (background ? MAX_FINISHING_BLOCKS : Number.POSITIVE_INFINITY)) {
+      await (this.#finishing.shift() as { done: Promise<void> }).done;
+    }
     const slot = this.#blocks.length;
     this.#blocks.push(undefined);
     const done = this.#complete(block, slot);
@@ -300,14 +307,11 @@ export class FileWriter {
     }
     // Awaited by the next finish or by close; the catch only keeps an early failure from being unhandled.
     done.catch(() => undefined);
-    this.#finishing = { block, done };
+    this.#finishing.push({ block, done });
   }
 
   async #settleFinishing(): Promise<void> {
-    const f = this.#finishing;
-    if (f === undefined) return;
-    this.#finishing = undefined;
-    await f.done;
+    while (this.#finishing.length > 0) await (this.#finishing.shift() as { done: Promise<void> }).done;
   }
 
   /** Finishes one block (re-placing it when a replica fails) and records it in its slot. */
