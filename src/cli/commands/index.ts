@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { register as checkConfig } from './check-config.js';
 import { register as local } from './local.js';
+import { register as proxy } from './proxy.js';
 import { register as version } from './version.js';
 
-export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, version];
+export const COMMANDS: readonly ((program: Command) => void)[] = [checkConfig, local, proxy, version];
