@@ -85,6 +85,7 @@ export class Fill {
   #orphanedAtBytes = 0;
   #settled = false;
   #released = false;
+  readonly #settledPromise = deferred();
 
   constructor(opts: FillOptions) {
     this.key = opts.key;
@@ -98,6 +99,11 @@ export class Fill {
     this.#progress = deferred();
     this.#space = deferred();
     void this.#pump();
+  }
+
+  /** Resolves when the body is complete and stored (or the fill failed). */
+  get settled(): Promise<void> {
+    return this.#settledPromise.promise;
   }
 
   get bytesReceived(): number {
@@ -226,6 +232,7 @@ export class Fill {
       if (sink !== undefined) await sink.abort().catch(() => undefined);
     } finally {
       this.#settled = true;
+      this.#settledPromise.resolve();
       if (outcome === 'failed' || this.#readers.size === 0) this.#release();
       this.#notifySpace();
       this.#onSettled(outcome, failure);

@@ -27,7 +27,10 @@ import { noBody, pump, sendFromSource, sendText } from './http/respond.js';
 import type { BodySource } from './http/respond.js';
 import type { ProxyMetrics } from './metrics.js';
 import {
+  SURROGATE_CAPABILITY,
   ageHeader,
+  clientHeaders,
+  effectiveDirectives,
   evaluateReuse,
   makePolicy,
   mergeNotModified,
@@ -48,6 +51,8 @@ export const HIT_FOR_PASS_MS = 5_000;
 /** Bound of the hit-for-pass table. */
 export const HIT_FOR_PASS_MAX_ENTRIES = 10_000;
 export const CACHE_STATUS_HEADER = 'x-strata-cache';
+/** A waiting request that may not share a fill waits for it to be stored only up to this size. */
+export const WAIT_FOR_FILL_MAX_BYTES = 1024 * 1024;
 const VIA = '1.1 strata';
 
 /** Settings a SIGHUP may change; read per request. */
@@ -82,7 +87,18 @@ export interface Ctx {
 }
 
 type FlightResult =
-  | { kind: 'fill'; fill: Fill; shareable: boolean; storageKey: string; varyNames: string[] }
+  | {
+      kind: 'fill';
+      fill: Fill;
+      /** Storable and not marked for revalidation on every use. */
+      shareable: boolean;
+      /** Being stored (possibly only to be revalidated before every use). */
+      storable: boolean;
+      /** The response as it would be stored, for joiners to judge its freshness for themselves. */
+      meta: EntryMeta;
+      storageKey: string;
+      varyNames: string[];
+    }
   | { kind: 'refreshed'; meta: EntryMeta }
   | { kind: 'stale' }
   | { kind: 'error'; error: unknown };
@@ -93,6 +109,8 @@ interface Flight {
   fill: Fill | undefined;
   /** The request that started the flight: it may use a response no one else may share. */
   initiator: Ctx;
+  /** Keys it is registered under (the lookup key, and the variant key once known). */
+  keys: string[];
 }
 
 export class ProxyHandler {
@@ -150,6 +168,17 @@ export class ProxyHandler {
       m.inflight.dec();
       m.requests.inc({ method: ctx.method, status: String(res.statusCode), cache: ctx.cache });
       m.requestSeconds.observe({ cache: ctx.cache }, (performance.now() - ctx.started) / 1000);
+      if (this.#deps.log.isLevelEnabled('debug'))
+        this.#deps.log.debug(
+          {
+            method: ctx.method,
+            target: ctx.target,
+            status: res.statusCode,
+            cache: ctx.cache,
+            range: ctx.reqHeaders.range,
+          },
+          'request',
+        );
       if (this.#active === 0) for (const r of this.#idle.splice(0)) r();
     });
     this.#route(ctx).catch((err: unknown) => this.#fail(ctx, err));
@@ -261,8 +290,20 @@ export class ProxyHandler {
       return this.#viaFlight(ctx, key, s, hit.meta, attempt);
     }
     if (reqcc['only-if-cached'] !== undefined) return this.#gatewayTimeout(ctx);
-    if (ctx.method === 'HEAD' || ctx.reqHeaders.range !== undefined || reqcc['no-store'] !== undefined)
+    if (ctx.method === 'HEAD' || ctx.reqHeaders.range !== undefined || reqcc['no-store'] !== undefined) {
+      // Never the start of a fill (a range or HEAD is not the whole object), but a fill already
+      // under way answers it: ranges are served from it as its bytes arrive.
+      const running = this.#flights.get(key);
+      if (
+        running !== undefined &&
+        reqcc['no-store'] === undefined &&
+        ctx.reqHeaders.authorization === undefined
+      ) {
+        this.#deps.metrics.miss();
+        return this.#viaFlight(ctx, key, s, undefined, attempt);
+      }
       return this.pass(ctx, 'pass');
+    }
     const passUntil = this.#hitForPass.get(key);
     if (passUntil !== undefined) {
       if (passUntil > Date.now()) return this.pass(ctx, 'pass');
@@ -298,7 +339,16 @@ export class ProxyHandler {
         const sameVariant =
           r.varyNames.length === 0 ||
           variantKey(ctx.primary, r.varyNames, (n) => ctx.reqHeaders[n]) === r.storageKey;
-        if (!r.shareable || !sameVariant) return this.pass(ctx, 'pass'); // not for us: our own request
+        const fresh =
+          r.shareable &&
+          evaluateReuse(r.meta, CachePolicyClass.fromObject(r.meta.policy), ctx.reqHeaders).kind === 'fresh';
+        if (sameVariant && r.storable && !fresh && r.fill.storing && attempt < 2 && smallEnough(r.fill)) {
+          // Stored but to be revalidated before each use (no-cache, max-age=0, or this request's
+          // own limits): wait until it is stored, then revalidate it like any stored response.
+          await r.fill.settled;
+          return this.#cached(ctx, s, attempt + 1);
+        }
+        if (!fresh || !sameVariant) return this.pass(ctx, 'pass'); // not for us: our own request
         if (r.fill.joinable) return this.#serveFill(ctx, r.fill);
         // Finished and released since: it is in the cache now (or failed); look again.
         if (attempt < 2) return this.#cached(ctx, s, attempt + 1);
@@ -329,13 +379,14 @@ export class ProxyHandler {
       result: Promise.resolve({ kind: 'stale' }),
       fill: undefined,
       initiator: ctx,
+      keys: [key],
     };
     const unregister = (): void => {
-      if (this.#flights.get(key) === flight) this.#flights.delete(key);
+      for (const k of flight.keys) if (this.#flights.get(k) === flight) this.#flights.delete(k);
     };
     flight.result = this.#fly(ctx, key, s, stored, flight, unregister).then(
       (r) => {
-        if (r.kind !== 'fill' || !r.shareable) unregister();
+        if (r.kind !== 'fill' || !r.storable) unregister();
         return r;
       },
       (err: unknown) => {
@@ -394,14 +445,10 @@ export class ProxyHandler {
         return { kind: 'stale' };
       }
       if (up.status === 304) {
-        // A 304 for another representation: fetch it whole rather than guess.
+        // The origin says our validator still matches but names another one: the stored body is
+        // still the right one, its headers are left as they were (RFC 9111 §4.3.4).
         up.body.resume();
-        const again = await this.#deps.upstream.request({
-          method: 'GET',
-          path: ctx.target,
-          headers: this.upstreamHeaders(ctx, true),
-        });
-        up = again;
+        return { kind: 'refreshed', meta: stored };
       }
     }
     const policy = makePolicy(reqLike, up.status, up.headers, s);
@@ -412,19 +459,19 @@ export class ProxyHandler {
     const varyNames = parseVary(getHeader(up.headers, 'vary'));
     const storageKey =
       varyNames.length > 0 ? variantKey(ctx.primary, varyNames, (n) => ctx.reqHeaders[n]) : ctx.primary;
-    const rescc = parseCacheControl(getHeader(up.headers, 'cache-control'));
+    const rescc = effectiveDirectives(up.headers);
     // A response the origin wants revalidated on every use may still be stored, but not handed to
     // other waiting clients as if it had been validated for them.
     const shareable = verdict.store && rescc['no-cache'] === undefined && policy.maxAge() > 0;
     let sink: Promise<StoreWriter | undefined> | undefined;
+    const meta: EntryMeta = {
+      key: storageKey,
+      status: up.status,
+      headers: up.headers,
+      policy: policy.toObject(),
+      storedAtMs: Date.now(),
+    };
     if (verdict.store) {
-      const meta: EntryMeta = {
-        key: storageKey,
-        status: up.status,
-        headers: up.headers,
-        policy: policy.toObject(),
-        storedAtMs: Date.now(),
-      };
       const contentLength = contentLengthOf(up.headers);
       sink = this.#deps.cache.put(meta, {
         expectedBytes: contentLength,
@@ -452,12 +499,18 @@ export class ProxyHandler {
         unregister();
         if (outcome === 'failed' && err !== undefined)
           this.#deps.log.debug({ err, target: ctx.target }, 'fill ended early');
+        else this.#deps.log.debug({ target: ctx.target, key: storageKey, outcome }, 'fill settled');
       },
       onSinkError: () => this.#deps.metrics.cacheErrors.inc({ store: 'tier', op: 'fill' }),
     });
     flight.fill = fill;
+    if (storageKey !== key && verdict.store && !this.#flights.has(storageKey)) {
+      // Requests that find the Vary marker look the flight up by their variant's key.
+      this.#flights.set(storageKey, flight);
+      flight.keys.push(storageKey);
+    }
     if (noBody(up.status)) up.body.resume();
-    return { kind: 'fill', fill, shareable, storageKey, varyNames };
+    return { kind: 'fill', fill, shareable, storable: verdict.store, meta, storageKey, varyNames };
   }
 
   #rememberPass(key: string): void {
@@ -483,7 +536,7 @@ export class ProxyHandler {
   /** Serves a stored entry (client preconditions, ranges, HEAD); releases the hit. */
   async serveStored(ctx: Ctx, hit: StoreHit, policy: CachePolicy, meta: EntryMeta): Promise<void> {
     try {
-      const headers: HeaderPairs = meta.headers.filter(([k]) => k !== 'age');
+      const headers: HeaderPairs = clientHeaders(meta.headers).filter(([k]) => k !== 'age');
       headers.push(['age', ageHeader(policy)], [CACHE_STATUS_HEADER, ctx.cache]);
       const pre = evaluatePreconditions(ctx.reqHeaders, meta.status, meta.headers);
       if (pre !== 'proceed') {
@@ -507,7 +560,7 @@ export class ProxyHandler {
   }
 
   async #serveFill(ctx: Ctx, fill: Fill): Promise<void> {
-    const headers: HeaderPairs = [...fill.headers, [CACHE_STATUS_HEADER, ctx.cache]];
+    const headers: HeaderPairs = [...clientHeaders(fill.headers), [CACHE_STATUS_HEADER, ctx.cache]];
     const pre = evaluatePreconditions(ctx.reqHeaders, fill.status, fill.headers);
     if (pre !== 'proceed') {
       this.markHead(ctx);
@@ -551,6 +604,9 @@ export class ProxyHandler {
       out['x-forwarded-host'] = ctx.reqHeaders.host;
     if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
     out.via = ctx.reqHeaders.via === undefined ? VIA : `${ctx.reqHeaders.via}, ${VIA}`;
+    const cap = ctx.reqHeaders['surrogate-capability'];
+    out['surrogate-capability'] =
+      cap === undefined ? SURROGATE_CAPABILITY : `${cap}, ${SURROGATE_CAPABILITY}`;
     return out;
   }
 
@@ -665,7 +721,12 @@ export class ProxyHandler {
 
   /** Drops everything stored for a primary key and stops in-flight fills from committing. */
   async invalidate(primary: string): Promise<number> {
-    for (const [k, f] of this.#flights) if (familyOf(k) === primary) f.fill?.invalidate();
+    // Fills in flight for this URL must neither be committed nor joined by later requests.
+    for (const [k, f] of [...this.#flights]) {
+      if (familyOf(k) !== primary) continue;
+      f.fill?.invalidate();
+      this.#flights.delete(k);
+    }
     for (const k of [...this.#hitForPass.keys()]) if (familyOf(k) === primary) this.#hitForPass.delete(k);
     return this.#deps.cache.deleteFamily(primary);
   }
@@ -711,6 +772,11 @@ const CONDITIONAL_OR_RANGE: ReadonlySet<string> = new Set([
   'if-range',
   'range',
 ]);
+
+/** A fill worth waiting for rather than fetching around: announced and small, or already done. */
+function smallEnough(fill: Fill): boolean {
+  return fill.done || (fill.contentLength !== undefined && fill.contentLength <= WAIT_FOR_FILL_MAX_BYTES);
+}
 
 export function contentLengthOf(headers: HeaderPairs): number | undefined {
   const v = getHeader(headers, 'content-length');

@@ -4,9 +4,10 @@
  * request (fresh hit, stale-while-revalidate, stale-if-error, or revalidate first), and merges
  * a 304 into stored headers.
  *
- * Two corrections to the library, so that `must-revalidate`/`proxy-revalidate` act only once a
- * response is stale (RFC 9111 §5.2.2.2, §5.2.2.8) instead of forbidding any reuse: those
- * directives are taken out of what the library sees and enforced here.
+ * Corrections to the library: `proxy-revalidate` acts only once a response is stale (RFC 9111
+ * §5.2.2.8) instead of zeroing its freshness, so it is taken out of what the library sees and
+ * enforced here (as is `must-revalidate`, which the library only applies in `evaluateRequest`,
+ * not used here); directive names are matched case-insensitively.
  */
 import CachePolicy from 'http-cache-semantics';
 import { getHeader, pairsToRecord } from './http/headers.js';
@@ -23,7 +24,15 @@ const NOT_UPDATED_BY_304: ReadonlySet<string> = new Set([
   'content-range',
   'transfer-encoding',
   'content-encoding',
+  'content-md5',
+  'etag',
 ]);
+
+/** Our name in Surrogate-Capability / Surrogate-Control targeting (W3C Edge Architecture). */
+export const SURROGATE_TARGET = 'strata';
+export const SURROGATE_CAPABILITY = `${SURROGATE_TARGET}="Surrogate/1.0"`;
+/** An Age we cannot parse makes the response stale (cache-tests age-parse): treated as this old. */
+const INVALID_AGE_SECONDS = 2 ** 31;
 
 export interface PolicySettings {
   cacheTtlSeconds: number;
@@ -88,14 +97,68 @@ function hasExplicitFreshness(cc: Directives, headers: Record<string, string>): 
   return cc['max-age'] !== undefined || cc['s-maxage'] !== undefined || headers.expires !== undefined;
 }
 
+/** Surrogate-Control is for this cache: it is not passed on to clients when it addressed us. */
+export function clientHeaders(res: HeaderPairs): HeaderPairs {
+  return surrogateDirectives(res) === undefined ? res : res.filter(([k]) => k !== 'surrogate-control');
+}
+
+/**
+ * Surrogate-Control directives meant for us (no target, or `;strata`), or undefined when the
+ * response has none. When present they replace Cache-Control for this cache (the W3C Edge
+ * Architecture note), so an origin can give the edge its own lifetime.
+ */
+export function surrogateDirectives(res: HeaderPairs): Directives | undefined {
+  const v = getHeader(res, 'surrogate-control');
+  if (v === undefined) return undefined;
+  const kept: string[] = [];
+  for (const part of splitDirectives(v)) {
+    const semi = part.indexOf(';');
+    if (semi < 0) kept.push(part);
+    else if (
+      part
+        .slice(semi + 1)
+        .trim()
+        .toLowerCase() === SURROGATE_TARGET
+    )
+      kept.push(part.slice(0, semi));
+  }
+  if (kept.length === 0) return undefined;
+  return parseCacheControl(kept.join(', '));
+}
+
+/** The caching directives this cache obeys: Surrogate-Control for us if any, else Cache-Control. */
+export function effectiveDirectives(res: HeaderPairs): Directives {
+  return surrogateDirectives(res) ?? parseCacheControl(getHeader(res, 'cache-control'));
+}
+
+function formatDirectives(d: Directives): string {
+  return Object.entries(d)
+    .map(([k, v]) => (v === true ? k : `${k}=${v}`))
+    .join(', ');
+}
+
+/** A single non-negative integer; lists, duplicates, signs and fractions are not (RFC 9111 §5.1). */
+function validAge(v: string | undefined): boolean {
+  return v === undefined || /^\d+$/.test(v.trim());
+}
+
 /** What the library is shown: revalidation directives removed, the TTL fallback added. */
 function libraryHeaders(status: number, res: HeaderPairs, settings: PolicySettings): Record<string, string> {
   const headers = pairsToRecord(res);
+  const surrogate = surrogateDirectives(res);
+  if (surrogate !== undefined) {
+    headers['cache-control'] = formatDirectives(surrogate);
+    if (surrogate['max-age'] !== undefined) delete headers.expires;
+  }
+  if (!validAge(headers.age)) headers.age = String(INVALID_AGE_SECONDS);
   const cc = parseCacheControl(headers['cache-control']);
-  const parts = splitDirectives(headers['cache-control'] ?? '').filter((p) => {
-    const name = p.split('=')[0]?.trim().toLowerCase();
-    return name !== 'must-revalidate' && name !== 'proxy-revalidate';
-  });
+  // Directive names are case-insensitive; the library compares them as written.
+  const parts = splitDirectives(headers['cache-control'] ?? '')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      return eq < 0 ? p.toLowerCase() : `${p.slice(0, eq).trim().toLowerCase()}=${p.slice(eq + 1).trim()}`;
+    })
+    .filter((p) => p.split('=')[0] !== 'proxy-revalidate');
   if (
     settings.cacheTtlFallback &&
     settings.cacheTtlSeconds > 0 &&
@@ -136,7 +199,7 @@ export function storeVerdict(
 ): StoreVerdict {
   if (!policy.storable()) return { store: false, reason: 'not storable (RFC 9111 §3)' };
   const headers = pairsToRecord(res);
-  const cc = parseCacheControl(headers['cache-control']);
+  const cc = effectiveDirectives(res);
   if ((headers.vary ?? '').split(',').some((v) => v.trim() === '*'))
     return { store: false, reason: 'Vary: *' };
   if (headers['set-cookie'] !== undefined && cc.public === undefined)
@@ -159,7 +222,7 @@ export type Reuse =
 
 /** The stored response's own directives (including the revalidation ones hidden from the library). */
 export function responseDirectives(meta: EntryMeta): Directives {
-  return parseCacheControl(getHeader(meta.headers, 'cache-control'));
+  return effectiveDirectives(meta.headers);
 }
 
 export interface Freshness {

@@ -23,6 +23,7 @@ import { sendFromSource } from './http/respond.js';
 import type { BodySource } from './http/respond.js';
 import {
   ageHeader,
+  clientHeaders,
   evaluateReuse,
   makePolicy,
   mergeNotModified,
@@ -91,7 +92,7 @@ export class SliceAssembler {
         );
       prefetched.clear();
     };
-    const headers: HeaderPairs = head.headers.filter(([k]) => k !== 'age');
+    const headers: HeaderPairs = clientHeaders(head.headers).filter(([k]) => k !== 'age');
     headers.push(
       ['age', head.policy === undefined ? '0' : ageHeader(head.policy)],
       [CACHE_STATUS_HEADER, ctx.cache],

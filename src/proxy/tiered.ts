@@ -6,6 +6,7 @@
  * cool-down instead of one per request.
  */
 import type { Logger } from '../common/logging.js';
+import { familyOf } from './cache-key.js';
 import { CorruptEntryError, StoreFullError } from './errors.js';
 import type { MemoryStore } from './store/memory.js';
 import { memoryHit } from './store/memory.js';
@@ -36,6 +37,8 @@ export class TieredCache {
   #l2OpenUntil = 0;
   #l2Ready = false;
   #l2Broken: string | undefined;
+  /** Writers in progress by primary key, so an invalidation also reaches bodies not yet committed. */
+  readonly #writing = new Map<string, Set<TeeWriter>>();
 
   constructor(l1: MemoryStore, l2: ProxyStore | undefined, log: Logger, events: TieredEvents) {
     this.l1 = l1;
@@ -149,23 +152,45 @@ export class TieredCache {
   }
 
   async put(meta: EntryMeta, opts: PutOptions = {}): Promise<StoreWriter | undefined> {
-    const writers: { name: string; w: StoreWriter }[] = [];
+    // Registered before the first await: an invalidation arriving while the tiers open their
+    // writers must still reach this body.
+    const family = familyOf(meta.key);
+    let set = this.#writing.get(family);
+    if (set === undefined) this.#writing.set(family, (set = new Set()));
+    const tee: TeeWriter = new TeeWriter(
+      meta.key,
+      (name, op, err) => {
+        if (name === 'memory') return;
+        this.#l2Failed(op, err);
+      },
+      () => {
+        const current = this.#writing.get(family);
+        current?.delete(tee);
+        if (current?.size === 0) this.#writing.delete(family);
+      },
+    );
+    set.add(tee);
     const l1w = await this.l1.put(meta, opts);
-    if (l1w !== undefined) writers.push({ name: 'memory', w: l1w });
+    if (l1w !== undefined) tee.add({ name: 'memory', w: l1w, store: this.l1 });
     const l2 = this.#l2Usable();
     if (l2 !== undefined) {
       try {
         const w = await l2.put(meta, opts);
-        if (w !== undefined) writers.push({ name: l2.kind, w });
+        if (w !== undefined) tee.add({ name: l2.kind, w, store: l2 });
       } catch (err) {
         this.#l2Failed('put', err);
       }
     }
-    if (writers.length === 0) return undefined;
-    return new TeeWriter(writers, (name, op, err) => {
-      if (name === 'memory') return;
-      this.#l2Failed(op, err);
-    });
+    if (!tee.alive) {
+      await tee.abort();
+      return undefined;
+    }
+    return tee;
+  }
+
+  #invalidateWriters(family: string, key?: string): void {
+    for (const tee of this.#writing.get(family) ?? [])
+      if (key === undefined || tee.key === key) tee.invalidate();
   }
 
   /** Stores a body-less entry (a Vary marker) in every tier. */
@@ -186,6 +211,7 @@ export class TieredCache {
   }
 
   async delete(key: string): Promise<void> {
+    this.#invalidateWriters(familyOf(key), key);
     await this.l1.delete(key);
     const l2 = this.#l2Usable();
     if (l2 === undefined) return;
@@ -198,6 +224,7 @@ export class TieredCache {
 
   /** Drops an entry with all its variants and slices from every tier; returns the count. */
   async deleteFamily(primaryKey: string): Promise<number> {
+    this.#invalidateWriters(primaryKey);
     let n = await this.l1.deleteFamily(primaryKey);
     const l2 = this.#l2Usable();
     if (l2 !== undefined) {
@@ -222,21 +249,31 @@ export class TieredCache {
   }
 }
 
+interface TierWriter {
+  name: string;
+  w: StoreWriter;
+  store: ProxyStore;
+}
+
 /**
  * Writes one body to several tiers. A tier that fails is dropped (and reported); the others go
- * on. Followers read back from the memory tier when it still has the bytes, else from disk.
+ * on. Followers read back from the memory tier when it still has the bytes, else from disk. An
+ * invalidation that arrives while the body is being written (or committed) removes the entry
+ * again once its commit lands, so a PUT/DELETE/PURGE racing a fill never leaves it behind.
  */
 export class TeeWriter implements StoreWriter {
-  #writers: { name: string; w: StoreWriter }[];
+  readonly key: string;
+  #writers: TierWriter[];
   readonly #onError: (name: string, op: string, err: unknown) => void;
+  readonly #onDone: () => void;
   #bytes = 0;
+  #invalidated = false;
 
-  constructor(
-    writers: { name: string; w: StoreWriter }[],
-    onError: (name: string, op: string, err: unknown) => void,
-  ) {
-    this.#writers = writers;
+  constructor(key: string, onError: (name: string, op: string, err: unknown) => void, onDone: () => void) {
+    this.key = key;
+    this.#writers = [];
     this.#onError = onError;
+    this.#onDone = onDone;
   }
 
   get alive(): boolean {
@@ -247,11 +284,19 @@ export class TeeWriter implements StoreWriter {
     return this.#bytes;
   }
 
+  invalidate(): void {
+    this.#invalidated = true;
+  }
+
+  add(w: TierWriter): void {
+    this.#writers.push(w);
+  }
+
   async write(chunk: Buffer): Promise<void> {
     const results = await Promise.allSettled(this.#writers.map(({ w }) => w.write(chunk)));
-    const keep: { name: string; w: StoreWriter }[] = [];
+    const keep: TierWriter[] = [];
     results.forEach((r, i) => {
-      const entry = this.#writers[i] as { name: string; w: StoreWriter };
+      const entry = this.#writers[i] as TierWriter;
       if (r.status === 'fulfilled') keep.push(entry);
       else {
         this.#onError(entry.name, 'write', r.reason);
@@ -276,20 +321,31 @@ export class TeeWriter implements StoreWriter {
   }
 
   async commit(): Promise<void> {
-    await Promise.all(
-      this.#writers.map(async ({ name, w }) => {
-        try {
-          await w.commit();
-        } catch (err) {
-          this.#onError(name, 'commit', err);
-        }
-      }),
-    );
+    try {
+      if (this.#invalidated) {
+        await this.abort();
+        return;
+      }
+      await Promise.all(
+        this.#writers.map(async ({ name, w, store }) => {
+          try {
+            await w.commit();
+            if (this.#invalidated) await store.delete(this.key);
+          } catch (err) {
+            this.#onError(name, 'commit', err);
+          }
+        }),
+      );
+    } finally {
+      this.#onDone();
+    }
   }
 
   async abort(): Promise<void> {
-    await Promise.all(this.#writers.map(({ w }) => w.abort().catch(() => undefined)));
+    const writers = this.#writers;
     this.#writers = [];
+    await Promise.all(writers.map(({ w }) => w.abort().catch(() => undefined)));
+    this.#onDone();
   }
 
   dispose(): void {
