@@ -259,7 +259,8 @@ export class FileStore implements ProxyStore {
     const gen = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
     const p = this.#paths(meta.key);
     const tmpPath = join(this.#tmp, `${p.h}.${gen}.part`);
-    const fh = await open(tmpPath, 'w');
+    // Read-write: followers of the fill read back what was written.
+    const fh = await open(tmpPath, 'w+');
     return new FileWriter(this, meta, gen, tmpPath, fh, this.#policy.capacityBytes);
   }
 
