@@ -768,6 +768,17 @@ export class RawDiskStore implements ProxyStore {
     return this.#geo.blockSizeBytes;
   }
 
+  /**
+   * Tests only: lets go of the device as a killed process would (no final checkpoint, pending
+   * journal records are written first so the on-disk state is that of a crash after them).
+   */
+  async releaseForTest(): Promise<void> {
+    this.#closed = true;
+    if (this.#defragTimer !== undefined) clearInterval(this.#defragTimer);
+    await this.#flushNow();
+    await this.#fh.close();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
