@@ -149,6 +149,25 @@ export class Fill {
     if (this.#settled) this.#release();
   }
 
+  /**
+   * Keeps the whole body readable from its first byte until the returned function is called:
+   * for a consumer that will read later (a slice fetched ahead of its turn).
+   */
+  hold(): () => void {
+    const me: ReaderState = { pos: 0, cutOff: false };
+    this.#readers.add(me);
+    this.#everRead = true;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#readers.delete(me);
+      this.#notifySpace();
+      this.#orphanCheck();
+      if (this.#settled && this.#readers.size === 0) this.#release();
+    };
+  }
+
   /** The entry must not be committed (an unsafe request invalidated the URL mid-fill). */
   invalidate(): void {
     this.#invalidated = true;

@@ -509,7 +509,6 @@ export class ProxyHandler {
       this.#flights.set(storageKey, flight);
       flight.keys.push(storageKey);
     }
-    if (noBody(up.status)) up.body.resume();
     return { kind: 'fill', fill, shareable, storable: verdict.store, meta, storageKey, varyNames };
   }
 

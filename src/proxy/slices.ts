@@ -18,7 +18,7 @@ import type { Ctx, HandlerDeps, LiveSettings, ProxyHandler } from './handler.js'
 import { CACHE_STATUS_HEADER } from './handler.js';
 import { evaluatePreconditions, notModifiedHeaders } from './http/conditional.js';
 import { flatten, getHeader, isCompressible } from './http/headers.js';
-import { parseContentRange } from './http/range.js';
+import { evaluateRange, ifRangeAllows, parseContentRange } from './http/range.js';
 import { sendFromSource } from './http/respond.js';
 import type { BodySource } from './http/respond.js';
 import {
@@ -118,23 +118,28 @@ export class SliceAssembler {
       ctx.res.end();
       return;
     }
-    // Validate the first slice the response needs before anything is sent: a changed object
-    // found now can still be refetched cleanly.
-    const firstByte = firstRequestedByte(ctx.reqHeaders.range, head.totalBytes);
-    const firstIndex = Math.floor(firstByte / size);
-    if (head.totalBytes > 0 && !prefetched.has(firstIndex)) {
-      prefetched.set(firstIndex, this.#slice(ctx, s, head, firstIndex));
-    }
-    try {
-      if (head.totalBytes > 0) await prefetched.get(firstIndex);
-    } catch (err) {
-      release();
-      if (err instanceof SliceMismatchError && restarts < MISMATCH_RESTARTS) {
-        await this.#dropObject(ctx, err);
-        return this.serve(ctx, s, restarts + 1);
+    // Validate the slices the response starts with (up to max_concurrent_subrequests) before
+    // anything is sent: a changed object found now can still be dropped and refetched cleanly.
+    if (head.totalBytes > 0) {
+      const [a, b] = firstRange(ctx.reqHeaders, head);
+      const firstIndex = Math.floor(a / size);
+      const lastIndex = Math.min(Math.floor(b / size), firstIndex + s.maxConcurrentSubrequests - 1);
+      for (let i = firstIndex; i <= lastIndex; i++) {
+        if (prefetched.has(i)) continue;
+        const p = this.#slice(ctx, s, head, i);
+        p.catch(() => undefined);
+        prefetched.set(i, p);
       }
-      if (err instanceof SliceMismatchError) await this.#dropObject(ctx, err);
-      throw err;
+      try {
+        for (let i = firstIndex; i <= lastIndex; i++) await prefetched.get(i);
+      } catch (err) {
+        release();
+        if (err instanceof SliceMismatchError) {
+          await this.#dropObject(ctx, err);
+          if (restarts < MISMATCH_RESTARTS) return this.serve(ctx, s, restarts + 1);
+        }
+        throw err;
+      }
     }
     const source: BodySource = {
       length: head.totalBytes,
@@ -243,7 +248,7 @@ export class SliceAssembler {
     const fill = r.fill;
     // Finished and released since the flight began: it is in the cache by now.
     if (!fill.joinable && retry) return this.#slice(ctx, s, head, i, false);
-    return { read: (f, t) => fill.read(f, t), release: () => undefined };
+    return { read: (f, t) => fill.read(f, t), release: fill.hold() };
   }
 
   /** The head slice: from the cache when fresh, else fetched (or revalidated). Undefined: answered already. */
@@ -317,7 +322,7 @@ export class SliceAssembler {
       ...headFrom(r.headers, r.total),
       policy: undefined,
       index,
-      first: { read: (f, t) => fill.read(f, t), release: () => undefined },
+      first: { read: (f, t) => fill.read(f, t), release: fill.hold() },
     };
   }
 
@@ -464,17 +469,14 @@ function absoluteRangeStart(range: string | undefined): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-/** The first byte a Range header asks for (0 when absent or unusable). */
-function firstRequestedByte(range: string | undefined, total: number): number {
-  if (range === undefined) return 0;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)/i.exec(range);
-  if (m === null) return 0;
-  if ((m[1] ?? '') === '') {
-    const n = Number(m[2] ?? '0');
-    return Math.max(0, total - n);
-  }
-  const first = Number(m[1]);
-  return first < total ? first : 0;
+/** The first byte range the response will send (the whole object when no usable Range). */
+function firstRange(reqHeaders: Record<string, string>, head: Head): [number, number] {
+  const whole: [number, number] = [0, head.totalBytes - 1];
+  if (!ifRangeAllows(reqHeaders['if-range'], head.etag, head.lastModified)) return whole;
+  const d = evaluateRange(reqHeaders.range, head.totalBytes);
+  if (d.kind !== 'partial') return whole;
+  const r = d.ranges[0];
+  return r === undefined ? whole : [r[0], r[1]];
 }
 
 export type { StoreHit };

@@ -97,6 +97,9 @@ export class Upstream {
         { cause: err },
       );
     }
+    // Bodies are often dropped unread (a 304, a retried slice, a client gone): destroying one
+    // emits 'error', which must never be unhandled. Readers still see errors through iteration.
+    res.body.on('error', ignoreError);
     return {
       status: res.statusCode,
       headers: pairsFromRecord(res.headers),
@@ -112,4 +115,8 @@ export class Upstream {
   destroy(): void {
     void this.#pool.destroy().catch(() => undefined);
   }
+}
+
+function ignoreError(): void {
+  // see request()
 }
