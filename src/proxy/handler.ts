@@ -19,7 +19,8 @@ import type CachePolicy from 'http-cache-semantics';
 import CachePolicyClass from 'http-cache-semantics';
 import type { Logger } from '../common/logging.js';
 import { familyOf, parseVary, primaryKey, variantKey } from './cache-key.js';
-import { UpstreamError } from './errors.js';
+import { CorruptEntryError, UpstreamError } from './errors.js';
+import { parseContentRange } from './http/range.js';
 import { Fill } from './fill.js';
 import { evaluatePreconditions, notModifiedHeaders } from './http/conditional.js';
 import { HOP_BY_HOP, flatten, getHeader, isCompressible, requestRecord } from './http/headers.js';
@@ -53,6 +54,8 @@ export const HIT_FOR_PASS_MAX_ENTRIES = 10_000;
 export const CACHE_STATUS_HEADER = 'x-strata-cache';
 /** A waiting request that may not share a fill waits for it to be stored only up to this size. */
 export const WAIT_FOR_FILL_MAX_BYTES = 1024 * 1024;
+/** A disk hit's first bytes are checked before the response starts (damage there costs nothing). */
+export const PREVERIFY_BYTES = 256 * 1024;
 const VIA = '1.1 strata';
 
 /** Settings a SIGHUP may change; read per request. */
@@ -273,8 +276,13 @@ export class ProxyHandler {
       if (reuse.kind === 'fresh' || reuse.kind === 'stale-while-revalidate') {
         this.#deps.metrics.hit(tier);
         ctx.cache = reuse.kind === 'fresh' ? 'HIT' : 'STALE';
-        if (reuse.kind === 'stale-while-revalidate') this.#backgroundRevalidate(ctx, key, hit.meta);
-        return this.serveStored(ctx, hit, policy, hit.meta);
+        if (await this.serveStored(ctx, found, policy, hit.meta)) {
+          if (reuse.kind === 'stale-while-revalidate') this.#backgroundRevalidate(ctx, key, hit.meta);
+          return;
+        }
+        // The stored copy is damaged (and now dropped): answer from the origin instead.
+        if (attempt < 2) return this.#cached(ctx, s, attempt + 1);
+        return this.pass(ctx, 'pass');
       }
       if (reqcc['only-if-cached'] !== undefined) {
         hit.release();
@@ -360,7 +368,8 @@ export class ProxyHandler {
         if (again === undefined) return this.pass(ctx, 'pass');
         ctx.cache = r.kind === 'refreshed' ? 'REVALIDATED' : 'STALE-IF-ERROR';
         const meta = r.kind === 'refreshed' ? r.meta : again.hit.meta;
-        return this.serveStored(ctx, again.hit, CachePolicyClass.fromObject(meta.policy), meta);
+        if (await this.serveStored(ctx, again, CachePolicyClass.fromObject(meta.policy), meta)) return;
+        return this.pass(ctx, 'pass');
       }
       case 'error':
         throw r.error;
@@ -533,8 +542,30 @@ export class ProxyHandler {
   // ---- serving ---------------------------------------------------------------------------
 
   /** Serves a stored entry (client preconditions, ranges, HEAD); releases the hit. */
-  async serveStored(ctx: Ctx, hit: StoreHit, policy: CachePolicy, meta: EntryMeta): Promise<void> {
+  /**
+   * Serves a stored entry (client preconditions, ranges, HEAD); releases the hit. Returns false,
+   * having sent nothing, when a disk copy turns out damaged before the first byte went out;
+   * damage found later is patched over with a ranged request to the origin.
+   */
+  async serveStored(ctx: Ctx, found: TieredHit, policy: CachePolicy, meta: EntryMeta): Promise<boolean> {
+    const hit = found.hit;
     try {
+      if (found.tier === 'l2' && ctx.method !== 'HEAD' && hit.bodyBytes > 0) {
+        try {
+          for await (const _ of hit.read(0, Math.min(hit.bodyBytes, PREVERIFY_BYTES))) {
+            // reading verifies the checksums of the first frames
+          }
+        } catch (err) {
+          if (!(err instanceof CorruptEntryError)) throw err;
+          this.#deps.metrics.cacheErrors.inc({ store: 'l2', op: 'verify' });
+          this.#deps.log.warn(
+            { key: meta.key, err: err.message },
+            'damaged cache entry dropped; serving from the origin',
+          );
+          await this.#deps.cache.delete(meta.key);
+          return false;
+        }
+      }
       const headers: HeaderPairs = clientHeaders(meta.headers).filter(([k]) => k !== 'age');
       headers.push(['age', ageHeader(policy)], [CACHE_STATUS_HEADER, ctx.cache]);
       const pre = evaluatePreconditions(ctx.reqHeaders, meta.status, meta.headers);
@@ -544,18 +575,77 @@ export class ProxyHandler {
           ctx.res.writeHead(304, flatten(notModifiedHeaders(headers)));
           ctx.res.end();
         } else sendText(ctx.res, 412, 'precondition failed\n');
-        return;
+        return true;
       }
-      const source: BodySource = { length: hit.bodyBytes, read: (a, b) => hit.read(a, b ?? hit.bodyBytes) };
+      const source: BodySource = {
+        length: hit.bodyBytes,
+        read: (a, b) => this.resilientRead(ctx, meta, hit, a, b ?? hit.bodyBytes, 0),
+      };
       this.markHead(ctx);
       await sendFromSource(ctx.res, meta.status, headers, source, {
         method: ctx.method,
         ranges: true,
         reqHeaders: ctx.reqHeaders,
       });
+      return true;
     } finally {
       hit.release();
     }
+  }
+
+  /**
+   * Reads [start, end) of a stored body; if the copy turns out damaged part-way, the rest comes
+   * from the origin as a Range request guarded by If-Range (the stored validator), so the client
+   * still gets the right bytes. `offset` is where the entry starts in the object (slices).
+   */
+  resilientRead(
+    ctx: Ctx,
+    meta: EntryMeta,
+    hit: StoreHit,
+    start: number,
+    end: number,
+    offset: number,
+  ): AsyncIterable<Buffer> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return (async function* () {
+      let pos = start;
+      try {
+        for await (const c of hit.read(start, end)) {
+          pos += c.length;
+          yield c;
+        }
+        return;
+      } catch (err) {
+        if (!(err instanceof CorruptEntryError)) throw err;
+        self.#deps.metrics.cacheErrors.inc({ store: 'l2', op: 'read' });
+        self.#deps.log.warn(
+          { key: meta.key, at: pos, err: err.message },
+          'damaged cache entry: fetching the rest from the origin',
+        );
+      }
+      const etag = getHeader(meta.headers, 'etag');
+      const validator =
+        etag !== undefined && !etag.startsWith('W/') ? etag : getHeader(meta.headers, 'last-modified');
+      if (validator === undefined)
+        throw new CorruptEntryError(meta.key, 'damaged and no validator to resume from the origin');
+      const first = offset + pos;
+      const last = offset + end - 1;
+      const headers = self.upstreamHeaders(ctx, true);
+      headers.range = `bytes=${first}-${last}`;
+      headers['if-range'] = validator;
+      self.#deps.metrics.upstreamRequests.inc({ kind: 'repair' });
+      const up = await self.#deps.upstream.request({ method: 'GET', path: ctx.target, headers });
+      const cr = parseContentRange(getHeader(up.headers, 'content-range'));
+      if (up.status !== 206 || cr === undefined || cr.first !== first || cr.last !== last) {
+        up.body.destroy();
+        throw new CorruptEntryError(
+          meta.key,
+          'damaged, and the origin could not supply the rest of this version',
+        );
+      }
+      for await (const c of up.body) yield c as Buffer;
+    })();
   }
 
   async #serveFill(ctx: Ctx, fill: Fill): Promise<void> {

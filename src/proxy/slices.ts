@@ -227,7 +227,11 @@ export class SliceAssembler {
           : ok && same === 'unknown' && evaluateReuse(meta, policy, {}).kind === 'fresh';
       if (usable && found.hit.bodyBytes === last - start + 1) {
         this.#deps.metrics.hit(found.tier);
-        return { read: (f, t) => found.hit.read(f, t), release: () => found.hit.release() };
+        const hit = found.hit;
+        return {
+          read: (f, t) => this.#handler.resilientRead(ctx, meta, hit, f, t, start),
+          release: () => hit.release(),
+        };
       }
       found.hit.release();
       if (ok && same === 'different')
