@@ -155,7 +155,8 @@ class FullDisk implements ProxyStore {
   async put(meta: EntryMeta, opts?: PutOptions): Promise<StoreWriter | undefined> {
     const w = await this.inner.put(meta, opts);
     if (w === undefined) return undefined;
-    const self = this;
+    const count = (): number => ++this.writes;
+    const limit = this.failAfterWrites;
     return {
       get bytesWritten() {
         return w.bytesWritten;

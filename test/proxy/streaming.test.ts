@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../helpers/wait.js';
@@ -19,7 +19,7 @@ function rssBytes(pid: number): number {
 
 /** Streams `total` bytes of pattern(seed) in `chunk`-sized writes, `gapMs` apart. */
 async function trickle(
-  res: import('node:http').ServerResponse,
+  res: ServerResponse,
   seed: number,
   total: number,
   chunk: number,
