@@ -162,8 +162,7 @@ class FullDisk implements ProxyStore {
         return w.bytesWritten;
       },
       async write(chunk: Buffer) {
-        if (++self.writes > self.failAfterWrites)
-          throw new FsError('ENOSPC', '/cache: no space left on device');
+        if (count() > limit) throw new FsError('ENOSPC', '/cache: no space left on device');
         await w.write(chunk);
       },
       readAt: (o, l) => w.readAt(o, l),
