@@ -124,7 +124,11 @@ export class ProxyServer {
     const health = parseHostPort(config.health_address);
     const ready = (): { ok: boolean; reason?: string; l2?: string } => {
       if (!this.#ready) return { ok: false, reason: this.#stopping === undefined ? 'starting' : 'draining' };
-      return { ok: true, l2: this.cache.l2State };
+      const l2 = this.cache.l2State;
+      // Not ready while the L2 recovers its index: traffic would only bypass it. A failed L2
+      // does not hold readiness back (the proxy serves without it).
+      if (l2 === 'starting') return { ok: false, reason: 'L2 cache starting', l2 };
+      return { ok: true, l2 };
     };
     this.#health = new OpsHttpServer({
       host: health?.host ?? '0.0.0.0',

@@ -93,7 +93,10 @@ export class FileStore implements ProxyStore {
   /** Body file names published while the start-up scan runs, which it must not take for orphans. */
   readonly #publishedSinceStart = new Set<string>();
   #scanning = true;
+  /** Directories made: the store can serve (lookups go straight to metadata files). */
   #ready: Promise<void>;
+  /** The index rebuild finished (capacity accounting and purge by family are complete). */
+  #scanned: Promise<void>;
   #closed = false;
 
   constructor(opts: FileStoreOptions) {
@@ -102,9 +105,13 @@ export class FileStore implements ProxyStore {
     this.#tmp = join(opts.dir, 'tmp');
     this.#log = opts.log;
     this.#policy = new S3FifoPolicy<string>(opts.capacityBytes);
-    this.#ready = this.#start();
-    // The caller awaits ready(); keep an early failure from being an unhandled rejection.
+    this.#ready = this.#makeDirs();
+    this.#scanned = this.#ready.then(() => this.#scan());
+    // Callers await these; keep an early failure from being an unhandled rejection.
     this.#ready.catch(() => undefined);
+    this.#scanned.catch((err: unknown) =>
+      this.#log.error({ err, dir: this.#dir }, 'file cache index rebuild failed'),
+    );
   }
 
   ready(): Promise<void> {
@@ -115,10 +122,13 @@ export class FileStore implements ProxyStore {
     for (const k of this.#policy.resize(capacityBytes)) void this.#remove(k);
   }
 
-  async #start(): Promise<void> {
+  async #makeDirs(): Promise<void> {
     await mkdir(this.#objects, { recursive: true });
     await rm(this.#tmp, { recursive: true, force: true });
     await mkdir(this.#tmp, { recursive: true });
+  }
+
+  async #scan(): Promise<void> {
     try {
       await this.#rebuildIndex();
     } finally {
@@ -219,6 +229,7 @@ export class FileStore implements ProxyStore {
   }
 
   async get(key: string): Promise<StoreHit | undefined> {
+    await this.#ready;
     let rec: MetaRecord | undefined;
     try {
       rec = await this.#readMeta(key);
@@ -250,6 +261,7 @@ export class FileStore implements ProxyStore {
   }
 
   async put(meta: EntryMeta, opts: PutOptions = {}): Promise<StoreWriter | undefined> {
+    await this.#ready;
     if (this.#closed) return undefined;
     if (
       opts.expectedBytes !== undefined &&
@@ -327,7 +339,7 @@ export class FileStore implements ProxyStore {
   }
 
   async deleteFamily(primaryKey: string): Promise<number> {
-    await this.#ready.catch(() => undefined);
+    await this.#scanned.catch(() => undefined);
     const keys = new Set(this.#families.get(primaryKey) ?? []);
     keys.add(primaryKey);
     let n = 0;
@@ -345,7 +357,7 @@ export class FileStore implements ProxyStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#ready.catch(() => undefined);
+    await this.#scanned.catch(() => undefined);
   }
 }
 

@@ -454,10 +454,17 @@ export class RawDiskStore implements ProxyStore {
       reject = rej;
     });
     this.#queue.push({ seq, rec, onDurable, resolve, reject });
-    this.#flushing ??= this.#flushLoop().finally(() => {
-      this.#flushing = undefined;
-    });
+    this.#kick();
     return { seq, done };
+  }
+
+  /** Starts the flush loop unless it runs; a record queued while it winds down restarts it. */
+  #kick(): void {
+    if (this.#flushing !== undefined) return;
+    this.#flushing = this.#flushLoop().finally(() => {
+      this.#flushing = undefined;
+      if (this.#queue.length > 0) this.#kick();
+    });
   }
 
   /** Waits until everything queued so far is durable. */
