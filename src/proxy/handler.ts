@@ -34,6 +34,7 @@ import {
   effectiveDirectives,
   evaluateReuse,
   makePolicy,
+  responseDirectives,
   mergeNotModified,
   notModifiedMatches,
   parseCacheControl,
@@ -121,6 +122,7 @@ export class ProxyHandler {
   readonly #flights = new Map<string, Flight>();
   readonly #hitForPass = new Map<string, number>();
   readonly #slices: SliceAssembler;
+  readonly #prepared = new WeakMap<EntryMeta, Prepared>();
   #active = 0;
   #idle: (() => void)[] = [];
   #draining = false;
@@ -150,6 +152,7 @@ export class ProxyHandler {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#fastHit(req, res)) return;
     const target = req.url ?? '/';
     const ctx: Ctx = {
       req,
@@ -169,8 +172,7 @@ export class ProxyHandler {
       this.#active--;
       const m = this.#deps.metrics;
       m.inflight.dec();
-      m.requests.inc({ method: ctx.method, status: String(res.statusCode), cache: ctx.cache });
-      m.requestSeconds.observe({ cache: ctx.cache }, (performance.now() - ctx.started) / 1000);
+      m.request(ctx.method, res.statusCode, ctx.cache, (performance.now() - ctx.started) / 1000);
       if (this.#deps.log.isLevelEnabled('debug'))
         this.#deps.log.debug(
           {
@@ -187,11 +189,95 @@ export class ProxyHandler {
     this.#route(ctx).catch((err: unknown) => this.#fail(ctx, err));
   }
 
+  /**
+   * The hot path: a plain GET/HEAD (no preconditions, ranges, request directives or
+   * credentials) for a fresh single-buffer entry in L1 is answered synchronously from headers
+   * prepared once per entry. Anything else takes the general path, which decides the same way.
+   */
+  #fastHit(req: IncomingMessage, res: ServerResponse): boolean {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    const h = req.headers;
+    if (
+      h['cache-control'] !== undefined ||
+      h.pragma !== undefined ||
+      h.range !== undefined ||
+      h['if-none-match'] !== undefined ||
+      h['if-modified-since'] !== undefined ||
+      h['if-match'] !== undefined ||
+      h['if-unmodified-since'] !== undefined ||
+      h.authorization !== undefined
+    )
+      return false;
+    const target = req.url;
+    if (target === undefined || !target.startsWith('/')) return false;
+    const s = this.#deps.settings();
+    if (!s.enableCache) return false;
+    if (s.slicePatterns.length > 0) {
+      const path = target.split('?')[0] ?? target;
+      if (s.slicePatterns.some((re) => re.test(path))) return false;
+    }
+    const e = this.#deps.cache.l1.peek(target);
+    if (e === undefined || e.meta.vary !== undefined || e.chunks.length > 1) return false;
+    const prep = this.#prepare(e.meta);
+    const now = Date.now();
+    if (prep === undefined || now >= prep.freshUntilMs) return false;
+    const started = performance.now();
+    const m = this.#deps.metrics;
+    m.hit('l1');
+    this.#active++;
+    if (this.#draining) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      this.#active--;
+      m.request(method, res.statusCode, 'HIT', (performance.now() - started) / 1000);
+      if (this.#active === 0) for (const r of this.#idle.splice(0)) r();
+    });
+    const age = Math.max(0, Math.floor(prep.ageAtPrepareS + (now - prep.preparedAtMs) / 1000));
+    const headers = prep.flat.slice();
+    headers.push('age', String(age), CACHE_STATUS_HEADER, 'HIT');
+    const body = e.chunks[0];
+    const bodyLess = noBody(e.meta.status);
+    if (!bodyLess) headers.push('content-length', String(e.bodyBytes));
+    res.writeHead(e.meta.status, headers);
+    m.ttfb('HIT', (performance.now() - started) / 1000);
+    if (method === 'HEAD' || bodyLess || body === undefined) res.end();
+    else res.end(body);
+    return true;
+  }
+
+  /** Per-entry values the hot path needs, computed once (entries are replaced, never mutated). */
+  #prepare(meta: EntryMeta): Prepared | undefined {
+    const cached = this.#prepared.get(meta);
+    if (cached !== undefined) return cached;
+    let policy: CachePolicy;
+    try {
+      policy = CachePolicyClass.fromObject(meta.policy);
+    } catch {
+      return undefined;
+    }
+    const rescc = responseDirectives(meta);
+    const now = Date.now();
+    const age = policy.age();
+    // `no-cache` (unqualified) means "validate every time": never the hot path.
+    const lifetime = rescc['no-cache'] === true ? 0 : policy.maxAge();
+    const flat: string[] = [];
+    for (const [k, v] of clientHeaders(meta.headers))
+      if (k !== 'age' && k !== 'content-length') flat.push(k, v);
+    const prep: Prepared = {
+      flat,
+      freshUntilMs: now + (lifetime - age) * 1000,
+      ageAtPrepareS: age,
+      preparedAtMs: now,
+    };
+    this.#prepared.set(meta, prep);
+    return prep;
+  }
+
   /** Records TTFB; called right before the status line goes out. */
   markHead(ctx: Ctx): void {
     if (ctx.headSent) return;
     ctx.headSent = true;
-    this.#deps.metrics.ttfbSeconds.observe({ cache: ctx.cache }, (performance.now() - ctx.started) / 1000);
+    this.#deps.metrics.ttfb(ctx.cache, (performance.now() - ctx.started) / 1000);
   }
 
   #fail(ctx: Ctx, err: unknown): void {
@@ -851,6 +937,14 @@ export class ProxyHandler {
     m.purges.inc({ result: n > 0 ? 'purged' : 'absent' });
     sendText(ctx.res, n > 0 ? 200 : 404, `${JSON.stringify({ purged: n, key: ctx.primary })}\n`);
   }
+}
+
+interface Prepared {
+  /** Client response headers without Age, flattened for writeHead. */
+  flat: string[];
+  freshUntilMs: number;
+  ageAtPrepareS: number;
+  preparedAtMs: number;
 }
 
 const CONDITIONAL_OR_RANGE: ReadonlySet<string> = new Set([

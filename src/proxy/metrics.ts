@@ -30,6 +30,10 @@ export class ProxyMetrics {
   readonly sliceMismatches: Counter;
   #hits = 0;
   #lookups = 0;
+  /** Label children resolved once: prom-client hashes labels on every call otherwise. */
+  readonly #requestChildren = new Map<string, { inc(): void }>();
+  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
+  readonly #ttfbChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(sources: MetricSources) {
     const r = createRegistry('proxy');
@@ -165,6 +169,32 @@ export class ProxyMetrics {
       help: 'Sliced objects dropped because a slice disagreed with the first (ETag or length)',
       registers: [r],
     });
+  }
+
+  /** One answered request: counter and duration histogram. */
+  request(method: string, status: number, cache: string, seconds: number): void {
+    const key = `${method} ${status} ${cache}`;
+    let c = this.#requestChildren.get(key);
+    if (c === undefined) {
+      c = this.requests.labels(method, String(status), cache);
+      this.#requestChildren.set(key, c);
+    }
+    c.inc();
+    let d = this.#durationChildren.get(cache);
+    if (d === undefined) {
+      d = this.requestSeconds.labels(cache);
+      this.#durationChildren.set(cache, d);
+    }
+    d.observe(seconds);
+  }
+
+  ttfb(cache: string, seconds: number): void {
+    let t = this.#ttfbChildren.get(cache);
+    if (t === undefined) {
+      t = this.ttfbSeconds.labels(cache);
+      this.#ttfbChildren.set(cache, t);
+    }
+    t.observe(seconds);
   }
 
   hit(tier: 'l1' | 'l2'): void {

@@ -19,7 +19,7 @@ import { pack, unpack } from 'msgpackr';
 import type { Logger } from '../../common/logging.js';
 import { familyOf } from '../cache-key.js';
 import { CorruptEntryError, StoreFullError } from '../errors.js';
-import { FRAME_BYTES, FrameHasher, crcOf, frameCount, frameCrc } from './frames.js';
+import { FRAME_BYTES, FrameHasher, VerifiedFrames, crcOf, frameCount, frameCrc } from './frames.js';
 import { S3FifoPolicy } from './s3fifo.js';
 import type { EntryMeta, ProxyStore, PutOptions, StoreHit, StoreStats, StoreWriter } from './types.js';
 
@@ -27,7 +27,7 @@ const META_MAGIC = 0x5350584d; // "SPXM"
 const META_VERSION = 1;
 const META_HEADER_BYTES = 16;
 /** Bytes read from a body file per step of a hit (whole frames, verified one by one). */
-export const FILE_READ_STEP_BYTES = 4 * FRAME_BYTES;
+export const FILE_READ_STEP_BYTES = 16 * FRAME_BYTES;
 /** Metadata file size counted against capacity besides the body. */
 const META_OVERHEAD_BYTES = 4096;
 
@@ -95,6 +95,7 @@ export class FileStore implements ProxyStore {
   #scanning = true;
   /** Directories made: the store can serve (lookups go straight to metadata files). */
   #ready: Promise<void>;
+  readonly #verified = new VerifiedFrames();
   /** The index rebuild finished (capacity accounting and purge by family are complete). */
   #scanned: Promise<void>;
   #closed = false;
@@ -257,7 +258,13 @@ export class FileStore implements ProxyStore {
     }
     if (!this.#index.has(key)) this.#track(key, rec.gen, rec.bodyBytes);
     this.#policy.touch(key);
-    return new FileHit(rec, fh, () => void this.#remove(key));
+    // A body rewritten behind our back changes ctime, so it is checked afresh.
+    const identity = `${st.ino}:${st.size}:${st.ctimeMs}`;
+    const verified = this.#verified.for(identity, frameCount(rec.bodyBytes));
+    return new FileHit(rec, fh, verified, () => {
+      this.#verified.forget(identity);
+      void this.#remove(key);
+    });
   }
 
   async put(meta: EntryMeta, opts: PutOptions = {}): Promise<StoreWriter | undefined> {
@@ -366,14 +373,16 @@ class FileHit implements StoreHit {
   readonly bodyBytes: number;
   readonly #frames: Buffer;
   readonly #fh: FileHandle;
+  readonly #verified: Uint8Array;
   readonly #onCorrupt: () => void;
   #released = false;
 
-  constructor(rec: MetaRecord, fh: FileHandle, onCorrupt: () => void) {
+  constructor(rec: MetaRecord, fh: FileHandle, verified: Uint8Array, onCorrupt: () => void) {
     this.meta = rec.meta;
     this.bodyBytes = rec.bodyBytes;
     this.#frames = rec.frames;
     this.#fh = fh;
+    this.#verified = verified;
     this.#onCorrupt = onCorrupt;
   }
 
@@ -420,11 +429,13 @@ class FileHit implements StoreHit {
     }
     for (let off = 0; off < len; off += FRAME_BYTES) {
       const idx = (at + off) / FRAME_BYTES;
+      if (this.#verified[idx] === 1) continue;
       const frame = buf.subarray(off, Math.min(off + FRAME_BYTES, len));
       if (crcOf(frame) !== frameCrc(this.#frames, idx)) {
         this.#onCorrupt();
         throw new CorruptEntryError(this.meta.key, `checksum mismatch in frame ${idx}`);
       }
+      this.#verified[idx] = 1;
     }
     return buf;
   }

@@ -50,3 +50,38 @@ export function frameCrc(table: Buffer, index: number): number {
 export function crcOf(buf: Buffer): number {
   return crc32(buf) >>> 0;
 }
+
+/**
+ * Frames already checked, so a hot entry is not checksummed on every hit (CRC-32 runs at about
+ * 1.5 GB/s, slower than serving from the page cache). A record is keyed by the body's identity
+ * (a file's inode, size and ctime; a raw-disk entry's location) and expires after
+ * VERIFIED_TTL_MS, so data that rots on disk is caught again within that time.
+ */
+export const VERIFIED_TTL_MS = 10 * 60_000;
+/** Bound of the verified-frames table (least recently added dropped first). */
+export const VERIFIED_MAX_ENTRIES = 100_000;
+
+export class VerifiedFrames {
+  readonly #table = new Map<string, { frames: Uint8Array; atMs: number }>();
+
+  /** The frame bitmap for a body identity (created on first use; reset when expired). */
+  for(identity: string, frameCount: number): Uint8Array {
+    const now = Date.now();
+    const rec = this.#table.get(identity);
+    if (rec !== undefined && now - rec.atMs < VERIFIED_TTL_MS && rec.frames.length === frameCount)
+      return rec.frames;
+    if (rec !== undefined) this.#table.delete(identity);
+    const frames = new Uint8Array(frameCount);
+    this.#table.set(identity, { frames, atMs: now });
+    while (this.#table.size > VERIFIED_MAX_ENTRIES) {
+      const oldest = this.#table.keys().next();
+      if (oldest.done === true) break;
+      this.#table.delete(oldest.value);
+    }
+    return frames;
+  }
+
+  forget(identity: string): void {
+    this.#table.delete(identity);
+  }
+}

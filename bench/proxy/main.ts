@@ -1,0 +1,440 @@
+/**
+ * `node dist/bench/proxy/main.js [--duration 10] [--quick]`: strata proxy beside nginx
+ * proxy_cache (Debian nginx-light), both in front of the same local origin, in one invocation.
+ *
+ *   1 KiB hits        req/s with wrk                      target >= 0.5x nginx
+ *   1 MiB, 100 MiB    hit throughput with wrk             target >= 0.9x nginx
+ *   1 GiB miss TTFB   p50, beside the origin's own TTFB   target <= origin + 1 ms
+ *   1 GiB uncached    server RSS growth while streaming   target <= 64 MiB
+ *   100 concurrent    requests for one uncached object -> origin requests (target 1)
+ *
+ * Every figure is printed beside nginx's with the ratio. Nothing here is asserted: performance
+ * is measured, not tested.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const STRATA_BIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ORIGIN_JS = fileURLToPath(new URL('./origin.js', import.meta.url));
+
+interface Args {
+  durationS: number;
+  ttfbRuns: number;
+}
+
+function parseArgs(): Args {
+  const a = process.argv.slice(2);
+  const at = a.indexOf('--duration');
+  const quick = a.includes('--quick');
+  return {
+    durationS: at >= 0 ? Number(a[at + 1]) : quick ? 3 : 10,
+    ttfbRuns: quick ? 7 : 21,
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function waitOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error(`timeout waiting for ${String(pattern)}: ${buf}`)),
+      timeoutMs,
+    );
+    const on = (d: Buffer): void => {
+      buf += d.toString();
+      const m = pattern.exec(buf);
+      if (m !== null) {
+        clearTimeout(timer);
+        child.stdout?.off('data', on);
+        child.stderr?.off('data', on);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+  });
+}
+
+async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      if (r.status < 500) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer`);
+    await sleep(50);
+  }
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+interface Server {
+  name: string;
+  port: number;
+  /** Processes whose RSS counts (nginx: master and workers). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+async function startOrigin(): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [ORIGIN_JS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const m = await waitOutput(child, /listening (\d+)/);
+  return { port: Number(m[1]), child };
+}
+
+async function startStrata(work: string, originPort: number): Promise<Server> {
+  const [port, health] = [await freePort(), await freePort()];
+  const conf = join(work, 'strata.yaml');
+  writeFileSync(
+    conf,
+    [
+      `upstream_address: "127.0.0.1:${originPort}"`,
+      `listen_address: "127.0.0.1:${port}"`,
+      `health_address: "127.0.0.1:${health}"`,
+      'metrics_endpoint: { enabled: false }',
+      'l1_cache_size_bytes: 256MB',
+      'l1_max_object_size_bytes: 16MB',
+      'enable_l2_cache: true',
+      'l2_backend: file',
+      `l2_cache_dir: "${join(work, 'strata-l2')}"`,
+      'l2_cache_max_size_bytes: 8GB',
+      'log_level: warn',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [STRATA_BIN, 'proxy', '--config', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.resume();
+  child.stderr?.pipe(process.stderr);
+  await waitHttp(`http://127.0.0.1:${health}/ready`);
+  return {
+    name: 'strata',
+    port,
+    pids: () => [child.pid as number],
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function startNginx(work: string, originPort: number, workers: number): Promise<Server> {
+  const port = await freePort();
+  const dir = join(work, `nginx-${workers}`);
+  for (const d of ['cache', 'tmp', 'body', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, d), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes ${workers};
+user root;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/body;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  proxy_temp_path ${dir}/tmp;
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:64m max_size=8g inactive=60m use_temp_path=off;
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 60s;
+      proxy_cache_valid 200 60m;
+    }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', dir, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.resume();
+  child.stderr?.pipe(process.stderr);
+  await waitHttp(`http://127.0.0.1:${port}/obj/1`);
+  const master = child.pid as number;
+  return {
+    name: workers === 1 ? 'nginx (1 worker)' : `nginx (${workers} workers)`,
+    port,
+    pids: () => [master, ...childPids(master)],
+    stop: async () => {
+      child.kill('SIGQUIT');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** Runs wrk; returns requests/s and bytes/s. */
+function wrk(url: string, connections: number, durationS: number): { rps: number; bps: number } {
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', url], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
+  const t = /Transfer\/sec:\s+([\d.]+)([KMGT]?B)/.exec(r.stdout);
+  const unit: Record<string, number> = { B: 1, KB: 1024, MB: MiB, GB: GiB, TB: 1024 * GiB };
+  const bps = t === null ? 0 : Number(t[1]) * (unit[t[2] ?? 'B'] ?? 1);
+  return { rps, bps };
+}
+
+async function warm(url: string): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const r = await fetch(url);
+    await r.arrayBuffer();
+  }
+  await sleep(300); // let the fill commit
+}
+
+/**
+ * Time from writing a request on an already connected socket to the first byte of the answer;
+ * the connection is then dropped. The TCP handshake is excluded on purpose: it is the client's
+ * cost, the same with or without a proxy, and on a busy host it is noisier than what we measure.
+ */
+function ttfb(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => {
+      const t0 = performance.now();
+      sock.once('data', () => {
+        const ms = performance.now() - t0;
+        sock.destroy();
+        resolve(ms);
+      });
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+    });
+    sock.setNoDelay(true);
+    sock.on('error', reject);
+  });
+}
+
+/** A tiny miss through the server, so its origin pool has a warm idle connection (as in production). */
+async function warmPool(port: number, tag: string): Promise<void> {
+  const r = await fetch(`http://127.0.0.1:${port}/obj/16?warm=${tag}`);
+  await r.arrayBuffer();
+}
+
+function p50(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** Downloads a URL completely, sampling the RSS of `pids` meanwhile; returns the growth. */
+async function rssWhileStreaming(
+  url: string,
+  pids: () => number[],
+): Promise<{ growth: number; bytes: number }> {
+  const total = (): number => pids().reduce((n, p) => n + rssOf(p), 0);
+  const before = total();
+  let peak = before;
+  const timer = setInterval(() => (peak = Math.max(peak, total())), 25);
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    httpRequest(url, { agent: false }, (res) => {
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', resolve);
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  clearInterval(timer);
+  return { growth: peak - before, bytes };
+}
+
+async function concurrentMisses(url: string, n: number, originPort: number, path: string): Promise<number> {
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          httpRequest(url, { agent: false }, (res) => {
+            res.resume();
+            res.on('end', resolve);
+            res.on('error', reject);
+          })
+            .on('error', reject)
+            .end();
+        }),
+    ),
+  );
+  const r = await fetch(`http://127.0.0.1:${originPort}/__count?path=${encodeURIComponent(path)}`);
+  return Number(await r.text());
+}
+
+interface Figures {
+  hits1k: number;
+  hits1m: number;
+  hits100m: number;
+  ttfbP50: number;
+  rssGrowth: number;
+  upstreamFor100: number;
+}
+
+async function measure(s: Server, originPort: number, args: Args): Promise<Figures> {
+  const base = `http://127.0.0.1:${s.port}`;
+  process.stderr.write(`[${s.name}] 1 KiB hits...\n`);
+  await warm(`${base}/obj/1024`);
+  const hits1k = wrk(`${base}/obj/1024`, 64, args.durationS).rps;
+  process.stderr.write(`[${s.name}] 1 MiB hits...\n`);
+  await warm(`${base}/obj/${MiB}`);
+  const hits1m = wrk(`${base}/obj/${MiB}`, 8, args.durationS).bps;
+  process.stderr.write(`[${s.name}] 100 MiB hits...\n`);
+  await warm(`${base}/obj/${100 * MiB}`);
+  const hits100m = wrk(`${base}/obj/${100 * MiB}`, 4, args.durationS).bps;
+  process.stderr.write(`[${s.name}] 1 GiB miss TTFB...\n`);
+  const tt: number[] = [];
+  for (let i = 0; i < args.ttfbRuns; i++) {
+    await sleep(150); // the previous sample's fill is abandoned meanwhile
+    await warmPool(s.port, `${s.port}-${i}`);
+    tt.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
+  }
+  process.stderr.write(`[${s.name}] RSS while streaming 1 GiB uncached...\n`);
+  const rss = await rssWhileStreaming(`${base}/obj/${GiB}?rss=${s.port}`, s.pids);
+  if (rss.bytes !== GiB) throw new Error(`${s.name}: streamed ${rss.bytes} of ${GiB} bytes`);
+  process.stderr.write(`[${s.name}] 100 concurrent misses...\n`);
+  const path = `/obj/${100 * MiB}?coalesce=${s.port}`;
+  const upstreamFor100 = await concurrentMisses(`${base}${path}`, 100, originPort, path);
+  return { hits1k, hits1m, hits100m, ttfbP50: p50(tt), rssGrowth: rss.growth, upstreamFor100 };
+}
+
+function fmtBytesPerS(b: number): string {
+  return b >= GiB ? `${(b / GiB).toFixed(2)} GiB/s` : `${(b / MiB).toFixed(0)} MiB/s`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const work = mkdtempSync(join(tmpdir(), 'strata-proxy-bench-'));
+  const origin = await startOrigin();
+  const servers: Server[] = [];
+  try {
+    process.stderr.write('origin 1 GiB TTFB...\n');
+    const originTt: number[] = [];
+    for (let i = 0; i < args.ttfbRuns; i++) {
+      await sleep(150);
+      originTt.push(await ttfb(origin.port, `/obj/${GiB}?direct=${i}`));
+    }
+    const originTtfb = p50(originTt);
+    const strata = await startStrata(work, origin.port);
+    servers.push(strata);
+    const s = await measure(strata, origin.port, args);
+    await strata.stop();
+    servers.pop();
+    const nginx = await startNginx(work, origin.port, 1);
+    servers.push(nginx);
+    const n = await measure(nginx, origin.port, args);
+    await nginx.stop();
+    servers.pop();
+    const row = (label: string, ours: string, theirs: string, ratio: string, target: string): string =>
+      `${label.padEnd(34)}${ours.padStart(16)}${theirs.padStart(18)}${ratio.padStart(10)}   ${target}`;
+    const lines = [
+      '',
+      `strata proxy vs ${nginx.name} proxy_cache, same origin, wrk -t1, ${args.durationS} s per run`,
+      row('', 'strata', 'nginx', 'ratio', 'target'),
+      row(
+        '1 KiB hits (req/s, 64 conns)',
+        s.hits1k.toFixed(0),
+        n.hits1k.toFixed(0),
+        (s.hits1k / n.hits1k).toFixed(2),
+        '>= 0.5',
+      ),
+      row(
+        '1 MiB hits (8 conns)',
+        fmtBytesPerS(s.hits1m),
+        fmtBytesPerS(n.hits1m),
+        (s.hits1m / n.hits1m).toFixed(2),
+        '>= 0.9',
+      ),
+      row(
+        '100 MiB hits (4 conns)',
+        fmtBytesPerS(s.hits100m),
+        fmtBytesPerS(n.hits100m),
+        (s.hits100m / n.hits100m).toFixed(2),
+        '>= 0.9',
+      ),
+      row(
+        `1 GiB miss TTFB p50 (origin ${originTtfb.toFixed(2)} ms)`,
+        `${s.ttfbP50.toFixed(2)} ms`,
+        `${n.ttfbP50.toFixed(2)} ms`,
+        `+${(s.ttfbP50 - originTtfb).toFixed(2)}`,
+        '<= origin + 1 ms',
+      ),
+      row(
+        'RSS growth streaming 1 GiB miss',
+        `${(s.rssGrowth / MiB).toFixed(1)} MiB`,
+        `${(n.rssGrowth / MiB).toFixed(1)} MiB`,
+        '',
+        '<= 64 MiB',
+      ),
+      row('origin requests for 100 concurrent', String(s.upstreamFor100), String(n.upstreamFor100), '', '1'),
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+  } finally {
+    for (const srv of servers) await srv.stop().catch(() => undefined);
+    origin.child.kill('SIGTERM');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
