@@ -350,7 +350,7 @@ async function measure(s: Server, originPort: number, args: Args): Promise<Figur
     tt.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
   }
   process.stderr.write(`[${s.name}] RSS while streaming 1 GiB uncached...\n`);
-  const rss = await rssWhileStreaming(`${base}/obj/${GiB}?rss=${s.port}`, s.pids);
+  const rss = await rssWhileStreaming(`${base}/obj/${GiB}?rss=${s.port}`, () => s.pids());
   if (rss.bytes !== GiB) throw new Error(`${s.name}: streamed ${rss.bytes} of ${GiB} bytes`);
   process.stderr.write(`[${s.name}] 100 concurrent misses...\n`);
   const path = `/obj/${100 * MiB}?coalesce=${s.port}`;
