@@ -196,7 +196,11 @@ export class TieredCache {
   /** Stores a body-less entry (a Vary marker) in every tier. */
   async putMarker(meta: EntryMeta): Promise<void> {
     const w = await this.put(meta, { expectedBytes: 0 });
-    await w?.commit();
+    try {
+      await w?.commit();
+    } finally {
+      w?.dispose?.();
+    }
   }
 
   async updateMeta(meta: EntryMeta): Promise<void> {

@@ -86,7 +86,8 @@ export class Upstream {
         signal: req.signal ?? null,
         // Never let undici replay a request: the origin must see each one exactly once.
         idempotent: false,
-        blocking: true,
+        // One request per connection at a time anyway (pipelining: 1).
+        blocking: false,
       });
     } catch (err) {
       const timedOut =
