@@ -13,6 +13,7 @@ import type { ConfigProblem } from '../common/errors.js';
 import { parseHostPort } from '../common/net.js';
 import { closest } from '../common/suggest.js';
 import { SIZE_HELP, parseSize } from '../common/units.js';
+import { CLUSTER_NOT_AVAILABLE } from './store/cluster.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -313,8 +314,7 @@ function semanticProblems(c: ProxyConfig): ConfigProblem[] {
   if (c.enable_l2_cache && c.l2_backend === 'cluster') {
     out.push({
       key: 'l2_backend',
-      message:
-        'the cluster backend is not available in this build (it needs the Strata client library, not built yet); use file or raw_disk',
+      message: CLUSTER_NOT_AVAILABLE,
       value: 'cluster',
     });
   }

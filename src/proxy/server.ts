@@ -12,10 +12,10 @@ import { parseHostPort } from '../common/net.js';
 import { OpsHttpServer } from '../common/ops-http.js';
 import { LIVE_KEYS, changedKeys } from './config.js';
 import type { ProxyConfig } from './config.js';
-import { NotAvailableError } from './errors.js';
 import { ProxyHandler } from './handler.js';
 import type { LiveSettings } from './handler.js';
 import { ProxyMetrics } from './metrics.js';
+import { createClusterStore } from './store/cluster.js';
 import { FileStore } from './store/file.js';
 import { MemoryStore } from './store/memory.js';
 import { RawDiskStore } from './store/raw-disk/store.js';
@@ -66,10 +66,8 @@ function makeL2(c: ProxyConfig, log: Logger): ProxyStore | undefined {
         log,
       });
     case 'cluster':
-      // Validation rejects this; kept as a guard for programmatic use.
-      throw new NotAvailableError(
-        'l2_backend "cluster" is not available in this build (needs the Strata client library)',
-      );
+      // Validation rejects this before we get here; the store says the same when called.
+      return createClusterStore({ root: '/.proxy', masterAddrs: [] });
   }
 }
 
