@@ -122,6 +122,8 @@ interface Server {
   port: number;
   /** Processes whose RSS counts (nginx: master and workers). */
   pids(): number[];
+  /** strata only: its Prometheus text, for figures measured inside the process. */
+  metrics?: () => Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -132,7 +134,7 @@ async function startOrigin(): Promise<{ port: number; child: ChildProcess }> {
 }
 
 async function startStrata(work: string, originPort: number): Promise<Server> {
-  const [port, health] = [await freePort(), await freePort()];
+  const [port, health, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const conf = join(work, 'strata.yaml');
   writeFileSync(
     conf,
@@ -140,7 +142,7 @@ async function startStrata(work: string, originPort: number): Promise<Server> {
       `upstream_address: "127.0.0.1:${originPort}"`,
       `listen_address: "127.0.0.1:${port}"`,
       `health_address: "127.0.0.1:${health}"`,
-      'metrics_endpoint: { enabled: false }',
+      `metrics_endpoint: { enabled: true, address: "127.0.0.1:${metricsPort}" }`,
       'l1_cache_size_bytes: 256MB',
       'l1_max_object_size_bytes: 16MB',
       'enable_l2_cache: true',
@@ -161,6 +163,7 @@ async function startStrata(work: string, originPort: number): Promise<Server> {
     name: 'strata',
     port,
     pids: () => [child.pid as number],
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -323,6 +326,8 @@ async function concurrentMisses(url: string, n: number, originPort: number, path
 }
 
 interface Figures {
+  /** Mean of (time to first byte out - origin header latency) of misses, inside the proxy. */
+  internalMs: number | undefined;
   hits1k: number;
   hits1m: number;
   hits100m: number;
@@ -343,19 +348,36 @@ async function measure(s: Server, originPort: number, args: Args): Promise<Figur
   await warm(`${base}/obj/${100 * MiB}`);
   const hits100m = wrk(`${base}/obj/${100 * MiB}`, 4, args.durationS).bps;
   process.stderr.write(`[${s.name}] 1 GiB miss TTFB...\n`);
+  const before = s.metrics === undefined ? undefined : missFigures(await s.metrics());
   const tt: number[] = [];
   for (let i = 0; i < args.ttfbRuns; i++) {
     await sleep(150); // the previous sample's fill is abandoned meanwhile
     await warmPool(s.port, `${s.port}-${i}`);
     tt.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
   }
+  const after = s.metrics === undefined ? undefined : missFigures(await s.metrics());
+  const internalMs =
+    before === undefined || after === undefined
+      ? undefined
+      : (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
+        Math.max(1, after.count - before.count);
   process.stderr.write(`[${s.name}] RSS while streaming 1 GiB uncached...\n`);
   const rss = await rssWhileStreaming(`${base}/obj/${GiB}?rss=${s.port}`, () => s.pids());
   if (rss.bytes !== GiB) throw new Error(`${s.name}: streamed ${rss.bytes} of ${GiB} bytes`);
   process.stderr.write(`[${s.name}] 100 concurrent misses...\n`);
   const path = `/obj/${100 * MiB}?coalesce=${s.port}`;
   const upstreamFor100 = await concurrentMisses(`${base}${path}`, 100, originPort, path);
-  return { hits1k, hits1m, hits100m, ttfbP50: p50(tt), rssGrowth: rss.growth, upstreamFor100 };
+  return { internalMs, hits1k, hits1m, hits100m, ttfbP50: p50(tt), rssGrowth: rss.growth, upstreamFor100 };
+}
+
+/** Sums of the proxy's MISS TTFB and origin (fill) latency histograms. */
+function missFigures(text: string): { ttfbSum: number; upstreamSum: number; count: number } {
+  const num = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    ttfbSum: num(/^proxy_ttfb_seconds_sum\{[^}]*cache="MISS"[^}]*\} ([\d.e+-]+)/m),
+    upstreamSum: num(/^proxy_upstream_latency_seconds_sum\{[^}]*kind="fill"[^}]*\} ([\d.e+-]+)/m),
+    count: num(/^proxy_ttfb_seconds_count\{[^}]*cache="MISS"[^}]*\} ([\d.e+-]+)/m),
+  };
 }
 
 function fmtBytesPerS(b: number): string {
@@ -427,6 +449,10 @@ async function main(): Promise<void> {
         '<= 64 MiB',
       ),
       row('origin requests for 100 concurrent', String(s.upstreamFor100), String(n.upstreamFor100), '', '1'),
+      '',
+      s.internalMs === undefined
+        ? ''
+        : `strata's own time on a miss (first byte out minus origin header latency, mean, inside the process): ${s.internalMs.toFixed(2)} ms`,
       '',
     ];
     process.stdout.write(lines.join('\n'));
