@@ -153,8 +153,10 @@ async function startStrata(work: string, originPort: number): Promise<Server> {
       '',
     ].join('\n'),
   );
+  // As deployed (deploy/proxy): more I/O threads than libuv's default 4.
   const child = spawn(process.execPath, [STRATA_BIN, 'proxy', '--config', conf], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
   });
   child.stdout?.resume();
   child.stderr?.pipe(process.stderr);

@@ -231,6 +231,9 @@ export class FileStore implements ProxyStore {
 
   async get(key: string): Promise<StoreHit | undefined> {
     await this.#ready;
+    // Once the index is complete it knows every entry: a miss costs no disk operation (which
+    // would queue behind bulk writes in the I/O thread pool and delay the origin request).
+    if (!this.#scanning && !this.#index.has(key)) return undefined;
     let rec: MetaRecord | undefined;
     try {
       rec = await this.#readMeta(key);
