@@ -22,9 +22,22 @@ import { waitFor } from '../helpers/wait.js';
 export function scratch(t: Pick<TestContext, 'after'>): string {
   const dir = mkdtempSync(join(tmpdir(), 'strata-proxy-test-'));
   t.after(async () => {
-    for (const p of running.get(dir) ?? []) await p.stop('SIGKILL', 2000);
+    for (const p of running.get(dir) ?? []) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+      p.child.kill('SIGKILL');
+      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
     running.delete(dir);
-    if (process.env.STRATA_KEEP_TMP !== '1') rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+    if (process.env.STRATA_KEEP_TMP === '1') return;
+    // Cleanup never fails a test: a removal racing the kernel is retried, then left to tmp.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   });
   return dir;
 }

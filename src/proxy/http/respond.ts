@@ -45,11 +45,18 @@ function drained(res: ServerResponse): Promise<boolean> {
   });
 }
 
+/**
+ * Bytes a response may hold in its socket's user-space buffer before the pump waits for
+ * 'drain': more than the stream's 16 KiB high-water mark, so large bodies are not paced by one
+ * event-loop turn per chunk, and still a small bound per client.
+ */
+export const PUMP_BUFFER_BYTES = 2 * 1024 * 1024;
+
 /** Streams chunks to the client. Returns false when the client left before the end. */
 export async function pump(res: ServerResponse, chunks: AsyncIterable<Buffer>): Promise<boolean> {
   for await (const chunk of chunks) {
     if (res.destroyed || res.writableEnded) return false;
-    if (!res.write(chunk)) {
+    if (!res.write(chunk) && res.writableLength >= PUMP_BUFFER_BYTES) {
       if (!(await drained(res))) return false;
     }
   }
