@@ -1,6 +1,8 @@
 /**
  * `node dist/bench/proxy/main.js [--duration 10] [--quick]`: strata proxy beside nginx
  * proxy_cache (Debian nginx-light), both in front of the same local origin, in one invocation.
+ * Measurements of the two servers are interleaved (and repeated, medians reported) so that
+ * other load on a shared host affects both alike.
  *
  *   1 KiB hits        req/s with wrk                      target >= 0.5x nginx
  *   1 MiB, 100 MiB    hit throughput with wrk             target >= 0.9x nginx
@@ -29,6 +31,7 @@ const ORIGIN_JS = fileURLToPath(new URL('./origin.js', import.meta.url));
 interface Args {
   durationS: number;
   ttfbRuns: number;
+  rounds: number;
 }
 
 function parseArgs(): Args {
@@ -38,6 +41,7 @@ function parseArgs(): Args {
   return {
     durationS: at >= 0 ? Number(a[at + 1]) : quick ? 3 : 10,
     ttfbRuns: quick ? 7 : 21,
+    rounds: quick ? 1 : 3,
   };
 }
 
@@ -327,49 +331,69 @@ async function concurrentMisses(url: string, n: number, originPort: number, path
   return Number(await r.text());
 }
 
-interface Figures {
-  /** Mean of (time to first byte out - origin header latency) of misses, inside the proxy. */
-  internalMs: number | undefined;
-  hits1k: number;
-  hits1m: number;
-  hits100m: number;
-  ttfbP50: number;
-  rssGrowth: number;
-  upstreamFor100: number;
+function median(xs: number[]): number {
+  return p50(xs);
 }
 
-async function measure(s: Server, originPort: number, args: Args): Promise<Figures> {
-  const base = `http://127.0.0.1:${s.port}`;
-  process.stderr.write(`[${s.name}] 1 KiB hits...\n`);
-  await warm(`${base}/obj/1024`);
-  const hits1k = wrk(`${base}/obj/1024`, 64, args.durationS).rps;
-  process.stderr.write(`[${s.name}] 1 MiB hits...\n`);
-  await warm(`${base}/obj/${MiB}`);
-  const hits1m = wrk(`${base}/obj/${MiB}`, 8, args.durationS).bps;
-  process.stderr.write(`[${s.name}] 100 MiB hits...\n`);
-  await warm(`${base}/obj/${100 * MiB}`);
-  const hits100m = wrk(`${base}/obj/${100 * MiB}`, 4, args.durationS).bps;
-  process.stderr.write(`[${s.name}] 1 GiB miss TTFB...\n`);
-  const before = s.metrics === undefined ? undefined : missFigures(await s.metrics());
-  const tt: number[] = [];
-  for (let i = 0; i < args.ttfbRuns; i++) {
-    await sleep(150); // the previous sample's fill is abandoned meanwhile
-    await warmPool(s.port, `${s.port}-${i}`);
-    tt.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
+/**
+ * Hit throughput, interleaved: each round runs every server once per object size, so load from
+ * other jobs on a shared host hits both sides alike; the medians of the rounds are reported.
+ */
+async function hitThroughput(
+  servers: Server[],
+  args: Args,
+): Promise<Map<string, { hits1k: number; hits1m: number; hits100m: number }>> {
+  const sizes: [key: 'hits1k' | 'hits1m' | 'hits100m', bytes: number, conns: number][] = [
+    ['hits1k', 1024, 64],
+    ['hits1m', MiB, 8],
+    ['hits100m', 100 * MiB, 4],
+  ];
+  const samples = new Map<string, Record<string, number[]>>();
+  for (const s of servers) {
+    samples.set(s.name, { hits1k: [], hits1m: [], hits100m: [] });
+    for (const [, bytes] of sizes) await warm(`http://127.0.0.1:${s.port}/obj/${bytes}`);
   }
-  const after = s.metrics === undefined ? undefined : missFigures(await s.metrics());
-  const internalMs =
-    before === undefined || after === undefined
-      ? undefined
-      : (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
-        Math.max(1, after.count - before.count);
-  process.stderr.write(`[${s.name}] RSS while streaming 1 GiB uncached...\n`);
-  const rss = await rssWhileStreaming(`${base}/obj/${GiB}?rss=${s.port}`, () => s.pids());
-  if (rss.bytes !== GiB) throw new Error(`${s.name}: streamed ${rss.bytes} of ${GiB} bytes`);
-  process.stderr.write(`[${s.name}] 100 concurrent misses...\n`);
-  const path = `/obj/${100 * MiB}?coalesce=${s.port}`;
-  const upstreamFor100 = await concurrentMisses(`${base}${path}`, 100, originPort, path);
-  return { internalMs, hits1k, hits1m, hits100m, ttfbP50: p50(tt), rssGrowth: rss.growth, upstreamFor100 };
+  for (let round = 0; round < args.rounds; round++) {
+    for (const [key, bytes, conns] of sizes) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const s of order) {
+        process.stderr.write(`[round ${round + 1}/${args.rounds}] ${s.name} ${key}...\n`);
+        const r = wrk(`http://127.0.0.1:${s.port}/obj/${bytes}`, conns, args.durationS);
+        samples.get(s.name)?.[key]?.push(key === 'hits1k' ? r.rps : r.bps);
+      }
+    }
+  }
+  const out = new Map<string, { hits1k: number; hits1m: number; hits100m: number }>();
+  for (const [name, v] of samples)
+    out.set(name, {
+      hits1k: median(v.hits1k ?? []),
+      hits1m: median(v.hits1m ?? []),
+      hits100m: median(v.hits100m ?? []),
+    });
+  return out;
+}
+
+/**
+ * 1 GiB miss TTFB: samples of the origin itself and of `s` alternate. Servers are measured one
+ * after the other, not interleaved with each other: a server may keep downloading an abandoned
+ * 1 GiB object in the background (nginx does, to complete its cache file), which would load the
+ * host during the other's samples.
+ */
+async function missTtfb(
+  s: Server,
+  originPort: number,
+  args: Args,
+): Promise<{ origin: number; server: number }> {
+  const o: number[] = [];
+  const v: number[] = [];
+  for (let i = 0; i < args.ttfbRuns; i++) {
+    await sleep(150); // earlier samples' fills are abandoned meanwhile
+    o.push(await ttfb(originPort, `/obj/${GiB}?direct=${s.port}-${i}`));
+    await sleep(50);
+    await warmPool(s.port, `${s.port}-${i}`);
+    v.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
+  }
+  return { origin: p50(o), server: p50(v) };
 }
 
 /** Sums of the proxy's MISS TTFB and origin (fill) latency histograms. */
@@ -392,28 +416,48 @@ async function main(): Promise<void> {
   const origin = await startOrigin();
   const servers: Server[] = [];
   try {
-    process.stderr.write('origin 1 GiB TTFB...\n');
-    const originTt: number[] = [];
-    for (let i = 0; i < args.ttfbRuns; i++) {
-      await sleep(150);
-      originTt.push(await ttfb(origin.port, `/obj/${GiB}?direct=${i}`));
-    }
-    const originTtfb = p50(originTt);
     const strata = await startStrata(work, origin.port);
     servers.push(strata);
-    const s = await measure(strata, origin.port, args);
-    await strata.stop();
-    servers.pop();
     const nginx = await startNginx(work, origin.port, 1);
     servers.push(nginx);
-    const n = await measure(nginx, origin.port, args);
-    await nginx.stop();
-    servers.pop();
+    const rss = new Map<string, number>();
+    const coalesce = new Map<string, number>();
+    // First, on fresh processes: RSS growth is measured from their idle size.
+    for (const srv of servers) {
+      await warm(`http://127.0.0.1:${srv.port}/obj/1024`);
+      process.stderr.write(`[${srv.name}] RSS while streaming 1 GiB uncached...\n`);
+      const r = await rssWhileStreaming(`http://127.0.0.1:${srv.port}/obj/${GiB}?rss=${srv.port}`, () =>
+        srv.pids(),
+      );
+      if (r.bytes !== GiB) throw new Error(`${srv.name}: streamed ${r.bytes} of ${GiB} bytes`);
+      rss.set(srv.name, r.growth);
+      process.stderr.write(`[${srv.name}] 100 concurrent misses...\n`);
+      const path = `/obj/${100 * MiB}?coalesce=${srv.port}`;
+      coalesce.set(
+        srv.name,
+        await concurrentMisses(`http://127.0.0.1:${srv.port}${path}`, 100, origin.port, path),
+      );
+    }
+    process.stderr.write('1 GiB miss TTFB: origin and strata alternating...\n');
+    const before = missFigures(await (strata.metrics as () => Promise<string>)());
+    const sTt = await missTtfb(strata, origin.port, args);
+    const after = missFigures(await (strata.metrics as () => Promise<string>)());
+    const internalMs =
+      (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
+      Math.max(1, after.count - before.count);
+    process.stderr.write('1 GiB miss TTFB: origin and nginx alternating...\n');
+    const nTt = await missTtfb(nginx, origin.port, args);
+    await sleep(5000); // let nginx finish filling what it keeps downloading
+    const hits = await hitThroughput(servers, args);
+    const s = hits.get(strata.name) as { hits1k: number; hits1m: number; hits100m: number };
+    const n = hits.get(nginx.name) as { hits1k: number; hits1m: number; hits100m: number };
+    const sT = sTt.server;
+    const nT = nTt.server;
     const row = (label: string, ours: string, theirs: string, ratio: string, target: string): string =>
-      `${label.padEnd(34)}${ours.padStart(16)}${theirs.padStart(18)}${ratio.padStart(10)}   ${target}`;
+      `${label.padEnd(36)}${ours.padStart(14)}${theirs.padStart(14)}${ratio.padStart(9)}   ${target}`;
     const lines = [
       '',
-      `strata proxy vs ${nginx.name} proxy_cache, same origin, wrk -t1, ${args.durationS} s per run`,
+      `strata proxy vs ${nginx.name} proxy_cache, same origin; wrk -t1, ${args.durationS} s per run, median of ${args.rounds} interleaved round(s)`,
       row('', 'strata', 'nginx', 'ratio', 'target'),
       row(
         '1 KiB hits (req/s, 64 conns)',
@@ -437,24 +481,29 @@ async function main(): Promise<void> {
         '>= 0.9',
       ),
       row(
-        `1 GiB miss TTFB p50 (origin ${originTtfb.toFixed(2)} ms)`,
-        `${s.ttfbP50.toFixed(2)} ms`,
-        `${n.ttfbP50.toFixed(2)} ms`,
-        `+${(s.ttfbP50 - originTtfb).toFixed(2)}`,
+        `1 GiB miss TTFB p50 (origin ${sTt.origin.toFixed(2)} ms)`,
+        `${sT.toFixed(2)} ms`,
+        `${nT.toFixed(2)} ms`,
+        `+${(sT - sTt.origin).toFixed(2)}`,
         '<= origin + 1 ms',
       ),
+      `${''.padEnd(36)}${''.padStart(14)}${`(origin ${nTt.origin.toFixed(2)} ms)`.padStart(14)}`,
       row(
         'RSS growth streaming 1 GiB miss',
-        `${(s.rssGrowth / MiB).toFixed(1)} MiB`,
-        `${(n.rssGrowth / MiB).toFixed(1)} MiB`,
+        `${((rss.get(strata.name) ?? 0) / MiB).toFixed(1)} MiB`,
+        `${((rss.get(nginx.name) ?? 0) / MiB).toFixed(1)} MiB`,
         '',
         '<= 64 MiB',
       ),
-      row('origin requests for 100 concurrent', String(s.upstreamFor100), String(n.upstreamFor100), '', '1'),
+      row(
+        'origin requests, 100 concurrent',
+        String(coalesce.get(strata.name)),
+        String(coalesce.get(nginx.name)),
+        '',
+        '1',
+      ),
       '',
-      s.internalMs === undefined
-        ? ''
-        : `strata's own time on a miss (first byte out minus origin header latency, mean, inside the process): ${s.internalMs.toFixed(2)} ms`,
+      `strata's own time on a miss (first byte out minus origin header latency, mean, inside the process): ${internalMs.toFixed(2)} ms`,
       '',
     ];
     process.stdout.write(lines.join('\n'));
