@@ -109,9 +109,8 @@ export class ProxyServer {
       log: log.child({ component: 'proxy.http' }),
       settings: () => this.#settings,
     });
-    this.#server = createServer({ keepAliveTimeout: CLIENT_KEEPALIVE_MS }, (req, res) =>
-      this.handler.handle(req, res),
-    );
+    this.#server = createServer({ noDelay: true }, (req, res) => this.handler.handle(req, res));
+    this.#server.keepAliveTimeout = CLIENT_KEEPALIVE_MS;
     this.#server.headersTimeout = CLIENT_HEADERS_TIMEOUT_MS;
     this.#server.requestTimeout = CLIENT_REQUEST_TIMEOUT_MS;
     this.#server.on('clientError', (err, socket) => {
