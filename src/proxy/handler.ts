@@ -665,7 +665,11 @@ export class ProxyHandler {
       }
       const source: BodySource = {
         length: hit.bodyBytes,
-        read: (a, b) => this.resilientRead(ctx, meta, hit, a, b ?? hit.bodyBytes, 0),
+        // Memory hits cannot be damaged on disk: only disk hits need the repairing reader.
+        read: (a, b) =>
+          found.tier === 'l1'
+            ? hit.read(a, b ?? hit.bodyBytes)
+            : this.resilientRead(ctx, meta, hit, a, b ?? hit.bodyBytes, 0),
       };
       this.markHead(ctx);
       await sendFromSource(ctx.res, meta.status, headers, source, {

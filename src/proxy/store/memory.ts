@@ -10,8 +10,11 @@ import { familyOf } from '../cache-key.js';
 
 /** Rough per-entry overhead (metadata, headers, maps), so many tiny entries still count. */
 export const MEMORY_ENTRY_OVERHEAD_BYTES = 512;
-/** Small bodies are joined into one buffer on commit: one slice per hit instead of a walk. */
-const JOIN_BELOW_BYTES = 256 * 1024;
+/**
+ * Bodies are joined into one buffer on commit (one copy, once): a hit is then a single write of
+ * one buffer instead of a walk over the fill's chunks. Entries are at most the L1 object cap.
+ */
+const JOIN_BELOW_BYTES = 64 * 1024 * 1024;
 
 export interface MemoryEntry {
   readonly meta: EntryMeta;
