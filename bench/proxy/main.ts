@@ -277,6 +277,17 @@ function ttfb(port: number, path: string): Promise<number> {
   });
 }
 
+/** Waits until the origin sends nothing (servers finishing abandoned downloads), bounded. */
+async function originIdle(originPort: number, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await fetch(`http://127.0.0.1:${originPort}/__active`);
+    if (Number(await r.text()) === 0) return;
+    await sleep(250);
+  }
+  process.stderr.write('origin still busy; continuing\n');
+}
+
 /** A tiny miss through the server, so its origin pool has a warm idle connection (as in production). */
 async function warmPool(port: number, tag: string): Promise<void> {
   const r = await fetch(`http://127.0.0.1:${port}/obj/16?warm=${tag}`);
@@ -438,6 +449,9 @@ async function main(): Promise<void> {
         await concurrentMisses(`http://127.0.0.1:${srv.port}${path}`, 100, origin.port, path),
       );
     }
+    await originIdle(origin.port);
+    const hits = await hitThroughput(servers, args);
+    await originIdle(origin.port);
     process.stderr.write('1 GiB miss TTFB: origin and strata alternating...\n');
     const before = missFigures(await (strata.metrics as () => Promise<string>)());
     const sTt = await missTtfb(strata, origin.port, args);
@@ -445,10 +459,10 @@ async function main(): Promise<void> {
     const internalMs =
       (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
       Math.max(1, after.count - before.count);
+    await originIdle(origin.port);
+    // Last: nginx keeps downloading each abandoned 1 GiB object to complete its cache file.
     process.stderr.write('1 GiB miss TTFB: origin and nginx alternating...\n');
     const nTt = await missTtfb(nginx, origin.port, args);
-    await sleep(5000); // let nginx finish filling what it keeps downloading
-    const hits = await hitThroughput(servers, args);
     const s = hits.get(strata.name) as { hits1k: number; hits1m: number; hits100m: number };
     const n = hits.get(nginx.name) as { hits1k: number; hits1m: number; hits100m: number };
     const sT = sTt.server;

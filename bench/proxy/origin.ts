@@ -11,9 +11,16 @@ const BLOCK = Buffer.alloc(1024 * 1024);
 for (let i = 0; i < BLOCK.length; i++) BLOCK[i] = (i * 31 + (i >> 10)) & 0xff;
 
 const counts = new Map<string, number>();
+/** Responses still being sent: the bench waits for 0 between phases. */
+let active = 0;
 
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
+  if (url === '/__active') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(String(active));
+    return;
+  }
   if (url.startsWith('/__count?')) {
     const path = new URL(url, 'http://x').searchParams.get('path') ?? '';
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -40,6 +47,8 @@ const server = createServer((req, res) => {
     return;
   }
   let sent = 0;
+  active++;
+  res.once('close', () => active--);
   const pump = (): void => {
     while (sent < size) {
       const n = Math.min(BLOCK.length, size - sent);
