@@ -169,7 +169,7 @@ async function startStrata(work: string, originPort: number): Promise<Server> {
     name: 'strata',
     port,
     pids: () => [child.pid as number],
-    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+    metrics: () => getText(`http://127.0.0.1:${metricsPort}/metrics`),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -249,10 +249,7 @@ function wrk(url: string, connections: number, durationS: number): { rps: number
 }
 
 async function warm(url: string): Promise<void> {
-  for (let i = 0; i < 2; i++) {
-    const r = await fetch(url);
-    await r.arrayBuffer();
-  }
+  for (let i = 0; i < 2; i++) await getText(url);
   await sleep(300); // let the fill commit
 }
 
@@ -277,12 +274,25 @@ function ttfb(port: number, path: string): Promise<number> {
   });
 }
 
+/** GET over a fresh connection (no pooled socket the other side may have closed), body as text. */
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
 /** Waits until the origin sends nothing (servers finishing abandoned downloads), bounded. */
 async function originIdle(originPort: number, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const r = await fetch(`http://127.0.0.1:${originPort}/__active`);
-    if (Number(await r.text()) === 0) return;
+    if (Number(await getText(`http://127.0.0.1:${originPort}/__active`)) === 0) return;
     await sleep(250);
   }
   process.stderr.write('origin still busy; continuing\n');
@@ -290,8 +300,7 @@ async function originIdle(originPort: number, timeoutMs = 180_000): Promise<void
 
 /** A tiny miss through the server, so its origin pool has a warm idle connection (as in production). */
 async function warmPool(port: number, tag: string): Promise<void> {
-  const r = await fetch(`http://127.0.0.1:${port}/obj/16?warm=${tag}`);
-  await r.arrayBuffer();
+  await getText(`http://127.0.0.1:${port}/obj/16?warm=${tag}`);
 }
 
 function p50(xs: number[]): number {
@@ -338,8 +347,7 @@ async function concurrentMisses(url: string, n: number, originPort: number, path
         }),
     ),
   );
-  const r = await fetch(`http://127.0.0.1:${originPort}/__count?path=${encodeURIComponent(path)}`);
-  return Number(await r.text());
+  return Number(await getText(`http://127.0.0.1:${originPort}/__count?path=${encodeURIComponent(path)}`));
 }
 
 function median(xs: number[]): number {
