@@ -1,19 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-heap-size=64
 /**
  * The `strata` executable: one binary, a subcommand per role and per client action.
  */
 import { CommanderError } from 'commander';
 import { reportError } from './context.js';
 import { EXIT_USAGE } from './exit-codes.js';
-import { buildProgram } from './program.js';
-
-/**
- * The seed's KV node is started Go-style (`-config=config/node1.yaml`); accept that spelling of
- * the one long option users carry over from it, and leave every other argument alone.
- */
-export function normaliseArgv(argv: readonly string[]): string[] {
-  return argv.map((a) => (a === '-config' || a.startsWith('-config=') ? `-${a}` : a));
-}
+import { buildProgram, normaliseArgv } from './program.js';
 
 async function main(rawArgv: string[]): Promise<void> {
   const argv = normaliseArgv(rawArgv);

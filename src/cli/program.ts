@@ -34,3 +34,11 @@ function exitOverrideAll(cmd: Command): void {
     exitOverrideAll(c);
   }
 }
+
+/**
+ * The seed's KV node is started Go-style (`-config=config/node1.yaml`); accept that spelling of
+ * the one long option users carry over from it, and leave every other argument alone.
+ */
+export function normaliseArgv(argv: readonly string[]): string[] {
+  return argv.map((a) => (a === '-config' || a.startsWith('-config=') ? `-${a}` : a));
+}

@@ -44,9 +44,9 @@ export class OpsHttpServer {
     this.#opts = opts;
     this.#server = createServer((req, res) => {
       this.#dispatch(req, res).catch((err: unknown) => {
-        opts.log.error({ err, url: req.url }, 'http handler failed');
-        if (!res.headersSent)
-          sendJson(res, 500, { error: { code: 'STRATA_INTERNAL', message: 'internal error' } });
+        // A StrataError is the handler's answer (bad request, not found…); anything else is a bug.
+        if (!(err instanceof StrataError)) opts.log.error({ err, url: req.url }, 'http handler failed');
+        if (!res.headersSent) sendError(res, err);
         else res.destroy();
       });
     });

@@ -6,6 +6,9 @@
  * client trusts its server and does not re-validate). Bodies travel as msgpack; bulk bytes travel
  * beside the body as a raw payload or as a stream of chunks, never inside msgpack.
  *
+ * Request schemas must not transform or fill defaults: the type a client sends is the type the
+ * handler receives (`Req` is both the schema's input and output). Handlers apply defaults.
+ *
  * Three kinds:
  * - unary: request (+ optional payload bytes) → response (+ optional payload bytes).
  * - read stream: request → server sends chunks (flow-controlled by the client's credit) → response.
@@ -89,6 +92,14 @@ export interface CallContext {
 export interface ReplyWithPayload<Res> {
   readonly body: Res;
   readonly payload: Buffer;
+}
+
+/**
+ * Builds a unary handler's reply of a body plus raw bytes. The server recognises a reply by its
+ * shape (an object with exactly `body` and `payload`, the payload a Buffer or Uint8Array).
+ */
+export function withPayload<Res>(body: Res, payload: Buffer): ReplyWithPayload<Res> {
+  return { body, payload };
 }
 
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res | ReplyWithPayload<Res>>;

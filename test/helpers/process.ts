@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 
 /** Absolute path of the compiled CLI entry. */
 export const STRATA_BIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -116,7 +117,7 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartOp
 
 /** Starts `strata <args>` from the compiled tree. */
 export function startStrata(args: readonly string[], opts: StartOptions = {}): Proc {
-  return startProcess(process.execPath, [STRATA_BIN, ...args], opts);
+  return startProcess(process.execPath, [...STRATA_NODE_FLAGS, STRATA_BIN, ...args], opts);
 }
 
 export interface RunResult {
@@ -152,5 +153,5 @@ export function runStrata(
   args: readonly string[],
   opts: SpawnOptions & { timeoutMs?: number; input?: string | Buffer } = {},
 ): Promise<RunResult> {
-  return run(process.execPath, [STRATA_BIN, ...args], opts);
+  return run(process.execPath, [...STRATA_NODE_FLAGS, STRATA_BIN, ...args], opts);
 }
