@@ -3,6 +3,7 @@
 // updates, deletes by key and by family, replacement, and staying within capacity.
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -13,6 +14,7 @@ import { MemoryStore } from '../../src/proxy/store/memory.js';
 import { RawDiskStore } from '../../src/proxy/store/raw-disk/store.js';
 import type { EntryMeta, ProxyStore, StoreHit } from '../../src/proxy/store/types.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 import { pattern } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -243,3 +245,47 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+test('file store: the index is rebuilt on restart; leftovers of a crash are cleaned up', async (t) => {
+  const dir = join(tempDir(t), 'l2');
+  const s1 = new FileStore({ dir, capacityBytes: 64 * MiB, log: silentLogger() });
+  await s1.ready();
+  const bodies = new Map<string, Buffer>();
+  for (let i = 0; i < 12; i++) {
+    const b = pattern(i, 10_000 + i * 30_000);
+    bodies.set(`/f/${i}`, b);
+    await store(s1, meta(`/f/${i}`), b);
+  }
+  // A crash mid-write leaves a partial body under tmp/; one entry's metadata gets damaged.
+  const unfinished = await s1.put(meta('/f/partial'));
+  assert.ok(unfinished !== undefined);
+  await unfinished.write(pattern(99, 500_000));
+  await s1.close();
+  const metaFiles: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.meta')) metaFiles.push(p);
+    }
+  };
+  walk(join(dir, 'objects'));
+  assert.equal(metaFiles.length, 12);
+  writeFileSync(metaFiles[0] as string, 'not metadata');
+  const s2 = new FileStore({ dir, capacityBytes: 64 * MiB, log: silentLogger() });
+  t.after(() => s2.close());
+  await s2.ready();
+  await waitFor('index rebuilt', () => s2.stats().entries === 11);
+  assert.deepEqual(readdirSync(join(dir, 'tmp')), [], 'partial writes removed');
+  assert.equal(await s2.get('/f/partial'), undefined);
+  let intact = 0;
+  for (const [k, b] of bodies) {
+    const hit = await s2.get(k);
+    if (hit === undefined) continue;
+    assert.ok((await readAll(hit)).equals(b), `${k} intact`);
+    hit.release();
+    intact++;
+  }
+  assert.equal(intact, 11, 'every entry but the damaged one');
+  assert.equal(await s2.deleteFamily('/f/3'), 1);
+});
