@@ -267,20 +267,46 @@ test(
       await screenshot(page, 'config-1280x800');
     });
 
-    await t.test('metrics charts show the sampled history', async () => {
-      await waitFor(
-        'two samples',
-        async () => (await api.get<{ samples: unknown[] }>('/api/metrics/history')).samples.length >= 2,
-        20_000,
-        250,
-      );
-      await openRoute(page, base, '/metrics');
-      await page.waitForSelector('[data-chart="Throughput"] svg path', { state: 'attached' });
-      const hist = await api.get<{ samples: { opsPerSec: number }[] }>('/api/metrics/history');
-      assert.ok(hist.samples.length >= 2);
-      assert.equal(await page.locator('svg.chart').count(), 3);
-      await screenshot(page, 'metrics-1280x800');
-    });
+    await t.test(
+      'metrics: writes after the start show in the sampled throughput and the charts',
+      async () => {
+        // Bytes written now reach the history through the workers' counters (the master scrapes them).
+        const before = Date.now();
+        await w.writeFile('/data/later.bin', 4 * MiB, { replicas: 1 });
+        const written = Date.now();
+        type Hist = {
+          intervalMs: number;
+          samples: { tMs: number; writeBytesPerSec: number; workersScraped: number; workersAsked: number }[];
+        };
+        // Two rounds after the write: the first may have scraped before the last byte landed.
+        const hist = await waitFor(
+          'two samples after the write',
+          async () => {
+            const h = await api.get<Hist>('/api/metrics/history');
+            return h.samples.filter((x) => x.tMs > written).length >= 2 ? h : undefined;
+          },
+          20_000,
+          250,
+        );
+        // Each rate times its own interval gives the bytes back: all 4 MiB, counted once.
+        let bytes = 0;
+        hist.samples.forEach((x, i) => {
+          const prev = hist.samples[i - 1];
+          if (prev === undefined || x.tMs <= before) return;
+          assert.equal(x.workersScraped, x.workersAsked);
+          bytes += (x.writeBytesPerSec * (x.tMs - prev.tMs)) / 1000;
+        });
+        assert.ok(Math.abs(bytes - 4 * MiB) < 1024, `integrated ${bytes} bytes, wrote ${4 * MiB}`);
+        await openRoute(page, base, '/metrics');
+        await page.waitForSelector('[data-chart="Throughput"] svg path', { state: 'attached' });
+        assert.equal(await page.locator('svg.chart').count(), 3);
+        assert.match(
+          await textOf(page, 'range-summary'),
+          new RegExp(`^\\d+ samples every ${hist.intervalMs / 1000} s`),
+        );
+        await screenshot(page, 'metrics-1280x800');
+      },
+    );
 
     await t.test('decommission is refused without the admin token and applied with it', async () => {
       await openRoute(page, base, '/workers');

@@ -46,7 +46,7 @@ export const metricsPage: Page = {
       { class: 'page metrics' },
       h(
         'p',
-        { class: 'summary' },
+        { class: 'summary', 'data-k': 'range-summary' },
         hist.samples.length === 0
           ? `Collecting: the first point appears ${Math.round(hist.intervalMs / 1000)} s after the master starts.`
           : `${formatCount(hist.samples.length)} samples every ${Math.round(hist.intervalMs / 1000)} s` +
