@@ -655,7 +655,214 @@ const kv = dashboard(
   },
 );
 
-const DASHBOARDS = { 'strata-master.json': master, 'strata-workers.json': workers, 'strata-kv.json': kv };
+// ---- proxy -------------------------------------------------------------------------------
+
+const P = 'role="proxy", instance=~"$instance"';
+/** Cacheable lookups answered from L1 or L2, over all lookups (hits and misses), per interval. */
+const PROXY_HITS = `sum(rate(cache_l1_hits_total{${P}}[${RATE}])) + sum(rate(cache_l2_hits_total{${P}}[${RATE}]))`;
+const proxy = dashboard(
+  'strata-proxy',
+  'Strata / Proxy',
+  'The caching edge proxy (seed 004): requests by cache outcome, hit ratio, time to first byte, origin traffic, L1 memory and the raw-disk L2. Alert rules: deploy/proxy/prometheus/strata-proxy-rules.yml.',
+  [variable('instance', 'Proxy', 'label_values(proxy_requests_total, instance)')],
+  (l) => {
+    l.row('Requests');
+    l.add(stat('Requests/s', `sum(rate(proxy_requests_total{${P}}[${RATE}]))`, 'reqps'), 6, 4);
+    l.add(
+      stat(
+        'Hit ratio',
+        `(${PROXY_HITS}) / clamp_min(${PROXY_HITS} + sum(rate(cache_misses_total{${P}}[${RATE}])), 1e-9)`,
+        'percentunit',
+        'Cacheable requests answered from L1 or L2 over the dashboard interval (cache_hit_rate is the same since start).',
+      ),
+      6,
+      4,
+    );
+    l.add(stat('In flight', `sum(proxy_inflight_requests{${P}})`, 'short'), 6, 4);
+    l.add(
+      stat(
+        'TTFB p99',
+        `histogram_quantile(0.99, sum by (le) (rate(proxy_ttfb_seconds_bucket{${P}}[${RATE}])))`,
+        's',
+      ),
+      6,
+      4,
+    );
+    l.add(
+      series(
+        'Requests by cache outcome',
+        [[`sum by (cache) (rate(proxy_requests_total{${P}}[${RATE}]))`, '{{cache}}']],
+        'reqps',
+        'HIT, STALE, REVALIDATED, MISS, PASS (not cacheable), PURGE.',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Responses by status',
+        [[`sum by (status) (rate(proxy_requests_total{${P}}[${RATE}]))`, '{{status}}']],
+        'reqps',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Hits by tier and misses',
+        [
+          [`sum(rate(cache_l1_hits_total{${P}}[${RATE}]))`, 'L1 (memory)'],
+          [`sum(rate(cache_l2_hits_total{${P}}[${RATE}]))`, 'L2 (disk)'],
+          [`sum(rate(cache_misses_total{${P}}[${RATE}]))`, 'miss'],
+          [`sum(rate(proxy_coalesced_requests_total{${P}}[${RATE}]))`, 'coalesced onto a fill'],
+        ],
+        'ops',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Time to first byte and to last byte',
+        [
+          [
+            `histogram_quantile(0.5, sum by (le, cache) (rate(proxy_ttfb_seconds_bucket{${P}}[${RATE}])))`,
+            'TTFB p50 {{cache}}',
+          ],
+          [
+            `histogram_quantile(0.99, sum by (le, cache) (rate(proxy_ttfb_seconds_bucket{${P}}[${RATE}])))`,
+            'TTFB p99 {{cache}}',
+          ],
+          [
+            `histogram_quantile(0.99, sum by (le, cache) (rate(proxy_request_duration_seconds_bucket{${P}}[${RATE}])))`,
+            'last byte p99 {{cache}}',
+          ],
+        ],
+        's',
+      ),
+      12,
+      8,
+    );
+    l.row('Origin');
+    l.add(
+      series(
+        'Origin requests by kind',
+        [[`sum by (kind) (rate(proxy_upstream_requests_total{${P}}[${RATE}]))`, '{{kind}}']],
+        'reqps',
+        'fill: a miss fetched to store; revalidate: a conditional request for a stale entry; pass and slice as named.',
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Origin errors by kind',
+        [[`sum by (kind) (rate(proxy_upstream_errors_total{${P}}[${RATE}]))`, '{{kind}}']],
+        'reqps',
+        'Connection failures and timeouts; stale entries may still be served (stale-if-error).',
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Origin latency to headers',
+        [
+          [
+            `histogram_quantile(0.5, sum by (le, kind) (rate(proxy_upstream_latency_seconds_bucket{${P}}[${RATE}])))`,
+            'p50 {{kind}}',
+          ],
+          [
+            `histogram_quantile(0.99, sum by (le, kind) (rate(proxy_upstream_latency_seconds_bucket{${P}}[${RATE}])))`,
+            'p99 {{kind}}',
+          ],
+        ],
+        's',
+      ),
+      8,
+      8,
+    );
+    l.row('Cache stores');
+    l.add(
+      series(
+        'L1 (memory)',
+        [
+          [`sum by (instance) (cache_l1_bytes{${P}})`, 'bytes {{instance}}'],
+          [`sum by (instance) (cache_l1_entries{${P}})`, 'entries {{instance}}'],
+        ],
+        'short',
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Raw-disk L2 blocks in use',
+        [
+          [
+            `sum by (instance) (raw_disk_used_blocks{${P}}) / sum by (instance) (raw_disk_total_blocks{${P}} > 0)`,
+            '{{instance}}',
+          ],
+        ],
+        'percentunit',
+        'Empty when L2 is not a raw disk (the raw_disk_* gauges are 0 then).',
+        { defaults: { max: 1, min: 0 } },
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Raw-disk fragmentation',
+        [[`max by (instance) (raw_disk_fragmentation_rate{${P}})`, '{{instance}}']],
+        'percentunit',
+        '1 − largest free extent / free blocks. Background defragmentation starts at 0.3; the alert fires above 0.4 for 15 min.',
+        { defaults: { max: 1, min: 0 } },
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Raw-disk entries',
+        [[`sum by (instance) (raw_disk_cache_entries{${P}})`, '{{instance}}']],
+        'short',
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'Cache store errors',
+        [[`sum by (store, op) (rate(proxy_cache_errors_total{${P}}[${RATE}]))`, '{{store}} {{op}}']],
+        'ops',
+        'Each failure degrades that request to proxying from the origin.',
+      ),
+      8,
+      8,
+    );
+    l.add(
+      series(
+        'PURGE and slice mismatches',
+        [
+          [`sum by (result) (rate(proxy_purge_requests_total{${P}}[${RATE}]))`, 'purge {{result}}'],
+          [`sum(rate(proxy_slice_mismatches_total{${P}}[${RATE}]))`, 'slice mismatch'],
+        ],
+        'ops',
+      ),
+      8,
+      8,
+    );
+    processPanels(l, P);
+  },
+);
+
+const DASHBOARDS = {
+  'strata-master.json': master,
+  'strata-workers.json': workers,
+  'strata-kv.json': kv,
+  'strata-proxy.json': proxy,
+};
 
 for (const [name, d] of Object.entries(DASHBOARDS)) {
   writeFileSync(join(here, name), `${JSON.stringify(d, null, 2)}\n`);

@@ -1,6 +1,6 @@
 // Proves the dashboards and alert rules read real metrics: every PromQL expression in
-// deploy/grafana/*.json and in the alert rules (ours and deploy/kv's) names only metrics that a
-// running master, worker and KV node export, scraped from their /metrics; the files are well
+// deploy/grafana/*.json and in the alert rules (ours, deploy/kv's and deploy/proxy's) names only
+// metrics that a running master, worker, KV node and proxy export, scraped from their /metrics; the files are well
 // formed (unique uids and panel ids, rules with severity and summary, jobs that prometheus.yml
 // scrapes). The PromQL name reader is checked on tricky expressions first.
 import { strict as assert } from 'node:assert';
@@ -11,22 +11,36 @@ import { parse as parseYaml } from 'yaml';
 import { exportedNames, parsePromText } from '../../src/master/console/prom-text.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { startKvCluster } from '../kv/cluster-helper.js';
+import { get, scratch, startOrigin, startProxy } from '../proxy/helpers.js';
 import { metricNames, templateQueryNames } from './promql.js';
 
 const ROOT = process.cwd();
 const GRAFANA = join(ROOT, 'deploy', 'grafana');
 const PROMETHEUS = join(ROOT, 'deploy', 'prometheus');
 
-type Role = 'master' | 'worker' | 'kv';
+type Role = 'master' | 'worker' | 'kv' | 'proxy';
 
 /** Which processes each file is about; a new file must be listed here to be checked. */
 const FILES: Readonly<Record<string, readonly Role[]>> = {
   'deploy/grafana/strata-master.json': ['master'],
   'deploy/grafana/strata-workers.json': ['worker'],
   'deploy/grafana/strata-kv.json': ['kv'],
+  'deploy/grafana/strata-proxy.json': ['proxy'],
   'deploy/prometheus/strata-alerts.yml': ['master', 'worker'],
   'deploy/kv/prometheus/alerts.yml': ['kv'],
+  'deploy/proxy/prometheus/strata-proxy-rules.yml': ['proxy'],
 };
+
+/** Alerts that must exist, and a metric each must read. */
+const REQUIRED_ALERTS: readonly (readonly [string, string])[] = [
+  ['StrataWorkerLost', 'strata_master_worker_num'],
+  ['StrataTierAboveHighWatermark', 'strata_worker_used_bytes'],
+  ['StrataRpcServerErrors', 'strata_rpc_server_requests_total'],
+  ['CacheLowHitRatio', 'cache_hits_total'],
+  ['StrataProxyLowHitRate', 'cache_hit_rate'],
+  ['StrataProxyHighFragmentation', 'raw_disk_fragmentation_rate'],
+  ['StrataProxyCacheErrors', 'proxy_cache_errors_total'],
+];
 
 /** Series Prometheus makes itself, not the processes. */
 const SYNTHETIC = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped', 'ALERTS']);
@@ -134,16 +148,32 @@ test(
     const master = mc.masters[0];
     const worker = mc.workers[0];
     const kvNode = kv.nodes[0];
+    // A proxy with a raw-disk L2 (the fragmentation alert's store) that has answered a miss and a hit.
+    const dir = scratch(t);
+    const origin = await startOrigin(t, (_req, res) => {
+      res.writeHead(200, { 'cache-control': 'max-age=600', 'content-length': 5 });
+      res.end('hello');
+    });
+    const proxy = await startProxy(t, dir, {
+      upstream_address: origin.address,
+      enable_l2_cache: true,
+      l2_backend: 'raw_disk',
+      raw_disk_cache: { device_path: join(dir, 'cache.raw'), total_size: '16MB', block_size: 4096 },
+    });
+    for (let i = 0; i < 2; i++) assert.equal((await get(proxy.url('/object'))).status, 200);
     assert.ok(master !== undefined && worker !== undefined && kvNode !== undefined);
     const exported: Record<Role, Set<string>> = {
       master: await scrape(`http://127.0.0.1:${master.webPort}/metrics`),
       worker: await scrape(`http://127.0.0.1:${worker.webPort}/metrics`),
       kv: await scrape(`${kvNode.base}/admin/metrics`),
+      proxy: await scrape(`http://127.0.0.1:${proxy.metricsPort}/metrics`),
     };
     for (const [role, names] of Object.entries(exported)) t.diagnostic(`${role} exports ${names.size} names`);
     assert.ok(exported.master.has('strata_master_capacity'));
     assert.ok(exported.worker.has('strata_worker_read_seconds_bucket'));
     assert.ok(exported.kv.has('cache_hits_total'));
+    assert.ok(exported.proxy.has('raw_disk_fragmentation_rate'));
+    assert.ok(exported.proxy.has('proxy_ttfb_seconds_bucket'));
 
     const config = parseYaml(readFileSync(join(PROMETHEUS, 'prometheus.yml'), 'utf8')) as {
       rule_files: string[];
@@ -197,17 +227,22 @@ test(
       assert.ok(exprs.length >= 10, `${file}: only ${exprs.length} queries`);
       for (const e of exprs) check(file, e.where, e.expr, e.template);
     }
+    const alerts = new Map<string, string>();
     for (const file of Object.keys(FILES).filter((f) => f.endsWith('.yml'))) {
       assert.ok(loaded.has(file), `${file} is not in prometheus.yml rule_files`);
       for (const r of ruleFile(join(ROOT, file))) {
         const where = `${file} ${r.alert ?? r.record ?? '?'}`;
         if (r.alert !== undefined) {
+          alerts.set(r.alert, r.expr);
           assert.match(r.labels?.severity ?? '', /^(critical|warning|info)$/, `${where}: severity`);
           assert.ok((r.annotations?.summary ?? '') !== '', `${where}: summary`);
         }
         check(file, where, r.expr, false);
       }
     }
+    // The conditions issue 13 asks for, each on the metric that shows it (FUSE errors wait for FUSE).
+    for (const [alert, metric] of REQUIRED_ALERTS)
+      assert.match(alerts.get(alert) ?? '', new RegExp(`\\b${metric}\\b`), `alert ${alert} on ${metric}`);
     t.diagnostic(`checked ${checked} expressions`);
     assert.deepEqual(unknown, [], 'queries name metrics no process exports');
   },
