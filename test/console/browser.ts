@@ -1,9 +1,9 @@
 /**
  * A headless Chromium for the console tests (Debian's /usr/bin/chromium driven by playwright-core,
  * a fresh profile per launch), plus helpers to wait for a console page and to save screenshots
- * under test-artifacts/console/.
+ * and measured timings under test-artifacts/console/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -62,11 +62,37 @@ export async function openRoute(page: Page, base: string, route: string): Promis
   await page.waitForSelector(`main[data-page="${id}"]:not([aria-busy])`);
 }
 
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** Saves the whole page (or only the viewport, for pages thousands of pixels long). */
+export async function screenshot(page: Page, name: string, o: { fullPage?: boolean } = {}): Promise<string> {
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   const path = join(ARTIFACTS_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage: o.fullPage ?? true });
   return path;
+}
+
+/** Writes a JSON record (measured timings) beside the screenshots. */
+export function saveArtifact(name: string, value: unknown): string {
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const path = join(ARTIFACTS_DIR, name);
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+  return path;
+}
+
+/**
+ * Loads a console route from scratch (a blank page first, so nothing is reused from the current
+ * document) and returns the browser's own figure: ms from the navigation's start to the browse
+ * page's 'strata:browse-rendered' mark (the API answer fetched and the table built).
+ */
+export async function freshBrowseLoadMs(
+  page: Page,
+  base: string,
+  route: string,
+  selector: string,
+): Promise<number> {
+  await page.goto('about:blank');
+  await page.goto(`${base}/#${route}`);
+  await page.waitForSelector(selector);
+  return page.evaluate<number>(`performance.getEntriesByName('strata:browse-rendered').at(-1).startTime`);
 }
 
 /** The text of the element with data-k=key inside `scope` (default: the page). */

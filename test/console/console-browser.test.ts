@@ -1,7 +1,8 @@
 // Proves the web console in a real browser (headless Chromium) against a MiniCluster with data:
 // every page shows the figures the master's API reports, browsing walks into directories and
-// files, a 10,000-entry directory pages quickly, decommission is refused without the admin
-// token and applied with it, and the layout holds at 1280×800 and 390×844 (screenshots saved).
+// files, a 10,000-entry directory pages (load times recorded, not asserted), decommission is
+// refused without the admin token and applied with it, and the layout holds at 1280×800 and
+// 390×844 (screenshots and browse-timings.json saved under test-artifacts/console/).
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -9,7 +10,16 @@ import { formatBytes, formatCount, formatPercent } from '../../src/console-ui/fo
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { waitFor } from '../helpers/wait.js';
-import { DESKTOP, PHONE, openBrowser, openRoute, screenshot, textOf } from './browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  freshBrowseLoadMs,
+  openBrowser,
+  openRoute,
+  saveArtifact,
+  screenshot,
+  textOf,
+} from './browser.js';
 import { ClusterWriter, MiB } from './cluster-data.js';
 
 const skip = requireTools('chromium');
@@ -218,7 +228,10 @@ test(
       ]);
     });
 
-    await t.test(`a ${BIG_DIR_FILES}-file directory loads a page at a time, quickly`, async () => {
+    // Page-load times are measured and recorded (diagnostics and browse-timings.json), never
+    // asserted: the machine is shared and a timed assertion would flake.
+    const timings: Record<string, unknown> = { entries: BIG_DIR_FILES, pageEntries: 200 };
+    await t.test(`a ${BIG_DIR_FILES}-file directory loads a page at a time`, async () => {
       await openRoute(page, base, '/overview');
       // Measured in the browser: from the click to the rendered table (performance.now()).
       await page.evaluate(`window.__t0 = performance.now()`);
@@ -226,7 +239,7 @@ test(
       await page.waitForSelector('tr[data-entry]');
       const ms = await page.evaluate<number>(`performance.now() - window.__t0`);
       t.diagnostic(`browse page of /big (${BIG_DIR_FILES} entries) rendered in ${ms.toFixed(0)} ms`);
-      assert.ok(ms < 3000, `browse page took ${ms} ms`);
+      timings.desktopInAppFirstPageMs = Math.round(ms);
       assert.equal(await textOf(page, 'total'), formatCount(BIG_DIR_FILES));
       assert.equal(await textOf(page, 'range'), 'Entries 1–200');
       assert.equal(await page.locator('tr[data-entry]').count(), 200);
@@ -238,18 +251,29 @@ test(
       await page.locator('a[data-k="prev"]').first().click();
       await waitRendered(page);
       assert.equal(await textOf(page, 'range'), 'Entries 1–200');
-      // A fresh load of a deep page, timed from the navigation's start by the browser's clock.
-      await page.goto('about:blank');
-      await page.goto(`${base}/#/browse?path=%2Fbig&after=f-4999&n=5000`);
-      await page.waitForSelector('tr[data-entry="f-5000"]');
-      const loadMs = await page.evaluate<number>(
-        `performance.getEntriesByName('strata:browse-rendered').at(-1).startTime`,
+      // Fresh loads of pages across the directory, each timed from the navigation's start by the
+      // browser's clock: the first page, the middle and the last.
+      const loads: number[] = [];
+      for (const [after, first] of [
+        ['', 'f-0000'],
+        ['f-4999', 'f-5000'],
+        ['f-9799', 'f-9800'],
+      ] as const) {
+        const route =
+          after === ''
+            ? '/browse?path=%2Fbig'
+            : `/browse?path=%2Fbig&after=${after}&n=${Number(first.slice(2))}`;
+        loads.push(await freshBrowseLoadMs(page, base, route, `tr[data-entry="${first}"]`));
+        assert.equal(await page.locator('tr[data-entry]').count(), 200);
+      }
+      assert.equal(await textOf(page, 'range'), `Entries ${formatCount(9801)}–${formatCount(10_000)}`);
+      assert.equal(await page.locator('a[data-k="next"]').count(), 0, 'no next page after the last');
+      t.diagnostic(
+        `fresh page loads of /big (first, middle, last page): ${loads.map((x) => x.toFixed(0)).join(', ')} ms`,
       );
-      t.diagnostic(`page load to rendered /big entries 5001–5200: ${loadMs.toFixed(0)} ms`);
-      assert.ok(loadMs < 3000, `page load took ${loadMs} ms`);
+      timings.desktopFreshLoadsMs = loads.map((x) => Math.round(x));
       await screenshot(page, 'browse-big-1280x800');
     });
-
     await t.test('config shows the effective values with secrets masked', async () => {
       await openRoute(page, base, '/config');
       const { config } = await api.get<{
@@ -310,6 +334,7 @@ test(
 
     await t.test('decommission is refused without the admin token and applied with it', async () => {
       await openRoute(page, base, '/workers');
+      assert.equal(await page.locator('[data-k="forget-token"]').isVisible(), false, 'no token kept yet');
       const { workers } = await api.get<{ workers: { address: { workerId: string }; state: string }[] }>(
         '/api/workers',
       );
@@ -331,6 +356,11 @@ test(
       await page.click('[data-k="confirm"]');
       await page.waitForSelector('dialog[data-k="action-dialog"]', { state: 'detached' });
       assert.match(await textOf(page, 'toast'), /is decommissioning/);
+      assert.equal(
+        await page.locator('[data-k="forget-token"]').isVisible(),
+        true,
+        'the accepted token is kept',
+      );
       await waitFor('decommissioning', async () => (await stateOf(api, target)) !== 'live');
       await page.waitForSelector(`${row} [data-k="state"]:text-matches("decommission")`);
       await screenshot(page, 'workers-decommissioned-1280x800');
@@ -363,8 +393,11 @@ test(
       await screenshot(page, 'overview-alerts-1280x800');
     });
 
-    await t.test('phone width: every page fits 390 px', async () => {
+    await t.test('phone width: every page fits 390 px; the big directory pages there too', async () => {
       const phone = await openBrowser(t, PHONE, problems);
+      // A fresh browser holds no admin token (the header offers none to forget).
+      await openRoute(phone.page, base, '/overview');
+      assert.equal(await phone.page.locator('[data-k="forget-token"]').isVisible(), false);
       for (const route of [
         '/overview',
         '/workers',
@@ -383,8 +416,27 @@ test(
           .replace(/^\//, '')
           .replace(/\?path=/, '-')
           .replace(/%2F/g, '_');
-        await screenshot(phone.page, `${name}-390x844`);
+        // The 200-row directory is thousands of pixels long: its viewport says what matters.
+        await screenshot(phone.page, `${name}-390x844`, { fullPage: route !== '/browse?path=%2Fbig' });
       }
+      // Paging the big directory on the phone: fresh load timed, then Next.
+      const phoneLoadMs = await freshBrowseLoadMs(
+        phone.page,
+        base,
+        '/browse?path=%2Fbig',
+        'tr[data-entry="f-0000"]',
+      );
+      t.diagnostic(`phone: fresh load of the first /big page: ${phoneLoadMs.toFixed(0)} ms`);
+      timings.phoneFreshLoadMs = Math.round(phoneLoadMs);
+      await phone.page.locator('a[data-k="next"]').first().click();
+      await phone.page.waitForSelector('tr[data-entry="f-0200"]');
+      assert.equal(await textOf(phone.page, 'range'), 'Entries 201–400');
+      const overflow = await phone.page.evaluate<number>(
+        `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
+      );
+      assert.ok(overflow <= 0, `the second /big page overflows the phone width by ${overflow} px`);
+      await screenshot(phone.page, 'browse-big-page2-390x844', { fullPage: false });
+      saveArtifact('browse-timings.json', timings);
       await phone.context.close();
     });
 
