@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Writes Strata's Grafana dashboards (the *.json files beside this script) from one description
 // per role, so every dashboard shares the layout, the data source variable and the units.
-// Run after editing: `node deploy/grafana/dashboards.mjs`. test/console/dashboards.test.ts checks
-// that every query names only metrics the running processes export.
-import { writeFileSync } from 'node:fs';
+// Run after editing: `node deploy/grafana/dashboards.mjs` (`--check`: fail if the files are stale).
+// test/console/dashboards.test.ts checks that the files are current and that every query names
+// only metrics the running processes export.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DS = { type: 'prometheus', uid: '${datasource}' };
@@ -864,6 +866,22 @@ const DASHBOARDS = {
   'strata-proxy.json': proxy,
 };
 
-for (const [name, d] of Object.entries(DASHBOARDS)) {
-  writeFileSync(join(here, name), `${JSON.stringify(d, null, 2)}\n`);
+// `--check` writes nothing: it fails when a committed file differs from what this script makes
+// (a hand edit of the JSON, or an edit here not regenerated). Formatting is ignored.
+if (process.argv.includes('--check')) {
+  const stale = Object.entries(DASHBOARDS)
+    .filter(([name, d]) => {
+      const path = join(here, name);
+      if (!existsSync(path)) return true;
+      return !isDeepStrictEqual(JSON.parse(readFileSync(path, 'utf8')), JSON.parse(JSON.stringify(d)));
+    })
+    .map(([name]) => name);
+  if (stale.length > 0) {
+    console.error(`stale dashboards: ${stale.join(', ')}; run node deploy/grafana/dashboards.mjs`);
+    process.exit(1);
+  }
+} else {
+  for (const [name, d] of Object.entries(DASHBOARDS)) {
+    writeFileSync(join(here, name), `${JSON.stringify(d, null, 2)}\n`);
+  }
 }

@@ -4,6 +4,7 @@
 // formed (unique uids and panel ids, rules with severity and summary, jobs that prometheus.yml
 // scrapes). The PromQL name reader is checked on tricky expressions first.
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -126,6 +127,11 @@ async function scrape(url: string): Promise<Set<string>> {
   assert.equal(res.status, 200, url);
   return exportedNames(parsePromText(await res.text()));
 }
+
+test('the dashboard files are what deploy/grafana/dashboards.mjs generates', () => {
+  const r = spawnSync(process.execPath, [join(GRAFANA, 'dashboards.mjs'), '--check'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
 
 test(
   'every dashboard and alert rule names only metrics the running processes export',
