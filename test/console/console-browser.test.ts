@@ -391,6 +391,11 @@ test(
       );
       assert.equal(await textOf(page, 'workers-lost'), '1');
       await screenshot(page, 'overview-alerts-1280x800');
+      // On Workers the lost one's usage is marked as its last report; the others' is not.
+      await openRoute(page, base, '/workers');
+      const lostId = alerts.find((a) => a.id.startsWith('worker-lost:'))?.id.slice('worker-lost:'.length);
+      assert.equal(await textOf(page, 'stale', `tr[data-worker-id="${lostId}"]`), '· last reported');
+      assert.equal(await page.locator('[data-k="stale"]').count(), 1);
     });
 
     await t.test('phone width: every page fits 390 px; the big directory pages there too', async () => {

@@ -61,6 +61,9 @@ export const workersPage: Page = {
                       { class: 'sub' },
                       'of ',
                       h('span', { 'data-k': 'capacity' }, formatBytes(w.capacityBytes)),
+                      // A lost worker's figures are from its last heartbeat; the master has
+                      // already dropped its block copies (Blocks 0), so say which is which.
+                      w.state === 'lost' ? h('span', { 'data-k': 'stale' }, ' · last reported') : null,
                     ),
                   ),
               },
