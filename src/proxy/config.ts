@@ -13,7 +13,6 @@ import type { ConfigProblem } from '../common/errors.js';
 import { parseHostPort } from '../common/net.js';
 import { closest } from '../common/suggest.js';
 import { SIZE_HELP, parseSize } from '../common/units.js';
-import { CLUSTER_NOT_AVAILABLE } from './store/cluster.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -125,6 +124,32 @@ const rawDiskSection = z
   })
   .prefault({});
 
+/**
+ * Strata: L2 `cluster`. `master_addrs` as in the cluster's `client.master_addrs`: a
+ * comma-separated string or a list of "host:port".
+ */
+const clusterSection = z
+  .object({
+    master_addrs: z
+      .union([z.string(), z.array(z.string())], {
+        error: 'expected "host:port" or a list of them, e.g. "10.0.0.1:19998,10.0.0.2:19998"',
+      })
+      .prefault([])
+      .transform((v, ctx) => {
+        const list = (Array.isArray(v) ? v : v.split(',')).map((a) => a.trim()).filter((a) => a !== '');
+        return list.map((a) => checkAddress(a, ctx, false));
+      }),
+    root: z
+      .string({ error: 'expected an absolute path in the Strata namespace' })
+      .prefault('/.strata-proxy')
+      .refine((v) => v.startsWith('/') && v.length > 1, {
+        error: 'expected an absolute path in the Strata namespace other than "/"',
+      }),
+    replicas: int(1, 1, 10, 'a number of copies'),
+    spool_dir: z.string({ error: 'expected a local directory path' }).optional(),
+  })
+  .prefault({});
+
 export const proxyConfigSchema = z.object({
   listen_address: address('0.0.0.0:8080'),
   health_address: address('0.0.0.0:8081'),
@@ -182,6 +207,7 @@ export const proxyConfigSchema = z.object({
   /** Strata: the file backend evicts to stay under this many bytes of bodies. */
   l2_cache_max_size_bytes: size(10 * GiB, MiB, Number.MAX_SAFE_INTEGER),
   raw_disk_cache: rawDiskSection,
+  cluster_cache: clusterSection,
   metrics_endpoint: z.object({ enabled: bool(true), address: address('0.0.0.0:9090') }).prefault({}),
   purge: z
     .object({
@@ -311,11 +337,10 @@ export function parseProxyConfigText(text: string, source: string): LoadedProxyC
 /** Checks that need more than one key, and features this build does not have. */
 function semanticProblems(c: ProxyConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];
-  if (c.enable_l2_cache && c.l2_backend === 'cluster') {
+  if (c.enable_l2_cache && c.l2_backend === 'cluster' && c.cluster_cache.master_addrs.length === 0) {
     out.push({
-      key: 'l2_backend',
-      message: CLUSTER_NOT_AVAILABLE,
-      value: 'cluster',
+      key: 'cluster_cache.master_addrs',
+      message: 'required when l2_backend is cluster (the masters of the Strata cluster, "host:port,...")',
     });
   }
   if (c.enable_l2_cache && c.l2_backend === 'file' && c.l2_cache_dir.trim() === '') {

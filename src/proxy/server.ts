@@ -15,7 +15,7 @@ import type { ProxyConfig } from './config.js';
 import { ProxyHandler } from './handler.js';
 import type { LiveSettings } from './handler.js';
 import { ProxyMetrics } from './metrics.js';
-import { createClusterStore } from './store/cluster.js';
+import { ClusterStore, defaultSpoolDir } from './store/cluster.js';
 import { FileStore } from './store/file.js';
 import { MemoryStore } from './store/memory.js';
 import { RawDiskStore } from './store/raw-disk/store.js';
@@ -66,8 +66,18 @@ function makeL2(c: ProxyConfig, log: Logger): ProxyStore | undefined {
         log,
       });
     case 'cluster':
-      // Validation rejects this before we get here; the store says the same when called.
-      return createClusterStore({ root: '/.proxy', masterAddrs: [] });
+      return new ClusterStore({
+        root: c.cluster_cache.root,
+        masterAddrs: c.cluster_cache.master_addrs.map((a) => {
+          const hp = parseHostPort(a);
+          if (hp === undefined) throw new Error(`unreachable: validated address ${a}`);
+          return { host: hp.host, port: hp.port };
+        }),
+        replicas: c.cluster_cache.replicas,
+        capacityBytes: c.l2_cache_max_size_bytes,
+        spoolDir: c.cluster_cache.spool_dir ?? defaultSpoolDir(),
+        log,
+      });
   }
 }
 
@@ -205,6 +215,8 @@ export class ProxyServer {
       this.cache.l1.resize(effective.l1_cache_size_bytes, effective.l1_max_object_size_bytes);
     if (applied.includes('l2_cache_max_size_bytes') && this.cache.l2 instanceof FileStore)
       this.cache.l2.resize(effective.l2_cache_max_size_bytes);
+    if (applied.includes('l2_cache_max_size_bytes') && this.cache.l2 instanceof ClusterStore)
+      this.cache.l2.setCapacity(effective.l2_cache_max_size_bytes);
     if (applied.includes('log_level')) this.#log.level = effective.log_level;
     return { applied, needRestart };
   }

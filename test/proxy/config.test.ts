@@ -141,13 +141,25 @@ metrics_endpoint:
   assert.ok(p.size >= 12, [...p.keys()].join(', '));
 });
 
-test('cross-key rules: raw disk needs a device, purge needs a token, cluster is not in this build', () => {
+test('cross-key rules: raw disk needs a device, purge needs a token, cluster needs masters', () => {
   const raw = problems('upstream_address: "o:80"\nenable_l2_cache: true\nl2_backend: raw_disk\n');
   assert.match(raw.get('raw_disk_cache.device_path') ?? '', /required when l2_backend is raw_disk/);
   const purge = problems('upstream_address: "o:80"\npurge: { enabled: true }\n');
   assert.match(purge.get('purge.auth_token') ?? '', /required when purge.enabled is true/);
   const cluster = problems('upstream_address: "o:80"\nenable_l2_cache: true\nl2_backend: cluster\n');
-  assert.match(cluster.get('l2_backend') ?? '', /not available in this build/);
+  assert.match(cluster.get('cluster_cache.master_addrs') ?? '', /required when l2_backend is cluster/);
+  const badAddr = problems(
+    'upstream_address: "o:80"\nenable_l2_cache: true\nl2_backend: cluster\ncluster_cache: { master_addrs: "m1:19998,nohost", root: "rel" }\n',
+  );
+  assert.match(badAddr.get('cluster_cache.master_addrs') ?? '', /host:port/);
+  assert.match(badAddr.get('cluster_cache.root') ?? '', /absolute path/);
+  const ok = parseProxyConfigText(
+    'upstream_address: "o:80"\nenable_l2_cache: true\nl2_backend: cluster\ncluster_cache: { master_addrs: "m1:19998, m2:19998" }\n',
+    'x',
+  ).config.cluster_cache;
+  assert.deepEqual(ok.master_addrs, ['m1:19998', 'm2:19998']);
+  assert.equal(ok.root, '/.strata-proxy');
+  assert.equal(ok.replicas, 1);
   // Named but not enabled: accepted.
   assert.equal(
     parseProxyConfigText('upstream_address: "o:80"\nl2_backend: cluster\n', 'x').config.l2_backend,
