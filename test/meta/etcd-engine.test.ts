@@ -98,7 +98,7 @@ describe('etcd engine', { skip }, () => {
     await raw.kv.put({ key: layout.toEtcd(b('gone')), value: b('x') });
     const chunks = packRedo(writes, 4096);
     for (let i = 0; i < chunks.length; i++)
-      await raw.kv.put({ key: layout.redoKey('dead-1', i), value: chunks[i] as Buffer });
+      await raw.kv.put({ key: layout.redoKey('dead-1', i), value: chunks[i] });
     const lease = await raw.leaseClient.leaseGrant({ TTL: 5 });
     await raw.leaseClient.leaseRevoke({ ID: lease.ID });
     await raw.kv.put({
