@@ -14,25 +14,30 @@ import { sendJson } from '../common/ops-http.js';
 import { STRATA_VERSION } from '../common/version.js';
 import type { MetaStore } from '../meta/index.js';
 import { MAX_LIST_PAGE } from '../protocol/types.js';
+import type { MasterInfo } from '../protocol/types.js';
 import type { MasterCore } from './core.js';
 import { clusterTotals } from './service.js';
 
 export interface MasterHttpDeps {
-  core: MasterCore;
+  /** The core of the current term; throws "not leader" (HTTP 503, naming the leader) on a standby. */
+  core: () => MasterCore;
+  /** The masters and their roles (one leader, standbys), for the overview. */
+  masters: () => MasterInfo[];
   store: MetaStore;
   config: ClusterConfig;
   rpcAddress: () => string;
 }
 
 export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
-  const { core } = d;
   http.route('GET', '/api/overview', (_req, res) => {
+    const core = d.core();
     const counts = core.namespace.counts();
     sendJson(res, 200, {
       clusterId: d.config.cluster_id,
       version: STRATA_VERSION,
       role: 'leader',
       rpcAddress: d.rpcAddress(),
+      masters: d.masters(),
       startedAtMs: core.startedAtMs,
       uptimeMs: Date.now() - core.startedAtMs,
       ...clusterTotals(core.registry),
@@ -47,6 +52,7 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
     });
   });
   http.route('GET', '/api/workers', (_req, res) => {
+    const core = d.core();
     sendJson(res, 200, {
       workers: core.registry.all().map((w) => core.registry.info(w, core.blocks.map.blocksOf(w.id).size)),
     });
@@ -58,6 +64,7 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
     const limit = limitText === null ? 100 : Number(limitText);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_PAGE)
       throw new StrataError('STRATA_BAD_REQUEST', `limit must be an integer from 1 to ${MAX_LIST_PAGE}`);
+    const core = d.core();
     const status = await core.namespace.getStatus(path);
     if (status.type === 'file') {
       const { blocks } = await core.namespace.getBlocks(path);
