@@ -9,6 +9,7 @@ import { register as kvClient } from './kv-client.js';
 import { register as local } from './local.js';
 import { register as master } from './master.js';
 import { register as version } from './version.js';
+import { register as worker } from './worker.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   checkConfig,
@@ -18,4 +19,5 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   local,
   master,
   version,
+  worker,
 ];
