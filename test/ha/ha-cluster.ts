@@ -1,0 +1,130 @@
+/**
+ * An HA cluster for tests: a real etcd (test/helpers/etcd.ts), masters on `meta_store = "etcd"`
+ * with a short lease, and workers, all child processes on loopback (MiniCluster), plus helpers
+ * to find the leader, kill it and time the takeover, and RPC clients that follow the leader.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { MasterCalls } from '../../src/protocol/index.js';
+import { RpcClient } from '../../src/rpc/index.js';
+import type { RpcClientOptions } from '../../src/rpc/index.js';
+import { EtcdCluster } from '../helpers/etcd.js';
+import { MiniCluster } from '../helpers/mini-cluster.js';
+import type { NodeHandle } from '../helpers/mini-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Ctx = Pick<TestContext, 'after'>;
+
+export interface HaClusterOptions {
+  masters?: number;
+  workers?: number;
+  /** `etcd.lease_ttl` (tests use a short one). */
+  leaseTtl?: string;
+  etcd?: EtcdCluster;
+  echo?: boolean;
+  masterToml?: string;
+}
+
+export class HaCluster {
+  readonly etcd: EtcdCluster;
+  readonly mini: MiniCluster;
+  readonly #clients: RpcClient[] = [];
+
+  private constructor(etcd: EtcdCluster, mini: MiniCluster) {
+    this.etcd = etcd;
+    this.mini = mini;
+  }
+
+  static async start(t: Ctx, opts: HaClusterOptions = {}): Promise<HaCluster> {
+    const etcd = opts.etcd ?? (await EtcdCluster.start(t));
+    const prefix = `/strata-ha-${randomBytes(4).toString('hex')}`;
+    const endpoints = etcd.members.map((m) => `"127.0.0.1:${m.clientPort}"`).join(', ');
+    const mini = await MiniCluster.start(t, {
+      masters: opts.masters ?? 3,
+      workers: opts.workers ?? 0,
+      masterToml: `meta_store = "etcd"\nheartbeat_interval = "200ms"\nworker_blacklist_interval = "3s"\nworker_lost_interval = "20s"\n${opts.masterToml ?? ''}`,
+      extraToml: `\n[etcd]\nendpoints = [${endpoints}]\nprefix = "${prefix}"\nlease_ttl = "${opts.leaseTtl ?? '1s'}"\n`,
+      clientToml: 'rpc_retry_max = 100\nrpc_timeout = "20s"\n',
+      echo: opts.echo === true,
+    });
+    const c = new HaCluster(etcd, mini);
+    t.after(async () => {
+      for (const cl of c.#clients) await cl.close();
+    });
+    return c;
+  }
+
+  get masters(): NodeHandle[] {
+    return this.mini.masters;
+  }
+
+  /** The master answering 200 on /leader, if one does now. */
+  async leaderNow(): Promise<NodeHandle | undefined> {
+    const answers = await Promise.all(
+      this.masters.map(async (m) => {
+        if (m.proc === undefined) return false;
+        const res = await fetch(`http://127.0.0.1:${m.webPort}/leader`, {
+          signal: AbortSignal.timeout(1000),
+        }).catch(() => undefined);
+        await res?.body?.cancel();
+        return res?.status === 200;
+      }),
+    );
+    return this.masters.find((_, i) => answers[i]);
+  }
+
+  /** Waits for a leader (other than `not`, when given). */
+  async waitLeader(not?: NodeHandle, timeoutMs = 20_000): Promise<NodeHandle> {
+    return waitFor(
+      'a leader',
+      async () => {
+        const l = await this.leaderNow();
+        return l !== undefined && l !== not ? l : undefined;
+      },
+      timeoutMs,
+      25,
+    );
+  }
+
+  /** An RPC client over every master (it follows "not leader" hints and fails over). */
+  client(opts: Partial<RpcClientOptions> = {}): RpcClient {
+    const c = new RpcClient({
+      addresses: this.masters.map((m) => ({ host: '127.0.0.1', port: m.rpcPort })),
+      deadlineMs: 20_000,
+      retryMax: 200,
+      retryBaseDelayMs: 20,
+      retryMaxDelayMs: 250,
+      connectTimeoutMs: 1000,
+      reconnectBaseDelayMs: 50,
+      reconnectMaxDelayMs: 300,
+      ...opts,
+    });
+    this.#clients.push(c);
+    return c;
+  }
+
+  /** Live workers as the leader sees them. */
+  async liveWorkers(client: RpcClient): Promise<number> {
+    const info = await client.call(MasterCalls.GetClusterInfo, {});
+    return info.workers.live;
+  }
+
+  /** Prometheus text of a master's /metrics. */
+  async metrics(m: NodeHandle): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${m.webPort}/metrics`);
+    return res.text();
+  }
+}
+
+/** A metric's value in Prometheus text (first sample matching name and label fragment). */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith('{') || rest.startsWith(' '))) continue;
+    if (labels !== '' && !rest.includes(labels)) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
