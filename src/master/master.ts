@@ -326,6 +326,7 @@ export class MasterServer {
     if (!(err instanceof MetaError)) return err;
     switch (err.code) {
       case 'STRATA_META_FENCED':
+        this.#ha?.fenced();
         this.#election?.stepDown('fenced: another master holds leadership');
         return this.#notLeader();
       case 'STRATA_META_OUTCOME_UNKNOWN':

@@ -28,11 +28,14 @@ export interface HaClusterOptions {
 export class HaCluster {
   readonly etcd: EtcdCluster;
   readonly mini: MiniCluster;
+  /** The cluster's keys in etcd: `<etcd.prefix>/<cluster_id>/` (meta/, election/ below). */
+  readonly etcdRoot: string;
   readonly #clients: RpcClient[] = [];
 
-  private constructor(etcd: EtcdCluster, mini: MiniCluster) {
+  private constructor(etcd: EtcdCluster, mini: MiniCluster, etcdRoot: string) {
     this.etcd = etcd;
     this.mini = mini;
+    this.etcdRoot = etcdRoot;
   }
 
   static async start(t: Ctx, opts: HaClusterOptions = {}): Promise<HaCluster> {
@@ -47,7 +50,7 @@ export class HaCluster {
       clientToml: 'rpc_retry_max = 100\nrpc_timeout = "20s"\n',
       echo: opts.echo === true,
     });
-    const c = new HaCluster(etcd, mini);
+    const c = new HaCluster(etcd, mini, `${prefix}/${mini.clusterId}/`);
     t.after(async () => {
       for (const cl of c.#clients) await cl.close();
     });
@@ -58,19 +61,28 @@ export class HaCluster {
     return this.mini.masters;
   }
 
-  /** The master answering 200 on /leader, if one does now. */
+  /** The master answering 200 on /leader, if one does now (a frozen one is not waited for). */
   async leaderNow(): Promise<NodeHandle | undefined> {
-    const answers = await Promise.all(
-      this.masters.map(async (m) => {
-        if (m.proc === undefined) return false;
-        const res = await fetch(`http://127.0.0.1:${m.webPort}/leader`, {
-          signal: AbortSignal.timeout(1000),
-        }).catch(() => undefined);
-        await res?.body?.cancel();
-        return res?.status === 200;
-      }),
-    );
-    return this.masters.find((_, i) => answers[i]);
+    const probes = this.masters.map(async (m) => {
+      if (m.proc === undefined) return undefined;
+      const res = await fetch(`http://127.0.0.1:${m.webPort}/leader`, {
+        signal: AbortSignal.timeout(1000),
+      }).catch(() => undefined);
+      await res?.body?.cancel();
+      if (res?.status !== 200) return undefined;
+      return m;
+    });
+    return new Promise((resolve) => {
+      let left = probes.length;
+      if (left === 0) resolve(undefined);
+      for (const p of probes) {
+        void p.then((m) => {
+          left--;
+          if (m !== undefined) resolve(m);
+          else if (left === 0) resolve(undefined);
+        });
+      }
+    });
   }
 
   /** Waits for a leader (other than `not`, when given). */
@@ -97,6 +109,10 @@ export class HaCluster {
       connectTimeoutMs: 1000,
       reconnectBaseDelayMs: 50,
       reconnectMaxDelayMs: 300,
+      // A frozen or cut-off leader keeps its connections open: a short keepalive is how the
+      // client notices and moves on (a killed one resets them, which it notices at once).
+      keepaliveIntervalMs: 500,
+      keepaliveTimeoutMs: 1000,
       ...opts,
     });
     this.#clients.push(c);

@@ -22,6 +22,22 @@ describe('exactly-once retries', { timeout: 120_000 }, () => {
     const workerBack = (): Promise<boolean> =>
       waitFor('the worker registered with the leader', async () => (await ha.liveWorkers(c)) === 1, 20_000);
     await workerBack();
+    // Operations: every master is ready (a standby can take over), one leads, the others point to it.
+    const info = await c.call(MasterCalls.GetClusterInfo, {});
+    assert.equal(info.masters.length, 3);
+    assert.deepEqual(
+      info.masters.filter((x) => x.role === 'leader').map((x) => x.address),
+      [`127.0.0.1:${leader.rpcPort}`],
+    );
+    for (const m of ha.masters) {
+      const ready = await fetch(`http://127.0.0.1:${m.webPort}/ready`);
+      assert.equal(ready.status, 200, `master-${m.index} /ready`);
+      const res = await fetch(`http://127.0.0.1:${m.webPort}/leader`);
+      const body = (await res.json()) as { role: string; leader: string };
+      assert.equal(res.status, m === leader ? 200 : 503);
+      assert.equal(body.role, m === leader ? 'leader' : 'standby');
+      assert.equal(body.leader, `127.0.0.1:${leader.rpcPort}`);
+    }
     const failover = async (): Promise<void> => {
       await ha.mini.stopNode(leader, 'SIGKILL');
       const next = await ha.waitLeader(leader);

@@ -24,6 +24,12 @@ export interface EtcdOptions {
   onDisk?: boolean;
   /** Echo etcd's output to stderr (debugging). */
   echo?: boolean;
+  /**
+   * Raft timing `[heartbeat ms, election timeout ms]`. A single member defaults to 50/500: etcd
+   * refuses leases shorter than 1.5 election timeouts (rounded up to whole seconds), so this is
+   * what lets tests use 1 s leases. Several members default to etcd's 100/1000.
+   */
+  raftTimingMs?: [number, number];
 }
 
 export interface EtcdMember {
@@ -95,12 +101,20 @@ export class EtcdCluster {
       `strata-test-${this.members[0]?.peerPort ?? 0}`,
       '--max-txn-ops',
       String(this.#opts.maxTxnOps ?? 128),
+      '--heartbeat-interval',
+      String(this.#timing()[0]),
+      '--election-timeout',
+      String(this.#timing()[1]),
       '--log-level',
       'warn',
       '--logger',
       'zap',
     ];
     m.proc = startProcess(ETCD_BIN, args, { echo: this.#opts.echo === true });
+  }
+
+  #timing(): [number, number] {
+    return this.#opts.raftTimingMs ?? (this.members.length === 1 ? [50, 500] : [100, 1000]);
   }
 
   async waitHealthy(timeoutMs = 20_000): Promise<void> {

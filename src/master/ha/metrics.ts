@@ -1,6 +1,7 @@
 /**
  * Metrics of an HA master: `strata_master_is_leader` (1 on the leader, 0 on a standby),
  * `strata_master_leadership_changes_total{event}` (this master elected / deposed),
+ * `strata_master_fenced_commits_total` (commits a deposed leader tried and the fence refused),
  * `strata_master_etcd_request_duration_seconds{op,result}` (every request to etcd: reads, commits,
  * lease keepalives), and the etcd engine's cache and transaction counts.
  */
@@ -13,6 +14,8 @@ export interface HaMetrics {
   readonly observeEtcd: EtcdObserver;
   elected(): void;
   deposed(reason: string): void;
+  /** A commit was refused by the fence (this master had lost leadership). */
+  fenced(): void;
 }
 
 export interface HaMetricsSources {
@@ -38,6 +41,11 @@ export function registerHaMetrics(registry: Registry, src: HaMetricsSources): Ha
   });
   changes.inc({ event: 'elected' }, 0);
   changes.inc({ event: 'deposed' }, 0);
+  const fenced = new Counter({
+    name: 'strata_master_fenced_commits_total',
+    help: 'Metadata commits refused because this master no longer held leadership (the fence)',
+    registers,
+  });
   const latency = new Histogram({
     name: 'strata_master_etcd_request_duration_seconds',
     help: 'Requests to etcd by kind (range, read_txn, commit, put, delete, lease) and result',
@@ -71,5 +79,6 @@ export function registerHaMetrics(registry: Registry, src: HaMetricsSources): Ha
     observeEtcd: (op, seconds, ok) => latency.observe({ op, result: ok ? 'ok' : 'error' }, seconds),
     elected: () => changes.inc({ event: 'elected' }),
     deposed: () => changes.inc({ event: 'deposed' }),
+    fenced: () => fenced.inc(),
   };
 }
