@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
-import { StrataError } from '../../src/common/errors.js';
+import type { StrataError } from '../../src/common/errors.js';
 import { createEtcdClient } from '../../src/meta/etcd/index.js';
 import { prefixEnd, writeU64 } from '../../src/meta/index.js';
 import { ROOT_ID } from '../../src/master/namespace/index.js';

@@ -166,7 +166,7 @@ function checkKey<S, I, O>(
           entry = head.next;
           continue;
         }
-        linearized[w] = (linearized[w] as number) & ~bit;
+        linearized[w] = linearized[w] & ~bit;
       }
       entry = entry.next;
       continue;

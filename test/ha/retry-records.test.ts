@@ -48,7 +48,7 @@ for (const engine of engines) {
   describe(`request outcome records (${engine.name})`, () => {
     test('a retry replays the first outcome, even where the namespace would now refuse', async (t) => {
       const store = await engine.open(t);
-      let now = 1_000_000;
+      const now = 1_000_000;
       const clock = (): number => now;
       // A fresh namespace per attempt: nothing in memory survives (like a new leader).
       const first = await openNs(store, clock);
