@@ -146,7 +146,7 @@ export class FileSystem {
     });
     const ctx: IoContext = {
       settings,
-      master: new MasterClient(channel, settings.masterAddrs, metrics),
+      master: new MasterClient(channel, settings.masterAddrs, metrics, settings.rpcTimeoutMs),
       workers: new WorkerPool(connector, settings),
       metrics,
       budget: new MemoryBudget(settings.memoryBudgetBytes),

@@ -41,6 +41,7 @@ import { LeaderElection } from './ha/election.js';
 import { registerHaMetrics } from './ha/metrics.js';
 import type { HaMetrics } from './ha/metrics.js';
 import { RetryRecords, withRequestRecord } from './ha/retry-records.js';
+import { WorkerWindow, reregisterWindowMs } from './ha/worker-window.js';
 import { addMasterRoutes } from './http.js';
 import { registerMasterMetrics } from './metrics.js';
 
@@ -242,10 +243,16 @@ export class MasterServer {
       ...(this.#election === undefined ? {} : { masters: () => this.#masters() }),
     });
     const retries = new RetryCache({ ttlMs: m.retry_cache_ttl });
+    // A leader taking over from another (etcd) has no worker state yet: answers that depend on
+    // it wait for the workers to re-register (ha/worker-window.ts). Inside the retry cache, so a
+    // held-back answer is never remembered as the request's outcome.
+    const window =
+      this.#election === undefined ? undefined : new WorkerWindow(reregisterWindowMs(m.heartbeat_interval));
     const handlers = new Map<number, Handler>();
     for (const b of core.bindings()) {
-      const handler = b.handler as Handler;
       const code = b.def.code;
+      const handler =
+        window === undefined ? (b.handler as Handler) : window.guard(code, b.handler as Handler);
       handlers.set(
         code,
         b.def.mutating

@@ -5,6 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { FileSystem } from '../../src/client/index.js';
+import type { ClientSettings } from '../../src/client/index.js';
+import { loadConfig } from '../../src/common/config/index.js';
 import { MasterCalls } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
 import type { RpcClientOptions } from '../../src/rpc/index.js';
@@ -30,7 +33,7 @@ export class HaCluster {
   readonly mini: MiniCluster;
   /** The cluster's keys in etcd: `<etcd.prefix>/<cluster_id>/` (meta/, election/ below). */
   readonly etcdRoot: string;
-  readonly #clients: RpcClient[] = [];
+  readonly #clients: { close(): Promise<void> }[] = [];
 
   private constructor(etcd: EtcdCluster, mini: MiniCluster, etcdRoot: string) {
     this.etcd = etcd;
@@ -47,7 +50,6 @@ export class HaCluster {
       workers: opts.workers ?? 0,
       masterToml: `meta_store = "etcd"\nheartbeat_interval = "200ms"\nworker_blacklist_interval = "3s"\nworker_lost_interval = "20s"\n${opts.masterToml ?? ''}`,
       extraToml: `\n[etcd]\nendpoints = [${endpoints}]\nprefix = "${prefix}"\nlease_ttl = "${opts.leaseTtl ?? '1s'}"\n`,
-      clientToml: 'rpc_retry_max = 100\nrpc_timeout = "20s"\n',
       echo: opts.echo === true,
     });
     const c = new HaCluster(etcd, mini, `${prefix}/${mini.clusterId}/`);
@@ -117,6 +119,17 @@ export class HaCluster {
     });
     this.#clients.push(c);
     return c;
+  }
+
+  /**
+   * A client library instance (src/client) from the cluster's client config: every master in
+   * `client.master_addrs` and default retry settings, so it must find the leader on its own.
+   */
+  fileSystem(settings: Partial<ClientSettings> = {}): FileSystem {
+    const config = loadConfig({ path: this.mini.clientConfPath, env: {} }).config;
+    const fs = FileSystem.create({ config, settings });
+    this.#clients.push(fs);
+    return fs;
   }
 
   /** Live workers as the leader sees them. */
