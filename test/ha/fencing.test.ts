@@ -2,7 +2,8 @@
 // SIGCONT cannot commit anything and answers nothing from its stale memory: calls it had in
 // flight fail with "not leader" or are refused by the fence (checked against etcd's revisions:
 // no key it alone could write changed after the new leader was elected), reads sent to it while
-// frozen are refused rather than answered, and it rejoins as a standby.
+// frozen are refused rather than answered, and it rejoins as a standby. The client library moves
+// to the new leader while the old one is still frozen.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
@@ -38,6 +39,10 @@ describe('fencing a deposed leader', { skip, timeout: 120_000 }, () => {
     });
     const pid = old.proc?.child.pid;
     assert.ok(pid !== undefined);
+    // The client library (default settings), connected to the leader before the freeze: it must
+    // notice the frozen leader (keepalive) and move to the next one without waiting for it.
+    const lib = ha.fileSystem();
+    await lib.mkdir('/lib');
 
     let stop = false;
     let stoppedAt = Infinity;
@@ -63,6 +68,11 @@ describe('fencing a deposed leader', { skip, timeout: 120_000 }, () => {
 
     process.kill(pid, 'SIGSTOP');
     stoppedAt = performance.now();
+    let libAnswer: string | undefined;
+    void lib.mkdir('/lib/during-freeze').then(
+      () => (libAnswer = 'ok'),
+      (err: unknown) => (libAnswer = (err as StrataError).code),
+    );
     let resumed = false;
     t.after(() => {
       if (!resumed) process.kill(pid, 'SIGCONT');
@@ -91,6 +101,13 @@ describe('fencing a deposed leader', { skip, timeout: 120_000 }, () => {
     const markerKv = (await raw.kv.range({ key: marker })).kvs[0];
     assert.ok(markerKv !== undefined);
     const elected = Number(markerKv.create_revision);
+
+    await waitFor('the client library answered while the old leader is frozen', () => libAnswer, 20_000);
+    assert.equal(libAnswer, 'ok');
+    t.diagnostic(
+      `client library call answered ${Math.round(performance.now() - stoppedAt)} ms after the freeze`,
+    );
+    assert.equal((await admin.call(MasterCalls.GetStatus, { path: '/lib/during-freeze' })).type, 'dir');
 
     process.kill(pid, 'SIGCONT');
     resumed = true;
