@@ -253,14 +253,23 @@ export class MasterServer {
       const code = b.def.code;
       const handler =
         window === undefined ? (b.handler as Handler) : window.guard(code, b.handler as Handler);
+      // Store failures are mapped before the retry cache sees them: "etcd unavailable" must
+      // reach the client as a retryable STRATA_UNAVAILABLE, never be remembered as the outcome.
+      const mapped: Handler = async (req, ctx) => {
+        try {
+          return await handler(req, ctx);
+        } catch (err) {
+          throw this.#mapError(err);
+        }
+      };
       handlers.set(
         code,
         b.def.mutating
           ? (req, ctx) => {
               const key = `${code}:${ctx.requestId}`;
-              return retries.run(key, () => withRequestRecord(key, () => handler(req, ctx)));
+              return retries.run(key, () => withRequestRecord(key, () => mapped(req, ctx)));
             }
-          : handler,
+          : mapped,
       );
     }
     this.#term = { core, handlers };
@@ -330,7 +339,9 @@ export class MasterServer {
 
   /** Store failures as the client should see them (and what they mean for our leadership). */
   #mapError(err: unknown): unknown {
-    if (!(err instanceof MetaError)) return err;
+    // By code: an error may have lost its class on the way (the retry cache rebuilds outcomes).
+    if (!(err instanceof MetaError || (err instanceof StrataError && err.code.startsWith('STRATA_META_'))))
+      return err;
     switch (err.code) {
       case 'STRATA_META_FENCED':
         this.#ha?.fenced();
