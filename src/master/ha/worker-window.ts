@@ -12,6 +12,7 @@
 import { FsError } from '../../common/errors.js';
 import { AddBlock, GetBlockLocations } from '../../protocol/master-calls.js';
 import { UnavailableError } from '../../rpc/index.js';
+import { DEFAULT_RECONNECT_MAX_DELAY_MS } from '../../rpc/limits.js';
 import type { CallContext, UnaryHandler } from '../../rpc/api.js';
 
 /** Heartbeat intervals a new leader waits for workers to re-register (see the module comment). */
@@ -19,8 +20,10 @@ export const REREGISTER_WINDOW_HEARTBEATS = 3;
 /**
  * Added to the window for the worker's own failover: its heartbeat to the dead leader fails over
  * to the others, which say "not leader" until the election ends, then it sends its full report.
+ * Its RPC client may first have to wait out a reconnect backoff towards the new leader (up to
+ * DEFAULT_RECONNECT_MAX_DELAY_MS, when that master was down earlier), plus a second for the rest.
  */
-export const REREGISTER_WINDOW_SLACK_MS = 3_000;
+export const REREGISTER_WINDOW_SLACK_MS = DEFAULT_RECONNECT_MAX_DELAY_MS + 1_000;
 
 type Handler = UnaryHandler<unknown, unknown>;
 
