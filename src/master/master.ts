@@ -364,7 +364,9 @@ export class MasterServer {
     if (!this.#listening || !this.store.isOpen) return { ok: false, reason: 'starting' };
     if (this.#stopping !== undefined) return { ok: false, reason: 'stopping' };
     const election = this.#election;
-    if (election === undefined) return { ok: true, role: 'leader' };
+    // A lone master (LMDB) listens a moment before its term has loaded the namespace.
+    if (election === undefined)
+      return this.#term === undefined ? { ok: false, reason: 'starting' } : { ok: true, role: 'leader' };
     // A standby is ready: it answers (with "not leader" and where the leader is) and can take
     // over. It is not ready while it cannot reach etcd (no candidacy).
     const state = election.state;
