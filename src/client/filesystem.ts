@@ -54,7 +54,12 @@ import { ClientMetrics } from './metrics.js';
 import { RandomWriteHandle } from './random-writer.js';
 import type { OpenForWriteOptions } from './random-writer.js';
 import { defaultConnector } from './rpc-connector.js';
-import { LIST_PAGE_SIZE, settingsFromConfig } from './settings.js';
+import {
+  LIST_PAGE_SIZE,
+  MASTER_KEEPALIVE_INTERVAL_MS,
+  MASTER_KEEPALIVE_TIMEOUT_MS,
+  settingsFromConfig,
+} from './settings.js';
 import type { ClientSettings } from './settings.js';
 import { MemoryBudget } from './spill-buffer.js';
 import type { RpcConnector } from './transport.js';
@@ -143,10 +148,12 @@ export class FileSystem {
       connectTimeoutMs: settings.connTimeoutMs,
       retryMax: settings.rpcRetryMax,
       label: 'master',
+      keepaliveIntervalMs: MASTER_KEEPALIVE_INTERVAL_MS,
+      keepaliveTimeoutMs: MASTER_KEEPALIVE_TIMEOUT_MS,
     });
     const ctx: IoContext = {
       settings,
-      master: new MasterClient(channel, settings.masterAddrs, metrics),
+      master: new MasterClient(channel, settings.masterAddrs, metrics, settings.rpcTimeoutMs),
       workers: new WorkerPool(connector, settings),
       metrics,
       budget: new MemoryBudget(settings.memoryBudgetBytes),

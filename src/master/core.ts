@@ -6,6 +6,8 @@
 import type { ClusterConfig } from '../common/config/index.js';
 import type { Logger } from '../common/logging.js';
 import type { MetaStore } from '../meta/index.js';
+import type { MasterInfo } from '../protocol/types.js';
+import type { RetryRecords } from './ha/retry-records.js';
 import { BlockManager } from './blocks/block-manager.js';
 import { Namespace } from './namespace/index.js';
 import type { NamespaceOptions } from './namespace/index.js';
@@ -15,6 +17,8 @@ import { masterBindings } from './service.js';
 import type { Binding } from './service.js';
 import { WorkerRegistry } from './workers/registry.js';
 
+/** Longest pause between two sweeps of expired request outcomes. */
+const RETRY_SWEEP_MAX_MS = 60_000;
 /** Longest pause between two liveness/replication passes, whatever the intervals. */
 const MAX_TICK_MS = 1000;
 const MIN_TICK_MS = 10;
@@ -29,6 +33,10 @@ export interface MasterCoreOptions {
   webAddress?: () => string;
   /** Overrides for tests (cache sizes, inline delete limit…). */
   namespace?: Partial<NamespaceOptions>;
+  /** Request outcomes recorded in the store (exactly-once retries across restarts and failovers). */
+  retryRecords?: RetryRecords;
+  /** Every master and its role, for GetClusterInfo (HA); absent: this one alone. */
+  masters?: () => MasterInfo[];
 }
 
 export class MasterCore {
@@ -97,6 +105,7 @@ export class MasterCore {
         canFree: () => false,
       },
       cachedBytes: (file) => late.blocks?.cachedBytes(file),
+      ...(opts.retryRecords === undefined ? {} : { recorder: opts.retryRecords }),
       ...opts.namespace,
     });
     const blocks = new BlockManager({
@@ -122,6 +131,7 @@ export class MasterCore {
       webAddress:
         this.#opts.webAddress ?? (() => `${this.#config.master.hostname}:${this.#config.master.web_port}`),
       startedAtMs: this.startedAtMs,
+      ...(this.#opts.masters === undefined ? {} : { masters: this.#opts.masters }),
     });
   }
 
@@ -137,6 +147,11 @@ export class MasterCore {
     this.#every('blocks', tickMs, () => this.blocks.tick());
     this.#every('leases', leaseMs, () => this.namespace.recoverExpiredLeases());
     this.#every('ttl', m.ttl_checker_interval, () => this.runTtl());
+    const records = this.#opts.retryRecords;
+    if (records !== undefined)
+      this.#every('retry-records', clamp(m.retry_cache_ttl / 4, MIN_TICK_MS, RETRY_SWEEP_MAX_MS), () =>
+        records.sweep(),
+      );
     this.#track(this.namespace.purgeTrash());
   }
 

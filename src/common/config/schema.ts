@@ -207,6 +207,10 @@ export const etcdSection = z
     tls_ca: optStr(),
     tls_cert: optStr(),
     tls_key: optStr(),
+    /** etcd's `--max-txn-ops`: transactions are split to stay within it. */
+    max_txn_ops: int(128, 16, 1_000_000, 'an operation count'),
+    /** etcd's `--max-request-bytes`: requests stay within it (one value of up to 1 MiB must fit). */
+    max_request_bytes: size('1536KiB', 1280 * 1024, 64 * MiB),
   })
   .prefault({});
 

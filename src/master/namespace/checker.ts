@@ -13,6 +13,8 @@ import {
   TAG_INODE,
   TAG_LEASE,
   TAG_META,
+  TAG_RETRY,
+  TAG_RETRY_EXPIRY,
   TAG_TRASH,
   TAG_TTL,
   TAG_XATTR,
@@ -93,6 +95,10 @@ export async function checkNamespace(store: MetaStore): Promise<CheckReport> {
           break;
         case TAG_TRASH:
           trash.add(keyId(key));
+          break;
+        case TAG_RETRY:
+        case TAG_RETRY_EXPIRY:
+          // Outcomes of mutating requests (retry deduplication): not part of the tree.
           break;
         default:
           problem(`unknown key tag ${key[0]}`);

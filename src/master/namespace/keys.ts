@@ -10,6 +10,8 @@
  *   0x06 expiry id       TTL index (empty value)
  *   0x07 fileId          open lease (value: lease id)
  *   0x08 id              detached subtree waiting to be purged (recursive delete of a big tree)
+ *   0x09 request         outcome of a mutating request (retried requests replay it; ha/retry-records.ts)
+ *   0x0a expiry request  expiry index of those outcomes (empty value)
  */
 import { readU64, writeU64 } from '../../meta/index.js';
 import type { InodeType } from './inode.js';
@@ -22,6 +24,8 @@ export const TAG_BLOCK = 0x05;
 export const TAG_TTL = 0x06;
 export const TAG_LEASE = 0x07;
 export const TAG_TRASH = 0x08;
+export const TAG_RETRY = 0x09;
+export const TAG_RETRY_EXPIRY = 0x0a;
 
 export function metaKey(name: string): Buffer {
   return Buffer.concat([Buffer.of(TAG_META), Buffer.from(name, 'utf8')]);

@@ -45,6 +45,7 @@ import {
 } from './keys.js';
 import { NsTx } from './ns-txn.js';
 import type { CommittedView } from './ns-txn.js';
+import type { MutationRecorder } from './recorder.js';
 import { checkSymlinkTarget, childPath, parsePath } from './paths.js';
 import {
   R,
@@ -137,6 +138,19 @@ export interface NamespaceOptions {
   cacheDentries?: number;
   inlineDeleteEntries?: number;
   cachedBytes?: StatusContext['cachedBytes'];
+  /** Records each request's outcome in its transaction (exactly-once retries across restarts and failovers). */
+  recorder?: MutationRecorder;
+}
+
+/** How one mutation runs: recorded for its request (RPC calls) or not (the master's own work). */
+interface MutateOptions {
+  /** false for internal work (lease recovery, TTL, trash): it belongs to no request. */
+  record?: boolean;
+  /**
+   * Checks run before the transaction that may refuse a retry whose first attempt already
+   * committed (a lease it ended): inside, so the recorded outcome is looked up on refusal too.
+   */
+  precheck?: () => void;
 }
 
 export interface CreateOptions {
@@ -324,14 +338,18 @@ export class Namespace {
    * On a serial engine the transaction reads committed state from the cache for keys no pending
    * transaction wrote (tracked in #dirty*), which spares decoding hot directories every time.
    */
-  async #mutate<T>(fn: (tx: NsTx) => T): Promise<T> {
+  async #mutate<T>(fn: (tx: NsTx) => T, opts: MutateOptions = {}): Promise<T> {
     const serial = this.#store.serialTransactions;
+    const recorder = opts.record === false ? undefined : this.#opts.recorder;
+    const slot = recorder?.begin();
     let last: NsTx | undefined;
     let marked: NsTx | undefined;
     try {
+      opts.precheck?.();
       const value = await this.#store.transaction((mtx) => {
         last = new NsTx(mtx, serial ? this.#committedView : undefined);
         const v = fn(last);
+        if (slot !== undefined) recorder?.record(mtx, slot, v);
         if (serial) {
           marked = last;
           this.#markDirty(last, 1);
@@ -340,6 +358,11 @@ export class Namespace {
       });
       if (last !== undefined) this.#afterCommit(last);
       return value;
+    } catch (err) {
+      // A retry of a request whose first attempt committed: that attempt's outcome, not this one's.
+      const earlier = slot === undefined ? undefined : await recorder?.replay(slot).catch(() => undefined);
+      if (earlier !== undefined) return earlier.value as T;
+      throw err;
     } finally {
       if (marked !== undefined) this.#markDirty(marked, -1);
     }
@@ -681,7 +704,8 @@ export class Namespace {
       tx.grantLease(file.id, leaseId, host);
       return file;
     });
-    return { status: this.#status(ino, path), leaseId };
+    // From the inode: a replayed retry returns the lease its first attempt granted.
+    return { status: this.#status(ino, path), leaseId: ino.lease?.id ?? leaseId };
   }
 
   async symlink(target: string, path: string, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
@@ -1011,7 +1035,11 @@ export class Namespace {
       tx.grantLease(cur.id, leaseId, clientHost);
       return next;
     });
-    return { status: this.#status(ino, path), leaseId, blocks: toFileBlocks(ino.blocks) };
+    return {
+      status: this.#status(ino, path),
+      leaseId: ino.lease?.id ?? leaseId,
+      blocks: toFileBlocks(ino.blocks),
+    };
   }
 
   /** Checks a writer's lease before a file-id call: a missing file is ENOENT, a lost lease EBADF. */
@@ -1059,33 +1087,39 @@ export class Namespace {
   /** Allocates a new block of a file being written. */
   async addBlock(fileId: number, leaseId: string): Promise<{ blockId: number; file: FileInode }> {
     this.#checkLease(fileId, leaseId);
-    const blockId = await this.#blockIds.takeOne();
-    const file = await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      if (blockCount(f.blocks) + f.pending.length >= MAX_BLOCKS_PER_FILE)
-        throw new FsError('EFBIG', `file ${fileId}: more than ${MAX_BLOCKS_PER_FILE} blocks`, {
-          details: { fileId },
-        });
-      const next: FileInode = { ...f, pending: [...f.pending, blockId] };
-      tx.putInode(next);
-      tx.indexBlock(blockId, fileId);
-      return next;
-    });
+    const newId = await this.#blockIds.takeOne();
+    // The block id comes back from the transaction: a replayed retry returns the first attempt's.
+    const { blockId, file } = await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        if (blockCount(f.blocks) + f.pending.length >= MAX_BLOCKS_PER_FILE)
+          throw new FsError('EFBIG', `file ${fileId}: more than ${MAX_BLOCKS_PER_FILE} blocks`, {
+            details: { fileId },
+          });
+        const next: FileInode = { ...f, pending: [...f.pending, newId] };
+        tx.putInode(next);
+        tx.indexBlock(newId, fileId);
+        return { blockId: newId, file: next };
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
     this.#touchLease(fileId, leaseId);
     return { blockId, file };
   }
 
   async abandonBlock(fileId: number, leaseId: string, blockId: number): Promise<void> {
-    this.#checkLease(fileId, leaseId);
-    await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      if (!f.pending.includes(blockId))
-        throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
-          details: { fileId, blockId },
-        });
-      tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
-      tx.dropBlocks([blockId]);
-    });
+    await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        if (!f.pending.includes(blockId))
+          throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
+            details: { fileId, blockId },
+          });
+        tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
+        tx.dropBlocks([blockId]);
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
   }
 
   /**
@@ -1099,55 +1133,57 @@ export class Namespace {
     length: number,
     mtimeMs?: number,
   ): Promise<FileStatus> {
-    this.#checkLease(fileId, leaseId);
     const now = this.#clock();
-    const { file, path } = await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      const where = `file ${fileId}`;
-      const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
-      if (blocks.length > MAX_BLOCKS_PER_FILE)
-        throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
-      const flat: number[] = [];
-      const seen = new Set<number>();
-      let sum = 0;
-      for (const b of blocks) {
-        if (b.blockId !== 0) {
-          if (!allowedIds.has(b.blockId))
-            throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
-              details: { fileId, blockId: b.blockId },
-            });
-          if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
-          if (b.length > f.blockSize)
-            throw new FsError(
-              'EINVAL',
-              `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
-            );
-          seen.add(b.blockId);
+    const { file, path } = await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        const where = `file ${fileId}`;
+        const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
+        if (blocks.length > MAX_BLOCKS_PER_FILE)
+          throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
+        const flat: number[] = [];
+        const seen = new Set<number>();
+        let sum = 0;
+        for (const b of blocks) {
+          if (b.blockId !== 0) {
+            if (!allowedIds.has(b.blockId))
+              throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
+                details: { fileId, blockId: b.blockId },
+              });
+            if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
+            if (b.length > f.blockSize)
+              throw new FsError(
+                'EINVAL',
+                `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
+              );
+            seen.add(b.blockId);
+          }
+          flat.push(b.blockId, b.length);
+          sum += b.length;
         }
-        flat.push(b.blockId, b.length);
-        sum += b.length;
-      }
-      if (sum !== length)
-        throw new FsError(
-          'EINVAL',
-          `${where}: block lengths add up to ${sum}, not the file length ${length}`,
-          { details: { fileId } },
-        );
-      tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
-      const next: FileInode = {
-        ...f,
-        blocks: flat,
-        length,
-        pending: [],
-        lease: null,
-        state: 'complete',
-        mtimeMs: mtimeMs ?? now,
-        ctimeMs: now,
-      };
-      tx.putInode(next);
-      tx.endLease(fileId);
-      return { file: next, path: pathOf(tx, next) };
-    });
+        if (sum !== length)
+          throw new FsError(
+            'EINVAL',
+            `${where}: block lengths add up to ${sum}, not the file length ${length}`,
+            { details: { fileId } },
+          );
+        tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
+        const next: FileInode = {
+          ...f,
+          blocks: flat,
+          length,
+          pending: [],
+          lease: null,
+          state: 'complete',
+          mtimeMs: mtimeMs ?? now,
+          ctimeMs: now,
+        };
+        tx.putInode(next);
+        tx.endLease(fileId);
+        return { file: next, path: pathOf(tx, next) };
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
     this.#opts.events?.blocksCommitted?.(
       file,
       blocks.filter((b) => b.blockId !== 0),
@@ -1169,16 +1205,19 @@ export class Namespace {
 
   async recoverLease(fileId: number, leaseId: string): Promise<void> {
     const now = this.#clock();
-    await this.#mutate((tx) => {
-      const f = tx.inode(fileId);
-      if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
+    await this.#mutate(
+      (tx) => {
+        const f = tx.inode(fileId);
+        if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
+          tx.endLease(fileId);
+          return;
+        }
+        tx.dropBlocks(f.pending);
+        tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
         tx.endLease(fileId);
-        return;
-      }
-      tx.dropBlocks(f.pending);
-      tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
-      tx.endLease(fileId);
-    });
+      },
+      { record: false },
+    );
     this.#log.info({ fileId, leaseId }, 'write lease expired: file closed with its last committed blocks');
   }
 
@@ -1217,40 +1256,49 @@ export class Namespace {
     if (ino?.type === 'file' && ino.ttlAction === 'free') {
       freeFile = this.#opts.events?.canFree?.(ino) === true ? ino : undefined;
     }
-    const outcome = await this.#mutate((tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
-      const cur = tx.inode(id);
-      const key = cur === undefined ? undefined : cur.mtimeMs + cur.ttlMs;
-      if (cur === undefined || cur.ttlMs <= 0 || cur.ttlAction === 'none' || key !== expiryMs || key > now) {
-        // Stale index entry (the inode changed since): drop it; a current one exists if due.
-        tx.tx.delete(ttlKey(expiryMs, id));
-        return 'skipped';
-      }
-      if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
-      if (cur.ttlAction === 'free') {
-        // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
-        // behind it) is never freed; its TTL is dropped too, so it does not block the index.
-        tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
-        return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
-      }
-      // delete: every name of the inode goes.
-      if (cur.type === 'dir') {
-        const sub = collectSubtree(tx, cur, limit);
-        const [pid, name] = cur.links[0] ?? [0, ''];
-        if (!sub.complete) {
-          if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-          tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
-          tx.putTrash(cur.id);
-          return 'trashed';
+    const outcome = await this.#mutate(
+      (tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
+        const cur = tx.inode(id);
+        const key = cur === undefined ? undefined : cur.mtimeMs + cur.ttlMs;
+        if (
+          cur === undefined ||
+          cur.ttlMs <= 0 ||
+          cur.ttlAction === 'none' ||
+          key !== expiryMs ||
+          key > now
+        ) {
+          // Stale index entry (the inode changed since): drop it; a current one exists if due.
+          tx.tx.delete(ttlKey(expiryMs, id));
+          return 'skipped';
         }
-        deleteItems(tx, sub.items, now);
-        if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-        destroyInode(tx, tx.inode(cur.id) ?? cur);
+        if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
+        if (cur.ttlAction === 'free') {
+          // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
+          // behind it) is never freed; its TTL is dropped too, so it does not block the index.
+          tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
+          return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
+        }
+        // delete: every name of the inode goes.
+        if (cur.type === 'dir') {
+          const sub = collectSubtree(tx, cur, limit);
+          const [pid, name] = cur.links[0] ?? [0, ''];
+          if (!sub.complete) {
+            if (pid !== 0) removeEntry(tx, pid, name, cur, now);
+            tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
+            tx.putTrash(cur.id);
+            return 'trashed';
+          }
+          deleteItems(tx, sub.items, now);
+          if (pid !== 0) removeEntry(tx, pid, name, cur, now);
+          destroyInode(tx, tx.inode(cur.id) ?? cur);
+          return 'deleted';
+        }
+        for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
+        destroyInode(tx, cur);
         return 'deleted';
-      }
-      for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
-      destroyInode(tx, cur);
-      return 'deleted';
-    });
+      },
+      { record: false },
+    );
     if (outcome === 'freed' && freeFile !== undefined)
       this.#opts.events?.blocksRemoved?.(realBlockIds(freeFile.blocks));
     if (outcome === 'skipped' && ino?.ttlAction === 'free')
@@ -1285,19 +1333,22 @@ export class Namespace {
       if (row === undefined) return;
       const id = keyId(row.key);
       const now = this.#clock();
-      await this.#mutate((tx) => {
-        const dir = tx.inode(id);
-        if (dir === undefined || dir.type !== 'dir') {
-          tx.deleteTrash(id);
-          return;
-        }
-        const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
-        deleteItems(tx, sub.items, now);
-        if (sub.complete) {
-          destroyInode(tx, tx.inode(id) ?? dir);
-          tx.deleteTrash(id);
-        }
-      });
+      await this.#mutate(
+        (tx) => {
+          const dir = tx.inode(id);
+          if (dir === undefined || dir.type !== 'dir') {
+            tx.deleteTrash(id);
+            return;
+          }
+          const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
+          deleteItems(tx, sub.items, now);
+          if (sub.complete) {
+            destroyInode(tx, tx.inode(id) ?? dir);
+            tx.deleteTrash(id);
+          }
+        },
+        { record: false },
+      );
     }
   }
 
