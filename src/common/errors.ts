@@ -31,6 +31,7 @@ export const POSIX_CODES = [
   'EBADF',
   'EFBIG',
   'ESTALE',
+  'EMLINK',
 ] as const;
 export type PosixCode = (typeof POSIX_CODES)[number];
 
@@ -61,6 +62,7 @@ export const ERRNO: Readonly<Record<PosixCode, number>> = {
   ETIMEDOUT: 110,
   ECONNREFUSED: 111,
   ESTALE: 116,
+  EMLINK: 31,
 };
 
 /** How each POSIX code reads in words, as `strerror` would say it. */
@@ -90,6 +92,7 @@ export const POSIX_WORDS: Readonly<Record<PosixCode, string>> = {
   EBADF: 'bad file descriptor',
   EFBIG: 'file too large',
   ESTALE: 'stale file handle',
+  EMLINK: 'too many links',
 };
 
 export interface StrataErrorOptions {

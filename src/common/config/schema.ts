@@ -93,6 +93,12 @@ export const masterSection = z
     bind_host: str('0.0.0.0'),
     meta_dir: str('/opt/strata/data/meta'),
     meta_store: oneOf(META_STORES, 'lmdb'),
+    /**
+     * true: sync data and LMDB's meta page at every commit (acknowledged changes survive power
+     * loss); false: the meta page waits for the next commit (a machine crash may undo the last
+     * transaction; a process crash loses nothing). Never corrupts.
+     */
+    meta_sync: bool(false),
     heartbeat_interval: duration('3s', 10),
     worker_blacklist_interval: duration('10s', 10),
     worker_lost_interval: duration('30s', 10),

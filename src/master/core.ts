@@ -1,0 +1,184 @@
+/**
+ * The master without its servers: namespace, worker registry, block manager, placement, and the
+ * periodic work (liveness and replication, lease recovery, TTL, trash purge). The process
+ * (master.ts) adds the store, the RPC and HTTP servers and signals; tests drive a core directly.
+ */
+import type { ClusterConfig } from '../common/config/index.js';
+import type { Logger } from '../common/logging.js';
+import type { MetaStore } from '../meta/index.js';
+import { BlockManager } from './blocks/block-manager.js';
+import { Namespace } from './namespace/index.js';
+import type { NamespaceOptions } from './namespace/index.js';
+import { createPlacementPolicy } from './placement/index.js';
+import type { PlacementPolicy, Rng } from './placement/index.js';
+import { masterBindings } from './service.js';
+import type { Binding } from './service.js';
+import { WorkerRegistry } from './workers/registry.js';
+
+/** Longest pause between two liveness/replication passes, whatever the intervals. */
+const MAX_TICK_MS = 1000;
+const MIN_TICK_MS = 10;
+
+export interface MasterCoreOptions {
+  config: ClusterConfig;
+  store: MetaStore;
+  log: Logger;
+  clock?: () => number;
+  rng?: Rng;
+  rpcAddress?: () => string;
+  webAddress?: () => string;
+  /** Overrides for tests (cache sizes, inline delete limit…). */
+  namespace?: Partial<NamespaceOptions>;
+}
+
+export class MasterCore {
+  readonly namespace: Namespace;
+  readonly registry: WorkerRegistry;
+  readonly blocks: BlockManager;
+  readonly policy: PlacementPolicy;
+  readonly startedAtMs: number;
+  readonly #log: Logger;
+  readonly #config: ClusterConfig;
+  readonly #opts: MasterCoreOptions;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #running = new Set<Promise<unknown>>();
+  #stopped = false;
+
+  private constructor(
+    opts: MasterCoreOptions,
+    ns: Namespace,
+    registry: WorkerRegistry,
+    blocks: BlockManager,
+    policy: PlacementPolicy,
+  ) {
+    this.#opts = opts;
+    this.#config = opts.config;
+    this.#log = opts.log;
+    this.namespace = ns;
+    this.registry = registry;
+    this.blocks = blocks;
+    this.policy = policy;
+    this.startedAtMs = (opts.clock ?? Date.now)();
+  }
+
+  static async open(opts: MasterCoreOptions): Promise<MasterCore> {
+    const m = opts.config.master;
+    const c = opts.config.client;
+    const log = opts.log;
+    const clock = opts.clock ?? Date.now;
+    const registry = new WorkerRegistry({
+      clusterId: opts.config.cluster_id,
+      heartbeatIntervalMs: m.heartbeat_interval,
+      blacklistIntervalMs: m.worker_blacklist_interval,
+      lostIntervalMs: m.worker_lost_interval,
+      log: log.child({ component: 'master.workers' }),
+      clock,
+    });
+    const policy = createPlacementPolicy(m.worker_policy, opts.rng);
+    // The namespace reports to the block manager, which needs the namespace: tie the knot late.
+    const late: { blocks?: BlockManager } = {};
+    const ns = await Namespace.open({
+      store: opts.store,
+      clusterId: opts.config.cluster_id,
+      defaults: {
+        blockSizeBytes: c.block_size,
+        replicas: c.replicas,
+        storageType: c.storage_type,
+        ttlMs: c.ttl_ms,
+        ttlAction: c.ttl_action,
+      },
+      leaseTimeoutMs: m.file_lease_timeout,
+      log: log.child({ component: 'master.namespace' }),
+      clock,
+      events: {
+        blocksRemoved: (ids) => late.blocks?.blocksRemoved(ids),
+        blocksCommitted: (file, bs) => late.blocks?.blocksCommitted(file, bs),
+        // No UFS mounts yet: nothing has a copy outside Strata, so TTL "free" never drops data.
+        canFree: () => false,
+      },
+      cachedBytes: (file) => late.blocks?.cachedBytes(file),
+      ...opts.namespace,
+    });
+    const blocks = new BlockManager({
+      registry,
+      catalog: ns,
+      policy,
+      log: log.child({ component: 'master.blocks' }),
+      clock,
+    });
+    late.blocks = blocks;
+    return new MasterCore(opts, ns, registry, blocks, policy);
+  }
+
+  bindings(): Binding<never>[] {
+    return masterBindings({
+      clusterId: this.#config.cluster_id,
+      namespace: this.namespace,
+      registry: this.registry,
+      blocks: this.blocks,
+      policy: this.policy,
+      rpcAddress:
+        this.#opts.rpcAddress ?? (() => `${this.#config.master.hostname}:${this.#config.master.rpc_port}`),
+      webAddress:
+        this.#opts.webAddress ?? (() => `${this.#config.master.hostname}:${this.#config.master.web_port}`),
+      startedAtMs: this.startedAtMs,
+    });
+  }
+
+  /** Starts the periodic work. */
+  start(): void {
+    const m = this.#config.master;
+    const tickMs = clamp(
+      Math.min(m.heartbeat_interval, m.worker_blacklist_interval / 2),
+      MIN_TICK_MS,
+      MAX_TICK_MS,
+    );
+    const leaseMs = clamp(m.file_lease_timeout / 4, MIN_TICK_MS, MAX_TICK_MS);
+    this.#every('blocks', tickMs, () => this.blocks.tick());
+    this.#every('leases', leaseMs, () => this.namespace.recoverExpiredLeases());
+    this.#every('ttl', m.ttl_checker_interval, () => this.runTtl());
+    this.#track(this.namespace.purgeTrash());
+  }
+
+  /** Runs the TTL checker until no expired entry is left. */
+  async runTtl(): Promise<void> {
+    for (let pass = 0; pass < 1000 && !this.#stopped; pass++) {
+      const r = await this.namespace.runTtl();
+      if (r.deleted + r.freed + r.skipped === 0) return;
+    }
+  }
+
+  #every(name: string, ms: number, fn: () => Promise<unknown>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      this.#track(
+        fn()
+          .catch((err: unknown) => this.#log.error({ err, task: name }, 'periodic task failed'))
+          .finally(() => {
+            busy = false;
+          }),
+      );
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  #track(p: Promise<unknown>): void {
+    this.#running.add(p);
+    void p.finally(() => this.#running.delete(p));
+  }
+
+  /** Stops the periodic work and waits for what is running. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    await Promise.allSettled([...this.#running]);
+    await this.namespace.idle();
+  }
+}
+
+function clamp(n: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, n));
+}

@@ -1,0 +1,90 @@
+/**
+ * The master's JSON API beside /metrics and the health endpoints (all on `master.web_port`):
+ *   GET /api/overview                          cluster totals, counts, workers by state, store
+ *   GET /api/workers                           every worker with tiers and state
+ *   GET /api/browse?path=/a&startAfter=&limit= a directory page, or a file with its blocks
+ *   GET /api/config                            the effective configuration, secrets masked
+ * Errors are JSON `{ error: { code, message } }` with the status of the code (404 for ENOENT…).
+ */
+import type { ClusterConfig } from '../common/config/index.js';
+import { maskSecrets } from '../common/config/index.js';
+import { StrataError } from '../common/errors.js';
+import type { OpsHttpServer } from '../common/ops-http.js';
+import { sendJson } from '../common/ops-http.js';
+import { STRATA_VERSION } from '../common/version.js';
+import type { MetaStore } from '../meta/index.js';
+import { MAX_LIST_PAGE } from '../protocol/types.js';
+import type { MasterCore } from './core.js';
+import { clusterTotals } from './service.js';
+
+export interface MasterHttpDeps {
+  core: MasterCore;
+  store: MetaStore;
+  config: ClusterConfig;
+  rpcAddress: () => string;
+}
+
+export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
+  const { core } = d;
+  http.route('GET', '/api/overview', (_req, res) => {
+    const counts = core.namespace.counts();
+    sendJson(res, 200, {
+      clusterId: d.config.cluster_id,
+      version: STRATA_VERSION,
+      role: 'leader',
+      rpcAddress: d.rpcAddress(),
+      startedAtMs: core.startedAtMs,
+      uptimeMs: Date.now() - core.startedAtMs,
+      ...clusterTotals(core.registry),
+      workers: core.registry.countByState(),
+      namespace: counts,
+      cachedBlocks: core.blocks.map.size,
+      replicas: core.blocks.map.replicaCount,
+      replication: core.blocks.stats(),
+      leasesOpen: core.namespace.openLeases().length,
+      metaStore: d.store.stats(),
+      cache: core.namespace.cache.stats(),
+    });
+  });
+  http.route('GET', '/api/workers', (_req, res) => {
+    sendJson(res, 200, {
+      workers: core.registry.all().map((w) => core.registry.info(w, core.blocks.map.blocksOf(w.id).size)),
+    });
+  });
+  http.route('GET', '/api/browse', async (_req, res, url) => {
+    const path = url.searchParams.get('path') ?? '/';
+    const startAfter = url.searchParams.get('startAfter') ?? undefined;
+    const limitText = url.searchParams.get('limit');
+    const limit = limitText === null ? 100 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_PAGE)
+      throw new StrataError('STRATA_BAD_REQUEST', `limit must be an integer from 1 to ${MAX_LIST_PAGE}`);
+    const status = await core.namespace.getStatus(path);
+    if (status.type === 'file') {
+      const { blocks } = await core.namespace.getBlocks(path);
+      sendJson(res, 200, {
+        status,
+        blocks: blocks.map((b) => ({
+          ...b,
+          workers: core.blocks.readableReplicas(b.blockId).map((r) => ({
+            workerId: r.address.workerId,
+            address: `${r.address.hostname}:${r.address.rpcPort}`,
+            storageType: r.replica.storageType,
+          })),
+        })),
+      });
+      return;
+    }
+    if (status.type === 'symlink') {
+      sendJson(res, 200, { status });
+      return;
+    }
+    const page = await core.namespace.list(path, {
+      limit,
+      ...(startAfter === undefined ? {} : { startAfter }),
+    });
+    sendJson(res, 200, { status, ...page });
+  });
+  http.route('GET', '/api/config', (_req, res) => {
+    sendJson(res, 200, { config: maskSecrets(d.config) });
+  });
+}

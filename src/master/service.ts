@@ -1,0 +1,211 @@
+/**
+ * The master's RPC handlers: one per call of protocol/master-calls.ts, each a thin adapter from
+ * the wire request to the namespace, the worker registry, the block manager and placement.
+ * Mutating calls are wrapped by the caller (the RetryCache) so a retried request id returns the
+ * first outcome instead of running twice.
+ */
+import type { StorageType } from '../common/config/data-dir.js';
+import { STORAGE_TYPES } from '../common/config/data-dir.js';
+import { StrataError } from '../common/errors.js';
+import { STRATA_VERSION } from '../common/version.js';
+import * as M from '../protocol/master-calls.js';
+import type { CallContext, ReplyWithPayload, UnaryCall } from '../rpc/api.js';
+import type { BlockManager } from './blocks/block-manager.js';
+import type { Namespace } from './namespace/index.js';
+import { ROOT_CALLER } from './namespace/index.js';
+import { placeReplicas } from './placement/index.js';
+import type { PlacementPolicy } from './placement/index.js';
+import type { WorkerRegistry } from './workers/registry.js';
+
+export interface MasterServiceDeps {
+  clusterId: string;
+  namespace: Namespace;
+  registry: WorkerRegistry;
+  blocks: BlockManager;
+  policy: PlacementPolicy;
+  /** "host:port" of this master's RPC and web servers, for GetClusterInfo. */
+  rpcAddress: () => string;
+  webAddress: () => string;
+  startedAtMs: number;
+}
+
+type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res | ReplyWithPayload<Res>>;
+
+/** A call with its handler, ready to register on an RPC server. */
+export interface Binding<Req = never, Res = unknown> {
+  def: UnaryCall<Req, Res>;
+  handler: Handler<Req, Res>;
+}
+
+function bind<Req, Res>(def: UnaryCall<Req, Res>, handler: Handler<Req, Res>): Binding<Req, Res> {
+  return { def, handler };
+}
+
+/** Cluster totals over the workers that count (not lost, not decommissioned). */
+export function clusterTotals(registry: WorkerRegistry): {
+  capacityBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+  tiers: { storageType: StorageType; capacityBytes: number; usedBytes: number; availableBytes: number }[];
+} {
+  const byType = new Map<StorageType, { capacityBytes: number; usedBytes: number; availableBytes: number }>();
+  let capacityBytes = 0;
+  let usedBytes = 0;
+  let availableBytes = 0;
+  for (const w of registry.all()) {
+    if (w.state === 'lost' || w.state === 'decommissioned') continue;
+    for (const t of w.tiers) {
+      const cur = byType.get(t.storageType) ?? { capacityBytes: 0, usedBytes: 0, availableBytes: 0 };
+      cur.capacityBytes += t.capacityBytes;
+      cur.usedBytes += t.usedBytes;
+      cur.availableBytes += t.availableBytes;
+      byType.set(t.storageType, cur);
+      capacityBytes += t.capacityBytes;
+      usedBytes += t.usedBytes;
+      availableBytes += t.availableBytes;
+    }
+  }
+  const tiers = STORAGE_TYPES.filter((t) => byType.has(t)).map((t) => ({
+    storageType: t,
+    ...(byType.get(t) as { capacityBytes: number; usedBytes: number; availableBytes: number }),
+  }));
+  return { capacityBytes, usedBytes, availableBytes, tiers };
+}
+
+export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
+  const ns = d.namespace;
+  const caller = (c: { uid: number; gid: number; groups?: number[] } | undefined) => c ?? ROOT_CALLER;
+  const bindings = [
+    bind(M.GetStatus, async (r) => ns.getStatus(r.path, caller(r.caller))),
+    bind(M.List, async (r) =>
+      ns.list(
+        r.path,
+        {
+          ...(r.startAfter === undefined ? {} : { startAfter: r.startAfter }),
+          ...(r.limit === undefined ? {} : { limit: r.limit }),
+        },
+        caller(r.caller),
+      ),
+    ),
+    bind(M.Mkdir, async (r) =>
+      ns.mkdir(
+        r.path,
+        { parents: r.parents === true, ...(r.mode === undefined ? {} : { mode: r.mode }) },
+        caller(r.caller),
+      ),
+    ),
+    bind(M.Create, async (r) => {
+      const { caller: c, path, ...opts } = r;
+      return ns.create(path, opts, caller(c));
+    }),
+    bind(M.OpenForWrite, async (r) => ns.openForWrite(r.path, r.clientHost ?? '', caller(r.caller))),
+    bind(M.AddBlock, async (r) => {
+      const file = await ns.leasedFile(r.fileId, r.leaseId);
+      const placed = placeReplicas(d.policy, d.registry.candidates(), {
+        replicas: file.replicas,
+        storageType: file.storageType,
+        blockSizeBytes: file.blockSize,
+        ...(r.clientHost === undefined ? {} : { clientHost: r.clientHost }),
+        ...(r.clientHostId === undefined ? {} : { clientHostId: r.clientHostId }),
+        exclude: new Set(r.excludeWorkers ?? []),
+      });
+      const { blockId } = await ns.addBlock(r.fileId, r.leaseId);
+      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, file.blockSize);
+      return { blockId, workers: placed.map((p) => p.worker.address) };
+    }),
+    bind(M.Complete, async (r) => ns.complete(r.fileId, r.leaseId, r.blocks, r.length, r.mtimeMs)),
+    bind(M.RenewLease, async (r) => ({ expiresAtMs: ns.renewLease(r.fileId, r.leaseId) })),
+    bind(M.AbandonBlock, async (r) => {
+      await ns.abandonBlock(r.fileId, r.leaseId, r.blockId);
+      return {};
+    }),
+    bind(M.GetBlockLocations, async (r) => {
+      const { status, blocks } = await ns.getBlocks(r.path, r.offset ?? 0, r.length, caller(r.caller));
+      return {
+        status,
+        blocks: blocks.map((b) => ({
+          ...b,
+          workers: d.blocks.readableReplicas(b.blockId).map((x) => x.address),
+        })),
+      };
+    }),
+    bind(M.Delete, async (r) => {
+      await ns.delete(r.path, { recursive: r.recursive === true }, caller(r.caller));
+      return {};
+    }),
+    bind(M.Rename, async (r) => {
+      await ns.rename(r.src, r.dst, { noReplace: r.noReplace === true }, caller(r.caller));
+      return {};
+    }),
+    bind(M.Symlink, async (r) => ns.symlink(r.target, r.path, caller(r.caller))),
+    bind(M.Readlink, async (r) => ({ target: await ns.readlink(r.path, caller(r.caller)) })),
+    bind(M.Link, async (r) => ns.link(r.existing, r.path, caller(r.caller))),
+    bind(M.SetAttr, async (r) => {
+      const { caller: c, path, ...attrs } = r;
+      return ns.setAttr(path, attrs, caller(c));
+    }),
+    bind(M.SetXattr, async (r, ctx) => {
+      await ns.setXattr(r.path, r.name, ctx.payload, r.flag ?? 'any', caller(r.caller));
+      return {};
+    }),
+    bind(M.GetXattr, async (r) => ({
+      body: {},
+      payload: await ns.getXattr(r.path, r.name, caller(r.caller)),
+    })),
+    bind(M.ListXattr, async (r) => ({ names: await ns.listXattr(r.path, caller(r.caller)) })),
+    bind(M.RemoveXattr, async (r) => {
+      await ns.removeXattr(r.path, r.name, caller(r.caller));
+      return {};
+    }),
+    bind(M.GetContentSummary, async (r) => ns.contentSummary(r.path, caller(r.caller))),
+    bind(M.GetClusterInfo, async () => {
+      const totals = clusterTotals(d.registry);
+      const byState = d.registry.countByState();
+      const counts = ns.counts();
+      return {
+        clusterId: d.clusterId,
+        version: STRATA_VERSION,
+        masters: [{ address: d.rpcAddress(), role: 'leader' as const, webAddress: d.webAddress() }],
+        ...totals,
+        workers: {
+          live: byState.live,
+          blacklisted: byState.blacklisted,
+          lost: byState.lost,
+          decommissioning: byState.decommissioning,
+        },
+        files: counts.files,
+        dirs: counts.dirs,
+        blocks: counts.blocks,
+        startedAtMs: d.startedAtMs,
+      };
+    }),
+    bind(M.ListWorkers, async () => ({
+      workers: d.registry.all().map((w) => d.registry.info(w, d.blocks.map.blocksOf(w.id).size)),
+    })),
+    bind(M.DecommissionWorker, async (r) => ({ workerId: d.registry.decommission(r.worker).id })),
+    bind(M.RegisterWorker, async (r) => {
+      d.registry.register(r);
+      return { heartbeatIntervalMs: d.registry.heartbeatIntervalMs };
+    }),
+    bind(M.BlockReport, async (r) => {
+      const w = d.registry.active(r.workerId);
+      if (w === undefined)
+        throw new StrataError(
+          'STRATA_WORKER_UNKNOWN',
+          `worker ${r.workerId} is not registered: register before reporting blocks`,
+        );
+      await d.blocks.addReported(r.workerId, r.blocks);
+      if (r.last) w.reporting = false;
+      return {};
+    }),
+    bind(M.Heartbeat, async (r) => {
+      const w = d.registry.heartbeat(r.workerId, r.tiers);
+      if (w === undefined) return { commands: [{ type: 'register' as const }] };
+      if (r.removedBlocks !== undefined) d.blocks.removeReported(r.workerId, r.removedBlocks);
+      if (r.corruptBlocks !== undefined) d.blocks.corruptReported(r.workerId, r.corruptBlocks);
+      if (r.addedBlocks !== undefined) await d.blocks.addReported(r.workerId, r.addedBlocks);
+      return { commands: d.registry.takeCommands(w) };
+    }),
+  ];
+  return bindings as unknown as Binding<never>[];
+}

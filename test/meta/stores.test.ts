@@ -1,0 +1,28 @@
+// Runs the MetaStore conformance suite against the LMDB engine (on a temp dir, reopened for the
+// persistence case), the in-memory engine, and the in-memory engine simulating a remote store.
+import { LmdbStore, MemoryStore } from '../../src/meta/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { runMetaStoreConformance } from './conformance.js';
+
+const dirs = new WeakMap<object, string>();
+
+runMetaStoreConformance({
+  name: 'lmdb',
+  open: async (t) => {
+    const dir = tempDir(t, 'strata-meta-');
+    const store = await LmdbStore.open({ dir });
+    dirs.set(store, dir);
+    return store;
+  },
+  reopen: async (_t, store) => {
+    const dir = dirs.get(store);
+    if (dir === undefined) throw new Error('unknown store');
+    await store.close();
+    const again = await LmdbStore.open({ dir });
+    dirs.set(again, dir);
+    return again;
+  },
+});
+
+runMetaStoreConformance({ name: 'memory', open: async () => new MemoryStore() });
+runMetaStoreConformance({ name: 'memory-remote', open: async () => new MemoryStore({ remote: true }) });
