@@ -14,6 +14,8 @@ import type { PlacementPolicy, Rng } from './placement/index.js';
 import { masterBindings } from './service.js';
 import type { Binding } from './service.js';
 import { WorkerRegistry } from './workers/registry.js';
+import { MasterUfs } from './mounts/master-ufs.js';
+import type { Registry } from '../common/metrics.js';
 
 /** Longest pause between two liveness/replication passes, whatever the intervals. */
 const MAX_TICK_MS = 1000;
@@ -29,6 +31,8 @@ export interface MasterCoreOptions {
   webAddress?: () => string;
   /** Overrides for tests (cache sizes, inline delete limit…). */
   namespace?: Partial<NamespaceOptions>;
+  /** Where mount and UFS metrics go. */
+  registry?: Registry;
 }
 
 export class MasterCore {
@@ -36,6 +40,7 @@ export class MasterCore {
   readonly registry: WorkerRegistry;
   readonly blocks: BlockManager;
   readonly policy: PlacementPolicy;
+  readonly ufs: MasterUfs;
   readonly startedAtMs: number;
   readonly #log: Logger;
   readonly #config: ClusterConfig;
@@ -50,8 +55,10 @@ export class MasterCore {
     registry: WorkerRegistry,
     blocks: BlockManager,
     policy: PlacementPolicy,
+    ufs: MasterUfs,
   ) {
     this.#opts = opts;
+    this.ufs = ufs;
     this.#config = opts.config;
     this.#log = opts.log;
     this.namespace = ns;
@@ -93,8 +100,9 @@ export class MasterCore {
       events: {
         blocksRemoved: (ids) => late.blocks?.blocksRemoved(ids),
         blocksCommitted: (file, bs) => late.blocks?.blocksCommitted(file, bs),
-        // No UFS mounts yet: nothing has a copy outside Strata, so TTL "free" never drops data.
-        canFree: () => false,
+        // Only files whose data a UFS holds may lose their cached copies.
+        canFree: (file) => file.ufs?.persisted === true,
+        blocksFreed: (ids) => late.blocks?.dropCopies(ids),
       },
       cachedBytes: (file) => late.blocks?.cachedBytes(file),
       ...opts.namespace,
@@ -107,11 +115,22 @@ export class MasterCore {
       clock,
     });
     late.blocks = blocks;
-    return new MasterCore(opts, ns, registry, blocks, policy);
+    const ufs = await MasterUfs.open({
+      config: opts.config,
+      store: opts.store,
+      namespace: ns,
+      registry,
+      blocks,
+      policy,
+      log,
+      ...(opts.registry === undefined ? {} : { metricsRegistry: opts.registry }),
+      clock,
+    });
+    return new MasterCore(opts, ns, registry, blocks, policy, ufs);
   }
 
   bindings(): Binding<never>[] {
-    return masterBindings({
+    const base = masterBindings({
       clusterId: this.#config.cluster_id,
       namespace: this.namespace,
       registry: this.registry,
@@ -123,6 +142,7 @@ export class MasterCore {
         this.#opts.webAddress ?? (() => `${this.#config.master.hostname}:${this.#config.master.web_port}`),
       startedAtMs: this.startedAtMs,
     });
+    return this.ufs.bindings(base);
   }
 
   /** Starts the periodic work. */
@@ -138,6 +158,7 @@ export class MasterCore {
     this.#every('leases', leaseMs, () => this.namespace.recoverExpiredLeases());
     this.#every('ttl', m.ttl_checker_interval, () => this.runTtl());
     this.#track(this.namespace.purgeTrash());
+    this.ufs.start();
   }
 
   /** Runs the TTL checker until no expired entry is left. */
@@ -174,6 +195,7 @@ export class MasterCore {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    await this.ufs.stop();
     await Promise.allSettled([...this.#running]);
     await this.namespace.idle();
   }

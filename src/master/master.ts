@@ -128,6 +128,7 @@ export class MasterServer {
         log,
         rpcAddress,
         webAddress,
+        registry,
       });
       const retries = new RetryCache({ ttlMs: m.retry_cache_ttl });
       for (const b of core.bindings()) {

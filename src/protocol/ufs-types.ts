@@ -4,9 +4,8 @@
  */
 import { z } from 'zod';
 import { WRITE_TYPES } from '../common/config/schema.js';
-import { MAX_PATH_BYTES, storageTypeSchema, ttlActionSchema, workerAddressSchema } from './types.js';
+import { storageTypeSchema, ttlActionSchema, workerAddressSchema } from './types.js';
 
-const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const nonNegInt = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Most `-c key=value` options one mount carries. */
@@ -26,7 +25,8 @@ export const mountOptionsSchema = z
 
 /** A mount as the master keeps it. In listings, secret option values read "***". */
 export const mountInfoSchema = z.object({
-  mountId: id,
+  /** 0 in the answer to a dry run (nothing was mounted). */
+  mountId: nonNegInt,
   /** Where it appears in the namespace. */
   path: z.string(),
   /** The UFS root, canonical and secret-free. */
@@ -50,36 +50,8 @@ export const mountInfoSchema = z.object({
 });
 export type MountInfo = z.infer<typeof mountInfoSchema>;
 
-/** What a UFS says about a version of an object; a read of another version fails with ESTALE. */
-export const ufsValidatorSchema = z.object({
-  size: nonNegInt,
-  mtimeMs: z.number(),
-  etag: z.string().max(1024).optional(),
-});
-export type UfsValidatorWire = z.infer<typeof ufsValidatorSchema>;
-
-/**
- * Where the bytes of one block of a UFS-backed file come from: the object and the byte range of
- * it the block covers. Carried on located blocks so a worker can fill the block on a read.
- */
-export const ufsBlockSourceSchema = z.object({
-  mountId: id,
-  /** Path inside the mount's UFS ("/"-rooted). */
-  ufsPath: z
-    .string()
-    .min(1)
-    .max(4 * MAX_PATH_BYTES),
-  /** Offset of the block in the object. */
-  objectOffset: nonNegInt,
-  /** Bytes of the object the block holds. */
-  length: nonNegInt,
-  validator: ufsValidatorSchema,
-  /** Cache the block while reading it (the mount's auto-cache). */
-  cache: z.boolean(),
-  /** Tier wanted for the cached block. */
-  storageType: storageTypeSchema,
-});
-export type UfsBlockSource = z.infer<typeof ufsBlockSourceSchema>;
+export { ufsBlockSourceSchema, ufsValidatorSchema } from './types.js';
+export type { UfsBlockSource, UfsValidatorWire } from './types.js';
 
 /** A block to persist, with where its copies are. */
 export const persistBlockSchema = z.object({

@@ -167,6 +167,24 @@ export class BlockManager {
   }
 
   /**
+   * Drops every cached copy of these blocks, which still belong to their files (a UFS holds the
+   * data: `free`, TTL free). Unlike `blocksRemoved`, a copy filled again later is welcome.
+   */
+  dropCopies(blockIds: readonly number[]): number {
+    let dropped = 0;
+    for (const id of blockIds) {
+      for (const r of [...this.map.replicas(id)]) {
+        this.#registry.queueDelete(r.workerId, id);
+        this.map.remove(id, r.workerId);
+        dropped++;
+      }
+      this.#needed.delete(id);
+      this.#inflight.delete(id);
+    }
+    return dropped;
+  }
+
+  /**
    * A writer committed blocks: the workers that acknowledged each are recorded at once (their
    * reports confirm later), and replication is checked. An empty list means "check every block
    * of the file" (its replication changed).
@@ -292,6 +310,8 @@ export class BlockManager {
     const sources = reps.filter((r) => rank(r) < 9).sort((a, b) => rank(a) - rank(b));
     const source = sources[0];
     if (source === undefined) {
+      // A file whose data the UFS holds is read through from there: nothing is missing.
+      if (file.ufs?.persisted === true) return;
       this.#stats.missing++;
       this.#log.warn({ blockId, fileId: file.id }, 'block has no readable copy left: cannot re-replicate');
       return;

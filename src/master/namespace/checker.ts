@@ -14,6 +14,7 @@ import {
   TAG_LEASE,
   TAG_META,
   TAG_TRASH,
+  TAG_FOREIGN_MIN,
   TAG_TTL,
   TAG_XATTR,
   decodeDentry,
@@ -95,7 +96,7 @@ export async function checkNamespace(store: MetaStore): Promise<CheckReport> {
           trash.add(keyId(key));
           break;
         default:
-          problem(`unknown key tag ${key[0]}`);
+          if ((key[0] ?? 0) < TAG_FOREIGN_MIN) problem(`unknown key tag ${key[0]}`);
       }
     }
     if (rows.length < PAGE) break;
