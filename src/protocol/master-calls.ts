@@ -330,6 +330,9 @@ export const DecommissionWorker = unary(
 
 // ---- worker coordination --------------------------------------------------------------------
 
+/** Most eviction candidates one heartbeat carries. */
+export const MAX_EVICT_CANDIDATES = 1000;
+
 const reportedBlock = z.object({ blockId: id, length: nonNegInt, storageType: storageTypeSchema });
 
 /** A worker announces itself; its block list follows in BlockReport pages. */
@@ -364,6 +367,14 @@ export const Heartbeat = unary(
     removedBlocks: z.array(id).max(100_000).optional(),
     /** Blocks whose checksums failed: the master drops this location and re-replicates. */
     corruptBlocks: z.array(id).max(100_000).optional(),
+    /**
+     * Blocks this worker would drop to make room (its tiers are full below them), least recently
+     * used first. The master answers with a `delete` command for those that have another copy —
+     * a persisted UFS copy, or a replica on another live worker — and ignores the rest (a block
+     * whose only copy is here is never dropped). The master counts a granted location as gone at
+     * once, so two workers asking about the last two copies of a block cannot both drop theirs.
+     */
+    evictCandidates: z.array(id).max(MAX_EVICT_CANDIDATES).optional(),
   }),
   z.object({ commands: z.array(workerCommandSchema) }),
 );

@@ -198,6 +198,11 @@ export const workerCommandSchema = z.discriminatedUnion('type', [
   }),
   /** The master does not know this worker (e.g. after a master restart): register again with a full report. */
   z.object({ type: z.literal('register') }),
+  /**
+   * Pin or unpin blocks (e.g. an async-write file until it is persisted): a pinned block never
+   * moves to a slower tier nor is offered for dropping. The worker keeps pins across restarts.
+   */
+  z.object({ type: z.literal('pin'), blockIds: z.array(id), pinned: z.boolean() }),
 ]);
 export type WorkerCommand = z.infer<typeof workerCommandSchema>;
 

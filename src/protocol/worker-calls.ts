@@ -25,7 +25,13 @@ export const ReadBlock = readStream(
 export const WriteBlock = writeStream(
   301,
   'worker.writeBlock',
-  z.object({ blockId: id, storageType: storageTypeSchema, lengthHint: nonNegInt.optional() }),
+  z.object({
+    blockId: id,
+    storageType: storageTypeSchema,
+    lengthHint: nonNegInt.optional(),
+    /** Pin the block from the start (see the `pin` worker command). */
+    pinned: z.boolean().optional(),
+  }),
   z.object({ length: nonNegInt, storageType: storageTypeSchema }),
 );
 
@@ -44,7 +50,12 @@ export const OpenLocalRead = unary(
 export const OpenLocalWrite = unary(
   303,
   'worker.openLocalWrite',
-  z.object({ blockId: id, storageType: storageTypeSchema, lengthHint: nonNegInt.optional() }),
+  z.object({
+    blockId: id,
+    storageType: storageTypeSchema,
+    lengthHint: nonNegInt.optional(),
+    pinned: z.boolean().optional(),
+  }),
   z.object({ path: z.string(), storageType: storageTypeSchema }),
 );
 

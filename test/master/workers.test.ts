@@ -206,6 +206,36 @@ describe('worker coordination', () => {
     assert.deepEqual(loc.blocks[0]?.workers, [], 'no readable copy left');
   });
 
+  test('eviction: a copy may be dropped only while another live copy exists', async (t) => {
+    const c = await openCore(t);
+    for (const [i, id] of ['w1', 'w2'].entries()) await register(c, id, i + 1);
+    const single = await writeOneBlock(c, '/single', 1);
+    const [holder] = single.workers as [string];
+    const ask = async (id: string, candidates: number[]): Promise<number[]> =>
+      deletes(
+        (await c.call(M.Heartbeat, { workerId: id, tiers: tiers(10 * GiB), evictCandidates: candidates }))
+          .commands,
+      );
+    assert.deepEqual(await ask(holder, [single.blockId]), [], 'the only copy is never dropped');
+
+    const pair = await writeOneBlock(c, '/pair', 2);
+    const [a, b] = pair.workers as [string, string];
+    // Both holders ask at once: the first is granted, the second now holds the last copy.
+    assert.deepEqual(await ask(a, [pair.blockId]), [pair.blockId]);
+    assert.deepEqual(await ask(b, [pair.blockId]), [], 'the last copy stays');
+    const loc = await c.call(M.GetBlockLocations, { path: '/pair' });
+    assert.deepEqual(
+      loc.blocks[0]?.workers.map((w) => w.workerId),
+      [b],
+    );
+
+    await c.call(M.Delete, { path: '/single' });
+    assert.ok(
+      (await ask(holder, [single.blockId])).includes(single.blockId),
+      'a deleted file’s block may go',
+    );
+  });
+
   test('decommission drains a worker, then marks it decommissioned', async (t) => {
     const c = await openCore(t);
     for (const [i, id] of ['w1', 'w2', 'w3'].entries()) await register(c, id, i + 1);

@@ -50,6 +50,8 @@ export interface BlockManagerOptions {
   log: Logger;
   clock?: () => number;
   replicationTimeoutMs?: number;
+  /** Whether a file's data is also held by its UFS (cached copies of it may be dropped freely). */
+  hasUfsCopy?: (file: FileInode) => boolean;
 }
 
 interface InFlight {
@@ -70,7 +72,8 @@ export class BlockManager {
   /** Draining workers → their blocks not yet known to have enough copies elsewhere. */
   readonly #draining = new Map<string, Set<number>>();
   #ticking: Promise<void> | undefined;
-  #stats = { replicationsScheduled: 0, excessDeleted: 0, orphansDeleted: 0, missing: 0 };
+  #stats = { replicationsScheduled: 0, excessDeleted: 0, orphansDeleted: 0, missing: 0, evictionsGranted: 0 };
+  readonly #hasUfsCopy: ((file: FileInode) => boolean) | undefined;
 
   constructor(opts: BlockManagerOptions) {
     this.#registry = opts.registry;
@@ -79,6 +82,7 @@ export class BlockManager {
     this.#log = opts.log;
     this.#clock = opts.clock ?? Date.now;
     this.#timeoutMs = opts.replicationTimeoutMs ?? DEFAULT_REPLICATION_TIMEOUT_MS;
+    this.#hasUfsCopy = opts.hasUfsCopy;
     opts.registry.events = {
       onWorkerReset: (id, why) => this.#workerReset(id, why),
       onDecommission: (id) => {
@@ -94,6 +98,7 @@ export class BlockManager {
     excessDeleted: number;
     orphansDeleted: number;
     missing: number;
+    evictionsGranted: number;
     needed: number;
     inflight: number;
   } {
@@ -141,6 +146,33 @@ export class BlockManager {
       this.#registry.deleteConfirmed(workerId, id);
       if (this.map.remove(id, workerId) && !this.#removed.has(id)) this.#needed.add(id);
     }
+  }
+
+  /**
+   * A worker whose tiers are full asks to drop blocks (least recently used first). A block may go
+   * only when another copy exists: on another live worker, or in the UFS (`hasUfsCopy`). A grant
+   * counts the copy as gone at once, so two workers asking about the last two copies of a block
+   * cannot both drop theirs. Blocks of deleted files are simply deleted. Returns the granted ids.
+   */
+  async grantEvictions(workerId: string, candidates: readonly number[]): Promise<number[]> {
+    if (candidates.length === 0) return [];
+    const owners = await this.#catalog.blockOwners(candidates);
+    const granted: number[] = [];
+    for (const id of candidates) {
+      if (!this.map.has(id, workerId)) continue;
+      const file = owners.get(id);
+      const orphan = file === undefined || this.#removed.has(id);
+      const ufs = !orphan && (this.#hasUfsCopy?.(file) ?? false);
+      const others = this.#liveCopies(id).filter((r) => r.workerId !== workerId).length;
+      if (!orphan && !ufs && others === 0) continue;
+      this.#registry.queueDelete(workerId, id);
+      this.map.remove(id, workerId);
+      this.#stats.evictionsGranted++;
+      // A replica dropped for space is copied again where there is room (the full worker has none).
+      if (!orphan && !ufs) this.#needed.add(id);
+      granted.push(id);
+    }
+    return granted;
   }
 
   /** Copies that failed their checksum: dropped, deleted on that worker, copied again. */

@@ -1,0 +1,118 @@
+/**
+ * The worker benchmark's client process: against a running worker it writes a block set over
+ * RPC and through short-circuit files, then reads it back both ways, and prints one JSON line of
+ * bytes per second. Run by main.ts (with the same V8 flags as the worker).
+ *
+ * argv: <rpcPort> <blocks> <blockBytes> <passes>
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { WorkerCalls } from '../../src/protocol/index.js';
+import { RpcClient } from '../../src/rpc/index.js';
+
+const MiB = 1024 * 1024;
+const [port, blocksArg, blockArg, passesArg] = process.argv.slice(2);
+const blocks = Number(blocksArg);
+const blockBytes = Number(blockArg);
+const passes = Number(passesArg ?? '2');
+const client = new RpcClient({
+  addresses: [{ host: '127.0.0.1', port: Number(port) }],
+  streamDeadlineMs: 600_000,
+});
+const LOCAL_BASE_ID = 1_000_000;
+
+const chunk = Buffer.alloc(MiB);
+for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+
+function rate(bytes: number, startedMs: number): number {
+  return bytes / ((performance.now() - startedMs) / 1000);
+}
+
+async function remoteWrite(): Promise<number> {
+  const t = performance.now();
+  for (let b = 1; b <= blocks; b++) {
+    const call = client.write(WorkerCalls.WriteBlock, {
+      blockId: b,
+      storageType: 'DISK',
+      lengthHint: blockBytes,
+    });
+    for (let off = 0; off < blockBytes; off += MiB) await call.write(chunk);
+    await call.end();
+  }
+  return rate(blocks * blockBytes, t);
+}
+
+async function localWrite(): Promise<number> {
+  const t = performance.now();
+  for (let b = 1; b <= blocks; b++) {
+    const blockId = LOCAL_BASE_ID + b;
+    const { path } = await client.call(WorkerCalls.OpenLocalWrite, {
+      blockId,
+      storageType: 'DISK',
+      lengthHint: blockBytes,
+    });
+    const fh = await open(path, 'r+');
+    for (let off = 0; off < blockBytes; off += MiB) await fh.write(chunk, 0, MiB, off);
+    await fh.close();
+    await client.call(WorkerCalls.CommitLocalWrite, { blockId, length: blockBytes });
+  }
+  return rate(blocks * blockBytes, t);
+}
+
+async function remoteRead(): Promise<number> {
+  const t = performance.now();
+  let bytes = 0;
+  for (let b = 1; b <= blocks; b++) {
+    const call = client.read(WorkerCalls.ReadBlock, { blockId: b });
+    for await (const c of call) bytes += c.length;
+    await call.result;
+  }
+  return rate(bytes, t);
+}
+
+/** 1 MiB preads of the block files: synchronous like fio's psync engine, or through libuv's pool. */
+async function localRead(sync: boolean): Promise<number> {
+  const buf = Buffer.allocUnsafeSlow(MiB);
+  const t = performance.now();
+  let bytes = 0;
+  for (let b = 1; b <= blocks; b++) {
+    const { path, length } = await client.call(WorkerCalls.OpenLocalRead, { blockId: b });
+    if (sync) {
+      const fd = openSync(path, 'r');
+      for (let off = 0; off < length;) {
+        const n = readSync(fd, buf, 0, Math.min(MiB, length - off), off);
+        if (n === 0) break;
+        off += n;
+        bytes += n;
+      }
+      closeSync(fd);
+      continue;
+    }
+    const fh = await open(path, 'r');
+    for (let off = 0; off < length;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(MiB, length - off), off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+      bytes += bytesRead;
+    }
+    await fh.close();
+  }
+  return rate(bytes, t);
+}
+
+async function bestOf(n: number, f: () => Promise<number>): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < n; i++) best = Math.max(best, await f());
+  return best;
+}
+
+const result = {
+  remoteWrite: await remoteWrite(),
+  localWrite: await localWrite(),
+  // A first pass warms the page cache, as fio's layout pass does for its file.
+  remoteRead: (await remoteRead(), await bestOf(passes, remoteRead)),
+  localRead: await bestOf(passes, () => localRead(true)),
+  localReadAsync: await bestOf(passes, () => localRead(false)),
+};
+await client.close();
+process.stdout.write(`${JSON.stringify(result)}\n`);
