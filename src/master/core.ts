@@ -111,6 +111,8 @@ export class MasterCore {
       registry,
       catalog: ns,
       policy,
+      // A file whose data its UFS holds may lose cached copies freely (eviction, free, TTL).
+      hasUfsCopy: (file) => file.ufs?.persisted === true,
       log: log.child({ component: 'master.blocks' }),
       clock,
     });

@@ -147,6 +147,8 @@ export const locatedBlockSchema = z.object({
    * `workers` holds the one worker assigned to fill it (read it with worker.readThrough).
    */
   ufs: ufsBlockSourceSchema.optional(),
+  /** No copy is cached: `workers[0]` was assigned to read the block through (worker.readThrough). */
+  fill: z.boolean().optional(),
 });
 export type LocatedBlock = z.infer<typeof locatedBlockSchema>;
 

@@ -159,6 +159,8 @@ export const workerSection = z
     promote_after_reads: int(3, 0, 1_000_000),
     /** How often tiers are checked against their watermarks. */
     eviction_interval: duration('1s', 10),
+    /** Blocks fetched from UFSes at once (read-through and load tasks); more wait their turn. */
+    ufs_fill_concurrency: int(16, 1, 1024),
   })
   .prefault({});
 

@@ -175,6 +175,12 @@ export class BlockManager {
     return granted;
   }
 
+  /** Pins or unpins blocks on every worker holding them (files waiting to reach their UFS). */
+  setPinned(blockIds: readonly number[], pinned: boolean): void {
+    for (const id of blockIds)
+      for (const r of this.map.replicas(id)) this.#registry.queuePin(r.workerId, id, pinned);
+  }
+
   /** Copies that failed their checksum: dropped, deleted on that worker, copied again. */
   corruptReported(workerId: string, blockIds: readonly number[]): void {
     for (const id of blockIds) {

@@ -29,6 +29,8 @@ export const MAX_FINISHED_JOBS = 100;
 export const MAX_RUNNING_JOBS = 16;
 /** Deadline of one block load on a worker. */
 export const LOAD_TASK_DEADLINE_MS = 10 * 60 * 1000;
+/** Block tasks a job's walk may queue ahead of the loads. */
+export const MAX_QUEUED_TASKS = 100_000;
 /** Directory pages read at a time while walking. */
 const WALK_PAGE = 1000;
 
@@ -196,43 +198,77 @@ export class LoadJobs {
     return s;
   }
 
+  /**
+   * Scanning and loading run side by side: the walk queues block tasks (up to MAX_QUEUED_TASKS,
+   * so it runs well ahead and the totals are soon complete) while a dispatcher keeps every
+   * worker's slots busy.
+   */
   async #run(job: LoadJob): Promise<void> {
     const signal = job.controller.signal;
     const st = job.status;
-    const inFlight = new Set<Promise<void>>();
-    const maxInFlight = (): number => Math.max(1, this.#o.perWorker * Math.max(1, this.#o.liveWorkers()));
-    const stack: string[] = [st.path];
-    while (stack.length > 0 && !signal.aborted) {
-      const path = stack.pop() as string;
-      const r = this.#o.mounts.table.resolve(path);
-      if (r === undefined) continue;
-      const status = await this.#o.sync.status(path, r, () => this.#o.namespace.getStatus(path));
-      if (status.type === 'dir') {
-        await this.#o.sync.syncDir(path, r);
-        let startAfter: string | undefined;
-        do {
-          const page = await this.#o.namespace.list(path, {
-            limit: WALK_PAGE,
-            ...(startAfter === undefined ? {} : { startAfter }),
-          });
-          for (const e of page.entries) stack.push(childOf(path, e));
-          startAfter = page.nextStartAfter;
-        } while (startAfter !== undefined && !signal.aborted);
-        continue;
-      }
-      if (status.type !== 'file') continue;
-      st.totalFiles++;
-      st.totalBytes += status.size;
-      const tasks = await this.#fileTasks(job, path, r);
-      for (const t of tasks) {
-        while (inFlight.size >= maxInFlight() && !signal.aborted) await Promise.race(inFlight);
+    const queue: (() => Promise<void>)[] = [];
+    let scanned = false;
+    let wake: (() => void) | undefined;
+    let room: (() => void) | undefined;
+    const notify = (): void => {
+      wake?.();
+      wake = undefined;
+    };
+    const dispatch = (async () => {
+      const inFlight = new Set<Promise<void>>();
+      const maxInFlight = (): number => Math.max(1, this.#o.perWorker * Math.max(1, this.#o.liveWorkers()));
+      for (;;) {
         if (signal.aborted) break;
-        const p = t().finally(() => inFlight.delete(p));
+        const task = queue.shift();
+        if (task === undefined) {
+          if (scanned) break;
+          await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        room?.();
+        room = undefined;
+        while (inFlight.size >= maxInFlight() && !signal.aborted) await Promise.race(inFlight);
+        const p = task().finally(() => inFlight.delete(p));
         inFlight.add(p);
       }
+      await Promise.allSettled([...inFlight]);
+    })();
+    try {
+      const stack: string[] = [st.path];
+      while (stack.length > 0 && !signal.aborted) {
+        const path = stack.pop() as string;
+        const r = this.#o.mounts.table.resolve(path);
+        if (r === undefined) continue;
+        const status = await this.#o.sync.status(path, r, () => this.#o.namespace.getStatus(path));
+        if (status.type === 'dir') {
+          await this.#o.sync.syncDir(path, r);
+          let startAfter: string | undefined;
+          do {
+            const page = await this.#o.namespace.list(path, {
+              limit: WALK_PAGE,
+              ...(startAfter === undefined ? {} : { startAfter }),
+            });
+            for (const e of page.entries) stack.push(childOf(path, e));
+            startAfter = page.nextStartAfter;
+          } while (startAfter !== undefined && !signal.aborted);
+          continue;
+        }
+        if (status.type !== 'file') continue;
+        st.totalFiles++;
+        st.totalBytes += status.size;
+        for (const t of await this.#fileTasks(job, path, r)) {
+          while (queue.length >= MAX_QUEUED_TASKS && !signal.aborted)
+            await new Promise<void>((res) => (room = res));
+          queue.push(t);
+          notify();
+        }
+      }
+    } finally {
+      scanned = true;
+      notify();
+      if (st.state === 'scanning') st.state = 'running';
+      await dispatch;
     }
-    if (st.state === 'scanning') st.state = 'running';
-    await Promise.allSettled([...inFlight]);
     if (signal.aborted) {
       st.state = 'cancelled';
       return;

@@ -5,6 +5,7 @@
  * a cached copy, when its worker stops being live, or after FILL_ASSIGNMENT_TTL_MS.
  */
 import type { StorageType } from '../../common/config/data-dir.js';
+import { StrataError } from '../../common/errors.js';
 import type { WorkerAddress } from '../../protocol/types.js';
 import { placeReplicas } from '../placement/index.js';
 import type { PlacementPolicy } from '../placement/index.js';
@@ -39,25 +40,50 @@ export class FillAssigner {
     return this.#assigned.size;
   }
 
-  /** The worker filling `blockId`: the one already assigned, or a new choice. Throws ENOSPC when none fits. */
+  /**
+   * The worker filling `blockId`: the one already assigned, or a new choice (ENOSPC when none
+   * fits). A worker that was told to delete its copy of the block (freed, evicted) is passed over
+   * while that command is on its way; one whose delete was not sent yet keeps its copy instead.
+   */
   assign(blockId: number, req: FillRequest): WorkerAddress {
     const now = this.#clock();
+    const reg = this.#registry;
     const cur = this.#assigned.get(blockId);
     if (
       cur !== undefined &&
       now - cur.atMs < FILL_ASSIGNMENT_TTL_MS &&
       req.exclude?.has(cur.workerId) !== true
     ) {
-      const w = this.#registry.get(cur.workerId);
-      if (w !== undefined && w.state === 'live') return w.address;
+      const w = reg.get(cur.workerId);
+      if (w !== undefined && w.state === 'live' && reg.pendingDelete(w.id, blockId) !== 'sent') {
+        reg.cancelDelete(w.id, blockId);
+        return w.address;
+      }
     }
-    const [placed] = placeReplicas(this.#policy, this.#registry.candidates(), {
+    const candidates = reg.candidates();
+    const exclude = new Set(req.exclude ?? []);
+    let deleting = false;
+    for (const c of candidates) {
+      if (reg.pendingDelete(c.id, blockId) === 'sent') {
+        exclude.add(c.id);
+        deleting = true;
+      }
+    }
+    if (deleting && !candidates.some((c) => c.state === 'live' && !exclude.has(c.id))) {
+      // Every worker able to take it is deleting its copy right now: wait for that, do not race it.
+      throw new StrataError(
+        'STRATA_UNAVAILABLE',
+        `block ${blockId} is being dropped from its workers; try again in a moment`,
+      );
+    }
+    const [placed] = placeReplicas(this.#policy, candidates, {
       replicas: 1,
       storageType: req.storageType,
       blockSizeBytes: Math.max(1, req.blockSizeBytes),
-      ...(req.exclude === undefined ? {} : { exclude: req.exclude }),
+      exclude,
     });
     if (placed === undefined) throw new Error('placement returned no worker');
+    reg.cancelDelete(placed.worker.id, blockId);
     this.#registry.reserve(placed.worker.id, placed.storageType, req.blockSizeBytes);
     this.#assigned.delete(blockId);
     this.#assigned.set(blockId, { workerId: placed.worker.id, atMs: now });

@@ -102,7 +102,7 @@ export class MasterUfs {
       blocks: o.blocks,
       workers,
       anyWorker,
-      pin: () => undefined, // PIN-TODO: the worker's pin command
+      pin: (ids, pinned) => o.blocks.setPinned(ids, pinned),
       concurrency: c.master.persist_concurrency,
       log,
       clock,

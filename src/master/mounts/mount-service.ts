@@ -193,7 +193,14 @@ export class MountService {
       if (res !== undefined && validator !== undefined) {
         await this.#d.namespace.setUfsState(r.fileId, this.#d.sync.ufsState(res.mount, validator));
       }
-      if (res !== undefined && res.mount.writeType === 'async') this.#d.persist.kick();
+      if (res !== undefined && res.mount.writeType === 'async' && !res.mount.readOnly) {
+        // Its only copies are in Strata until persisted: pinned (never demoted nor dropped).
+        this.#d.blocks.setPinned(
+          r.blocks.filter((b) => b.blockId !== 0).map((b) => b.blockId),
+          true,
+        );
+        this.#d.persist.kick();
+      }
       return this.#decorate(st, res);
     });
 
@@ -287,7 +294,7 @@ export class MountService {
 
     const out: Binding<never>[] = base.map((b) => {
       const h = wrapped.get(b.def.code);
-      return h === undefined ? b : ({ def: b.def, handler: h });
+      return h === undefined ? b : { def: b.def, handler: h };
     });
     for (const def of U.MOUNT_CALLS) {
       const h = wrapped.get(def.code);
@@ -359,7 +366,7 @@ export class MountService {
         storageType: file.storageType,
         blockSizeBytes: b.length,
       });
-      return { ...b, workers: [fill], ufs: source };
+      return { ...b, workers: [fill], ufs: source, fill: true };
     });
     return { status: this.#decorate(got.status, res), blocks };
   }
