@@ -115,6 +115,11 @@ export const AddBlock = unary(
     clientHostId: z.string().max(255).optional(),
     /** Worker ids that just failed this writer: not chosen again. */
     excludeWorkers: z.array(z.string()).max(1024).optional(),
+    /**
+     * Bytes the writer expects this block to hold, when it knows (a small file, the last block):
+     * space can be reserved for that instead of a whole block. Absent = a full block.
+     */
+    lengthHint: nonNegInt.optional(),
   }),
   z.object({ blockId: id, workers: z.array(workerAddressSchema) }),
   { mutating: true },

@@ -1,0 +1,289 @@
+/**
+ * Reading ranges of one block from its replicas. Replicas are tried local first (short-circuit:
+ * the worker names the block file, we read it directly), then the others, with workers that
+ * failed recently last. A replica that fails is skipped and the read continues from the same
+ * byte on the next one; an unreachable worker is remembered for `client.failed_worker_ttl`.
+ *
+ * Block files are immutable (a changed block gets a new id), so a file opened once stays right
+ * to read even after the worker moves it to another tier or deletes it.
+ */
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { StrataError, toStrataError } from '../common/errors.js';
+import type { LocatedBlock, WorkerAddress } from '../protocol/types.js';
+import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
+import { blockUnreadable, isUnreachable } from './errors.js';
+import type { IoContext } from './io-context.js';
+import { MAX_OPEN_LOCAL_FILES } from './settings.js';
+import { workerKey } from './worker-pool.js';
+
+interface LocalFile {
+  fh: FileHandle;
+  /** Bytes in the block file (may exceed the block's logical length after a truncate). */
+  length: number;
+}
+
+export class BlockReader {
+  readonly #ctx: IoContext;
+  readonly #path: string;
+  /** blockId → open block file; insertion order is recency (least recent first). */
+  readonly #localFiles = new Map<number, Promise<LocalFile | undefined>>();
+  #closed = false;
+
+  constructor(ctx: IoContext, path: string) {
+    this.#ctx = ctx;
+    this.#path = path;
+  }
+
+  /** Replicas in the order to try them. */
+  order(block: LocatedBlock): WorkerAddress[] {
+    const pool = this.#ctx.workers;
+    const live = block.workers.filter((w) => !pool.failed.has(w.workerId));
+    const failed = block.workers.filter((w) => pool.failed.has(w.workerId));
+    const local = live.filter((w) => pool.isLocal(w));
+    const remote = live.filter((w) => !pool.isLocal(w));
+    // Spread readers of different blocks over the replicas instead of all asking the first.
+    const spread = (list: WorkerAddress[]): WorkerAddress[] => {
+      const shift = list.length > 0 ? block.blockId % list.length : 0;
+      return [...list.slice(shift), ...list.slice(0, shift)];
+    };
+    return [...spread(local), ...spread(remote), ...failed];
+  }
+
+  /** Reads block bytes [blockOffset, blockOffset + length) into target[targetOffset…]. */
+  async readInto(
+    block: LocatedBlock,
+    blockOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+  ): Promise<void> {
+    if (length === 0) return;
+    let done = 0;
+    const tried: string[] = [];
+    let last: unknown;
+    for (const w of this.order(block)) {
+      try {
+        done += await this.#readFrom(
+          w,
+          block,
+          blockOffset + done,
+          target,
+          targetOffset + done,
+          length - done,
+        );
+        if (done >= length) return;
+        last = new StrataError('STRATA_SHORT_READ', `block ${block.blockId} ended early on ${workerKey(w)}`);
+      } catch (err) {
+        last = err;
+        this.#noteFailure(w, err);
+      }
+      tried.push(workerKey(w));
+    }
+    throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  /**
+   * Streams block bytes [blockOffset, blockOffset + length) — chunks as the RPC delivers them,
+   * or `localChunkBytes` from a block file — moving to the next replica mid-stream when one fails.
+   */
+  async *stream(
+    block: LocatedBlock,
+    blockOffset: number,
+    length: number,
+    localChunkBytes: number,
+  ): AsyncGenerator<Buffer> {
+    let done = 0;
+    const tried: string[] = [];
+    let last: unknown;
+    for (const w of this.order(block)) {
+      if (done >= length) return;
+      try {
+        const local = this.#ctx.workers.isLocal(w) ? await this.#localFile(w, block.blockId) : undefined;
+        if (local !== undefined) {
+          // One read ahead of the consumer: the next chunk is read while this one is used.
+          let next = done;
+          const issue = (): Promise<Buffer> => {
+            const n = Math.min(localChunkBytes, length - next);
+            const at = next;
+            next += n;
+            const p = (async () => {
+              const buf = Buffer.allocUnsafe(n);
+              const got = await readFull(local.fh, buf, blockOffset + at, n);
+              if (got < n)
+                throw new StrataError('STRATA_SHORT_READ', `block file of ${block.blockId} is short`);
+              return buf;
+            })();
+            p.catch(() => undefined);
+            return p;
+          };
+          let pending = issue();
+          for (;;) {
+            const buf = await pending;
+            const more = next < length;
+            if (more) pending = issue();
+            this.#ctx.metrics?.read('local', buf.length);
+            done += buf.length;
+            yield buf;
+            if (!more) break;
+          }
+          this.#ctx.metrics?.blockRead('local');
+          return;
+        }
+        const call = this.#ctx.workers
+          .channel(w)
+          .read(ReadBlock, { blockId: block.blockId, offset: blockOffset + done, length: length - done });
+        // Read to the stream's end (the worker sends exactly the range asked for), so the call
+        // finishes cleanly instead of being cancelled.
+        let finished = false;
+        try {
+          for await (const chunk of call) {
+            const take = Math.min(chunk.length, length - done);
+            if (take <= 0) continue;
+            this.#ctx.metrics?.read('remote', take);
+            done += take;
+            // Chunks go on as the RPC delivered them (at most its chunk size): slicing them
+            // smaller only adds work per byte.
+            yield take === chunk.length ? chunk : chunk.subarray(0, take);
+          }
+          finished = true;
+        } finally {
+          if (!finished) call.cancel('reader stopped');
+        }
+        await call.result;
+        if (done >= length) {
+          this.#ctx.metrics?.blockRead('remote');
+          return;
+        }
+        last = new StrataError('STRATA_SHORT_READ', `block ${block.blockId} ended early on ${workerKey(w)}`);
+      } catch (err) {
+        last = err;
+        this.#noteFailure(w, err);
+      }
+      tried.push(workerKey(w));
+    }
+    if (done < length) throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const files = [...this.#localFiles.values()];
+    this.#localFiles.clear();
+    await Promise.all(
+      files.map(async (p) => {
+        const f = await p.catch(() => undefined);
+        await f?.fh.close().catch(() => undefined);
+      }),
+    );
+  }
+
+  #noteFailure(w: WorkerAddress, err: unknown): void {
+    const e = toStrataError(err);
+    if (isUnreachable(e)) this.#ctx.workers.failed.add(w.workerId);
+    this.#ctx.metrics?.failover('read');
+    this.#ctx.log.debug({ err: e, worker: workerKey(w), path: this.#path }, 'block read failed on a replica');
+  }
+
+  /** Reads from one replica; returns the bytes read (fewer only when the block is shorter). */
+  async #readFrom(
+    w: WorkerAddress,
+    block: LocatedBlock,
+    blockOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+  ): Promise<number> {
+    if (this.#ctx.workers.isLocal(w)) {
+      const local = await this.#localFile(w, block.blockId);
+      if (local !== undefined) {
+        const got = await readFull(local.fh, target, blockOffset, length, targetOffset);
+        this.#ctx.metrics?.read('local', got);
+        this.#ctx.metrics?.blockRead('local');
+        return got;
+      }
+    }
+    const call = this.#ctx.workers
+      .channel(w)
+      .read(ReadBlock, { blockId: block.blockId, offset: blockOffset, length });
+    let got = 0;
+    let finished = false;
+    try {
+      for await (const chunk of call) {
+        const take = Math.min(chunk.length, length - got);
+        if (take <= 0) continue;
+        chunk.copy(target, targetOffset + got, 0, take);
+        got += take;
+      }
+      finished = true;
+    } finally {
+      if (!finished) call.cancel('read failed');
+    }
+    await call.result;
+    this.#ctx.metrics?.read('remote', got);
+    this.#ctx.metrics?.blockRead('remote');
+    return got;
+  }
+
+  /** The open block file on a local worker, or undefined when short-circuit is not possible. */
+  #localFile(w: WorkerAddress, blockId: number): Promise<LocalFile | undefined> {
+    if (this.#closed) return Promise.resolve(undefined);
+    const hit = this.#localFiles.get(blockId);
+    if (hit !== undefined) {
+      this.#localFiles.delete(blockId);
+      this.#localFiles.set(blockId, hit);
+      return hit;
+    }
+    const p = this.#openLocal(w, blockId);
+    this.#localFiles.set(blockId, p);
+    // A failed open is not cached: the next read asks again (another replica may be local).
+    void p.then(
+      (f) => f === undefined && this.#localFiles.get(blockId) === p && this.#localFiles.delete(blockId),
+      () => this.#localFiles.get(blockId) === p && this.#localFiles.delete(blockId),
+    );
+    while (this.#localFiles.size > MAX_OPEN_LOCAL_FILES) {
+      const [oldId, oldP] = this.#localFiles.entries().next().value ?? [];
+      if (oldId === undefined || oldP === undefined) break;
+      this.#localFiles.delete(oldId);
+      void oldP.then((f) => f?.fh.close()).catch(() => undefined);
+    }
+    return p;
+  }
+
+  async #openLocal(w: WorkerAddress, blockId: number): Promise<LocalFile | undefined> {
+    const ch = this.#ctx.workers.channel(w);
+    // Twice: the block may move to another tier between the worker's answer and our open.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const body = await ch.call(OpenLocalRead, { blockId });
+      try {
+        const fh = await open(body.path, 'r');
+        return { fh, length: body.length };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) continue;
+        this.#ctx.log.warn(
+          { err, worker: workerKey(w), path: body.path },
+          'short-circuit read: cannot open the block file; reading over RPC',
+        );
+        this.#ctx.workers.markNotLocal(w);
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Reads up to `length` bytes at `position`; fewer only at end of file. */
+async function readFull(
+  fh: FileHandle,
+  target: Uint8Array,
+  position: number,
+  length: number,
+  targetOffset = 0,
+): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(target, targetOffset + got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}

@@ -1,0 +1,455 @@
+/**
+ * A new file being written sequentially (`create`): bytes are cut into `block_size` blocks, each
+ * placed by the master and written to its replicas in parallel while the bytes arrive; the file
+ * becomes visible with its block list at `close` (one Complete). The lease is renewed meanwhile.
+ *
+ * Small writes are gathered into chunks before they go out. When a replica fails mid-block, the
+ * block is abandoned, placed again without that worker and the bytes written so far are replayed:
+ * from the short-circuit replica's file when the block has one, else from a copy the writer keeps
+ * of the current block (memory within the client's budget, a temp file beyond).
+ */
+import { Writable } from 'node:stream';
+import type { StorageType, TtlAction } from '../common/config/index.js';
+import { FsError, StrataError } from '../common/errors.js';
+import type { Caller, FileStatus } from '../protocol/types.js';
+import { Complete, Create, Delete } from '../protocol/master-calls.js';
+import { BlockWriteError } from './block-writer.js';
+import type { BlockWriteSession } from './block-writer.js';
+import { closedError, isUnreachable, normaliseError } from './errors.js';
+import type { IoContext } from './io-context.js';
+import { LeaseKeeper } from './lease.js';
+import { BlockPlacer } from './placement.js';
+import type { PlacedBlock } from './placement.js';
+import { MAX_BLOCK_PLACEMENTS } from './settings.js';
+import { SpillBuffer } from './spill-buffer.js';
+
+/**
+ * Blocks finishing in the background while the next is written. Each may hold a kept copy (when
+ * no replica is short-circuit), so this bounds the writer's memory at (1 + this) blocks.
+ */
+export const MAX_FINISHING_BLOCKS = 2;
+/** Size of the gathering buffer for small writes (and of the replay copy's pieces). */
+export const WRITE_GATHER_BYTES = 1024 * 1024;
+
+export interface CreateOptions {
+  /** Replace an existing file. */
+  overwrite?: boolean;
+  /** Create missing parent directories. */
+  parents?: boolean;
+  mode?: number;
+  blockSizeBytes?: number;
+  replicas?: number;
+  storageType?: StorageType;
+  ttlMs?: number;
+  ttlAction?: TtlAction;
+  /** Expected length, if known: lets workers reserve space. */
+  sizeHintBytes?: number;
+}
+
+/**
+ * The block being written, or one being finished: its write session and, when no replica is
+ * short-circuit, the copy of its bytes kept for replay.
+ */
+interface OpenBlock {
+  session: BlockWriteSession;
+  retained: SpillBuffer | undefined;
+}
+
+export class FileWriter {
+  readonly path: string;
+  readonly #ctx: IoContext;
+  readonly #status: FileStatus;
+  readonly #leaseId: string;
+  readonly #blockSize: number;
+  readonly #placer: BlockPlacer;
+  readonly #lease: LeaseKeeper;
+  readonly #sizeHint: number | undefined;
+  /** Committed-to-be block list; a slot is filled when its block is finished. */
+  readonly #blocks: (PlacedBlock | undefined)[] = [];
+  #current: OpenBlock | undefined;
+  /**
+   * Previous blocks, finishing (the worker checksums, syncs and publishes them) while the next one
+   * is written, oldest first: the sync of one block overlaps the bytes of the next.
+   */
+  readonly #finishing: { block: OpenBlock; done: Promise<void> }[] = [];
+  #gather: Buffer | undefined;
+  #gathered = 0;
+  #bytes = 0;
+  #state: 'open' | 'closing' | 'closed' | 'failed' = 'open';
+  #failure: StrataError | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #final: FileStatus | undefined;
+
+  private constructor(ctx: IoContext, path: string, status: FileStatus, leaseId: string, sizeHint?: number) {
+    this.#ctx = ctx;
+    this.path = path;
+    this.#status = status;
+    this.#leaseId = leaseId;
+    this.#blockSize = status.blockSize > 0 ? status.blockSize : ctx.settings.blockSizeBytes;
+    this.#placer = new BlockPlacer(ctx, path, status.id, leaseId, status.storageType);
+    this.#lease = new LeaseKeeper(ctx.master, status.id, leaseId, ctx.log);
+    this.#sizeHint = sizeHint;
+  }
+
+  static async create(
+    ctx: IoContext,
+    path: string,
+    opts: CreateOptions = {},
+    caller?: Caller,
+  ): Promise<FileWriter> {
+    const s = ctx.settings;
+    const r = await ctx.master.call(Create, {
+      path,
+      ...(opts.overwrite === undefined ? {} : { overwrite: opts.overwrite }),
+      ...(opts.parents === undefined ? {} : { parents: opts.parents }),
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+      blockSize: opts.blockSizeBytes ?? s.blockSizeBytes,
+      replicas: opts.replicas ?? s.replicas,
+      storageType: opts.storageType ?? s.storageType,
+      ttlMs: opts.ttlMs ?? s.ttlMs,
+      ttlAction: opts.ttlAction ?? s.ttlAction,
+      clientHost: s.clientHost,
+      ...(caller === undefined ? {} : { caller }),
+    });
+    return new FileWriter(ctx, path, r.status, r.leaseId, opts.sizeHintBytes);
+  }
+
+  /** The file as created (state "writing"); `close` returns the final status. */
+  get status(): FileStatus {
+    return this.#final ?? this.#status;
+  }
+
+  /** Bytes accepted so far. */
+  get bytesWritten(): number {
+    return this.#bytes;
+  }
+
+  /** Appends `data`; resolves when the bytes are with the workers (or gathered for the next chunk). */
+  write(data: Uint8Array): Promise<void> {
+    return this.#enqueue(() => this.#write(data));
+  }
+
+  /** Ends the file: the last block is finished and the block list committed. */
+  close(): Promise<FileStatus> {
+    return this.#enqueue(async () => {
+      if (this.#state === 'closed' && this.#final !== undefined) return this.#final;
+      this.#checkWritable();
+      this.#state = 'closing';
+      try {
+        await this.#flushGather();
+        if (this.#current !== undefined) await this.#finishBlock(false);
+        await this.#settleFinishing();
+        const lost = this.#lease.lost;
+        if (lost !== undefined) throw lost;
+        const blocks = this.#blocks.map((b) => {
+          if (b === undefined)
+            throw new StrataError('STRATA_INTERNAL', `${this.path}: a block was never finished`);
+          return { blockId: b.blockId, length: b.length, workers: b.workers };
+        });
+        this.#final = await this.#ctx.master.call(Complete, {
+          fileId: this.#status.id,
+          leaseId: this.#leaseId,
+          blocks,
+          length: this.#bytes,
+        });
+        this.#state = 'closed';
+        return this.#final;
+      } catch (err) {
+        throw this.#fail(err);
+      } finally {
+        this.#lease.stop();
+      }
+    });
+  }
+
+  /**
+   * Gives up the file: blocks in flight are abandoned and the file is removed (a half-written
+   * file is worse than none). Safe to call after a failure; never throws.
+   */
+  async abort(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'failed';
+    this.#failure ??= new FsError('EIO', `${this.path}: write aborted`);
+    await this.#queue.catch(() => undefined);
+    this.#lease.stop();
+    const open = [this.#current, ...this.#finishing.map((f) => f.block)];
+    await Promise.allSettled(this.#finishing.map((f) => f.done));
+    this.#current = undefined;
+    this.#finishing.length = 0;
+    for (const b of open) if (b !== undefined) await b.session.abort();
+    for (const b of open) await b?.retained?.close().catch(() => undefined);
+    // Without a master there is nobody to tell: its lease timeout ends the file and reclaims the
+    // blocks. Asking anyway would only wait out a deadline per call.
+    if (isUnreachable(this.#failure)) return;
+    const ids = [...open.map((b) => b?.session.blockId), ...this.#blocks.map((b) => b?.blockId)];
+    for (const id of ids) if (id !== undefined) await this.#placer.abandon(id);
+    await this.#ctx.master.call(Delete, { path: this.path }).catch((err: unknown) => {
+      this.#ctx.log.debug({ err, path: this.path }, 'removing an aborted file failed');
+    });
+  }
+
+  #enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(op);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #checkWritable(): void {
+    if (this.#state === 'failed') throw this.#failure ?? closedError(`writer of ${this.path}`);
+    if (this.#state !== 'open') throw closedError(`writer of ${this.path}`);
+    const lost = this.#lease.lost;
+    if (lost !== undefined) throw this.#fail(lost);
+  }
+
+  #fail(err: unknown): StrataError {
+    this.#state = 'failed';
+    this.#failure ??= normaliseError(err);
+    this.#lease.stop();
+    return this.#failure;
+  }
+
+  async #write(data: Uint8Array): Promise<void> {
+    this.#checkWritable();
+    try {
+      let at = 0;
+      while (at < data.length) {
+        const blockLeft = this.#blockSize - ((this.#bytes + this.#gathered) % this.#blockSize);
+        const room = Math.min(blockLeft, data.length - at);
+        if (this.#gathered === 0 && room >= WRITE_GATHER_BYTES) {
+          // Large write: send it as is, no gathering copy.
+          await this.#send(Buffer.from(data.buffer, data.byteOffset + at, room), false);
+          at += room;
+          continue;
+        }
+        this.#gather ??= Buffer.allocUnsafe(WRITE_GATHER_BYTES);
+        const n = Math.min(room, WRITE_GATHER_BYTES - this.#gathered);
+        this.#gather.set(data.subarray(at, at + n), this.#gathered);
+        this.#gathered += n;
+        at += n;
+        if (this.#gathered === WRITE_GATHER_BYTES || n === blockLeft) await this.#flushGather();
+      }
+    } catch (err) {
+      throw this.#fail(err);
+    }
+  }
+
+  async #flushGather(): Promise<void> {
+    if (this.#gathered === 0 || this.#gather === undefined) return;
+    const piece = this.#gather.subarray(0, this.#gathered);
+    this.#gather = undefined;
+    this.#gathered = 0;
+    await this.#send(piece, true);
+  }
+
+  /**
+   * Sends bytes that fit in the current block; finishes the block when it is full. A piece the
+   * caller still owns is copied once when it must outlive this call (an RPC replica sends it
+   * later, or it is kept for replay).
+   */
+  async #send(input: Buffer, owned: boolean): Promise<void> {
+    this.#current ??= await this.#openBlock();
+    let piece = input;
+    let mine = owned;
+    for (let attempt = 0; ; attempt++) {
+      const cur: OpenBlock = this.#current;
+      if (!mine && (cur.session.hasRemoteTarget || cur.retained !== undefined)) {
+        piece = Buffer.from(input);
+        mine = true;
+      }
+      try {
+        await cur.session.write(piece);
+        break;
+      } catch (err) {
+        if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
+        }
+        this.#current = await this.#replace(cur, err);
+      }
+    }
+    const retained = this.#current.retained;
+    if (retained !== undefined) {
+      const before = retained.spilledBytes;
+      await retained.appendOwned(piece);
+      const spilled = retained.spilledBytes - before;
+      if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
+    }
+    this.#bytes += piece.length;
+    if (this.#bytes % this.#blockSize === 0) await this.#finishBlock(true);
+  }
+
+  async #openBlock(): Promise<OpenBlock> {
+    const session = await this.#placer.open(this.#lengthHint());
+    return {
+      session,
+      retained: session.hasLocalTarget
+        ? undefined
+        : new SpillBuffer(this.#ctx.budget, this.#ctx.settings.spillDir),
+    };
+  }
+
+  /**
+   * Ends the current block. In the background (a full block mid-file) it finishes while the next
+   * block is written; at most MAX_FINISHING_BLOCKS finish at a time.
+   */
+  async #finishBlock(background: boolean): Promise<void> {
+    const block = this.#current;
+    if (block === undefined) return;
+    this.#current = undefined;
+    while (this.#finishing.length >= (background ? MAX_FINISHING_BLOCKS : Number.POSITIVE_INFINITY)) {
+      await (this.#finishing.shift() as { done: Promise<void> }).done;
+    }
+    const slot = this.#blocks.length;
+    this.#blocks.push(undefined);
+    const done = this.#complete(block, slot);
+    if (!background) {
+      await done;
+      return;
+    }
+    // Awaited by the next finish or by close; the catch only keeps an early failure from being unhandled.
+    done.catch(() => undefined);
+    this.#finishing.push({ block, done });
+  }
+
+  async #settleFinishing(): Promise<void> {
+    while (this.#finishing.length > 0) await (this.#finishing.shift() as { done: Promise<void> }).done;
+  }
+
+  /** Finishes one block (re-placing it when a replica fails) and records it in its slot. */
+  async #complete(first: OpenBlock, slot: number): Promise<void> {
+    let block = first;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const workers = await block.session.finish();
+        await block.session.close();
+        this.#blocks[slot] = {
+          blockId: block.session.blockId,
+          length: block.session.length,
+          workers,
+          addresses: [...block.session.workers],
+        };
+        await block.retained?.close();
+        return;
+      } catch (err) {
+        if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          await this.#dropBlock(block);
+          throw err instanceof BlockWriteError ? this.#placer.gaveUp(err) : err;
+        }
+        block = await this.#replace(block, err);
+      }
+    }
+  }
+
+  /** Abandons a block that will not be used (best effort). */
+  async #dropBlock(block: OpenBlock): Promise<void> {
+    await block.session.abort();
+    await this.#placer.abandon(block.session.blockId);
+    await block.retained?.close().catch(() => undefined);
+  }
+
+  /**
+   * A block failed on some replicas: place it again without them and replay the bytes written so
+   * far into the new placement (from the short-circuit replica's file, else from the kept copy);
+   * then let the old placement go.
+   */
+  async #replace(old: OpenBlock, err: BlockWriteError): Promise<OpenBlock> {
+    this.#placer.exclude(err);
+    this.#ctx.metrics?.replacement();
+    this.#ctx.metrics?.failover('write');
+    this.#ctx.log.warn(
+      { err, path: this.path, blockId: old.session.blockId },
+      'block write failed; placing it again',
+    );
+    const length = old.session.length;
+    for (let attempt = 0; ; attempt++) {
+      const next = await this.#openBlock();
+      try {
+        for (let at = 0; at < length; at += WRITE_GATHER_BYTES) {
+          const n = Math.min(WRITE_GATHER_BYTES, length - at);
+          const piece =
+            old.retained !== undefined ? await old.retained.read(at, n) : await old.session.readBack(at, n);
+          await next.session.write(piece);
+          await next.retained?.appendOwned(piece);
+        }
+      } catch (e) {
+        await this.#dropBlock(next);
+        if (!(e instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
+          await this.#dropBlock(old);
+          throw e instanceof BlockWriteError ? this.#placer.gaveUp(e) : e;
+        }
+        this.#placer.exclude(e);
+        continue;
+      }
+      await this.#dropBlock(old);
+      return next;
+    }
+  }
+
+  #lengthHint(): number | undefined {
+    if (this.#sizeHint === undefined) return undefined;
+    const left = this.#sizeHint - this.#bytes;
+    return Math.max(0, Math.min(this.#blockSize, left));
+  }
+}
+
+/** A Node Writable over a FileWriter; `status` holds the committed file after 'finish'. */
+export class FileWriteStream extends Writable {
+  readonly path: string;
+  status: FileStatus | undefined;
+  readonly #open: () => Promise<FileWriter>;
+  #writer: FileWriter | undefined;
+
+  constructor(path: string, open: () => Promise<FileWriter>, highWaterMarkBytes = WRITE_GATHER_BYTES * 4) {
+    super({ highWaterMark: highWaterMarkBytes, decodeStrings: true });
+    this.path = path;
+    this.#open = open;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.#open().then(
+      (w) => {
+        this.#writer = w;
+        callback();
+      },
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (w === undefined) {
+      callback(closedError(`writer of ${this.path}`));
+      return;
+    }
+    w.write(chunk).then(
+      () => callback(),
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (w === undefined) {
+      callback(closedError(`writer of ${this.path}`));
+      return;
+    }
+    w.close().then(
+      (st) => {
+        this.status = st;
+        callback();
+      },
+      (err: unknown) => callback(normaliseError(err)),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const w = this.#writer;
+    if (err === null || w === undefined || this.status !== undefined) {
+      callback(err);
+      return;
+    }
+    w.abort().then(
+      () => callback(err),
+      () => callback(err),
+    );
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * What the client library runs with: the `[client]` section of the cluster configuration turned
+ * into named, unit-suffixed settings, plus the library's own limits. A program can build these
+ * from a config file (`settingsFromConfig`) and override single values.
+ */
+import { hostname as osHostname, tmpdir } from 'node:os';
+import type { ClusterConfig, StorageType, TtlAction } from '../common/config/index.js';
+import { localHostId } from './host-id.js';
+
+const MiB = 1024 * 1024;
+
+/** Whole-client bound on bytes held in memory by writers (retained blocks, dirty pages); beyond it they spill to temp files. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 256 * MiB;
+/** Largest piece a short-circuit reader reads from a block file in one call. */
+export const LOCAL_READ_CHUNK_BYTES = 4 * MiB;
+/** Largest piece a short-circuit writer writes to a block file in one call. */
+export const LOCAL_WRITE_CHUNK_BYTES = 4 * MiB;
+/** How many times one block is re-placed on other workers before a write gives up. */
+export const MAX_BLOCK_PLACEMENTS = 4;
+/** Attempts of one read range over the replicas (and a location refresh) before giving up. */
+export const MAX_READ_ATTEMPTS = 6;
+/** Backoff between retries of worker operations: first, then doubled up to the max. */
+export const RETRY_BACKOFF_FIRST_MS = 50;
+export const RETRY_BACKOFF_MAX_MS = 2000;
+/** Open short-circuit block files kept per reader. */
+export const MAX_OPEN_LOCAL_FILES = 16;
+/** Page size of list calls. */
+export const LIST_PAGE_SIZE = 1000;
+/** First lease renewal after create/openForWrite; later ones follow the expiry the master returns. */
+export const FIRST_LEASE_RENEWAL_MS = 1000;
+export const MIN_LEASE_RENEWAL_MS = 200;
+export const MAX_LEASE_RENEWAL_MS = 20_000;
+
+export interface ClientSettings {
+  masterAddrs: { host: string; port: number }[];
+  /** This machine's name as the master sees it (lease diagnostics, local-first placement). */
+  clientHost: string;
+  /** Identifies this machine; a worker with the same id is local (short-circuit). */
+  hostId: string;
+  blockSizeBytes: number;
+  replicas: number;
+  shortCircuit: boolean;
+  writeChunkBytes: number;
+  readChunkBytes: number;
+  storageType: StorageType;
+  ttlMs: number;
+  ttlAction: TtlAction;
+  rpcTimeoutMs: number;
+  connTimeoutMs: number;
+  rpcRetryMax: number;
+  readAheadBytes: number;
+  failedWorkerTtlMs: number;
+  memoryBudgetBytes: number;
+  /** Where writers spill data beyond the memory budget. */
+  spillDir: string;
+}
+
+export function settingsFromConfig(
+  config: ClusterConfig,
+  overrides: Partial<ClientSettings> = {},
+): ClientSettings {
+  const c = config.client;
+  const base: ClientSettings = {
+    masterAddrs: c.master_addrs.map((a) => ({ host: a.hostname, port: a.port })),
+    clientHost: c.hostname !== '' ? c.hostname : osHostname(),
+    hostId: localHostId(),
+    blockSizeBytes: c.block_size,
+    replicas: c.replicas,
+    shortCircuit: c.short_circuit,
+    writeChunkBytes: c.write_chunk_size,
+    readChunkBytes: c.read_chunk_size,
+    storageType: c.storage_type,
+    ttlMs: c.ttl_ms,
+    ttlAction: c.ttl_action,
+    rpcTimeoutMs: c.rpc_timeout,
+    connTimeoutMs: c.conn_timeout,
+    rpcRetryMax: c.rpc_retry_max,
+    readAheadBytes: c.read_ahead,
+    failedWorkerTtlMs: c.failed_worker_ttl,
+    memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
+    spillDir: tmpdir(),
+  };
+  return { ...base, ...overrides };
+}
