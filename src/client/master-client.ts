@@ -4,6 +4,7 @@
  * this layer normalises errors to POSIX where they have a POSIX
  * meaning, and turns "nobody answered" into one clear STRATA_UNAVAILABLE naming the addresses.
  */
+import { FsError } from '../common/errors.js';
 import type { CallOptions, UnaryCall } from '../rpc/api.js';
 import { isUnreachable, mastersUnavailable, normaliseError } from './errors.js';
 import type { ClientMetrics } from './metrics.js';
@@ -40,7 +41,10 @@ export class MasterClient {
       return r;
     } catch (err) {
       this.#metrics?.masterCall(def.name, 'error', performance.now() - started);
-      if (isUnreachable(err)) throw mastersUnavailable(this.#addresses, err);
+      // An FsError is the master's answer (the RPC layer reports a lost master as STRATA_*
+      // codes): ECONNREFUSED there means something the master dialled, such as a UFS being
+      // mounted, did not answer, not that the master is gone.
+      if (isUnreachable(err) && !(err instanceof FsError)) throw mastersUnavailable(this.#addresses, err);
       throw normaliseError(err);
     }
   }

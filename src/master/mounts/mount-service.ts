@@ -289,7 +289,17 @@ export class MountService {
     wrap(U.GetLoad, async (r) => this.#d.loads.get(r.jobId));
     wrap(U.CancelLoad, async (r) => this.#d.loads.cancel(r.jobId));
     wrap(U.ListLoads, async () => ({ jobs: this.#d.loads.list() }));
-    wrap(U.Free, async (r) => this.#free(trimPath(r.path)));
+    wrap(U.Free, async (r) => {
+      const p = trimPath(r.path);
+      if (this.#resolve(p) === undefined && this.#d.mounts.table.below(p).length === 0) {
+        throw new FsError(
+          'EINVAL',
+          `${p}: needs a UFS mount (this path is not under one; data only in Strata is never dropped)`,
+          { details: { path: p } },
+        );
+      }
+      return this.#free(p);
+    });
     wrap(U.GetCacheReport, async () => this.#cacheReport());
 
     const out: Binding<never>[] = base.map((b) => {

@@ -45,6 +45,14 @@ export function mapS3Error(err: unknown, where: string, endpoint: string): FsErr
   const name = s3ErrorName(err);
   const status = s3Status(err);
   if (net !== undefined && status === undefined) return net;
+  if (name === 'CredentialsProviderError') {
+    // No keys in the mount options and none in the AWS default chain (env, profile, instance role).
+    return ufsAccessDenied(
+      where,
+      'no credentials: none in the mount options nor in the AWS default chain',
+      'give s3.credentials.access and s3.credentials.secret',
+    );
+  }
   if (name === 'NoSuchBucket') {
     return new FsError('ENOENT', `${where}: the bucket does not exist at ${endpoint}`, {
       details: { path: where, reason: name },
