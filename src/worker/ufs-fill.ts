@@ -247,6 +247,8 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     await this.#acquire();
     const signal = fill.controller.signal;
     let writer: W | undefined;
+    /** The hand-off in progress (store write and delivery of the previous chunk). */
+    let handing: Promise<void> | undefined;
     try {
       const ufs = await this.#o.ufsFor(source.mountId, signal);
       const read = await ufs.openRead(source.ufsPath, {
@@ -274,13 +276,21 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
         await Promise.all([w.write(chunk, signal), fill.deliver(chunk, at)]);
       };
       // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time costs one copy
-      // and saves the per-piece work of the store write and of every reader's RPC frame.
+      // and saves the per-piece work of the store write and of every reader's RPC frame. One
+      // hand-off runs while the next MiB arrives (hand-offs stay in order, one at a time), so
+      // the UFS connection is not left idle while the store and the readers take a chunk.
+      const handOn = async (chunk: Buffer): Promise<void> => {
+        if (handing !== undefined) await handing;
+        handing = pass(chunk);
+        // Awaited before the next hand-off or at the end; never an unhandled rejection meanwhile.
+        handing.catch(() => undefined);
+      };
       let gather: Buffer[] = [];
       let gathered = 0;
       for await (const data of read.body) {
         const chunk = data as Buffer;
         if (gathered === 0 && chunk.length >= FILL_CHUNK_BYTES) {
-          await pass(chunk);
+          await handOn(chunk);
           continue;
         }
         gather.push(chunk);
@@ -289,14 +299,17 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
           const joined = Buffer.concat(gather, gathered);
           gather = [];
           gathered = 0;
-          await pass(joined);
+          await handOn(joined);
         }
       }
-      if (gathered > 0) await pass(Buffer.concat(gather, gathered));
+      if (gathered > 0) await handOn(Buffer.concat(gather, gathered));
+      if (handing !== undefined) await handing;
       await this.#o.store.commitWriter(writer, source.length);
       writer = undefined;
       this.#o.onFilled?.(fill.blockId, source.length);
     } catch (err) {
+      // A failed read may leave a hand-off writing: let it settle before the staging file goes.
+      if (handing !== undefined) await handing.catch(() => undefined);
       if (writer !== undefined) await this.#o.store.abortWriter(writer).catch(() => undefined);
       this.#o.log.warn(
         { blockId: fill.blockId, mountId: source.mountId, ufsPath: source.ufsPath, err: errText(err) },
