@@ -10,9 +10,11 @@
  *
  *   node dist/bench/ufs/main.js [--size 1GiB] [--files 2000] [--file-size 64KiB] [--runs 2]
  *
- * Cold runs free the cached copies first (strata free); the metadata of the small files is
- * entered by one listing before the timed reads (reads of data, not of UFS metadata, are
- * compared). Figures are the best of --runs rounds, references and ours interleaved.
+ * Each round mounts the bucket afresh at a new path, so its files are new to Strata (blocks a
+ * freed file had may still sit on a worker for a moment and would make a "cold" read warm); the
+ * metadata of the small files is entered by one listing before the timed reads (reads of data,
+ * not of UFS metadata, are compared); `strata load` runs after `strata free` of the round's
+ * mount. Figures are the best of --runs rounds, references and ours interleaved.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -167,20 +169,22 @@ async function main(): Promise<void> {
     const config = loadConfig({ path: cluster.clientConfPath, env: {} }).config;
     const fs = FileSystem.create({ config });
     cleanups.push(() => fs.close());
-    await fs.mount(`s3://${BUCKET}`, '/bench', {
-      options: {
-        's3.endpoint_url': endpoint,
-        's3.credentials.access': S3RVER_ACCESS_KEY,
-        's3.credentials.secret': S3RVER_SECRET_KEY,
-      },
-      blockSize: MOUNT_BLOCK_BYTES,
-    });
-    let listed = 0;
-    for await (const page of fs.list('/bench/small')) listed += page.length;
-    if (listed !== FILES) throw new Error(`listed ${listed} small files, expected ${FILES}`);
-    const bigPath = '/bench/big/file.bin';
-    const smallPaths = small.map((k) => `/bench/${k}`);
-
+    const mountRound = async (i: number): Promise<string> => {
+      const root = `/bench${i}`;
+      await fs.mount(`s3://${BUCKET}`, root, {
+        options: {
+          's3.endpoint_url': endpoint,
+          's3.credentials.access': S3RVER_ACCESS_KEY,
+          's3.credentials.secret': S3RVER_SECRET_KEY,
+        },
+        blockSize: MOUNT_BLOCK_BYTES,
+      });
+      let listed = 0;
+      for await (const page of fs.list(`${root}/small`)) listed += page.length;
+      if (listed !== FILES) throw new Error(`listed ${listed} small files, expected ${FILES}`);
+      return root;
+    };
+    let root = '/bench0';
     const directBig = async (): Promise<number> => {
       const r = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'big/file.bin' }));
       return drain(r.Body as AsyncIterable<Uint8Array>);
@@ -195,17 +199,17 @@ async function main(): Promise<void> {
       });
       return n;
     };
-    const readBig = async (): Promise<number> => drain(fs.createReadStream(bigPath));
+    const readBig = async (): Promise<number> => drain(fs.createReadStream(`${root}/big/file.bin`));
     const readSmall = async (): Promise<number> => {
       let n = 0;
-      await pool(smallPaths, SMALL_CONCURRENCY, async (p) => {
-        const got = (await fs.readFile(p)).length;
+      await pool(small, SMALL_CONCURRENCY, async (key) => {
+        const got = (await fs.readFile(`${root}/${key}`)).length;
         n += got;
       });
       return n;
     };
     const total = SIZE + FILES * FILE_BYTES;
-    const cachedBytes = async (): Promise<number> => (await fs.contentSummary('/bench')).cachedBytes;
+    const cachedBytes = async (): Promise<number> => (await fs.contentSummary(root)).cachedBytes;
     const waitCached = async (want: number): Promise<void> => {
       const deadline = Date.now() + CACHE_WAIT_MS;
       while ((await cachedBytes()) !== want) {
@@ -214,11 +218,11 @@ async function main(): Promise<void> {
       }
     };
     const freeAll = async (): Promise<void> => {
-      await fs.free('/bench');
+      await fs.free(root);
       await waitCached(0);
     };
     const load = async (): Promise<number> => {
-      let s = await fs.load('/bench');
+      let s = await fs.load(root);
       while (s.state === 'scanning' || s.state === 'running') {
         await new Promise((r) => setTimeout(r, POLL_MS));
         s = await fs.loadStatus(s.jobId);
@@ -243,7 +247,8 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < RUNS; i++) {
       process.stderr.write(`round ${i + 1} of ${RUNS}\n`);
-      await freeAll();
+      if (i > 0) await fs.unmount(root);
+      root = await mountRound(i);
       await step('direct GET, 1 file', f.directBig, directBig);
       await step('cold read-through, 1 file', f.coldBig, readBig);
       await step('direct GET, small files', f.directSmall, directSmall);
