@@ -19,6 +19,8 @@ import { waitFor } from '../helpers/wait.js';
 import { HttpOrigin } from '../ufs/http-origin.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
 
+/** Deadline for state that background work brings about (heartbeats, jobs, TTL) on a loaded machine. */
+const BACKGROUND_WAIT_MS = 60_000;
 const MiB = 1024 * 1024;
 
 test('load progress line: bar, files, bytes, rate and ETA', () => {
@@ -175,7 +177,11 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
     'sub',
   ]);
   await ok(['fs', 'cat', '/data/ds/f3.bin']);
-  await waitFor('f3 cached', async () => (await cachedNames('/data/ds')).includes('f3.bin'));
+  await waitFor(
+    'f3 cached',
+    async () => (await cachedNames('/data/ds')).includes('f3.bin'),
+    BACKGROUND_WAIT_MS,
+  );
   assert.deepEqual((await ok(['fs', 'ls', '--cache-only', '/data/ds'])).stdout.split('\n').filter(Boolean), [
     'f3.bin',
     'sub',
@@ -198,7 +204,11 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
   assert.match((await ok(['load', '--status', loaded.jobId])).stdout, /state: completed/);
   assert.match((await ok(['load'])).stdout, new RegExp(`${loaded.jobId}\\s+completed`));
   const nonEmpty = ['deep.bin', 'f1.bin', 'f2.bin', 'f3.bin', 'f4.bin'];
-  await waitFor('everything cached', async () => (await cachedNames('/data/ds')).length === nonEmpty.length);
+  await waitFor(
+    'everything cached',
+    async () => (await cachedNames('/data/ds')).length === nonEmpty.length,
+    BACKGROUND_WAIT_MS,
+  );
   assert.deepEqual(await cachedNames('/data/ds'), nonEmpty);
   const summary = JSON.parse((await ok(['report', 'fluid-summary'])).stdout) as Record<string, string>;
   assert.deepEqual(Object.keys(summary).sort(), [
@@ -215,7 +225,11 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
 
   // free drops the cached copies (the UFS keeps the data); a path under no mount is refused.
   assert.match((await ok(['free', '/data/ds'])).stdout, /freed \d+ file\(s\)/);
-  await waitFor('nothing cached', async () => (await cachedNames('/data/ds')).length === 0);
+  await waitFor(
+    'nothing cached',
+    async () => (await cachedNames('/data/ds')).length === 0,
+    BACKGROUND_WAIT_MS,
+  );
   assert.doesNotMatch((await ok(['fs', 'ls', '-R', '--cache-only', '/data/ds'])).stdout, /\.bin/);
   await fs.mkdir('/plain');
   await failsWith(['free', '/plain'], 1, /^strata: free \/plain: needs a UFS mount/);

@@ -17,6 +17,8 @@ import { waitFor } from '../helpers/wait.js';
 import { HttpOrigin } from '../ufs/http-origin.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
 
+/** Deadline for state that background work brings about (heartbeats, jobs, TTL) on a loaded machine. */
+const BACKGROUND_WAIT_MS = 60_000;
 const MiB = 1024 * 1024;
 const BS = MiB;
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -42,9 +44,13 @@ async function cachedBlocks(path: string): Promise<number[]> {
 }
 
 async function waitCached(path: string, want: number[]): Promise<void> {
-  await waitFor(`${path}: blocks ${want.join(',')} cached`, async () => {
-    return JSON.stringify(await cachedBlocks(path)) === JSON.stringify(want);
-  });
+  await waitFor(
+    `${path}: blocks ${want.join(',')} cached`,
+    async () => {
+      return JSON.stringify(await cachedBlocks(path)) === JSON.stringify(want);
+    },
+    BACKGROUND_WAIT_MS,
+  );
 }
 
 /** Block files the workers hold (published) and staging files (fills in progress). */
@@ -221,7 +227,7 @@ describe('client read-through from UFS mounts', () => {
     }
     const { blocks } = await fs.blockLocations('/web/cut.bin');
     const ids = blocks.map((b) => blockFileName(b.blockId));
-    await waitFor('fills aborted', () => workerFiles().staging.length === 0);
+    await waitFor('fills aborted', () => workerFiles().staging.length === 0, BACKGROUND_WAIT_MS);
     const active = workerFiles().active;
     for (const id of ids) assert.ok(!active.includes(id), `no block file ${id}`);
     assert.deepEqual(await cachedBlocks('/web/cut.bin'), []);
@@ -247,7 +253,7 @@ describe('client read-through from UFS mounts', () => {
         return true;
       },
     );
-    await waitFor('fills aborted', () => workerFiles().staging.length === 0);
+    await waitFor('fills aborted', () => workerFiles().staging.length === 0, BACKGROUND_WAIT_MS);
   });
 });
 
