@@ -41,7 +41,19 @@ import {
   SetXattr,
   Symlink,
 } from '../protocol/master-calls.js';
+import {
+  CancelLoad,
+  Free,
+  GetCacheReport,
+  GetLoad,
+  ListLoads,
+  ListMounts,
+  Mount,
+  SubmitLoad,
+  Unmount,
+} from '../protocol/mount-calls.js';
 import { MAX_PATH_BYTES, MAX_XATTR_VALUE_BYTES } from '../protocol/types.js';
+import type { LoadJobStatus, MountInfo } from '../protocol/ufs-types.js';
 import type { Caller, FileStatus, LocatedBlock, WorkerInfo } from '../protocol/types.js';
 import { closedError } from './errors.js';
 import type { IoContext } from './io-context.js';
@@ -113,6 +125,12 @@ export interface ContentSummary {
 }
 
 export type ClusterInfo = Awaited<ReturnType<FileSystem['clusterInfo']>>;
+
+/** `strata mount` options; absent = the master's defaults (see docs/ufs.md). */
+export type MountRequest = Omit<RequestOf<typeof Mount>, 'uri' | 'path'>;
+type RequestOf<D> = D extends UnaryCall<infer R, unknown> ? R : never;
+export type CacheReport = Awaited<ReturnType<FileSystem['cacheReport']>>;
+export type FreeResult = Awaited<ReturnType<FileSystem['free']>>;
 
 export class FileSystem {
   readonly settings: ClientSettings;
@@ -420,6 +438,52 @@ export class FileSystem {
     } finally {
       await r.close();
     }
+  }
+
+  // ---- mounts and jobs -----------------------------------------------------------------------
+
+  /**
+   * Mounts a UFS (`s3://bucket/prefix`, `file:///dir`, `http(s)://host/prefix`) at `path`
+   * (default: the 1:1 path, e.g. /bucket/prefix). The master checks the UFS first; a dry run
+   * checks and mounts nothing. Secret options come back masked.
+   */
+  async mount(uri: string, path: string | undefined, opts: MountRequest): Promise<MountInfo> {
+    return this.#master(Mount, { uri, ...(path === undefined ? {} : { path: this.#path(path) }), ...opts });
+  }
+
+  async unmount(path: string): Promise<void> {
+    await this.#master(Unmount, { path: this.#path(path) });
+  }
+
+  async listMounts(): Promise<MountInfo[]> {
+    return (await this.#master(ListMounts, {})).mounts;
+  }
+
+  /** Starts a master job that caches every block of the files under `path`. */
+  async load(path: string): Promise<LoadJobStatus> {
+    return this.#master(SubmitLoad, { path: this.#path(path) });
+  }
+
+  async loadStatus(jobId: string): Promise<LoadJobStatus> {
+    return this.#master(GetLoad, { jobId });
+  }
+
+  async cancelLoad(jobId: string): Promise<LoadJobStatus> {
+    return this.#master(CancelLoad, { jobId });
+  }
+
+  async listLoads(): Promise<LoadJobStatus[]> {
+    return (await this.#master(ListLoads, {})).jobs;
+  }
+
+  /** Drops the cached copies of files under `path` that their UFS holds. */
+  async free(path: string) {
+    return this.#master(Free, { path: this.#path(path) });
+  }
+
+  /** Cached bytes against the mounts' data, and the master's block hit counts. */
+  async cacheReport() {
+    return this.#master(GetCacheReport, {});
   }
 
   // ---- cluster -------------------------------------------------------------------------------

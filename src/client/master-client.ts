@@ -14,7 +14,7 @@
  * does not answer fails the call after the channel's retries.
  */
 import { randomUUID } from 'node:crypto';
-import { StrataError } from '../common/errors.js';
+import { FsError, StrataError } from '../common/errors.js';
 import type { CallOptions, UnaryCall } from '../rpc/api.js';
 import { isUnreachable, mastersUnavailable, normaliseError } from './errors.js';
 import type { ClientMetrics } from './metrics.js';
@@ -61,7 +61,10 @@ export class MasterClient {
       return r;
     } catch (err) {
       this.#metrics?.masterCall(def.name, 'error', performance.now() - started);
-      if (isUnreachable(err)) throw mastersUnavailable(this.#addresses, err);
+      // An FsError is the master's answer (the RPC layer reports a lost master as STRATA_*
+      // codes): ECONNREFUSED there means something the master dialled, such as a UFS being
+      // mounted, did not answer, not that the master is gone.
+      if (isUnreachable(err) && !(err instanceof FsError)) throw mastersUnavailable(this.#addresses, err);
       throw normaliseError(err);
     }
   }
@@ -89,6 +92,8 @@ export class MasterClient {
         const pauseMs = Math.min(LEADER_WAIT_MAX_MS, LEADER_WAIT_FIRST_MS * 2 ** Math.min(round, 16));
         const again =
           err instanceof StrataError &&
+          // A POSIX error is the master's own answer (a UFS it dialled refused), not a lost master.
+          !(err instanceof FsError) &&
           (this.#addresses.length > 1 ? isUnreachable(err) : ASK_AGAIN_CODES.has(err.code)) &&
           err.code !== 'STRATA_DEADLINE_EXCEEDED' &&
           opts?.signal?.aborted !== true &&

@@ -31,6 +31,7 @@ import type { MetaStore } from '../meta/index.js';
 import { EtcdStore, createEtcdClient } from '../meta/etcd/index.js';
 import type { EtcdFence } from '../meta/etcd/index.js';
 import { MASTER_CALLS } from '../protocol/master-calls.js';
+import { MOUNT_CALLS } from '../protocol/mount-calls.js';
 import type { MasterInfo } from '../protocol/types.js';
 import { NotLeaderError, RetryCache, RpcServer, UnavailableError } from '../rpc/index.js';
 import type { CallContext, RemoteAddress, UnaryCall, UnaryHandler } from '../rpc/api.js';
@@ -245,6 +246,7 @@ export class MasterServer {
       rpcAddress: () => this.#rpcAddress(),
       webAddress: () => this.#webAddress(),
       retryRecords: records,
+      registry: this.registry,
       ...(this.#election === undefined ? {} : { masters: () => this.#masters() }),
     });
     const retries = new RetryCache({ ttlMs: m.retry_cache_ttl });
@@ -303,7 +305,8 @@ export class MasterServer {
   // ---- serving ------------------------------------------------------------------------------
 
   #registerHandlers(): void {
-    for (const def of MASTER_CALLS) {
+    // Every call a term's core may bind (namespace, workers, mounts and jobs).
+    for (const def of [...MASTER_CALLS, ...MOUNT_CALLS]) {
       const code = def.code;
       const dispatch: Handler = async (req: unknown, ctx: CallContext) => {
         const term = this.#termOrRefuse();

@@ -16,6 +16,7 @@ import {
   TAG_RETRY,
   TAG_RETRY_EXPIRY,
   TAG_TRASH,
+  TAG_FOREIGN_MIN,
   TAG_TTL,
   TAG_XATTR,
   decodeDentry,
@@ -101,7 +102,7 @@ export async function checkNamespace(store: MetaStore): Promise<CheckReport> {
           // Outcomes of mutating requests (retry deduplication): not part of the tree.
           break;
         default:
-          problem(`unknown key tag ${key[0]}`);
+          if ((key[0] ?? 0) < TAG_FOREIGN_MIN) problem(`unknown key tag ${key[0]}`);
       }
     }
     if (rows.length < PAGE) break;

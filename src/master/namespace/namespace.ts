@@ -22,7 +22,7 @@ import { NamespaceCache, dentryId } from './cache.js';
 import { metaMismatch } from './errors.js';
 import { IdAllocator } from './ids.js';
 import { INODE_FORMAT_VERSION, ROOT_ID, blockCount, realBlockIds } from './inode.js';
-import type { DirInode, FileInode, Inode, SymlinkInode } from './inode.js';
+import type { DirInode, FileInode, Inode, SymlinkInode, UfsFileState } from './inode.js';
 import {
   blockKey,
   blockPrefix,
@@ -43,7 +43,7 @@ import {
   xattrPrefix,
   dentryKey,
 } from './keys.js';
-import { NsTx } from './ns-txn.js';
+import { NsTx, ttlBaseMs } from './ns-txn.js';
 import type { CommittedView } from './ns-txn.js';
 import type { MutationRecorder } from './recorder.js';
 import { checkSymlinkTarget, childPath, parsePath } from './paths.js';
@@ -118,6 +118,11 @@ export interface NamespaceEvents {
   blocksCommitted?(file: FileInode, blocks: readonly CommittedBlock[]): void;
   /** TTL "free": drop the file's replicas but keep it; return false to leave it alone. */
   canFree?(file: FileInode): boolean;
+  /**
+   * TTL "free" done: these blocks' cached copies go, the blocks still belong to their file (a UFS
+   * holds the data). Without this handler, `blocksRemoved` hears about them.
+   */
+  blocksFreed?(blockIds: readonly number[]): void;
 }
 
 export interface CommittedBlock {
@@ -163,6 +168,26 @@ export interface CreateOptions {
   ttlMs?: number;
   ttlAction?: TtlAction;
   clientHost?: string;
+}
+
+export interface ImportUfsFile {
+  ufs: UfsFileState;
+  blockSize: number;
+  replicas: number;
+  storageType: StorageType;
+  ttlMs: number;
+  ttlAction: TtlAction;
+  mode?: number;
+}
+
+/** The same version of a UFS object: size and mtime, and the ETag when both sides have one. */
+export function sameUfsVersion(
+  a: Pick<UfsFileState, 'size' | 'mtimeMs' | 'etag'>,
+  b: Pick<UfsFileState, 'size' | 'mtimeMs' | 'etag'>,
+): boolean {
+  if (a.size !== b.size) return false;
+  if (a.etag !== '' && b.etag !== '') return a.etag === b.etag;
+  return a.mtimeMs === b.mtimeMs;
 }
 
 export interface SetAttrOptions {
@@ -445,6 +470,14 @@ export class Namespace {
     return this.#read((r) => r.inode(id));
   }
 
+  /** An inode with the path of its first name (undefined when it is gone; detached: "/.detached/<id>"). */
+  async inodeWithPath(id: number): Promise<{ inode: Inode; path: string } | undefined> {
+    return this.#read((r) => {
+      const inode = r.inode(id);
+      return inode === undefined ? undefined : { inode, path: pathOf(r, inode) };
+    });
+  }
+
   async list(
     path: string,
     opts: { startAfter?: string; limit?: number } = {},
@@ -706,6 +739,107 @@ export class Namespace {
     });
     // From the inode: a replayed retry returns the lease its first attempt granted.
     return { status: this.#status(ino, path), leaseId: ino.lease?.id ?? leaseId };
+  }
+
+  /**
+   * Enters a file that exists in a mounted UFS: complete, `size` bytes in blocks of `blockSize`
+   * (allocated, cached nowhere yet), the object's mtime, and its UFS state. Missing parent
+   * directories are created. An existing entry is left alone and returned when it is a file with
+   * the same UFS version (two lookups raced); anything else there is EEXIST.
+   */
+  async importUfsFile(path: string, f: ImportUfsFile): Promise<{ status: FileStatus; file: FileInode }> {
+    const comps = parsePath(path);
+    if (comps.length === 0) throw fsError('EISDIR', path);
+    const count = Math.ceil(f.ufs.size / f.blockSize);
+    if (count > MAX_BLOCKS_PER_FILE)
+      throw fsError(
+        'EFBIG',
+        path,
+        `${count} blocks of ${f.blockSize} bytes: more than ${MAX_BLOCKS_PER_FILE}`,
+      );
+    if (
+      !Number.isInteger(f.blockSize) ||
+      f.blockSize < MIN_BLOCK_SIZE_BYTES ||
+      f.blockSize > MAX_BLOCK_SIZE_BYTES
+    )
+      throw fsError(
+        'EINVAL',
+        path,
+        `block size ${f.blockSize} outside ${MIN_BLOCK_SIZE_BYTES}..${MAX_BLOCK_SIZE_BYTES} bytes`,
+      );
+    const ids = await this.#inodeIds.take(Math.max(1, comps.length));
+    const blockIds = count === 0 ? [] : await this.#blockIds.take(count);
+    const now = this.#clock();
+    const caller = ROOT_CALLER;
+    const file = await this.#mutate(
+      (tx): FileInode => {
+        const idq = [...ids];
+        const parent = ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, idq, now);
+        const name = comps[comps.length - 1] as string;
+        const existing = tx.dentry(parent.id, name);
+        if (existing !== undefined) {
+          const ex = entryInode(tx, existing, path);
+          if (ex.type === 'file' && ex.ufs !== undefined && sameUfsVersion(ex.ufs, f.ufs)) return ex;
+          throw fsError('EEXIST', path);
+        }
+        const fileId = idq.pop() as number;
+        const flat: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const id = blockIds[i] as number;
+          flat.push(id, Math.min(f.blockSize, f.ufs.size - i * f.blockSize));
+          tx.indexBlock(id, fileId);
+        }
+        const p = tx.inode(parent.id) as DirInode;
+        const ino: FileInode = {
+          type: 'file',
+          id: fileId,
+          mode: f.mode ?? DEFAULT_FILE_MODE,
+          uid: 0,
+          gid: 0,
+          nlink: 1,
+          atimeMs: now,
+          mtimeMs: f.ufs.mtimeMs > 0 ? f.ufs.mtimeMs : now,
+          ctimeMs: now,
+          links: [[p.id, name]],
+          ttlMs: f.ttlMs,
+          ttlAction: f.ttlAction,
+          xattrCount: 0,
+          xattrBytes: 0,
+          length: f.ufs.size,
+          blockSize: f.blockSize,
+          replicas: f.replicas,
+          storageType: f.storageType,
+          state: 'complete',
+          blocks: flat,
+          lease: null,
+          pending: [],
+          ufs: f.ufs,
+        };
+        tx.putInode(ino, true);
+        addEntry(tx, p.id, name, ino, now);
+        return ino;
+      },
+      { record: false },
+    );
+    return { status: this.#status(file, path), file };
+  }
+
+  /** Sets (or clears) a file's UFS state; ENOENT when the file is gone, EISDIR for others. */
+  async setUfsState(fileId: number, ufs: UfsFileState | undefined): Promise<FileInode> {
+    return this.#mutate(
+      (tx) => {
+        const cur = tx.inode(fileId);
+        if (cur === undefined)
+          throw new FsError('ENOENT', `file ${fileId}: no such file`, { details: { fileId } });
+        if (cur.type !== 'file')
+          throw new FsError('EISDIR', `inode ${fileId} is not a file`, { details: { fileId } });
+        const { ufs: _old, ...rest } = cur;
+        const next: FileInode = ufs === undefined ? rest : { ...rest, ufs };
+        tx.putInode(next);
+        return next;
+      },
+      { record: false },
+    );
   }
 
   async symlink(target: string, path: string, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
@@ -1259,7 +1393,7 @@ export class Namespace {
     const outcome = await this.#mutate(
       (tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
         const cur = tx.inode(id);
-        const key = cur === undefined ? undefined : cur.mtimeMs + cur.ttlMs;
+        const key = cur === undefined ? undefined : ttlBaseMs(cur) + cur.ttlMs;
         if (
           cur === undefined ||
           cur.ttlMs <= 0 ||
@@ -1299,8 +1433,12 @@ export class Namespace {
       },
       { record: false },
     );
-    if (outcome === 'freed' && freeFile !== undefined)
-      this.#opts.events?.blocksRemoved?.(realBlockIds(freeFile.blocks));
+    if (outcome === 'freed' && freeFile !== undefined) {
+      const ids = realBlockIds(freeFile.blocks);
+      const ev = this.#opts.events;
+      if (ev?.blocksFreed !== undefined) ev.blocksFreed(ids);
+      else ev?.blocksRemoved?.(ids);
+    }
     if (outcome === 'skipped' && ino?.ttlAction === 'free')
       this.#log.warn({ id }, 'TTL free skipped: the file has no copy outside Strata; its TTL is cleared');
     if (outcome === 'trashed') {
