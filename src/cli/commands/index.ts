@@ -11,6 +11,7 @@ import { register as local } from './local.js';
 import { register as master } from './master.js';
 import { register as node } from './node.js';
 import { register as report } from './report.js';
+import { register as s3 } from './s3.js';
 import { register as version } from './version.js';
 import { register as worker } from './worker.js';
 
@@ -24,6 +25,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   master,
   node,
   report,
+  s3,
   version,
   worker,
 ];
