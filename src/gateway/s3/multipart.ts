@@ -149,10 +149,7 @@ export class Multipart {
    * Checks the client's part list against the stored parts (order, ETags, sizes), concatenates
    * them into a temp file and commits it as the object. Returns the ETag `md5(part md5s)-N`.
    */
-  async complete(
-    rec: UploadRecord,
-    wanted: readonly CompletePart[],
-  ): Promise<{ etag: string; status: FileStatus }> {
+  async complete(rec: UploadRecord, wanted: readonly CompletePart[]): Promise<{ etag: string }> {
     if (wanted.length === 0) {
       throw new S3Error('MalformedXML', 'You must specify at least one part.');
     }
@@ -211,14 +208,13 @@ export class Multipart {
     for (const p of chosen) md5s.update(Buffer.from(p.etag, 'hex'));
     const etag = `${md5s.digest('hex')}-${chosen.length}`;
     const meta: ObjectMeta = { ...rec.meta, etag, parts: compactParts(chosen.map((p) => p.size)) };
-    let status: FileStatus;
     try {
-      status = await this.#store.commit(tmp.tmpPath, objectPath(rec.bucket, rec.key), meta);
+      await this.#store.commit(tmp.tmpPath, objectPath(rec.bucket, rec.key), meta);
     } catch (err) {
       throw toS3Error(err, { bucket: rec.bucket, key: rec.key });
     }
     await this.#fs.delete(dir, { recursive: true }).catch(() => undefined);
-    return { etag, status };
+    return { etag };
   }
 
   /** In-progress uploads of a bucket, ordered by key then upload id. */

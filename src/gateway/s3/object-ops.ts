@@ -250,12 +250,13 @@ export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string,
     { maxBytes: d.limits.maxObjectBytes, expectedBytes: info.size },
     {},
   );
-  let status;
+  let mtimeMs: number;
   try {
-    status = await d.store.commit(tmp.tmpPath, objectPath(bucket, key), {
+    await d.store.commit(tmp.tmpPath, objectPath(bucket, key), {
       ...base,
       etag: tmp.md5.toString('hex'),
     });
+    mtimeMs = (await d.store.fs.stat(objectPath(bucket, key))).mtimeMs;
   } catch (err) {
     throw toS3Error(err, { bucket, key });
   }
@@ -263,7 +264,7 @@ export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string,
     ctx,
     200,
     xmlDocument('CopyObjectResult', [
-      el('LastModified', isoDate(status.mtimeMs)),
+      el('LastModified', isoDate(mtimeMs)),
       el('ETag', `"${tmp.md5.toString('hex')}"`),
     ]),
   );

@@ -194,22 +194,26 @@ export class ObjectStore {
     }
   }
 
-  /** Sets the metadata of a temp file and renames it to `dst` (creating parent directories). */
-  async commit(tmpPath: string, dst: string, meta: ObjectMeta): Promise<FileStatus> {
+  /**
+   * Sets the metadata of a temp file and renames it to `dst`. Parent directories are created
+   * only when the rename says they are missing (most keys land in existing folders: one call
+   * saved per upload).
+   */
+  async commit(tmpPath: string, dst: string, meta: ObjectMeta): Promise<void> {
     try {
       await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
       const parent = dst.slice(0, dst.lastIndexOf('/'));
       for (let attempt = 1; ; attempt++) {
         try {
-          if (parent.split('/').length > 2) await this.fs.mkdir(parent, { parents: true });
           await this.fs.rename(tmpPath, dst);
-          break;
+          return;
         } catch (err) {
-          // A delete may have pruned the emptied parent between our mkdir and rename.
-          if (!(err instanceof FsError && err.code === 'ENOENT') || attempt >= COMMIT_ATTEMPTS) throw err;
+          // Missing parents (or ones a concurrent delete pruned): create them and try again.
+          const missing = err instanceof FsError && err.code === 'ENOENT';
+          if (!missing || attempt >= COMMIT_ATTEMPTS || parent.split('/').length <= 2) throw err;
+          await this.fs.mkdir(parent, { parents: true });
         }
       }
-      return await this.fs.stat(dst);
     } catch (err) {
       await this.fs.delete(tmpPath).catch(() => undefined);
       throw err;
