@@ -57,7 +57,11 @@ const SIZES = [
 ];
 const MB = 1e6;
 
-const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+/**
+ * Keep-alive connections of the load generator. A fresh pool per step: a socket left idle across
+ * a step (fio runs for seconds) may be closed by the server just as it is reused (EPIPE).
+ */
+let agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 function httpGet(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -103,6 +107,8 @@ async function pool(
   n: number,
   fn: (item: string) => Promise<number>,
 ): Promise<number> {
+  agent.destroy();
+  agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   let next = 0;
   let bytes = 0;
   const started = performance.now();
@@ -172,10 +178,16 @@ async function fioWrite(dir: string, bytes: number, count: number): Promise<numb
   return r.write.bytesPerSecond;
 }
 
+/** Flushes dirty pages so one step's writeback does not slow the next. */
+function settle(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
+
 async function main(): Promise<void> {
   requireTool('nginx', 'nginx-light');
   requireTool('fio', 'fio');
   const cleanups: (() => Promise<void> | void)[] = [];
+  let gatewayLog: (() => string) | undefined;
   const t = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
   try {
     process.stderr.write('starting a cluster (1 master, 1 worker) and the S3 gateway…\n');
@@ -189,6 +201,7 @@ async function main(): Promise<void> {
         `\n[s3_gateway]\nlisten = "127.0.0.1:${port}"\nweb_port = ${webPort}\nregion = "${REGION}"\naccess_key = "${ACCESS_KEY}"\nsecret_key = "${SECRET_KEY}"\n`,
     );
     const gw = startStrata(['s3', '--conf', conf]);
+    gatewayLog = () => gw.stderr;
     cleanups.push(async () => void (await gw.stop('SIGTERM')));
     await waitForPort(port, 20_000);
     await waitForPort(webPort, 20_000);
@@ -202,7 +215,7 @@ async function main(): Promise<void> {
     cleanups.push(() => nginx.stop());
 
     const rows: Comparison[] = [];
-    for (const size of SIZES) {
+    for (const size of SIZES.filter((s) => s.count > 0)) {
       const body = randomBytes(size.bytes);
       const keys = Array.from({ length: size.count }, (_, i) => `${size.bytes}/obj-${i}`);
       mkdirSync(join(www, String(size.bytes)), { recursive: true });
@@ -220,13 +233,17 @@ async function main(): Promise<void> {
       // References and ours interleave, run after run, so a busy moment hits both alike.
       for (let run = 0; run < RUNS; run++) {
         process.stderr.write(`${size.name} × ${size.count}: run ${run + 1}/${RUNS}…\n`);
+        // Each step starts with no dirty pages left by the previous one (fio's or ours).
+        settle();
         fios.push(await fioWrite(cluster.dir, size.bytes, size.count));
+        settle();
         puts.push(
           await pool(keys, CONCURRENCY, async (k) => {
             await httpPut(putUrls.get(k) ?? '', body);
             return body.length;
           }),
         );
+        settle();
         nginxGets.push(await pool(keys, CONCURRENCY, (k) => httpGet(`http://127.0.0.1:${nginxPort}/${k}`)));
         gets.push(
           await pool(keys, CONCURRENCY, async (k) => {
@@ -234,6 +251,10 @@ async function main(): Promise<void> {
             if (n !== body.length) throw new Error(`GET ${k}: ${n} bytes, expected ${body.length}`);
             return n;
           }),
+        );
+        const mbs = (v: number[]): string => `${((v[v.length - 1] ?? 0) / MB).toFixed(1)} MB/s`;
+        process.stderr.write(
+          `  fio write ${mbs(fios)}, PUT ${mbs(puts)}, nginx GET ${mbs(nginxGets)}, GET ${mbs(gets)}\n`,
         );
       }
       rows.push({
@@ -255,6 +276,10 @@ async function main(): Promise<void> {
       rmSync(join(www, String(size.bytes)), { recursive: true, force: true });
     }
     printComparisons('S3 gateway (strata s3) vs nginx (GET) and fio (PUT)', rows);
+  } catch (err) {
+    if (gatewayLog !== undefined)
+      process.stderr.write(`--- gateway log (tail)\n${gatewayLog().slice(-4000)}\n`);
+    throw err;
   } finally {
     agent.destroy();
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);

@@ -76,6 +76,14 @@ export function metaFromRequest(
     const v = headers[h];
     if (typeof v === 'string') stored[h] = v;
   }
+  // aws-chunked is the transfer framing of this request, not an encoding of the object.
+  const enc = stored['content-encoding']
+    ?.split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '' && e.toLowerCase() !== 'aws-chunked')
+    .join(',');
+  if (enc === undefined || enc === '') delete stored['content-encoding'];
+  else stored['content-encoding'] = enc;
   const user: Record<string, string> = {};
   let bytes = 0;
   for (const [name, value] of Object.entries(headers)) {
