@@ -22,6 +22,7 @@ import { startStrata } from '../../test/helpers/process.js';
 import { ACCESS_KEY, REGION, SECRET_KEY } from '../../test/gateway/harness.js';
 import { presign } from '../../test/gateway/signing.js';
 import { runFio } from '../lib/fio.js';
+import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
 import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc.js';
 import type { Background } from '../lib/proc.js';
 import { best, printComparisons } from '../lib/report.js';
@@ -116,7 +117,9 @@ async function pool(
     Array.from({ length: Math.min(n, items.length) }, async () => {
       while (next < items.length) {
         const i = next++;
-        bytes += await fn(items[i] as string);
+        // Not `bytes += await …`: that reads `bytes` before awaiting and loses the others' counts.
+        const n = await fn(items[i] as string);
+        bytes += n;
       }
     }),
   );
@@ -186,6 +189,7 @@ function settle(): void {
 async function main(): Promise<void> {
   requireTool('nginx', 'nginx-light');
   requireTool('fio', 'fio');
+  requireTool('iperf3', 'iperf3');
   const cleanups: (() => Promise<void> | void)[] = [];
   let gatewayLog: (() => string) | undefined;
   const t = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
@@ -276,6 +280,14 @@ async function main(): Promise<void> {
       rmSync(join(www, String(size.bytes)), { recursive: true, force: true });
     }
     printComparisons('S3 gateway (strata s3) vs nginx (GET) and fio (PUT)', rows);
+    // Every S3 byte crosses loopback TCP twice at most; what one stream gets here bounds PUT.
+    const iperf = await startIperf3Server();
+    try {
+      const r = await runIperf3Client(iperf.port, 3);
+      console.log(`loopback TCP, one stream (iperf3): ${(r.bytesPerSecond / MB).toFixed(0)} MB/s`);
+    } finally {
+      await iperf.stop();
+    }
   } catch (err) {
     if (gatewayLog !== undefined)
       process.stderr.write(`--- gateway log (tail)\n${gatewayLog().slice(-4000)}\n`);
