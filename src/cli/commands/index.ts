@@ -10,6 +10,7 @@ import { register as kvClient } from './kv-client.js';
 import { register as local } from './local.js';
 import { register as master } from './master.js';
 import { register as node } from './node.js';
+import { register as proxy } from './proxy.js';
 import { register as report } from './report.js';
 import { register as s3 } from './s3.js';
 import { register as version } from './version.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   local,
   master,
   node,
+  proxy,
   report,
   s3,
   version,
