@@ -15,6 +15,7 @@ import { register as mount } from './mount.js';
 import { register as node } from './node.js';
 import { register as proxy } from './proxy.js';
 import { register as report } from './report.js';
+import { register as s3 } from './s3.js';
 import { register as version } from './version.js';
 import { register as worker } from './worker.js';
 
@@ -32,6 +33,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   node,
   proxy,
   report,
+  s3,
   version,
   worker,
 ];

@@ -196,6 +196,8 @@ export const s3GatewaySection = z
     secret_key: optStr(),
     credentials_file: optStr(),
     anonymous_read: bool(false),
+    /** Base domain of virtual-hosted-style addressing (`bucket.DOMAIN`); empty: path style only. */
+    domain: str(''),
     web_port: port(9902),
     max_object_size: size('5TB'),
     max_part_size: size('5GB'),
