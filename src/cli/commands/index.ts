@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { register as checkConfig } from './check-config.js';
 import { register as fluid } from './fluid.js';
 import { register as fs } from './fs.js';
+import { register as fuse } from './fuse.js';
 import { register as kv } from './kv.js';
 import { register as kvClient } from './kv-client.js';
 import { register as local } from './local.js';
@@ -18,6 +19,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   checkConfig,
   fluid,
   fs,
+  fuse,
   kv,
   kvClient,
   local,
