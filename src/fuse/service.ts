@@ -109,6 +109,7 @@ export class FuseService {
     };
     try {
       await ensureFsPath(client, f.fs_path, log);
+      await prepareMountPoint(f.mnt_path, { allowNonEmpty: options.includes('nonempty'), log });
       const metrics = new FuseMetrics(registry);
       let mounted = false;
       const http = new OpsHttpServer({
@@ -124,7 +125,6 @@ export class FuseService {
         throw new UsageError(`fuse.web_port ${f.web_port}: cannot listen (${err.code ?? err.message})`);
       });
       cleanup.push(() => http.close());
-      await prepareMountPoint(f.mnt_path, { allowNonEmpty: options.includes('nonempty'), log });
       const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
       const binding = opts.binding ?? new NativeFuseBinding();
       const mount = await binding.mount(

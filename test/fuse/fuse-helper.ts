@@ -49,6 +49,8 @@ export function forceUnmount(mnt: string): void {
 }
 
 export async function waitMounted(mnt: string, proc: Proc): Promise<void> {
+  // The log line first: a stale mount left by a killed predecessor also shows as fuse.strata.
+  await proc.waitForOutput('strata fuse mounted', 20_000);
   await waitFor(
     `fuse.strata mounted at ${mnt}`,
     async () => {
