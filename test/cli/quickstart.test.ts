@@ -3,7 +3,7 @@
 // another "terminal", Ctrl-C, start again: the data is still there. Skips locally when the
 // default ports are taken (another cluster running); fails under CI.
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +39,12 @@ test(
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['STRATA_CONF_FILE', 'STRATA_MASTER_ENDPOINTS', 'STRATA_HOST_ID', 'STRATA_TEST'])
       delete env[k];
+    // A new user's shell: under `npm test` the PATH starts with node_modules/.bin, where a dev
+    // dependency (http-cache-tests) installs an old npm 6 that cannot read our lockfile.
+    env.PATH = (env.PATH ?? '')
+      .split(delimiter)
+      .filter((d) => !d.includes(`node_modules${sep}.bin`) && !d.includes('node-gyp-bin'))
+      .join(delimiter);
     const git = await run('git', ['clone', '--quiet', REPO, clone], { timeoutMs: 60_000 });
     assert.equal(git.code, 0, git.stderr);
     const ci = await run('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], {

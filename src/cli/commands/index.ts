@@ -11,6 +11,7 @@ import { register as kvClient } from './kv-client.js';
 import { register as local } from './local.js';
 import { register as master } from './master.js';
 import { register as node } from './node.js';
+import { register as proxy } from './proxy.js';
 import { register as report } from './report.js';
 import { register as version } from './version.js';
 import { register as worker } from './worker.js';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   local,
   master,
   node,
+  proxy,
   report,
   version,
   worker,

@@ -1,0 +1,539 @@
+/**
+ * `node dist/bench/proxy/main.js [--duration 10] [--quick]`: strata proxy beside nginx
+ * proxy_cache (Debian nginx-light), both in front of the same local origin, in one invocation.
+ * Measurements of the two servers are interleaved (and repeated, medians reported) so that
+ * other load on a shared host affects both alike.
+ *
+ *   1 KiB hits        req/s with wrk                      target >= 0.5x nginx
+ *   1 MiB, 100 MiB    hit throughput with wrk             target >= 0.9x nginx
+ *   1 GiB miss TTFB   p50, beside the origin's own TTFB   target <= origin + 1 ms
+ *   1 GiB uncached    server RSS growth while streaming   target <= 64 MiB
+ *   100 concurrent    requests for one uncached object -> origin requests (target 1)
+ *
+ * Every figure is printed beside nginx's with the ratio. Nothing here is asserted: performance
+ * is measured, not tested.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const STRATA_BIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ORIGIN_JS = fileURLToPath(new URL('./origin.js', import.meta.url));
+
+interface Args {
+  durationS: number;
+  ttfbRuns: number;
+  rounds: number;
+}
+
+function parseArgs(): Args {
+  const a = process.argv.slice(2);
+  const at = a.indexOf('--duration');
+  const quick = a.includes('--quick');
+  return {
+    durationS: at >= 0 ? Number(a[at + 1]) : quick ? 3 : 10,
+    ttfbRuns: quick ? 7 : 21,
+    rounds: quick ? 1 : 3,
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function waitOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error(`timeout waiting for ${String(pattern)}: ${buf}`)),
+      timeoutMs,
+    );
+    const on = (d: Buffer): void => {
+      buf += d.toString();
+      const m = pattern.exec(buf);
+      if (m !== null) {
+        clearTimeout(timer);
+        child.stdout?.off('data', on);
+        child.stderr?.off('data', on);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+  });
+}
+
+async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      if (r.status < 500) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer`);
+    await sleep(50);
+  }
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+interface Server {
+  name: string;
+  port: number;
+  /** Processes whose RSS counts (nginx: master and workers). */
+  pids(): number[];
+  /** strata only: its Prometheus text, for figures measured inside the process. */
+  metrics?: () => Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function startOrigin(): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [ORIGIN_JS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const m = await waitOutput(child, /listening (\d+)/);
+  return { port: Number(m[1]), child };
+}
+
+async function startStrata(work: string, originPort: number): Promise<Server> {
+  const [port, health, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const conf = join(work, 'strata.yaml');
+  writeFileSync(
+    conf,
+    [
+      `upstream_address: "127.0.0.1:${originPort}"`,
+      `listen_address: "127.0.0.1:${port}"`,
+      `health_address: "127.0.0.1:${health}"`,
+      `metrics_endpoint: { enabled: true, address: "127.0.0.1:${metricsPort}" }`,
+      'l1_cache_size_bytes: 256MB',
+      'l1_max_object_size_bytes: 16MB',
+      'enable_l2_cache: true',
+      'l2_backend: file',
+      `l2_cache_dir: "${join(work, 'strata-l2')}"`,
+      'l2_cache_max_size_bytes: 8GB',
+      'log_level: warn',
+      '',
+    ].join('\n'),
+  );
+  // As deployed (deploy/proxy): more I/O threads than libuv's default 4.
+  const child = spawn(process.execPath, [STRATA_BIN, 'proxy', '--config', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+  });
+  child.stdout?.resume();
+  child.stderr?.pipe(process.stderr);
+  await waitHttp(`http://127.0.0.1:${health}/ready`);
+  return {
+    name: 'strata',
+    port,
+    pids: () => [child.pid as number],
+    metrics: () => getText(`http://127.0.0.1:${metricsPort}/metrics`),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function startNginx(work: string, originPort: number, workers: number): Promise<Server> {
+  const port = await freePort();
+  const dir = join(work, `nginx-${workers}`);
+  for (const d of ['cache', 'tmp', 'body', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, d), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes ${workers};
+user root;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/body;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  proxy_temp_path ${dir}/tmp;
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:64m max_size=8g inactive=60m use_temp_path=off;
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 60s;
+      proxy_cache_valid 200 60m;
+    }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', dir, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.resume();
+  child.stderr?.pipe(process.stderr);
+  await waitHttp(`http://127.0.0.1:${port}/obj/1`);
+  const master = child.pid as number;
+  return {
+    name: workers === 1 ? 'nginx (1 worker)' : `nginx (${workers} workers)`,
+    port,
+    pids: () => [master, ...childPids(master)],
+    stop: async () => {
+      child.kill('SIGQUIT');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** Runs wrk; returns requests/s and bytes/s. */
+function wrk(url: string, connections: number, durationS: number): { rps: number; bps: number } {
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', url], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
+  const t = /Transfer\/sec:\s+([\d.]+)([KMGT]?B)/.exec(r.stdout);
+  const unit: Record<string, number> = { B: 1, KB: 1024, MB: MiB, GB: GiB, TB: 1024 * GiB };
+  const bps = t === null ? 0 : Number(t[1]) * (unit[t[2] ?? 'B'] ?? 1);
+  return { rps, bps };
+}
+
+async function warm(url: string): Promise<void> {
+  for (let i = 0; i < 2; i++) await getText(url);
+  await sleep(300); // let the fill commit
+}
+
+/**
+ * Time from writing a request on an already connected socket to the first byte of the answer;
+ * the connection is then dropped. The TCP handshake is excluded on purpose: it is the client's
+ * cost, the same with or without a proxy, and on a busy host it is noisier than what we measure.
+ */
+function ttfb(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => {
+      const t0 = performance.now();
+      sock.once('data', () => {
+        const ms = performance.now() - t0;
+        sock.destroy();
+        resolve(ms);
+      });
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+    });
+    sock.setNoDelay(true);
+    sock.on('error', reject);
+  });
+}
+
+/** GET over a fresh connection (no pooled socket the other side may have closed), body as text. */
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+/** Waits until the origin sends nothing (servers finishing abandoned downloads), bounded. */
+async function originIdle(originPort: number, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (Number(await getText(`http://127.0.0.1:${originPort}/__active`)) === 0) return;
+    await sleep(250);
+  }
+  process.stderr.write('origin still busy; continuing\n');
+}
+
+/** A tiny miss through the server, so its origin pool has a warm idle connection (as in production). */
+async function warmPool(port: number, tag: string): Promise<void> {
+  await getText(`http://127.0.0.1:${port}/obj/16?warm=${tag}`);
+}
+
+function p50(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** Downloads a URL completely, sampling the RSS of `pids` meanwhile; returns the growth. */
+async function rssWhileStreaming(
+  url: string,
+  pids: () => number[],
+): Promise<{ growth: number; bytes: number }> {
+  const total = (): number => pids().reduce((n, p) => n + rssOf(p), 0);
+  const before = total();
+  let peak = before;
+  const timer = setInterval(() => (peak = Math.max(peak, total())), 25);
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    httpRequest(url, { agent: false }, (res) => {
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', resolve);
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  clearInterval(timer);
+  return { growth: peak - before, bytes };
+}
+
+async function concurrentMisses(url: string, n: number, originPort: number, path: string): Promise<number> {
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          httpRequest(url, { agent: false }, (res) => {
+            res.resume();
+            res.on('end', resolve);
+            res.on('error', reject);
+          })
+            .on('error', reject)
+            .end();
+        }),
+    ),
+  );
+  return Number(await getText(`http://127.0.0.1:${originPort}/__count?path=${encodeURIComponent(path)}`));
+}
+
+function median(xs: number[]): number {
+  return p50(xs);
+}
+
+/**
+ * Hit throughput, interleaved: each round runs every server once per object size, so load from
+ * other jobs on a shared host hits both sides alike; the medians of the rounds are reported.
+ */
+async function hitThroughput(
+  servers: Server[],
+  args: Args,
+): Promise<Map<string, { hits1k: number; hits1m: number; hits100m: number }>> {
+  const sizes: [key: 'hits1k' | 'hits1m' | 'hits100m', bytes: number, conns: number][] = [
+    ['hits1k', 1024, 64],
+    ['hits1m', MiB, 8],
+    ['hits100m', 100 * MiB, 4],
+  ];
+  const samples = new Map<string, Record<string, number[]>>();
+  for (const s of servers) {
+    samples.set(s.name, { hits1k: [], hits1m: [], hits100m: [] });
+    for (const [, bytes] of sizes) await warm(`http://127.0.0.1:${s.port}/obj/${bytes}`);
+  }
+  for (let round = 0; round < args.rounds; round++) {
+    for (const [key, bytes, conns] of sizes) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const s of order) {
+        process.stderr.write(`[round ${round + 1}/${args.rounds}] ${s.name} ${key}...\n`);
+        const r = wrk(`http://127.0.0.1:${s.port}/obj/${bytes}`, conns, args.durationS);
+        samples.get(s.name)?.[key]?.push(key === 'hits1k' ? r.rps : r.bps);
+      }
+    }
+  }
+  const out = new Map<string, { hits1k: number; hits1m: number; hits100m: number }>();
+  for (const [name, v] of samples)
+    out.set(name, {
+      hits1k: median(v.hits1k ?? []),
+      hits1m: median(v.hits1m ?? []),
+      hits100m: median(v.hits100m ?? []),
+    });
+  return out;
+}
+
+/**
+ * 1 GiB miss TTFB: samples of the origin itself and of `s` alternate. Servers are measured one
+ * after the other, not interleaved with each other: a server may keep downloading an abandoned
+ * 1 GiB object in the background (nginx does, to complete its cache file), which would load the
+ * host during the other's samples.
+ */
+async function missTtfb(
+  s: Server,
+  originPort: number,
+  args: Args,
+): Promise<{ origin: number; server: number }> {
+  const o: number[] = [];
+  const v: number[] = [];
+  for (let i = 0; i < args.ttfbRuns; i++) {
+    await sleep(150); // earlier samples' fills are abandoned meanwhile
+    o.push(await ttfb(originPort, `/obj/${GiB}?direct=${s.port}-${i}`));
+    await sleep(50);
+    await warmPool(s.port, `${s.port}-${i}`);
+    v.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
+  }
+  return { origin: p50(o), server: p50(v) };
+}
+
+/** Sums of the proxy's MISS TTFB and origin (fill) latency histograms. */
+function missFigures(text: string): { ttfbSum: number; upstreamSum: number; count: number } {
+  const num = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    ttfbSum: num(/^proxy_ttfb_seconds_sum\{[^}]*cache="MISS"[^}]*\} ([\d.e+-]+)/m),
+    upstreamSum: num(/^proxy_upstream_latency_seconds_sum\{[^}]*kind="fill"[^}]*\} ([\d.e+-]+)/m),
+    count: num(/^proxy_ttfb_seconds_count\{[^}]*cache="MISS"[^}]*\} ([\d.e+-]+)/m),
+  };
+}
+
+function fmtBytesPerS(b: number): string {
+  return b >= GiB ? `${(b / GiB).toFixed(2)} GiB/s` : `${(b / MiB).toFixed(0)} MiB/s`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const work = mkdtempSync(join(tmpdir(), 'strata-proxy-bench-'));
+  const origin = await startOrigin();
+  const servers: Server[] = [];
+  try {
+    const strata = await startStrata(work, origin.port);
+    servers.push(strata);
+    const nginx = await startNginx(work, origin.port, 1);
+    servers.push(nginx);
+    const rss = new Map<string, number>();
+    const coalesce = new Map<string, number>();
+    // First, on fresh processes: RSS growth is measured from their idle size.
+    for (const srv of servers) {
+      await warm(`http://127.0.0.1:${srv.port}/obj/1024`);
+      process.stderr.write(`[${srv.name}] RSS while streaming 1 GiB uncached...\n`);
+      const r = await rssWhileStreaming(`http://127.0.0.1:${srv.port}/obj/${GiB}?rss=${srv.port}`, () =>
+        srv.pids(),
+      );
+      if (r.bytes !== GiB) throw new Error(`${srv.name}: streamed ${r.bytes} of ${GiB} bytes`);
+      rss.set(srv.name, r.growth);
+      process.stderr.write(`[${srv.name}] 100 concurrent misses...\n`);
+      const path = `/obj/${100 * MiB}?coalesce=${srv.port}`;
+      coalesce.set(
+        srv.name,
+        await concurrentMisses(`http://127.0.0.1:${srv.port}${path}`, 100, origin.port, path),
+      );
+    }
+    await originIdle(origin.port);
+    const hits = await hitThroughput(servers, args);
+    await originIdle(origin.port);
+    process.stderr.write('1 GiB miss TTFB: origin and strata alternating...\n');
+    const before = missFigures(await (strata.metrics as () => Promise<string>)());
+    const sTt = await missTtfb(strata, origin.port, args);
+    const after = missFigures(await (strata.metrics as () => Promise<string>)());
+    const internalMs =
+      (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
+      Math.max(1, after.count - before.count);
+    await originIdle(origin.port);
+    // Last: nginx keeps downloading each abandoned 1 GiB object to complete its cache file.
+    process.stderr.write('1 GiB miss TTFB: origin and nginx alternating...\n');
+    const nTt = await missTtfb(nginx, origin.port, args);
+    const s = hits.get(strata.name) as { hits1k: number; hits1m: number; hits100m: number };
+    const n = hits.get(nginx.name) as { hits1k: number; hits1m: number; hits100m: number };
+    const sT = sTt.server;
+    const nT = nTt.server;
+    const row = (label: string, ours: string, theirs: string, ratio: string, target: string): string =>
+      `${label.padEnd(36)}${ours.padStart(14)}${theirs.padStart(14)}${ratio.padStart(9)}   ${target}`;
+    const lines = [
+      '',
+      `strata proxy vs ${nginx.name} proxy_cache, same origin; wrk -t1, ${args.durationS} s per run, median of ${args.rounds} interleaved round(s)`,
+      row('', 'strata', 'nginx', 'ratio', 'target'),
+      row(
+        '1 KiB hits (req/s, 64 conns)',
+        s.hits1k.toFixed(0),
+        n.hits1k.toFixed(0),
+        (s.hits1k / n.hits1k).toFixed(2),
+        '>= 0.5',
+      ),
+      row(
+        '1 MiB hits (8 conns)',
+        fmtBytesPerS(s.hits1m),
+        fmtBytesPerS(n.hits1m),
+        (s.hits1m / n.hits1m).toFixed(2),
+        '>= 0.9',
+      ),
+      row(
+        '100 MiB hits (4 conns)',
+        fmtBytesPerS(s.hits100m),
+        fmtBytesPerS(n.hits100m),
+        (s.hits100m / n.hits100m).toFixed(2),
+        '>= 0.9',
+      ),
+      row(
+        `1 GiB miss TTFB p50 (origin ${sTt.origin.toFixed(2)} ms)`,
+        `${sT.toFixed(2)} ms`,
+        `${nT.toFixed(2)} ms`,
+        `+${(sT - sTt.origin).toFixed(2)}`,
+        '<= origin + 1 ms',
+      ),
+      `${''.padEnd(36)}${''.padStart(14)}${`(origin ${nTt.origin.toFixed(2)} ms)`.padStart(14)}`,
+      row(
+        'RSS growth streaming 1 GiB miss',
+        `${((rss.get(strata.name) ?? 0) / MiB).toFixed(1)} MiB`,
+        `${((rss.get(nginx.name) ?? 0) / MiB).toFixed(1)} MiB`,
+        '',
+        '<= 64 MiB',
+      ),
+      row(
+        'origin requests, 100 concurrent',
+        String(coalesce.get(strata.name)),
+        String(coalesce.get(nginx.name)),
+        '',
+        '1',
+      ),
+      '',
+      `strata's own time on a miss (first byte out minus origin header latency, mean, inside the process): ${internalMs.toFixed(2)} ms`,
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+  } finally {
+    for (const srv of servers) await srv.stop().catch(() => undefined);
+    origin.child.kill('SIGTERM');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
