@@ -25,7 +25,7 @@ export class OpenFile {
   readonly #fs: FileSystem;
   #handle: RandomWriteHandle | undefined;
   #opening: Promise<RandomWriteHandle> | undefined;
-  /** Serialises appends (their position is the size when they run) and commits. */
+  /** Writes, truncates and commits in turn (an append's position is the size when it runs). */
   #chain: Promise<unknown> = Promise.resolve();
 
   constructor(fs: FileSystem, path: string) {
@@ -71,20 +71,26 @@ export class OpenFile {
     this.lastWriteMs = Date.now();
   }
 
-  /** Writes at `position`, or at the end for O_APPEND descriptors. */
-  async write(data: Buffer, position: number, append: boolean): Promise<number> {
-    const w = await this.writer();
-    const n = append
-      ? await this.#serial(async () => w.pwrite(data, w.size))
-      : await w.pwrite(data, position);
-    this.lastWriteMs = Date.now();
-    return n;
+  /**
+   * Writes at `position`, or at the end for O_APPEND descriptors. Writes, truncates and commits
+   * take turns (the handle runs its calls one at a time anyway), so a commit never closes the
+   * handle under a write that another descriptor just issued.
+   */
+  write(data: Buffer, position: number, append: boolean): Promise<number> {
+    return this.#serial(async () => {
+      const w = await this.writer();
+      const n = await w.pwrite(data, append ? w.size : position);
+      this.lastWriteMs = Date.now();
+      return n;
+    });
   }
 
-  async truncate(size: number): Promise<void> {
-    const w = await this.writer();
-    await w.truncate(size);
-    this.lastWriteMs = Date.now();
+  truncate(size: number): Promise<void> {
+    return this.#serial(async () => {
+      const w = await this.writer();
+      await w.truncate(size);
+      this.lastWriteMs = Date.now();
+    });
   }
 
   /** Commits the write handle (one Complete): the data becomes the file's for every reader. */

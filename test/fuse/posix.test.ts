@@ -103,6 +103,17 @@ test('errnos, permissions and attributes through the mount', { skip, timeout: 15
     assert.equal((await stat(f)).size, 3);
   });
 
+  await t.test('two processes writing one file, each closing while the other writes', async () => {
+    await writeFile(p('two.bin'), Buffer.alloc(64, '.'));
+    // Writer A fills even offsets, B odd ones; every dd opens, writes, closes (commits).
+    const writer = (parity: number, ch: string): string =>
+      `for i in $(seq ${parity} 2 63); do printf ${ch} | dd of=two.bin bs=1 seek=$i conv=notrunc status=none || exit 1; done`;
+    const [a, b] = await Promise.all([sh(writer(0, 'A'), m.mnt), sh(writer(1, 'B'), m.mnt)]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(await readFile(p('two.bin'), 'utf8'), 'AB'.repeat(32));
+  });
+
   await t.test('rename over an existing target, links, symlinks', async () => {
     await writeFile(p('src.txt'), 'source');
     await writeFile(p('dst.txt'), 'old target that is longer');
