@@ -165,7 +165,13 @@ export class StrataFs implements FuseOperations {
     const ns = this.#ns(path);
     const handle = await this.#fs.openForWrite(ns, { create: true, mode: mode & PERMISSION_BITS });
     // The library does not pass the open flags of create; creating descriptors write at their offset.
-    const fh = this.#open.open(ns, true, false);
+    let fh: number;
+    try {
+      fh = this.#open.open(ns, true, false);
+    } catch (err) {
+      await handle.close().catch(() => handle.abort());
+      throw err;
+    }
     this.#open.handle(fh).file.adopt(handle);
     return fh;
   }

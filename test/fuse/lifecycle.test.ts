@@ -1,6 +1,6 @@
 // The mount's life: two processes reading one file at once, fs_path (a sub-directory as the
 // root), SIGTERM (unmount, exit 0), SIGKILL (a stale mount) and a clean remount over it with
-// the committed data intact, and the refusals of a non-empty or busy mount point.
+// the committed data intact, the refusals of a non-empty or busy mount point, and -o nonempty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { mountAt } from '../../src/fuse/mount-point.js';
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
-import { runStrata } from '../helpers/process.js';
+import { runStrata, startStrata } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { FUSE_TOOLS, TEST_CLUSTER, mountFuse, sh, shOk } from './fuse-helper.js';
+import { FUSE_TOOLS, TEST_CLUSTER, forceUnmount, mountFuse, sh, shOk, waitMounted } from './fuse-helper.js';
 
 const skip = requireTools(...FUSE_TOOLS, 'sha256sum');
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -119,5 +119,17 @@ test(
     assert.doesNotMatch(ne.stderr, /\n\s+at /);
     assert.ok(statSync(join(dir, 'x')).isFile());
     assert.equal(await mountAt(dir), undefined);
+
+    // -o nonempty mounts over it (the first mount stops to free the web port); `x` is hidden.
+    await m.stop();
+    const over = startStrata(['fuse', '--conf', m.confPath, '--mnt-path', dir, '-o', 'nonempty']);
+    try {
+      await waitMounted(dir, over);
+      assert.equal(await shOk('ls -A', dir), '');
+    } finally {
+      await over.stop('SIGTERM', 15_000);
+      if ((await mountAt(dir)) !== undefined) forceUnmount(dir);
+    }
+    assert.ok(statSync(join(dir, 'x')).isFile(), 'the directory keeps its entry after unmounting');
   },
 );
