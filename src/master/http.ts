@@ -5,15 +5,20 @@
  *   GET /api/browse?path=/a&startAfter=&limit= a directory page, or a file with its blocks
  *   GET /api/config                            the effective configuration, secrets masked
  * Errors are JSON `{ error: { code, message } }` with the status of the code (404 for ENOENT…).
+ * The web console (./console/) adds its page, assets and API routes beside these.
  */
+import type { Registry } from 'prom-client';
 import type { ClusterConfig } from '../common/config/index.js';
 import { maskSecrets } from '../common/config/index.js';
 import { StrataError } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
 import type { OpsHttpServer } from '../common/ops-http.js';
 import { sendJson } from '../common/ops-http.js';
 import { STRATA_VERSION } from '../common/version.js';
 import type { MetaStore } from '../meta/index.js';
 import { MAX_LIST_PAGE } from '../protocol/types.js';
+import { apiRoute, mountConsole } from './console/index.js';
+import type { ConsoleHandle } from './console/index.js';
 import type { MasterCore } from './core.js';
 import { clusterTotals } from './service.js';
 
@@ -22,11 +27,16 @@ export interface MasterHttpDeps {
   store: MetaStore;
   config: ClusterConfig;
   rpcAddress: () => string;
+  registry: Registry;
+  log: Logger;
 }
 
-export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
+/** Adds the JSON API and the console; the handle starts and stops the console's sampler. */
+export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): ConsoleHandle {
   const { core } = d;
-  http.route('GET', '/api/overview', (_req, res) => {
+  const route = (path: string, handler: Parameters<typeof apiRoute>[3]): void =>
+    apiRoute(http, 'GET', path, handler);
+  route('/api/overview', (_req, res) => {
     const counts = core.namespace.counts();
     sendJson(res, 200, {
       clusterId: d.config.cluster_id,
@@ -46,12 +56,12 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
       cache: core.namespace.cache.stats(),
     });
   });
-  http.route('GET', '/api/workers', (_req, res) => {
+  route('/api/workers', (_req, res) => {
     sendJson(res, 200, {
       workers: core.registry.all().map((w) => core.registry.info(w, core.blocks.map.blocksOf(w.id).size)),
     });
   });
-  http.route('GET', '/api/browse', async (_req, res, url) => {
+  route('/api/browse', async (_req, res, url) => {
     const path = url.searchParams.get('path') ?? '/';
     const startAfter = url.searchParams.get('startAfter') ?? undefined;
     const limitText = url.searchParams.get('limit');
@@ -84,7 +94,15 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): void {
     });
     sendJson(res, 200, { status, ...page });
   });
-  http.route('GET', '/api/config', (_req, res) => {
+  route('/api/config', (_req, res) => {
     sendJson(res, 200, { config: maskSecrets(d.config) });
+  });
+  return mountConsole({
+    http,
+    core,
+    config: d.config,
+    registry: d.registry,
+    log: d.log,
+    rpcAddress: d.rpcAddress,
   });
 }

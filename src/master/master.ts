@@ -23,6 +23,7 @@ import type { UnaryHandler } from '../rpc/api.js';
 import { MasterCore } from './core.js';
 import { LOCK_FILE, lockDir } from './dir-lock.js';
 import type { DirLock } from './dir-lock.js';
+import type { ConsoleHandle } from './console/index.js';
 import { addMasterRoutes } from './http.js';
 import { registerMasterMetrics } from './metrics.js';
 
@@ -41,6 +42,7 @@ export class MasterServer {
   readonly rpc: RpcServer;
   readonly http: OpsHttpServer;
   readonly registry: Registry;
+  readonly webConsole: ConsoleHandle;
   readonly #log: Logger;
   readonly #lock: DirLock;
   #listening = false;
@@ -52,6 +54,7 @@ export class MasterServer {
     rpc: RpcServer,
     http: OpsHttpServer,
     registry: Registry,
+    webConsole: ConsoleHandle,
     log: Logger,
     lock: DirLock,
   ) {
@@ -60,6 +63,7 @@ export class MasterServer {
     this.rpc = rpc;
     this.http = http;
     this.registry = registry;
+    this.webConsole = webConsole;
     this.#log = log;
     this.#lock = lock;
   }
@@ -135,13 +139,14 @@ export class MasterServer {
         rpc.handle(b.def, b.def.mutating ? retries.wrap(b.def, handler) : handler);
       }
       registerMasterMetrics(registry, core, openStore);
-      addMasterRoutes(http, { core, store: openStore, config, rpcAddress });
-      const server = new MasterServer(core, openStore, rpc, http, registry, log, lock);
+      const web = addMasterRoutes(http, { core, store: openStore, config, rpcAddress, registry, log });
+      const server = new MasterServer(core, openStore, rpc, http, registry, web, log, lock);
       late.server = server;
       await http.listen();
       await rpc.listen(m.bind_host, m.rpc_port);
       server.#listening = true;
       core.start();
+      web.start();
       const c = core.namespace.counts();
       log.info(
         { rpc: rpcAddress(), web: webAddress(), dir, files: c.files, dirs: c.dirs, blocks: c.blocks },
@@ -166,6 +171,7 @@ export class MasterServer {
     this.#log.info('master stopping');
     await this.rpc.close(graceMs);
     this.#listening = false;
+    await this.webConsole.stop();
     await this.core.stop();
     await this.store.close();
     this.#lock.release();

@@ -18,7 +18,9 @@ interface ProxyOptions {
 export function register(program: Command): void {
   program
     .command('proxy')
-    .description('run the caching streaming edge proxy (seed 004: L1 memory, L2 file or raw disk)')
+    .description(
+      'run the caching streaming edge proxy (seed 004: L1 memory, L2 file, raw disk or a Strata cluster)',
+    )
     .argument('[file]', 'proxy configuration (YAML); same as --config')
     .option('-c, --config <file>', 'proxy configuration file (YAML)')
     .option(
