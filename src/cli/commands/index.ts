@@ -6,6 +6,7 @@ import { register as checkConfig } from './check-config.js';
 import { register as fluid } from './fluid.js';
 import { register as free } from './free.js';
 import { register as fs } from './fs.js';
+import { register as fuse } from './fuse.js';
 import { register as kv } from './kv.js';
 import { register as kvClient } from './kv-client.js';
 import { register as load } from './load.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   fluid,
   free,
   fs,
+  fuse,
   kv,
   kvClient,
   load,
