@@ -20,6 +20,7 @@ import {
   writeFileAtomic,
 } from '../../fluid/index.js';
 import { action, globalOptions, printJson } from '../context.js';
+import { registerHooks } from './fluid-hooks.js';
 
 interface ThinOptions {
   config?: string;
@@ -146,4 +147,6 @@ export function register(program: Command): void {
         );
       }),
     );
+
+  registerHooks(fluid);
 }
