@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import { writeFileAtomic } from '../../src/fluid/index.js';
 import { mountAt } from '../../src/fuse/mount-point.js';
 import { requireTools } from '../helpers/ci.js';
 import { freePorts } from '../helpers/ports.js';
@@ -51,24 +52,22 @@ test(
     // The ThinRuntime pod on the same cluster: config.json names the master and the directory.
     const thinMnt = mountPoint(t, () => procs.thin);
     const thinJson = join(pods.dir, 'thin-config.json');
-    writeFileSync(
-      thinJson,
-      JSON.stringify({
-        mounts: [
-          {
-            mountPoint: 'strata:///',
-            options: {
-              'master-endpoints': `127.0.0.1:${pods.masterRpcPort}`,
-              'web-port': String(thinWeb),
-              'client.block_size': '1MB',
-              'client.storage_type': 'MEM',
-            },
+    const thinConfig = {
+      mounts: [
+        {
+          mountPoint: 'strata:///',
+          options: {
+            'master-endpoints': `127.0.0.1:${pods.masterRpcPort}`,
+            'web-port': String(thinWeb),
+            'client.block_size': '1MB',
+            'client.storage_type': 'MEM',
           },
-        ],
-        targetPath: thinMnt,
-        accessModes: ['ReadWriteMany'],
-      }),
-    );
+        },
+      ],
+      targetPath: thinMnt,
+      accessModes: ['ReadWriteMany'],
+    };
+    writeFileSync(thinJson, JSON.stringify(thinConfig));
     const thin = startStrata(['fluid', 'thin', '--config', thinJson], {
       env: {
         PATH: process.env.PATH,
@@ -95,6 +94,19 @@ test(
     assert.equal((await shOk('stat -c %s bigfile.dat', clientMnt)).trim(), String(10 * 1024 * 1024));
     assert.equal((await pods.fs.stat('/bigfile.dat')).size, 10 * 1024 * 1024);
     assert.match(await shOk(`grep " ${clientMnt} " /proc/self/mountinfo`, '/'), / fuse\.strata /);
+
+    // Fluid rewrites the ConfigMap: an unusable file is reported and the mount kept; a changed
+    // configuration unmounts and exits 0, for the DaemonSet to restart the container.
+    writeFileAtomic(thinJson, '{"mounts": 1');
+    await thin.waitForOutput('is not usable, keeping the mount', 20_000);
+    assert.equal((await mountAt(thinMnt))?.fsType, 'fuse.strata');
+    writeFileAtomic(
+      thinJson,
+      JSON.stringify({ ...thinConfig, runtimeOptions: { 'entry-timeout-ms': '2000' } }),
+    );
+    assert.equal(await thin.exited, 0);
+    assert.match(thin.stderr, /changed; unmounting to remount with the new configuration/);
+    assert.equal(await mountAt(thinMnt), undefined);
 
     // SIGTERM unmounts.
     assert.equal(await client.stop('SIGTERM', 15_000), 0);

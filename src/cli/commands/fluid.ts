@@ -18,6 +18,7 @@ import {
   thinConfigPath,
   THIN_CONFIG_PATHS,
   CACHE_CONFIG_PATHS,
+  watchFluidConfig,
   writeFileAtomic,
 } from '../../fluid/index.js';
 import { action, globalOptions, printJson } from '../context.js';
@@ -101,6 +102,28 @@ export function register(program: Command): void {
         }
         writeFileAtomic(out, plan.toml);
         await runRole(cmd, out, 'fuse');
+        // A changed Dataset or profile: unmount gracefully and exit, so the DaemonSet restarts
+        // the container and it mounts with the new configuration (a clean remount).
+        watchFluidConfig({
+          source,
+          current: plan.toml,
+          derive: () =>
+            planThin({ json: readJsonFile(source), source, env: process.env, readSecret: fileSecretReader })
+              .toml,
+          onChange: () => {
+            process.stderr.write(
+              `strata: fluid thin: ${source} changed; unmounting to remount with the new configuration\n`,
+            );
+            process.kill(process.pid, 'SIGTERM');
+          },
+          onInvalid: (err) => {
+            process.stderr.write(
+              `strata: fluid thin: ${source} changed but is not usable, keeping the mount: ${
+                err instanceof Error ? err.message.split('\n').join(' ') : String(err)
+              }\n`,
+            );
+          },
+        });
       }),
     );
 
