@@ -37,7 +37,7 @@ test(
   async (t) => {
     const [clientWeb, thinWeb] = await freePorts(2);
     if (clientWeb === undefined || thinWeb === undefined) throw new Error('no free ports');
-    const pods = await startFluidPods(t, clientWeb);
+    const pods = await startFluidPods(t, { clientWebPort: clientWeb });
 
     const hook = await runStrata(['fluid', 'mount-ufs'], { env: pods.podEnv('master'), timeoutMs: 60_000 });
     assert.equal(hook.stdout, '{"mounted":["/local"]}\n', hook.stderr);

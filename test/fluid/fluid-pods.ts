@@ -15,6 +15,7 @@ import { startStrata } from '../helpers/process.js';
 import type { Proc } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY } from '../ufs/s3-server.js';
 import { FLUID_FIXTURES } from './helpers.js';
 
 /** A role's start on a loaded machine (configuration, store open, registration). */
@@ -53,7 +54,18 @@ export async function waitReady(proc: Proc, webPort: number, what: string): Prom
 }
 
 /** Starts master-0 and worker-0 of dataset `strata-demo` and waits until both are Ready. */
-export async function startFluidPods(t: Pick<TestContext, 'after'>, clientWebPort = 0): Promise<FluidPods> {
+export interface FluidPodsOptions {
+  /** The FUSE client's ops port (a free one when several mounts run). */
+  clientWebPort?: number;
+  /** An S3 endpoint: the Dataset also mounts s3://test at /minio, credentials from secret files. */
+  s3Endpoint?: string;
+}
+
+export async function startFluidPods(
+  t: Pick<TestContext, 'after'>,
+  opts: FluidPodsOptions = {},
+): Promise<FluidPods> {
+  const clientWebPort = opts.clientWebPort ?? 0;
   const dir = tempDir(t, 'strata-fluid-pods-');
   const [masterRpc, masterWeb, workerRpc, workerWeb] = await freePorts(4);
   if (
@@ -77,6 +89,19 @@ export async function startFluidPods(t: Pick<TestContext, 'after'>, clientWebPor
     client: { options: Record<string, string> };
   };
   fixture.mounts = [{ mountPoint: `file://${ufsDir}`, name: 'local', path: '/local' }];
+  if (opts.s3Endpoint !== undefined) {
+    const secrets = join(dir, 'secrets');
+    mkdirSync(secrets);
+    writeFileSync(join(secrets, 'access-key'), `${S3RVER_ACCESS_KEY}\n`);
+    writeFileSync(join(secrets, 'secret-key'), `${S3RVER_SECRET_KEY}\n`);
+    fixture.mounts.unshift({
+      mountPoint: 's3://test',
+      name: 'minio',
+      path: '/minio',
+      options: { endpoint_url: opts.s3Endpoint, region_name: 'us-east-1' },
+      encryptOptions: { access: join(secrets, 'access-key'), secret: join(secrets, 'secret-key') },
+    });
+  }
   // Small blocks in the memory tier the worker's levels provide (the default is DISK, 128MB).
   const clientOptions = { 'client.block_size': '1MB', 'client.storage_type': 'MEM' };
   fixture.master.options = {
@@ -116,6 +141,8 @@ export async function startFluidPods(t: Pick<TestContext, 'after'>, clientWebPor
     // The pods' DNS names do not resolve here: the masters are given as Fluid's profile would.
     STRATA_MASTER_ENDPOINTS: `127.0.0.1:${masterRpc}`,
     STRATA_CONF_FILE: join(dir, component, 'strata-cluster.toml'),
+    // The S3 client must not wait for an instance metadata service here.
+    AWS_EC2_METADATA_DISABLED: 'true',
   });
 
   const master = startStrata(['fluid', 'cache-runtime'], { env: podEnv('master'), t });
