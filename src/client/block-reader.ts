@@ -6,13 +6,21 @@
  *
  * Block files are immutable (a changed block gets a new id), so a file opened once stays right
  * to read even after the worker moves it to another tier or deletes it.
+ *
+ * Blocks of files under a UFS mount carry their UFS source. One that no worker caches comes with
+ * the worker the master assigned to fill it (`fill`): it is read with worker.readThrough, which
+ * streams the bytes from the UFS while the worker caches the block (readers of the same block
+ * share that one fetch). A cached block whose every copy failed (evicted meanwhile) is read
+ * through a worker that answered the same way. An error the UFS gave (unreachable, changed,
+ * denied) is the reader's error as it is: another replica cannot do better.
  */
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { StrataError, toStrataError } from '../common/errors.js';
 import type { LocatedBlock, WorkerAddress } from '../protocol/types.js';
 import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
-import { blockUnreadable, isUnreachable } from './errors.js';
+import { ReadThrough } from '../protocol/ufs-worker-calls.js';
+import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
 import { MAX_OPEN_LOCAL_FILES } from './settings.js';
 import { workerKey } from './worker-pool.js';
@@ -59,9 +67,14 @@ export class BlockReader {
     length: number,
   ): Promise<void> {
     if (length === 0) return;
+    if (block.fill === true && block.ufs !== undefined) {
+      await this.#throughInto(block, blockOffset, target, targetOffset, length, block.workers);
+      return;
+    }
     let done = 0;
     const tried: string[] = [];
     let last: unknown;
+    const answered: WorkerAddress[] = [];
     for (const w of this.order(block)) {
       try {
         done += await this.#readFrom(
@@ -77,8 +90,20 @@ export class BlockReader {
       } catch (err) {
         last = err;
         this.#noteFailure(w, err);
+        if (!isUnreachable(err)) answered.push(w);
       }
       tried.push(workerKey(w));
+    }
+    if (block.ufs !== undefined && answered.length > 0) {
+      await this.#throughInto(
+        block,
+        blockOffset + done,
+        target,
+        targetOffset + done,
+        length - done,
+        answered,
+      );
+      return;
     }
     throw blockUnreadable(this.#path, block.blockId, tried, last);
   }
@@ -93,9 +118,14 @@ export class BlockReader {
     length: number,
     localChunkBytes: number,
   ): AsyncGenerator<Buffer> {
+    if (block.fill === true && block.ufs !== undefined) {
+      yield* this.#through(block, blockOffset, length, block.workers);
+      return;
+    }
     let done = 0;
     const tried: string[] = [];
     let last: unknown;
+    const answered: WorkerAddress[] = [];
     for (const w of this.order(block)) {
       if (done >= length) return;
       try {
@@ -159,10 +189,89 @@ export class BlockReader {
       } catch (err) {
         last = err;
         this.#noteFailure(w, err);
+        if (!isUnreachable(err)) answered.push(w);
       }
       tried.push(workerKey(w));
     }
-    if (done < length) throw blockUnreadable(this.#path, block.blockId, tried, last);
+    if (done >= length) return;
+    if (block.ufs !== undefined && answered.length > 0) {
+      yield* this.#through(block, blockOffset + done, length - done, answered);
+      return;
+    }
+    throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  /**
+   * Streams block bytes [blockOffset, blockOffset + length) with worker.readThrough from the
+   * first of `workers` that serves them; the worker fetches the block from the UFS (or joins the
+   * fetch in progress, or serves its cached copy).
+   */
+  async *#through(
+    block: LocatedBlock,
+    blockOffset: number,
+    length: number,
+    workers: readonly WorkerAddress[],
+  ): AsyncGenerator<Buffer> {
+    const source = block.ufs;
+    if (source === undefined) throw new Error(`block ${block.blockId} has no UFS source`);
+    let done = 0;
+    const tried: string[] = [];
+    let last: unknown;
+    for (const w of workers) {
+      if (done >= length) return;
+      const call = this.#ctx.workers.channel(w).read(ReadThrough, {
+        blockId: block.blockId,
+        offset: blockOffset + done,
+        length: length - done,
+        source,
+      });
+      let got = 0;
+      try {
+        let finished = false;
+        try {
+          for await (const chunk of call) {
+            const take = Math.min(chunk.length, length - done);
+            if (take <= 0) continue;
+            done += take;
+            got += take;
+            yield take === chunk.length ? chunk : chunk.subarray(0, take);
+          }
+          finished = true;
+        } finally {
+          if (!finished) call.cancel('reader stopped');
+        }
+        const r = await call.result;
+        const path = r.from === 'cache' ? 'remote' : 'ufs';
+        this.#ctx.metrics?.read(path, got);
+        this.#ctx.metrics?.blockRead(path);
+        if (done >= length) return;
+        last = new StrataError('STRATA_SHORT_READ', `block ${block.blockId} ended early on ${workerKey(w)}`);
+      } catch (err) {
+        if (got > 0) this.#ctx.metrics?.read('ufs', got);
+        const e = normaliseError(err);
+        // The worker answered with the UFS's own error: no other worker would get another answer.
+        if (!e.code.startsWith('STRATA_')) throw ufsReadFailed(this.#path, block.blockId, e);
+        last = e;
+        this.#noteFailure(w, e);
+      }
+      tried.push(workerKey(w));
+    }
+    throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  async #throughInto(
+    block: LocatedBlock,
+    blockOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+    workers: readonly WorkerAddress[],
+  ): Promise<void> {
+    let at = targetOffset;
+    for await (const chunk of this.#through(block, blockOffset, length, workers)) {
+      chunk.copy(target, at);
+      at += chunk.length;
+    }
   }
 
   async close(): Promise<void> {

@@ -67,3 +67,15 @@ export function blockUnreadable(
     details: { path, blockId },
   });
 }
+
+/**
+ * Reading a block through from its UFS failed with the UFS's own error (unreachable, object
+ * changed, access denied…): the code is kept, so a caller can tell ESTALE from ECONNREFUSED.
+ */
+export function ufsReadFailed(path: string, blockId: number, err: StrataError): FsError {
+  const code = isPosixCode(err.code) ? err.code : 'EIO';
+  return new FsError(code, `${path}: reading block ${blockId} from the UFS failed: ${err.message}`, {
+    cause: err,
+    details: { path, blockId },
+  });
+}

@@ -41,7 +41,19 @@ import {
   SetXattr,
   Symlink,
 } from '../protocol/master-calls.js';
+import {
+  CancelLoad,
+  Free,
+  GetCacheReport,
+  GetLoad,
+  ListLoads,
+  ListMounts,
+  Mount,
+  SubmitLoad,
+  Unmount,
+} from '../protocol/mount-calls.js';
 import { MAX_PATH_BYTES, MAX_XATTR_VALUE_BYTES } from '../protocol/types.js';
+import type { LoadJobStatus, MountInfo } from '../protocol/ufs-types.js';
 import type { Caller, FileStatus, LocatedBlock, WorkerInfo } from '../protocol/types.js';
 import { closedError } from './errors.js';
 import type { IoContext } from './io-context.js';
@@ -54,7 +66,12 @@ import { ClientMetrics } from './metrics.js';
 import { RandomWriteHandle } from './random-writer.js';
 import type { OpenForWriteOptions } from './random-writer.js';
 import { defaultConnector } from './rpc-connector.js';
-import { LIST_PAGE_SIZE, settingsFromConfig } from './settings.js';
+import {
+  LIST_PAGE_SIZE,
+  MASTER_KEEPALIVE_INTERVAL_MS,
+  MASTER_KEEPALIVE_TIMEOUT_MS,
+  settingsFromConfig,
+} from './settings.js';
 import type { ClientSettings } from './settings.js';
 import { MemoryBudget } from './spill-buffer.js';
 import type { RpcConnector } from './transport.js';
@@ -109,6 +126,12 @@ export interface ContentSummary {
 
 export type ClusterInfo = Awaited<ReturnType<FileSystem['clusterInfo']>>;
 
+/** `strata mount` options; absent = the master's defaults (see docs/ufs.md). */
+export type MountRequest = Omit<RequestOf<typeof Mount>, 'uri' | 'path'>;
+type RequestOf<D> = D extends UnaryCall<infer R, unknown> ? R : never;
+export type CacheReport = Awaited<ReturnType<FileSystem['cacheReport']>>;
+export type FreeResult = Awaited<ReturnType<FileSystem['free']>>;
+
 export class FileSystem {
   readonly settings: ClientSettings;
   readonly #ctx: IoContext;
@@ -143,10 +166,12 @@ export class FileSystem {
       connectTimeoutMs: settings.connTimeoutMs,
       retryMax: settings.rpcRetryMax,
       label: 'master',
+      keepaliveIntervalMs: MASTER_KEEPALIVE_INTERVAL_MS,
+      keepaliveTimeoutMs: MASTER_KEEPALIVE_TIMEOUT_MS,
     });
     const ctx: IoContext = {
       settings,
-      master: new MasterClient(channel, settings.masterAddrs, metrics),
+      master: new MasterClient(channel, settings.masterAddrs, metrics, settings.rpcTimeoutMs),
       workers: new WorkerPool(connector, settings),
       metrics,
       budget: new MemoryBudget(settings.memoryBudgetBytes),
@@ -413,6 +438,52 @@ export class FileSystem {
     } finally {
       await r.close();
     }
+  }
+
+  // ---- mounts and jobs -----------------------------------------------------------------------
+
+  /**
+   * Mounts a UFS (`s3://bucket/prefix`, `file:///dir`, `http(s)://host/prefix`) at `path`
+   * (default: the 1:1 path, e.g. /bucket/prefix). The master checks the UFS first; a dry run
+   * checks and mounts nothing. Secret options come back masked.
+   */
+  async mount(uri: string, path: string | undefined, opts: MountRequest): Promise<MountInfo> {
+    return this.#master(Mount, { uri, ...(path === undefined ? {} : { path: this.#path(path) }), ...opts });
+  }
+
+  async unmount(path: string): Promise<void> {
+    await this.#master(Unmount, { path: this.#path(path) });
+  }
+
+  async listMounts(): Promise<MountInfo[]> {
+    return (await this.#master(ListMounts, {})).mounts;
+  }
+
+  /** Starts a master job that caches every block of the files under `path`. */
+  async load(path: string): Promise<LoadJobStatus> {
+    return this.#master(SubmitLoad, { path: this.#path(path) });
+  }
+
+  async loadStatus(jobId: string): Promise<LoadJobStatus> {
+    return this.#master(GetLoad, { jobId });
+  }
+
+  async cancelLoad(jobId: string): Promise<LoadJobStatus> {
+    return this.#master(CancelLoad, { jobId });
+  }
+
+  async listLoads(): Promise<LoadJobStatus[]> {
+    return (await this.#master(ListLoads, {})).jobs;
+  }
+
+  /** Drops the cached copies of files under `path` that their UFS holds. */
+  async free(path: string) {
+    return this.#master(Free, { path: this.#path(path) });
+  }
+
+  /** Cached bytes against the mounts' data, and the master's block hit counts. */
+  async cacheReport() {
+    return this.#master(GetCacheReport, {});
   }
 
   // ---- cluster -------------------------------------------------------------------------------

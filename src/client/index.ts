@@ -10,7 +10,11 @@ export type {
   SetAttrOptions,
   ContentSummary,
   ClusterInfo,
+  MountRequest,
+  CacheReport,
+  FreeResult,
 } from './filesystem.js';
+export type { MountInfo, LoadJobStatus } from '../protocol/ufs-types.js';
 export { FileReader } from './file-reader.js';
 export type { ReadStreamOptions } from './file-reader.js';
 export { FileWriter, FileWriteStream } from './file-writer.js';

@@ -1,13 +1,15 @@
 /**
  * Client metrics on an optional Prometheus registry (the host process's: FUSE, S3 gateway,
  * proxy). Without a registry nothing is recorded. Bytes are split by path: `local` is
- * short-circuit (block files opened directly), `remote` is block RPC to a worker. Several clients
+ * short-circuit (block files opened directly), `remote` is block RPC to a worker, `ufs` is read
+ * through a worker from a mount's UFS (the cache hit ratio is (local + remote) / all). Several clients
  * may share one registry: they share the metrics too.
  */
 import { Counter, Histogram, LATENCY_BUCKETS_S } from '../common/metrics.js';
 import type { Registry } from '../common/metrics.js';
 
-export type IoPath = 'local' | 'remote';
+/** `ufs`: read through a worker from a mount's UFS (a cache miss). */
+export type IoPath = 'local' | 'remote' | 'ufs';
 
 export class ClientMetrics {
   readonly #readBytes: Counter<'path'>;

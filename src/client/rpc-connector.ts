@@ -22,6 +22,8 @@ export function defaultConnector(opts: RpcConnectorOptions = {}): RpcConnector {
         deadlineMs: c.callTimeoutMs,
         connectTimeoutMs: c.connectTimeoutMs,
         retryMax: c.retryMax,
+        ...(c.keepaliveIntervalMs === undefined ? {} : { keepaliveIntervalMs: c.keepaliveIntervalMs }),
+        ...(c.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: c.keepaliveTimeoutMs }),
         ...(opts.log === undefined ? {} : { log: opts.log }),
         ...(opts.registry === undefined ? {} : { registry: opts.registry }),
       });

@@ -30,6 +30,13 @@ export const LIST_PAGE_SIZE = 1000;
 export const FIRST_LEASE_RENEWAL_MS = 1000;
 export const MIN_LEASE_RENEWAL_MS = 200;
 export const MAX_LEASE_RENEWAL_MS = 20_000;
+/**
+ * Keepalive of the master channel: a leader frozen (SIGSTOP, a long pause) or cut off keeps its
+ * connections open, and a standby takes over after `etcd.lease_ttl` (3 s by default). A client
+ * notices within interval + timeout and moves to the new leader (the call keeps its request id).
+ */
+export const MASTER_KEEPALIVE_INTERVAL_MS = 2_000;
+export const MASTER_KEEPALIVE_TIMEOUT_MS = 3_000;
 
 export interface ClientSettings {
   masterAddrs: { host: string; port: number }[];

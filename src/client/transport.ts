@@ -40,6 +40,12 @@ export interface ChannelOptions {
   retryMax: number;
   /** Label for logs and errors, e.g. "master" or "worker 10.0.0.5:8997". */
   label: string;
+  /**
+   * Ping an idle-looking connection after this long, and drop it when no answer comes within
+   * the timeout (a frozen server keeps its connections open); absent: the RPC defaults.
+   */
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
 }
 
 export interface RpcConnector {

@@ -33,3 +33,14 @@ export {
 export { isReadOnly, unifiedPath, isFluidNativeScheme } from './fluid-json.js';
 export type { FluidMount } from './fluid-json.js';
 export { writeFileAtomic } from './write-file.js';
+export {
+  wantedMounts,
+  planMountSync,
+  ufsOptionKey,
+  dataloadTarget,
+  datasetMasterEndpoints,
+  MAX_DATALOAD_REPLICAS,
+} from './hooks.js';
+export type { WantedMount, MountSync, DataloadTarget } from './hooks.js';
+export { watchFluidConfig, CONFIG_SETTLE_MS } from './config-watch.js';
+export type { ConfigWatchOptions } from './config-watch.js';

@@ -6,6 +6,8 @@
 import type { ClusterConfig } from '../common/config/index.js';
 import type { Logger } from '../common/logging.js';
 import type { MetaStore } from '../meta/index.js';
+import type { MasterInfo } from '../protocol/types.js';
+import type { RetryRecords } from './ha/retry-records.js';
 import { BlockManager } from './blocks/block-manager.js';
 import { Namespace } from './namespace/index.js';
 import type { NamespaceOptions } from './namespace/index.js';
@@ -14,7 +16,11 @@ import type { PlacementPolicy, Rng } from './placement/index.js';
 import { masterBindings } from './service.js';
 import type { Binding } from './service.js';
 import { WorkerRegistry } from './workers/registry.js';
+import { MasterUfs } from './mounts/master-ufs.js';
+import type { Registry } from '../common/metrics.js';
 
+/** Longest pause between two sweeps of expired request outcomes. */
+const RETRY_SWEEP_MAX_MS = 60_000;
 /** Longest pause between two liveness/replication passes, whatever the intervals. */
 const MAX_TICK_MS = 1000;
 const MIN_TICK_MS = 10;
@@ -29,6 +35,12 @@ export interface MasterCoreOptions {
   webAddress?: () => string;
   /** Overrides for tests (cache sizes, inline delete limit…). */
   namespace?: Partial<NamespaceOptions>;
+  /** Request outcomes recorded in the store (exactly-once retries across restarts and failovers). */
+  retryRecords?: RetryRecords;
+  /** Every master and its role, for GetClusterInfo (HA); absent: this one alone. */
+  masters?: () => MasterInfo[];
+  /** Where mount and UFS metrics go. */
+  registry?: Registry;
 }
 
 export class MasterCore {
@@ -36,6 +48,7 @@ export class MasterCore {
   readonly registry: WorkerRegistry;
   readonly blocks: BlockManager;
   readonly policy: PlacementPolicy;
+  readonly ufs: MasterUfs;
   readonly startedAtMs: number;
   readonly #log: Logger;
   readonly #config: ClusterConfig;
@@ -50,8 +63,10 @@ export class MasterCore {
     registry: WorkerRegistry,
     blocks: BlockManager,
     policy: PlacementPolicy,
+    ufs: MasterUfs,
   ) {
     this.#opts = opts;
+    this.ufs = ufs;
     this.#config = opts.config;
     this.#log = opts.log;
     this.namespace = ns;
@@ -93,25 +108,40 @@ export class MasterCore {
       events: {
         blocksRemoved: (ids) => late.blocks?.blocksRemoved(ids),
         blocksCommitted: (file, bs) => late.blocks?.blocksCommitted(file, bs),
-        // No UFS mounts yet: nothing has a copy outside Strata, so TTL "free" never drops data.
-        canFree: () => false,
+        // Only files whose data a UFS holds may lose their cached copies.
+        canFree: (file) => file.ufs?.persisted === true,
+        blocksFreed: (ids) => late.blocks?.dropCopies(ids),
       },
       cachedBytes: (file) => late.blocks?.cachedBytes(file),
+      ...(opts.retryRecords === undefined ? {} : { recorder: opts.retryRecords }),
       ...opts.namespace,
     });
     const blocks = new BlockManager({
       registry,
       catalog: ns,
       policy,
+      // A file whose data its UFS holds may lose cached copies freely (eviction, free, TTL).
+      hasUfsCopy: (file) => file.ufs?.persisted === true,
       log: log.child({ component: 'master.blocks' }),
       clock,
     });
     late.blocks = blocks;
-    return new MasterCore(opts, ns, registry, blocks, policy);
+    const ufs = await MasterUfs.open({
+      config: opts.config,
+      store: opts.store,
+      namespace: ns,
+      registry,
+      blocks,
+      policy,
+      log,
+      ...(opts.registry === undefined ? {} : { metricsRegistry: opts.registry }),
+      clock,
+    });
+    return new MasterCore(opts, ns, registry, blocks, policy, ufs);
   }
 
   bindings(): Binding<never>[] {
-    return masterBindings({
+    const base = masterBindings({
       clusterId: this.#config.cluster_id,
       namespace: this.namespace,
       registry: this.registry,
@@ -122,7 +152,9 @@ export class MasterCore {
       webAddress:
         this.#opts.webAddress ?? (() => `${this.#config.master.hostname}:${this.#config.master.web_port}`),
       startedAtMs: this.startedAtMs,
+      ...(this.#opts.masters === undefined ? {} : { masters: this.#opts.masters }),
     });
+    return this.ufs.bindings(base);
   }
 
   /** Starts the periodic work. */
@@ -137,7 +169,13 @@ export class MasterCore {
     this.#every('blocks', tickMs, () => this.blocks.tick());
     this.#every('leases', leaseMs, () => this.namespace.recoverExpiredLeases());
     this.#every('ttl', m.ttl_checker_interval, () => this.runTtl());
+    const records = this.#opts.retryRecords;
+    if (records !== undefined)
+      this.#every('retry-records', clamp(m.retry_cache_ttl / 4, MIN_TICK_MS, RETRY_SWEEP_MAX_MS), () =>
+        records.sweep(),
+      );
     this.#track(this.namespace.purgeTrash());
+    this.ufs.start();
   }
 
   /** Runs the TTL checker until no expired entry is left. */
@@ -174,6 +212,7 @@ export class MasterCore {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    await this.ufs.stop();
     await Promise.allSettled([...this.#running]);
     await this.namespace.idle();
   }

@@ -17,13 +17,17 @@ import { sendJson } from '../common/ops-http.js';
 import { STRATA_VERSION } from '../common/version.js';
 import type { MetaStore } from '../meta/index.js';
 import { MAX_LIST_PAGE } from '../protocol/types.js';
+import type { MasterInfo } from '../protocol/types.js';
 import { apiRoute, mountConsole } from './console/index.js';
 import type { ConsoleHandle } from './console/index.js';
 import type { MasterCore } from './core.js';
 import { clusterTotals } from './service.js';
 
 export interface MasterHttpDeps {
-  core: MasterCore;
+  /** The core of the current term; throws "not leader" (HTTP 503, naming the leader) on a standby. */
+  core: () => MasterCore;
+  /** The masters and their roles (one leader, standbys), for the overview. */
+  masters: () => MasterInfo[];
   store: MetaStore;
   config: ClusterConfig;
   rpcAddress: () => string;
@@ -33,16 +37,17 @@ export interface MasterHttpDeps {
 
 /** Adds the JSON API and the console; the handle starts and stops the console's sampler. */
 export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): ConsoleHandle {
-  const { core } = d;
   const route = (path: string, handler: Parameters<typeof apiRoute>[3]): void =>
     apiRoute(http, 'GET', path, handler);
   route('/api/overview', (_req, res) => {
+    const core = d.core();
     const counts = core.namespace.counts();
     sendJson(res, 200, {
       clusterId: d.config.cluster_id,
       version: STRATA_VERSION,
       role: 'leader',
       rpcAddress: d.rpcAddress(),
+      masters: d.masters(),
       startedAtMs: core.startedAtMs,
       uptimeMs: Date.now() - core.startedAtMs,
       ...clusterTotals(core.registry),
@@ -57,11 +62,13 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): Console
     });
   });
   route('/api/workers', (_req, res) => {
+    const core = d.core();
     sendJson(res, 200, {
       workers: core.registry.all().map((w) => core.registry.info(w, core.blocks.map.blocksOf(w.id).size)),
     });
   });
   route('/api/browse', async (_req, res, url) => {
+    const core = d.core();
     const path = url.searchParams.get('path') ?? '/';
     const startAfter = url.searchParams.get('startAfter') ?? undefined;
     const limitText = url.searchParams.get('limit');
@@ -99,7 +106,8 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): Console
   });
   return mountConsole({
     http,
-    core,
+    core: d.core,
+    masters: d.masters,
     config: d.config,
     registry: d.registry,
     log: d.log,

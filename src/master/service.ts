@@ -9,6 +9,7 @@ import { STORAGE_TYPES } from '../common/config/data-dir.js';
 import { StrataError } from '../common/errors.js';
 import { STRATA_VERSION } from '../common/version.js';
 import * as M from '../protocol/master-calls.js';
+import type { MasterInfo } from '../protocol/types.js';
 import type { CallContext, ReplyWithPayload, UnaryCall } from '../rpc/api.js';
 import type { BlockManager } from './blocks/block-manager.js';
 import type { Namespace } from './namespace/index.js';
@@ -27,6 +28,8 @@ export interface MasterServiceDeps {
   rpcAddress: () => string;
   webAddress: () => string;
   startedAtMs: number;
+  /** Every master and its role; absent: this one alone, as leader. */
+  masters?: () => MasterInfo[];
 }
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res | ReplyWithPayload<Res>>;
@@ -165,7 +168,9 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       return {
         clusterId: d.clusterId,
         version: STRATA_VERSION,
-        masters: [{ address: d.rpcAddress(), role: 'leader' as const, webAddress: d.webAddress() }],
+        masters: d.masters?.() ?? [
+          { address: d.rpcAddress(), role: 'leader' as const, webAddress: d.webAddress() },
+        ],
         ...totals,
         workers: {
           live: byState.live,

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { STORAGE_TYPES } from '../common/config/data-dir.js';
-import { TTL_ACTIONS } from '../common/config/schema.js';
+import { TTL_ACTIONS, WRITE_TYPES } from '../common/config/schema.js';
 
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
@@ -77,6 +77,8 @@ export const fileStatusSchema = z.object({
   cachedBytes: nonNegInt.optional(),
   /** For paths under a UFS mount: where the data lives outside Strata. */
   ufsPath: z.string().optional(),
+  /** For paths under a UFS mount: how writes reach the UFS (cache, through, async). */
+  writeType: z.enum(WRITE_TYPES).optional(),
 });
 export type FileStatus = z.infer<typeof fileStatusSchema>;
 
@@ -103,12 +105,50 @@ export const fileBlockSchema = z.object({
 });
 export type FileBlock = z.infer<typeof fileBlockSchema>;
 
+/** What a UFS says about a version of an object; a read of another version fails with ESTALE. */
+export const ufsValidatorSchema = z.object({
+  size: nonNegInt,
+  mtimeMs: z.number(),
+  etag: z.string().max(1024).optional(),
+});
+export type UfsValidatorWire = z.infer<typeof ufsValidatorSchema>;
+
+/**
+ * Where the bytes of one block of a UFS-backed file come from: the object and the byte range of
+ * it the block covers. Carried on located blocks so a worker can fill the block on a read.
+ */
+export const ufsBlockSourceSchema = z.object({
+  mountId: id,
+  /** Path inside the mount's UFS ("/"-rooted). */
+  ufsPath: z
+    .string()
+    .min(1)
+    .max(4 * MAX_PATH_BYTES),
+  /** Offset of the block in the object. */
+  objectOffset: nonNegInt,
+  /** Bytes of the object the block holds. */
+  length: nonNegInt,
+  validator: ufsValidatorSchema,
+  /** Cache the block while reading it (the mount's auto-cache). */
+  cache: z.boolean(),
+  /** Tier wanted for the cached block. */
+  storageType: storageTypeSchema,
+});
+export type UfsBlockSource = z.infer<typeof ufsBlockSourceSchema>;
+
 /** A block with where its copies are. `offset` is its position in the file. */
 export const locatedBlockSchema = z.object({
   blockId: id,
   offset: nonNegInt,
   length: nonNegInt,
   workers: z.array(workerAddressSchema),
+  /**
+   * For blocks of a file whose data a UFS holds: where to fetch it. When no copy is cached,
+   * `workers` holds the one worker assigned to fill it (read it with worker.readThrough).
+   */
+  ufs: ufsBlockSourceSchema.optional(),
+  /** No copy is cached: `workers[0]` was assigned to read the block through (worker.readThrough). */
+  fill: z.boolean().optional(),
 });
 export type LocatedBlock = z.infer<typeof locatedBlockSchema>;
 

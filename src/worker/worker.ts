@@ -26,6 +26,8 @@ import { buildTiers } from './tiers.js';
 import type { TierSet } from './tiers.js';
 import type { StatFs } from './tier-dir.js';
 import { WorkerMetrics } from './worker-metrics.js';
+import { WorkerMounts } from './ufs-mounts.js';
+import { WorkerUfs } from './ufs-service.js';
 
 /** Default bound for in-flight streams to finish on shutdown. */
 export const DEFAULT_STOP_GRACE_MS = 8_000;
@@ -67,6 +69,8 @@ export class Worker {
   readonly #dataServer: DataServer;
   readonly #replicator: Replicator;
   readonly #localWrites: LocalWrites;
+  readonly #ufs: WorkerUfs;
+  readonly #mounts: WorkerMounts;
   readonly #log: Logger;
   #stopping: Promise<void> | undefined;
 
@@ -82,6 +86,8 @@ export class Worker {
     dataServer: DataServer;
     replicator: Replicator;
     localWrites: LocalWrites;
+    ufs: WorkerUfs;
+    mounts: WorkerMounts;
     log: Logger;
   }) {
     this.workerId = parts.workerId;
@@ -95,6 +101,8 @@ export class Worker {
     this.#dataServer = parts.dataServer;
     this.#replicator = parts.replicator;
     this.#localWrites = parts.localWrites;
+    this.#ufs = parts.ufs;
+    this.#mounts = parts.mounts;
     this.#log = parts.log;
   }
 
@@ -172,9 +180,21 @@ export class Worker {
       ready: () => state.worker?.readiness() ?? { ok: false, reason: 'starting' },
     });
     const web = await http.listen();
+    const mounts = new WorkerMounts({ master: rpc.master, workerId, log, registry });
+    const ufs = new WorkerUfs({
+      workerId,
+      store,
+      dataServer,
+      mounts,
+      peers: rpc.peers,
+      maxConcurrentFills: w.ufs_fill_concurrency,
+      registry,
+      log,
+    });
     let bound: { host: string; port: number };
     try {
       dataServer.register(rpc.server);
+      ufs.register(rpc.server);
       bound = await rpc.server.listen(w.bind_host, w.rpc_port);
     } catch (err) {
       await http.close();
@@ -225,6 +245,8 @@ export class Worker {
       dataServer,
       replicator,
       localWrites,
+      ufs,
+      mounts,
       log,
     });
     state.worker = worker;
@@ -271,6 +293,8 @@ export class Worker {
     this.#log.info({ graceMs }, 'worker stopping');
     this.#dataServer.stop();
     await this.#rpc.server.close(graceMs);
+    this.#ufs.stop();
+    await this.#mounts.close();
     await this.link.stop();
     await this.#replicator.stop();
     await this.evictor.stop();

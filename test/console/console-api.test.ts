@@ -50,7 +50,7 @@ password = "${ETCD_PASSWORD}"
     ['w-one', 7001],
     ['w-two', 7002],
   ] as const) {
-    server.core.registry.register({
+    server.core!.registry.register({
       clusterId: 'api',
       address: { workerId: id, hostname: '127.0.0.1', rpcPort: port, webPort: 0, hostId: `host-${id}` },
       tiers: [
@@ -212,7 +212,7 @@ test('read-only without master.admin_token: every action is refused with 403', a
     assert.equal(body.error.code, 'STRATA_FORBIDDEN');
     assert.match(body.error.message, /read-only.*master\.admin_token/);
   }
-  assert.equal(m.server.core.registry.get('w-one')?.state, 'live');
+  assert.equal(m.server.core!.registry.get('w-one')?.state, 'live');
   // Actions are POSTs only.
   assert.equal((await fetch(`${m.base}/api/workers/decommission?worker=w-one`)).status, 404);
 });
@@ -231,7 +231,7 @@ test('with a token: missing → 401, wrong → 403, repeated → 429, right → 
     assert.ok(res.status === 401 || res.status === 403, `${auth} → ${res.status}`);
     await res.arrayBuffer();
   }
-  assert.equal(m.server.core.registry.get('w-one')?.state, 'live');
+  assert.equal(m.server.core!.registry.get('w-one')?.state, 'live');
   // Only a JSON body is an action (a cross-site form cannot send one with the header anyway).
   const form = await fetch(m.base + path, {
     method: 'POST',
@@ -248,7 +248,7 @@ test('with a token: missing → 401, wrong → 403, repeated → 429, right → 
   const ok = await post(m, path, { worker: '127.0.0.1:7001' }, { authorization: `Bearer ${TOKEN}` });
   assert.equal(ok.status, 200);
   assert.deepEqual(await ok.json(), { workerId: 'w-one', state: 'decommissioning' });
-  assert.equal(m.server.core.registry.get('w-one')?.state, 'decommissioning');
+  assert.equal(m.server.core!.registry.get('w-one')?.state, 'decommissioning');
 
   // Wrong tokens from one address are slowed down, the right one included, until the window passes.
   let last = 0;
@@ -261,7 +261,7 @@ test('with a token: missing → 401, wrong → 403, repeated → 429, right → 
   const throttled = await post(m, path, { worker: 'w-two' }, { authorization: `Bearer ${TOKEN}` });
   assert.equal(throttled.status, 429);
   assert.ok(Number(throttled.headers.get('retry-after')) > 0);
-  assert.equal(m.server.core.registry.get('w-two')?.state, 'live');
+  assert.equal(m.server.core!.registry.get('w-two')?.state, 'live');
 
   // No secret in any page, asset or answer, nor in the log after all of the above.
   const bodies: string[] = [];

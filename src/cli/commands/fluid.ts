@@ -4,6 +4,7 @@
  * (seed 000). Each reads Fluid's JSON and environment, derives the cluster configuration, and
  * writes it where the role reads it.
  */
+import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { StrataError } from '../../common/errors.js';
 import {
@@ -17,9 +18,11 @@ import {
   thinConfigPath,
   THIN_CONFIG_PATHS,
   CACHE_CONFIG_PATHS,
+  watchFluidConfig,
   writeFileAtomic,
 } from '../../fluid/index.js';
 import { action, globalOptions, printJson } from '../context.js';
+import { registerHooks } from './fluid-hooks.js';
 
 interface ThinOptions {
   config?: string;
@@ -29,6 +32,17 @@ interface ThinOptions {
 
 interface CacheOptions extends ThinOptions {
   component?: string;
+}
+
+/**
+ * Runs a role in this process, as `strata --conf <out> <command>` would: the pod's PID 1 (tini)
+ * then signals the role itself, and its own lifecycle unmounts or stops on SIGTERM. The program
+ * is loaded lazily because it registers this command too.
+ */
+async function runRole(cmd: Command, confPath: string, command: 'master' | 'worker' | 'fuse'): Promise<void> {
+  const { buildProgram } = await import('../program.js');
+  const args = ['--conf', confPath, ...(globalOptions(cmd).debug === true ? ['--debug'] : []), command];
+  await buildProgram().parseAsync(args, { from: 'user' });
 }
 
 function warn(where: string, warnings: readonly string[]): void {
@@ -56,7 +70,7 @@ export function register(program: Command): void {
     .option('--conf-out <file>', 'where to write the cluster configuration (default: $STRATA_CONF_FILE)')
     .option('--dry-run', 'print the derived configuration and mount, change nothing')
     .action(
-      action((opts: ThinOptions, cmd: Command) => {
+      action(async (opts: ThinOptions, cmd: Command) => {
         const source = thinConfigPath(opts.config);
         if (source === undefined) throw notFound('ThinRuntime config.json', THIN_CONFIG_PATHS);
         const plan = planThin({
@@ -87,10 +101,29 @@ export function register(program: Command): void {
           return;
         }
         writeFileAtomic(out, plan.toml);
-        throw new StrataError(
-          'STRATA_NOT_IMPLEMENTED',
-          `wrote ${out}; mounting waits for \`strata fuse\` (not built yet)`,
-        );
+        await runRole(cmd, out, 'fuse');
+        // A changed Dataset or profile: unmount gracefully and exit, so the DaemonSet restarts
+        // the container and it mounts with the new configuration (a clean remount).
+        watchFluidConfig({
+          source,
+          current: plan.toml,
+          derive: () =>
+            planThin({ json: readJsonFile(source), source, env: process.env, readSecret: fileSecretReader })
+              .toml,
+          onChange: () => {
+            process.stderr.write(
+              `strata: fluid thin: ${source} changed; unmounting to remount with the new configuration\n`,
+            );
+            process.kill(process.pid, 'SIGTERM');
+          },
+          onInvalid: (err) => {
+            process.stderr.write(
+              `strata: fluid thin: ${source} changed but is not usable, keeping the mount: ${
+                err instanceof Error ? err.message.split('\n').join(' ') : String(err)
+              }\n`,
+            );
+          },
+        });
       }),
     );
 
@@ -107,7 +140,7 @@ export function register(program: Command): void {
     .option('--conf-out <file>', 'where to write the cluster configuration (default: $STRATA_CONF_FILE)')
     .option('--dry-run', 'print the derived configuration, change nothing')
     .action(
-      action((opts: CacheOptions, cmd: Command) => {
+      action(async (opts: CacheOptions, cmd: Command) => {
         const source = cacheConfigPath(opts.config, process.env);
         if (source === undefined) throw notFound('CacheRuntime runtime.json', CACHE_CONFIG_PATHS);
         const spec = parseRuntimeSpec(readJsonFile(source), source);
@@ -139,11 +172,11 @@ export function register(program: Command): void {
           }
           return;
         }
+        for (const d of plan.dirs) mkdirSync(d, { recursive: true });
         writeFileAtomic(out, plan.toml);
-        throw new StrataError(
-          'STRATA_NOT_IMPLEMENTED',
-          `wrote ${out}; running the ${plan.component} waits for \`strata ${plan.command}\` (not on main yet)`,
-        );
+        await runRole(cmd, out, plan.command);
       }),
     );
+
+  registerHooks(fluid);
 }

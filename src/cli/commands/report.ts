@@ -1,6 +1,7 @@
 /**
- * `strata report [json|capacity|used|available]`: the cluster at a glance (masters, workers by
- * state, capacity per tier, namespace counts), or per-worker capacity, used or available space.
+ * `strata report [json|capacity|used|available|fluid-summary]`: the cluster at a glance (masters,
+ * workers by state, capacity per tier, namespace counts), per-worker capacity, used or available
+ * space, or the cache against its UFS mounts as Fluid reads it (fluid-summary.ts).
  */
 import type { Command } from 'commander';
 import type { ClusterInfo } from '../../client/filesystem.js';
@@ -10,8 +11,9 @@ import type { WorkerInfo } from '../../protocol/types.js';
 import { action, globalOptions, printJson, println } from '../context.js';
 import { withFileSystem } from '../client.js';
 import { sizeText, table, timeText } from '../format.js';
+import { fluidSummary } from './fluid-summary.js';
 
-const VIEWS = ['summary', 'json', 'capacity', 'used', 'available'] as const;
+const VIEWS = ['summary', 'json', 'capacity', 'used', 'available', 'fluid-summary'] as const;
 type View = (typeof VIEWS)[number];
 
 export function register(program: Command): void {
@@ -27,6 +29,10 @@ export function register(program: Command): void {
           throw new UsageError(`report: unknown view "${viewText}" (expected ${VIEWS.join(', ')})`);
         }
         await withFileSystem(cmd, async (fs) => {
+          if (view === 'fluid-summary') {
+            printJson(fluidSummary(await fs.cacheReport()));
+            return;
+          }
           const [info, workers] = await Promise.all([fs.clusterInfo(), fs.listWorkers()]);
           if (view === 'json' || globalOptions(cmd).json === true) {
             printJson(
@@ -75,7 +81,10 @@ function printSummary(info: ClusterInfo, workers: WorkerInfo[]): void {
   if (workers.length === 0) println('\nno workers have registered yet');
 }
 
-function perWorker(workers: WorkerInfo[], view: Exclude<View, 'summary' | 'json'>): unknown[] {
+function perWorker(
+  workers: WorkerInfo[],
+  view: Exclude<View, 'summary' | 'json' | 'fluid-summary'>,
+): unknown[] {
   return workers.map((w) => ({
     worker: `${w.address.hostname}:${w.address.rpcPort}`,
     workerId: w.address.workerId,
@@ -88,7 +97,7 @@ function perWorker(workers: WorkerInfo[], view: Exclude<View, 'summary' | 'json'
 
 function printPerWorker(
   workers: WorkerInfo[],
-  view: Exclude<View, 'summary' | 'json'>,
+  view: Exclude<View, 'summary' | 'json' | 'fluid-summary'>,
   human: boolean,
 ): void {
   const value = (w: WorkerInfo): number =>

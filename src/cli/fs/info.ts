@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { FsError } from '../../common/errors.js';
 import type { FileStatus, LocatedBlock } from '../../protocol/types.js';
+import { freePaths } from '../commands/free.js';
 import { action, globalOptions, printJson, println } from '../context.js';
 import { cliPath, forEachItem, withFileSystem } from '../client.js';
 import { groupName, modeString, sizeText, table, timeText, userName } from '../format.js';
@@ -180,18 +181,8 @@ export function registerInfo(fs: Command): void {
     .argument('<paths...>', 'paths under a UFS mount')
     .option('-r, --recursive', 'everything under directories')
     .action(
-      action(async (paths: string[], _opts: unknown, cmd: Command) => {
-        await withFileSystem(cmd, (fs) =>
-          forEachItem(cmd, paths.map(cliPath), async (p) => {
-            const st = await fs.stat(p);
-            // Freeing drops Strata's copy; only a path whose data also lives in a UFS can lose it.
-            throw new FsError(
-              'ENOTSUP',
-              `${p}: needs a UFS mount (${st.ufsPath === undefined ? 'this path is not under one' : 'freeing is not available in this version'}; data only in Strata is never dropped)`,
-              { details: { path: p } },
-            );
-          }),
-        );
+      action(async (paths: string[], opts: { recursive?: boolean }, cmd: Command) => {
+        await freePaths(cmd, paths, opts.recursive === true);
       }),
     );
 }

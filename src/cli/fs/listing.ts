@@ -14,6 +14,16 @@ interface LsOptions {
   recursive?: boolean;
   long?: boolean;
   human?: boolean;
+  cacheOnly?: boolean;
+}
+
+/**
+ * With --cache-only: files Strata holds bytes of (partly cached files too, and files only
+ * Strata holds); directories are always listed so -R can descend.
+ */
+function shown(e: FileStatus, opts: LsOptions): boolean {
+  if (opts.cacheOnly !== true || e.type !== 'file') return true;
+  return e.ufsPath === undefined || e.cachedBytes === undefined || e.cachedBytes > 0;
 }
 
 /** Entries listed per table flush: bounds memory for huge directories while keeping columns aligned. */
@@ -26,6 +36,7 @@ export function registerLs(fs: Command): void {
     .option('-R, --recursive', 'list subdirectories recursively')
     .option('-l, --long', 'long format: mode, replicas or entries, owner, group, size, mtime, name')
     .option('-h, --human', 'sizes as 1.5MiB instead of bytes (with -l)')
+    .option('--cache-only', 'only files with cached data (under a UFS mount: not the UFS-only ones)')
     .action(
       action(async (paths: string[], opts: LsOptions, cmd: Command) => {
         const json = globalOptions(cmd).json === true;
@@ -35,12 +46,13 @@ export function registerLs(fs: Command): void {
           await forEachItem(cmd, targets, async (p) => {
             const st = await fs.stat(p);
             if (json) {
-              if (st.type !== 'dir') all.push(st);
-              else await collect(fs, p, opts.recursive === true, all);
+              if (st.type !== 'dir') {
+                if (shown(st, opts)) all.push(st);
+              } else await collect(fs, p, opts, all);
               return;
             }
             if (st.type !== 'dir') {
-              printEntries([st], opts, true);
+              if (shown(st, opts)) printEntries([st], opts, true);
               return;
             }
             await listDir(fs, p, opts, targets.length > 1 || opts.recursive === true);
@@ -51,15 +63,15 @@ export function registerLs(fs: Command): void {
     );
 }
 
-async function collect(fs: FileSystem, dir: string, recursive: boolean, out: FileStatus[]): Promise<void> {
+async function collect(fs: FileSystem, dir: string, opts: LsOptions, out: FileStatus[]): Promise<void> {
   const subdirs: string[] = [];
   for await (const page of fs.list(dir)) {
     for (const e of page) {
-      out.push(e);
-      if (recursive && e.type === 'dir') subdirs.push(e.path);
+      if (shown(e, opts)) out.push(e);
+      if (opts.recursive === true && e.type === 'dir') subdirs.push(e.path);
     }
   }
-  for (const d of subdirs) await collect(fs, d, recursive, out);
+  for (const d of subdirs) await collect(fs, d, opts, out);
 }
 
 async function listDir(fs: FileSystem, dir: string, opts: LsOptions, header: boolean): Promise<void> {
@@ -68,7 +80,7 @@ async function listDir(fs: FileSystem, dir: string, opts: LsOptions, header: boo
   let batch: FileStatus[] = [];
   for await (const page of fs.list(dir)) {
     for (const e of page) {
-      batch.push(e);
+      if (shown(e, opts)) batch.push(e);
       if (opts.recursive === true && e.type === 'dir') subdirs.push(e.path);
       if (batch.length >= LS_BATCH) {
         printEntries(batch, opts, false);

@@ -104,6 +104,12 @@ export const masterSection = z
     worker_lost_interval: duration('30s', 10),
     worker_policy: oneOf(WORKER_POLICIES, 'local'),
     ttl_checker_interval: duration('1h', 10),
+    /** How long what a UFS said (a listing, a stat, "not there") is trusted before it is read again. */
+    ufs_sync_interval: duration('1m', 0),
+    /** Load tasks (one block each) a load job runs at once on one worker. */
+    load_tasks_per_worker: int(4, 1, 256),
+    /** Files of async mounts persisted to their UFS at once. */
+    persist_concurrency: int(4, 1, 256),
     /** A writer that neither renews nor completes within this time loses its lease on the file. */
     file_lease_timeout: duration('60s', 10),
     /** How long a retried mutating call's first result is remembered. */
@@ -153,6 +159,8 @@ export const workerSection = z
     promote_after_reads: int(3, 0, 1_000_000),
     /** How often tiers are checked against their watermarks. */
     eviction_interval: duration('1s', 10),
+    /** Blocks fetched from UFSes at once (read-through and load tasks); more wait their turn. */
+    ufs_fill_concurrency: int(16, 1, 1024),
   })
   .prefault({});
 
@@ -188,6 +196,8 @@ export const s3GatewaySection = z
     secret_key: optStr(),
     credentials_file: optStr(),
     anonymous_read: bool(false),
+    /** Base domain of virtual-hosted-style addressing (`bucket.DOMAIN`); empty: path style only. */
+    domain: str(''),
     web_port: port(9902),
     max_object_size: size('5TB'),
     max_part_size: size('5GB'),
@@ -207,6 +217,10 @@ export const etcdSection = z
     tls_ca: optStr(),
     tls_cert: optStr(),
     tls_key: optStr(),
+    /** etcd's `--max-txn-ops`: transactions are split to stay within it. */
+    max_txn_ops: int(128, 16, 1_000_000, 'an operation count'),
+    /** etcd's `--max-request-bytes`: requests stay within it (one value of up to 1 MiB must fit). */
+    max_request_bytes: size('1536KiB', 1280 * 1024, 64 * MiB),
   })
   .prefault({});
 

@@ -175,6 +175,12 @@ export class BlockManager {
     return granted;
   }
 
+  /** Pins or unpins blocks on every worker holding them (files waiting to reach their UFS). */
+  setPinned(blockIds: readonly number[], pinned: boolean): void {
+    for (const id of blockIds)
+      for (const r of this.map.replicas(id)) this.#registry.queuePin(r.workerId, id, pinned);
+  }
+
   /** Copies that failed their checksum: dropped, deleted on that worker, copied again. */
   corruptReported(workerId: string, blockIds: readonly number[]): void {
     for (const id of blockIds) {
@@ -196,6 +202,24 @@ export class BlockManager {
       this.#needed.delete(id);
       this.#inflight.delete(id);
     }
+  }
+
+  /**
+   * Drops every cached copy of these blocks, which still belong to their files (a UFS holds the
+   * data: `free`, TTL free). Unlike `blocksRemoved`, a copy filled again later is welcome.
+   */
+  dropCopies(blockIds: readonly number[]): number {
+    let dropped = 0;
+    for (const id of blockIds) {
+      for (const r of [...this.map.replicas(id)]) {
+        this.#registry.queueDelete(r.workerId, id);
+        this.map.remove(id, r.workerId);
+        dropped++;
+      }
+      this.#needed.delete(id);
+      this.#inflight.delete(id);
+    }
+    return dropped;
   }
 
   /**
@@ -324,6 +348,8 @@ export class BlockManager {
     const sources = reps.filter((r) => rank(r) < 9).sort((a, b) => rank(a) - rank(b));
     const source = sources[0];
     if (source === undefined) {
+      // A file whose data the UFS holds is read through from there: nothing is missing.
+      if (file.ufs?.persisted === true) return;
       this.#stats.missing++;
       this.#log.warn({ blockId, fileId: file.id }, 'block has no readable copy left: cannot re-replicate');
       return;

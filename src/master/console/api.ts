@@ -15,6 +15,7 @@ import type { Logger } from '../../common/logging.js';
 import type { OpsHttpServer, RouteHandler } from '../../common/ops-http.js';
 import { readJsonBody, sendError, sendJson } from '../../common/ops-http.js';
 import { STRATA_VERSION } from '../../common/version.js';
+import type { MasterInfo } from '../../protocol/types.js';
 import type { MasterCore } from '../core.js';
 import { computeAlerts } from './alerts.js';
 import type { RecentIncreases } from './alerts.js';
@@ -28,7 +29,9 @@ export const CONSOLE_REFRESH_MS = 5_000;
 const MAX_ACTION_BODY_BYTES = 16 * 1024;
 
 export interface ConsoleApiDeps {
-  core: MasterCore;
+  /** The core of the current term; throws "not leader" on a standby. */
+  core: () => MasterCore;
+  masters: () => MasterInfo[];
   config: ClusterConfig;
   sampler: ConsoleSampler;
   guard: AdminGuard;
@@ -63,11 +66,11 @@ export function addConsoleApi(http: OpsHttpServer, d: ConsoleApiDeps): void {
   });
   apiRoute(http, 'GET', '/api/masters', (_req, res) => {
     sendJson(res, 200, {
-      masters: [{ address: d.rpcAddress(), webAddress: d.webAddress(), role: 'leader' }],
+      masters: d.masters(),
     });
   });
   apiRoute(http, 'GET', '/api/alerts', (_req, res) => {
-    const core = d.core;
+    const core = d.core();
     const stats = core.blocks.stats();
     const nowMs = clock();
     d.missingBlocks.observe(stats.missing, nowMs);
@@ -108,7 +111,7 @@ export function addConsoleApi(http: OpsHttpServer, d: ConsoleApiDeps): void {
         throw new StrataError('STRATA_BAD_REQUEST', 'expected {"worker": "<worker id or host:port>"}');
       let w;
       try {
-        w = d.core.registry.decommission(body.data.worker);
+        w = d.core().registry.decommission(body.data.worker);
       } catch (err) {
         // The registry's codes have no HTTP status of their own: an unknown worker is a 404,
         // a lost one a conflict with its state.

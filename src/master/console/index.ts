@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { ClusterConfig } from '../../common/config/index.js';
 import type { Logger } from '../../common/logging.js';
 import type { OpsHttpServer } from '../../common/ops-http.js';
+import type { MasterInfo } from '../../protocol/types.js';
 import type { MasterCore } from '../core.js';
 import { RecentIncreases } from './alerts.js';
 import { addConsoleApi } from './api.js';
@@ -23,7 +24,10 @@ export { ConsoleAssets } from './assets.js';
 
 export interface ConsoleDeps {
   http: OpsHttpServer;
-  core: MasterCore;
+  /** The core of the current term; throws "not leader" on a standby (HA masters). */
+  core: () => MasterCore;
+  /** The masters and their roles. */
+  masters: () => MasterInfo[];
   config: ClusterConfig;
   registry: Registry;
   log: Logger;
@@ -42,16 +46,25 @@ export interface ConsoleHandle {
 
 export function mountConsole(d: ConsoleDeps): ConsoleHandle {
   const log = d.log.child({ component: 'master.console' });
-  const core = d.core;
+  // On a standby there is no core: the sampler has nothing to observe and no workers to ask.
+  const current = (): MasterCore | undefined => {
+    try {
+      return d.core();
+    } catch {
+      return undefined;
+    }
+  };
   const missingBlocks = new RecentIncreases();
   const sampler = new ConsoleSampler({
-    onRound: (tMs) => missingBlocks.observe(core.blocks.stats().missing, tMs),
+    onRound: (tMs) => {
+      const core = current();
+      if (core !== undefined) missingBlocks.observe(core.blocks.stats().missing, tMs);
+    },
     registry: d.registry,
     log,
     // Workers expected to answer: not lost, not fully drained, with a web port to ask.
     targets: () =>
-      core.registry
-        .all()
+      (current()?.registry.all() ?? [])
         .filter((w) => w.state !== 'lost' && w.state !== 'decommissioned' && w.address.webPort > 0)
         .map((w) => ({
           id: w.id,
@@ -62,7 +75,8 @@ export function mountConsole(d: ConsoleDeps): ConsoleHandle {
   const guard = new AdminGuard(d.config.master.admin_token);
   addConsolePages(d.http, d.assets ?? ConsoleAssets.load(), log);
   addConsoleApi(d.http, {
-    core,
+    core: d.core,
+    masters: d.masters,
     config: d.config,
     sampler,
     guard,

@@ -13,7 +13,10 @@ import {
   TAG_INODE,
   TAG_LEASE,
   TAG_META,
+  TAG_RETRY,
+  TAG_RETRY_EXPIRY,
   TAG_TRASH,
+  TAG_FOREIGN_MIN,
   TAG_TTL,
   TAG_XATTR,
   decodeDentry,
@@ -94,8 +97,12 @@ export async function checkNamespace(store: MetaStore): Promise<CheckReport> {
         case TAG_TRASH:
           trash.add(keyId(key));
           break;
+        case TAG_RETRY:
+        case TAG_RETRY_EXPIRY:
+          // Outcomes of mutating requests (retry deduplication): not part of the tree.
+          break;
         default:
-          problem(`unknown key tag ${key[0]}`);
+          if ((key[0] ?? 0) < TAG_FOREIGN_MIN) problem(`unknown key tag ${key[0]}`);
       }
     }
     if (rows.length < PAGE) break;

@@ -55,6 +55,24 @@ export interface Lease {
   readonly host: string;
 }
 
+/**
+ * A file whose data has (or will have) a copy in a mounted UFS. Absent for files only Strata
+ * holds. Stored as an optional trailing element, so inodes written before mounts existed decode
+ * unchanged.
+ */
+export interface UfsFileState {
+  readonly mountId: number;
+  /** The version of the UFS object the file's blocks hold (a read of another version is refused). */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** "" when the UFS gives no ETag. */
+  readonly etag: string;
+  /** The UFS holds the data, so cached copies may be dropped; false while an async write waits to be persisted. */
+  readonly persisted: boolean;
+  /** When the file entered the cache (loaded from the UFS or written): the base of a mount's TTL. */
+  readonly sinceMs: number;
+}
+
 export interface FileInode extends InodeCommon {
   readonly type: 'file';
   readonly length: number;
@@ -67,6 +85,7 @@ export interface FileInode extends InodeCommon {
   readonly lease: Lease | null;
   /** Blocks allocated under the current lease and not committed yet. */
   readonly pending: readonly number[];
+  readonly ufs?: UfsFileState;
 }
 
 export interface SymlinkInode extends InodeCommon {
@@ -140,6 +159,7 @@ export function encodeInode(ino: Inode): Buffer {
         ino.blocks,
         ino.lease === null ? null : [ino.lease.id, ino.lease.host],
         ino.pending,
+        ...(ino.ufs === undefined ? [] : [encodeUfsState(ino.ufs)]),
       ]);
     case 'symlink':
       return packr.pack([
@@ -196,7 +216,8 @@ export function decodeInode(value: Uint8Array): Inode {
       };
     case 'file': {
       const lease = a[21] as [string, string] | null;
-      return {
+      const ufs = a[23] === undefined || a[23] === null ? undefined : decodeUfsState(a[23]);
+      const file: FileInode = {
         type,
         id: a[2] as number,
         mode: a[3] as number,
@@ -220,6 +241,7 @@ export function decodeInode(value: Uint8Array): Inode {
         lease: lease === null ? null : { id: lease[0], host: lease[1] },
         pending: a[22] as number[],
       };
+      return ufs === undefined ? file : { ...file, ufs };
     }
     case 'symlink':
       return {
@@ -240,6 +262,22 @@ export function decodeInode(value: Uint8Array): Inode {
         target: a[15] as string,
       };
   }
+}
+
+function encodeUfsState(u: UfsFileState): unknown[] {
+  return [u.mountId, u.size, u.mtimeMs, u.etag, u.persisted ? 1 : 0, u.sinceMs];
+}
+
+function decodeUfsState(v: unknown): UfsFileState {
+  if (!Array.isArray(v) || v.length < 6) throw metaCorruptInode('undecodable UFS state of a file inode');
+  return {
+    mountId: v[0] as number,
+    size: v[1] as number,
+    mtimeMs: v[2] as number,
+    etag: v[3] as string,
+    persisted: v[4] === 1,
+    sinceMs: v[5] as number,
+  };
 }
 
 /** Number of blocks in a flattened list. */

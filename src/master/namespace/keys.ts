@@ -10,6 +10,9 @@
  *   0x06 expiry id       TTL index (empty value)
  *   0x07 fileId          open lease (value: lease id)
  *   0x08 id              detached subtree waiting to be purged (recursive delete of a big tree)
+ *   0x09 request         outcome of a mutating request (retried requests replay it; ha/retry-records.ts)
+ *   0x0a expiry request  expiry index of those outcomes (empty value)
+ *   0x20 and up          records of other parts of the master (UFS mounts, the persist queue)
  */
 import { readU64, writeU64 } from '../../meta/index.js';
 import type { InodeType } from './inode.js';
@@ -22,6 +25,10 @@ export const TAG_BLOCK = 0x05;
 export const TAG_TTL = 0x06;
 export const TAG_LEASE = 0x07;
 export const TAG_TRASH = 0x08;
+export const TAG_RETRY = 0x09;
+export const TAG_RETRY_EXPIRY = 0x0a;
+/** Tags from here up belong to other parts of the master (mounts, jobs); the namespace leaves them alone. */
+export const TAG_FOREIGN_MIN = 0x20;
 
 export function metaKey(name: string): Buffer {
   return Buffer.concat([Buffer.of(TAG_META), Buffer.from(name, 'utf8')]);

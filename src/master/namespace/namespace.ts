@@ -22,7 +22,7 @@ import { NamespaceCache, dentryId } from './cache.js';
 import { metaMismatch } from './errors.js';
 import { IdAllocator } from './ids.js';
 import { INODE_FORMAT_VERSION, ROOT_ID, blockCount, realBlockIds } from './inode.js';
-import type { DirInode, FileInode, Inode, SymlinkInode } from './inode.js';
+import type { DirInode, FileInode, Inode, SymlinkInode, UfsFileState } from './inode.js';
 import {
   blockKey,
   blockPrefix,
@@ -43,8 +43,9 @@ import {
   xattrPrefix,
   dentryKey,
 } from './keys.js';
-import { NsTx } from './ns-txn.js';
+import { NsTx, ttlBaseMs } from './ns-txn.js';
 import type { CommittedView } from './ns-txn.js';
+import type { MutationRecorder } from './recorder.js';
 import { checkSymlinkTarget, childPath, parsePath } from './paths.js';
 import {
   R,
@@ -117,6 +118,11 @@ export interface NamespaceEvents {
   blocksCommitted?(file: FileInode, blocks: readonly CommittedBlock[]): void;
   /** TTL "free": drop the file's replicas but keep it; return false to leave it alone. */
   canFree?(file: FileInode): boolean;
+  /**
+   * TTL "free" done: these blocks' cached copies go, the blocks still belong to their file (a UFS
+   * holds the data). Without this handler, `blocksRemoved` hears about them.
+   */
+  blocksFreed?(blockIds: readonly number[]): void;
 }
 
 export interface CommittedBlock {
@@ -137,6 +143,19 @@ export interface NamespaceOptions {
   cacheDentries?: number;
   inlineDeleteEntries?: number;
   cachedBytes?: StatusContext['cachedBytes'];
+  /** Records each request's outcome in its transaction (exactly-once retries across restarts and failovers). */
+  recorder?: MutationRecorder;
+}
+
+/** How one mutation runs: recorded for its request (RPC calls) or not (the master's own work). */
+interface MutateOptions {
+  /** false for internal work (lease recovery, TTL, trash): it belongs to no request. */
+  record?: boolean;
+  /**
+   * Checks run before the transaction that may refuse a retry whose first attempt already
+   * committed (a lease it ended): inside, so the recorded outcome is looked up on refusal too.
+   */
+  precheck?: () => void;
 }
 
 export interface CreateOptions {
@@ -149,6 +168,26 @@ export interface CreateOptions {
   ttlMs?: number;
   ttlAction?: TtlAction;
   clientHost?: string;
+}
+
+export interface ImportUfsFile {
+  ufs: UfsFileState;
+  blockSize: number;
+  replicas: number;
+  storageType: StorageType;
+  ttlMs: number;
+  ttlAction: TtlAction;
+  mode?: number;
+}
+
+/** The same version of a UFS object: size and mtime, and the ETag when both sides have one. */
+export function sameUfsVersion(
+  a: Pick<UfsFileState, 'size' | 'mtimeMs' | 'etag'>,
+  b: Pick<UfsFileState, 'size' | 'mtimeMs' | 'etag'>,
+): boolean {
+  if (a.size !== b.size) return false;
+  if (a.etag !== '' && b.etag !== '') return a.etag === b.etag;
+  return a.mtimeMs === b.mtimeMs;
 }
 
 export interface SetAttrOptions {
@@ -324,14 +363,18 @@ export class Namespace {
    * On a serial engine the transaction reads committed state from the cache for keys no pending
    * transaction wrote (tracked in #dirty*), which spares decoding hot directories every time.
    */
-  async #mutate<T>(fn: (tx: NsTx) => T): Promise<T> {
+  async #mutate<T>(fn: (tx: NsTx) => T, opts: MutateOptions = {}): Promise<T> {
     const serial = this.#store.serialTransactions;
+    const recorder = opts.record === false ? undefined : this.#opts.recorder;
+    const slot = recorder?.begin();
     let last: NsTx | undefined;
     let marked: NsTx | undefined;
     try {
+      opts.precheck?.();
       const value = await this.#store.transaction((mtx) => {
         last = new NsTx(mtx, serial ? this.#committedView : undefined);
         const v = fn(last);
+        if (slot !== undefined) recorder?.record(mtx, slot, v);
         if (serial) {
           marked = last;
           this.#markDirty(last, 1);
@@ -340,6 +383,11 @@ export class Namespace {
       });
       if (last !== undefined) this.#afterCommit(last);
       return value;
+    } catch (err) {
+      // A retry of a request whose first attempt committed: that attempt's outcome, not this one's.
+      const earlier = slot === undefined ? undefined : await recorder?.replay(slot).catch(() => undefined);
+      if (earlier !== undefined) return earlier.value as T;
+      throw err;
     } finally {
       if (marked !== undefined) this.#markDirty(marked, -1);
     }
@@ -420,6 +468,14 @@ export class Namespace {
   /** A file by id (for calls that carry a file id), or undefined. */
   async inodeById(id: number): Promise<Inode | undefined> {
     return this.#read((r) => r.inode(id));
+  }
+
+  /** An inode with the path of its first name (undefined when it is gone; detached: "/.detached/<id>"). */
+  async inodeWithPath(id: number): Promise<{ inode: Inode; path: string } | undefined> {
+    return this.#read((r) => {
+      const inode = r.inode(id);
+      return inode === undefined ? undefined : { inode, path: pathOf(r, inode) };
+    });
   }
 
   async list(
@@ -681,7 +737,109 @@ export class Namespace {
       tx.grantLease(file.id, leaseId, host);
       return file;
     });
-    return { status: this.#status(ino, path), leaseId };
+    // From the inode: a replayed retry returns the lease its first attempt granted.
+    return { status: this.#status(ino, path), leaseId: ino.lease?.id ?? leaseId };
+  }
+
+  /**
+   * Enters a file that exists in a mounted UFS: complete, `size` bytes in blocks of `blockSize`
+   * (allocated, cached nowhere yet), the object's mtime, and its UFS state. Missing parent
+   * directories are created. An existing entry is left alone and returned when it is a file with
+   * the same UFS version (two lookups raced); anything else there is EEXIST.
+   */
+  async importUfsFile(path: string, f: ImportUfsFile): Promise<{ status: FileStatus; file: FileInode }> {
+    const comps = parsePath(path);
+    if (comps.length === 0) throw fsError('EISDIR', path);
+    const count = Math.ceil(f.ufs.size / f.blockSize);
+    if (count > MAX_BLOCKS_PER_FILE)
+      throw fsError(
+        'EFBIG',
+        path,
+        `${count} blocks of ${f.blockSize} bytes: more than ${MAX_BLOCKS_PER_FILE}`,
+      );
+    if (
+      !Number.isInteger(f.blockSize) ||
+      f.blockSize < MIN_BLOCK_SIZE_BYTES ||
+      f.blockSize > MAX_BLOCK_SIZE_BYTES
+    )
+      throw fsError(
+        'EINVAL',
+        path,
+        `block size ${f.blockSize} outside ${MIN_BLOCK_SIZE_BYTES}..${MAX_BLOCK_SIZE_BYTES} bytes`,
+      );
+    const ids = await this.#inodeIds.take(Math.max(1, comps.length));
+    const blockIds = count === 0 ? [] : await this.#blockIds.take(count);
+    const now = this.#clock();
+    const caller = ROOT_CALLER;
+    const file = await this.#mutate(
+      (tx): FileInode => {
+        const idq = [...ids];
+        const parent = ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, idq, now);
+        const name = comps[comps.length - 1] as string;
+        const existing = tx.dentry(parent.id, name);
+        if (existing !== undefined) {
+          const ex = entryInode(tx, existing, path);
+          if (ex.type === 'file' && ex.ufs !== undefined && sameUfsVersion(ex.ufs, f.ufs)) return ex;
+          throw fsError('EEXIST', path);
+        }
+        const fileId = idq.pop() as number;
+        const flat: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const id = blockIds[i] as number;
+          flat.push(id, Math.min(f.blockSize, f.ufs.size - i * f.blockSize));
+          tx.indexBlock(id, fileId);
+        }
+        const p = tx.inode(parent.id) as DirInode;
+        const ino: FileInode = {
+          type: 'file',
+          id: fileId,
+          mode: f.mode ?? DEFAULT_FILE_MODE,
+          uid: 0,
+          gid: 0,
+          nlink: 1,
+          atimeMs: now,
+          mtimeMs: f.ufs.mtimeMs > 0 ? f.ufs.mtimeMs : now,
+          ctimeMs: now,
+          links: [[p.id, name]],
+          ttlMs: f.ttlMs,
+          ttlAction: f.ttlAction,
+          xattrCount: 0,
+          xattrBytes: 0,
+          length: f.ufs.size,
+          blockSize: f.blockSize,
+          replicas: f.replicas,
+          storageType: f.storageType,
+          state: 'complete',
+          blocks: flat,
+          lease: null,
+          pending: [],
+          ufs: f.ufs,
+        };
+        tx.putInode(ino, true);
+        addEntry(tx, p.id, name, ino, now);
+        return ino;
+      },
+      { record: false },
+    );
+    return { status: this.#status(file, path), file };
+  }
+
+  /** Sets (or clears) a file's UFS state; ENOENT when the file is gone, EISDIR for others. */
+  async setUfsState(fileId: number, ufs: UfsFileState | undefined): Promise<FileInode> {
+    return this.#mutate(
+      (tx) => {
+        const cur = tx.inode(fileId);
+        if (cur === undefined)
+          throw new FsError('ENOENT', `file ${fileId}: no such file`, { details: { fileId } });
+        if (cur.type !== 'file')
+          throw new FsError('EISDIR', `inode ${fileId} is not a file`, { details: { fileId } });
+        const { ufs: _old, ...rest } = cur;
+        const next: FileInode = ufs === undefined ? rest : { ...rest, ufs };
+        tx.putInode(next);
+        return next;
+      },
+      { record: false },
+    );
   }
 
   async symlink(target: string, path: string, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
@@ -1011,7 +1169,11 @@ export class Namespace {
       tx.grantLease(cur.id, leaseId, clientHost);
       return next;
     });
-    return { status: this.#status(ino, path), leaseId, blocks: toFileBlocks(ino.blocks) };
+    return {
+      status: this.#status(ino, path),
+      leaseId: ino.lease?.id ?? leaseId,
+      blocks: toFileBlocks(ino.blocks),
+    };
   }
 
   /** Checks a writer's lease before a file-id call: a missing file is ENOENT, a lost lease EBADF. */
@@ -1059,33 +1221,39 @@ export class Namespace {
   /** Allocates a new block of a file being written. */
   async addBlock(fileId: number, leaseId: string): Promise<{ blockId: number; file: FileInode }> {
     this.#checkLease(fileId, leaseId);
-    const blockId = await this.#blockIds.takeOne();
-    const file = await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      if (blockCount(f.blocks) + f.pending.length >= MAX_BLOCKS_PER_FILE)
-        throw new FsError('EFBIG', `file ${fileId}: more than ${MAX_BLOCKS_PER_FILE} blocks`, {
-          details: { fileId },
-        });
-      const next: FileInode = { ...f, pending: [...f.pending, blockId] };
-      tx.putInode(next);
-      tx.indexBlock(blockId, fileId);
-      return next;
-    });
+    const newId = await this.#blockIds.takeOne();
+    // The block id comes back from the transaction: a replayed retry returns the first attempt's.
+    const { blockId, file } = await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        if (blockCount(f.blocks) + f.pending.length >= MAX_BLOCKS_PER_FILE)
+          throw new FsError('EFBIG', `file ${fileId}: more than ${MAX_BLOCKS_PER_FILE} blocks`, {
+            details: { fileId },
+          });
+        const next: FileInode = { ...f, pending: [...f.pending, newId] };
+        tx.putInode(next);
+        tx.indexBlock(newId, fileId);
+        return { blockId: newId, file: next };
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
     this.#touchLease(fileId, leaseId);
     return { blockId, file };
   }
 
   async abandonBlock(fileId: number, leaseId: string, blockId: number): Promise<void> {
-    this.#checkLease(fileId, leaseId);
-    await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      if (!f.pending.includes(blockId))
-        throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
-          details: { fileId, blockId },
-        });
-      tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
-      tx.dropBlocks([blockId]);
-    });
+    await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        if (!f.pending.includes(blockId))
+          throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
+            details: { fileId, blockId },
+          });
+        tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
+        tx.dropBlocks([blockId]);
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
   }
 
   /**
@@ -1099,55 +1267,57 @@ export class Namespace {
     length: number,
     mtimeMs?: number,
   ): Promise<FileStatus> {
-    this.#checkLease(fileId, leaseId);
     const now = this.#clock();
-    const { file, path } = await this.#mutate((tx) => {
-      const f = leasedIn(tx, fileId, leaseId);
-      const where = `file ${fileId}`;
-      const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
-      if (blocks.length > MAX_BLOCKS_PER_FILE)
-        throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
-      const flat: number[] = [];
-      const seen = new Set<number>();
-      let sum = 0;
-      for (const b of blocks) {
-        if (b.blockId !== 0) {
-          if (!allowedIds.has(b.blockId))
-            throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
-              details: { fileId, blockId: b.blockId },
-            });
-          if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
-          if (b.length > f.blockSize)
-            throw new FsError(
-              'EINVAL',
-              `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
-            );
-          seen.add(b.blockId);
+    const { file, path } = await this.#mutate(
+      (tx) => {
+        const f = leasedIn(tx, fileId, leaseId);
+        const where = `file ${fileId}`;
+        const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
+        if (blocks.length > MAX_BLOCKS_PER_FILE)
+          throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
+        const flat: number[] = [];
+        const seen = new Set<number>();
+        let sum = 0;
+        for (const b of blocks) {
+          if (b.blockId !== 0) {
+            if (!allowedIds.has(b.blockId))
+              throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
+                details: { fileId, blockId: b.blockId },
+              });
+            if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
+            if (b.length > f.blockSize)
+              throw new FsError(
+                'EINVAL',
+                `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
+              );
+            seen.add(b.blockId);
+          }
+          flat.push(b.blockId, b.length);
+          sum += b.length;
         }
-        flat.push(b.blockId, b.length);
-        sum += b.length;
-      }
-      if (sum !== length)
-        throw new FsError(
-          'EINVAL',
-          `${where}: block lengths add up to ${sum}, not the file length ${length}`,
-          { details: { fileId } },
-        );
-      tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
-      const next: FileInode = {
-        ...f,
-        blocks: flat,
-        length,
-        pending: [],
-        lease: null,
-        state: 'complete',
-        mtimeMs: mtimeMs ?? now,
-        ctimeMs: now,
-      };
-      tx.putInode(next);
-      tx.endLease(fileId);
-      return { file: next, path: pathOf(tx, next) };
-    });
+        if (sum !== length)
+          throw new FsError(
+            'EINVAL',
+            `${where}: block lengths add up to ${sum}, not the file length ${length}`,
+            { details: { fileId } },
+          );
+        tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
+        const next: FileInode = {
+          ...f,
+          blocks: flat,
+          length,
+          pending: [],
+          lease: null,
+          state: 'complete',
+          mtimeMs: mtimeMs ?? now,
+          ctimeMs: now,
+        };
+        tx.putInode(next);
+        tx.endLease(fileId);
+        return { file: next, path: pathOf(tx, next) };
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
     this.#opts.events?.blocksCommitted?.(
       file,
       blocks.filter((b) => b.blockId !== 0),
@@ -1169,16 +1339,19 @@ export class Namespace {
 
   async recoverLease(fileId: number, leaseId: string): Promise<void> {
     const now = this.#clock();
-    await this.#mutate((tx) => {
-      const f = tx.inode(fileId);
-      if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
+    await this.#mutate(
+      (tx) => {
+        const f = tx.inode(fileId);
+        if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
+          tx.endLease(fileId);
+          return;
+        }
+        tx.dropBlocks(f.pending);
+        tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
         tx.endLease(fileId);
-        return;
-      }
-      tx.dropBlocks(f.pending);
-      tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
-      tx.endLease(fileId);
-    });
+      },
+      { record: false },
+    );
     this.#log.info({ fileId, leaseId }, 'write lease expired: file closed with its last committed blocks');
   }
 
@@ -1217,42 +1390,55 @@ export class Namespace {
     if (ino?.type === 'file' && ino.ttlAction === 'free') {
       freeFile = this.#opts.events?.canFree?.(ino) === true ? ino : undefined;
     }
-    const outcome = await this.#mutate((tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
-      const cur = tx.inode(id);
-      const key = cur === undefined ? undefined : cur.mtimeMs + cur.ttlMs;
-      if (cur === undefined || cur.ttlMs <= 0 || cur.ttlAction === 'none' || key !== expiryMs || key > now) {
-        // Stale index entry (the inode changed since): drop it; a current one exists if due.
-        tx.tx.delete(ttlKey(expiryMs, id));
-        return 'skipped';
-      }
-      if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
-      if (cur.ttlAction === 'free') {
-        // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
-        // behind it) is never freed; its TTL is dropped too, so it does not block the index.
-        tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
-        return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
-      }
-      // delete: every name of the inode goes.
-      if (cur.type === 'dir') {
-        const sub = collectSubtree(tx, cur, limit);
-        const [pid, name] = cur.links[0] ?? [0, ''];
-        if (!sub.complete) {
-          if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-          tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
-          tx.putTrash(cur.id);
-          return 'trashed';
+    const outcome = await this.#mutate(
+      (tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
+        const cur = tx.inode(id);
+        const key = cur === undefined ? undefined : ttlBaseMs(cur) + cur.ttlMs;
+        if (
+          cur === undefined ||
+          cur.ttlMs <= 0 ||
+          cur.ttlAction === 'none' ||
+          key !== expiryMs ||
+          key > now
+        ) {
+          // Stale index entry (the inode changed since): drop it; a current one exists if due.
+          tx.tx.delete(ttlKey(expiryMs, id));
+          return 'skipped';
         }
-        deleteItems(tx, sub.items, now);
-        if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-        destroyInode(tx, tx.inode(cur.id) ?? cur);
+        if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
+        if (cur.ttlAction === 'free') {
+          // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
+          // behind it) is never freed; its TTL is dropped too, so it does not block the index.
+          tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
+          return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
+        }
+        // delete: every name of the inode goes.
+        if (cur.type === 'dir') {
+          const sub = collectSubtree(tx, cur, limit);
+          const [pid, name] = cur.links[0] ?? [0, ''];
+          if (!sub.complete) {
+            if (pid !== 0) removeEntry(tx, pid, name, cur, now);
+            tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
+            tx.putTrash(cur.id);
+            return 'trashed';
+          }
+          deleteItems(tx, sub.items, now);
+          if (pid !== 0) removeEntry(tx, pid, name, cur, now);
+          destroyInode(tx, tx.inode(cur.id) ?? cur);
+          return 'deleted';
+        }
+        for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
+        destroyInode(tx, cur);
         return 'deleted';
-      }
-      for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
-      destroyInode(tx, cur);
-      return 'deleted';
-    });
-    if (outcome === 'freed' && freeFile !== undefined)
-      this.#opts.events?.blocksRemoved?.(realBlockIds(freeFile.blocks));
+      },
+      { record: false },
+    );
+    if (outcome === 'freed' && freeFile !== undefined) {
+      const ids = realBlockIds(freeFile.blocks);
+      const ev = this.#opts.events;
+      if (ev?.blocksFreed !== undefined) ev.blocksFreed(ids);
+      else ev?.blocksRemoved?.(ids);
+    }
     if (outcome === 'skipped' && ino?.ttlAction === 'free')
       this.#log.warn({ id }, 'TTL free skipped: the file has no copy outside Strata; its TTL is cleared');
     if (outcome === 'trashed') {
@@ -1285,19 +1471,22 @@ export class Namespace {
       if (row === undefined) return;
       const id = keyId(row.key);
       const now = this.#clock();
-      await this.#mutate((tx) => {
-        const dir = tx.inode(id);
-        if (dir === undefined || dir.type !== 'dir') {
-          tx.deleteTrash(id);
-          return;
-        }
-        const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
-        deleteItems(tx, sub.items, now);
-        if (sub.complete) {
-          destroyInode(tx, tx.inode(id) ?? dir);
-          tx.deleteTrash(id);
-        }
-      });
+      await this.#mutate(
+        (tx) => {
+          const dir = tx.inode(id);
+          if (dir === undefined || dir.type !== 'dir') {
+            tx.deleteTrash(id);
+            return;
+          }
+          const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
+          deleteItems(tx, sub.items, now);
+          if (sub.complete) {
+            destroyInode(tx, tx.inode(id) ?? dir);
+            tx.deleteTrash(id);
+          }
+        },
+        { record: false },
+      );
     }
   }
 

@@ -200,5 +200,13 @@ const EMPTY = new Uint8Array(0);
 /** When an inode's TTL fires, or undefined when it has none (no TTL or action "none"). */
 export function ttlExpiry(ino: Inode): number | undefined {
   if (ino.ttlMs <= 0 || ino.ttlAction === 'none') return undefined;
-  return ino.mtimeMs + ino.ttlMs;
+  return ttlBaseMs(ino) + ino.ttlMs;
+}
+
+/**
+ * Where a TTL counts from: the mtime, except for a file loaded from a UFS, whose mtime is the
+ * object's (often old): its TTL counts from when it entered the cache.
+ */
+export function ttlBaseMs(ino: Inode): number {
+  return ino.type === 'file' && ino.ufs !== undefined ? ino.ufs.sinceMs : ino.mtimeMs;
 }

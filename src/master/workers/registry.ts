@@ -49,6 +49,8 @@ export interface WorkerEntry {
   /** Blocks to delete → when the command was last sent (0 = not yet). */
   deletes: Map<number, number>;
   replications: ReplicateTask[];
+  /** Pin changes to send (block → pinned). */
+  pins: Map<number, boolean>;
   /** A full block report is being received (from register until the page with last = true). */
   reporting: boolean;
 }
@@ -140,6 +142,7 @@ export class WorkerRegistry {
         reservedBytes: new Map(),
         deletes: new Map(),
         replications: [],
+        pins: new Map(),
         reporting: true,
       };
       this.#workers.set(w.id, w);
@@ -207,12 +210,46 @@ export class WorkerRegistry {
       const tasks = w.replications.splice(0, MAX_REPLICATIONS_PER_HEARTBEAT);
       out.push({ type: 'replicate', tasks });
     }
+    if (w.pins.size > 0) {
+      const on: number[] = [];
+      const off: number[] = [];
+      for (const [id, pinned] of w.pins) {
+        if (on.length + off.length >= MAX_DELETES_PER_HEARTBEAT) break;
+        (pinned ? on : off).push(id);
+      }
+      for (const id of [...on, ...off]) w.pins.delete(id);
+      if (on.length > 0) out.push({ type: 'pin', blockIds: on, pinned: true });
+      if (off.length > 0) out.push({ type: 'pin', blockIds: off, pinned: false });
+    }
     return out;
+  }
+
+  /** Pins (or unpins) a block on a worker with its next heartbeat reply. */
+  queuePin(workerId: string, blockId: number, pinned: boolean): void {
+    const w = this.#workers.get(workerId);
+    if (w !== undefined && w.state !== 'lost') w.pins.set(blockId, pinned);
   }
 
   queueDelete(workerId: string, blockId: number): void {
     const w = this.#workers.get(workerId);
     if (w !== undefined && w.state !== 'lost' && !w.deletes.has(blockId)) w.deletes.set(blockId, 0);
+  }
+
+  /**
+   * Whether a delete of the block is queued for the worker: 'queued' (not sent yet), 'sent', or
+   * undefined.
+   */
+  pendingDelete(workerId: string, blockId: number): 'queued' | 'sent' | undefined {
+    const at = this.#workers.get(workerId)?.deletes.get(blockId);
+    return at === undefined ? undefined : at === 0 ? 'queued' : 'sent';
+  }
+
+  /** Takes back a delete not sent yet (the block is wanted there again). */
+  cancelDelete(workerId: string, blockId: number): boolean {
+    const w = this.#workers.get(workerId);
+    if (w?.deletes.get(blockId) !== 0) return false;
+    w.deletes.delete(blockId);
+    return true;
   }
 
   /** The worker confirmed a block is gone. */

@@ -1,0 +1,225 @@
+/**
+ * FUSE benchmark, in one invocation: fio through our mount (`strata fuse` over a MiniCluster of a
+ * master and one worker) beside the same fio jobs through libfuse's C `passthrough_ll` example
+ * (built here from /usr/share/doc/libfuse3-dev/examples with gcc and pkg-config fuse3) over a
+ * directory on the same disk; then metadata operations per second (create, stat, rename,
+ * delete of 10,000 files) through both mounts.
+ *
+ *   node dist/bench/fuse/main.js [--size 1GiB] [--runtime 15] [--files 10000] [--concurrency 16]
+ *
+ * Targets: sequential read ≥ 0.5×, sequential write ≥ 0.5×, 4 KiB random read ≥ 0.3× of
+ * passthrough_ll. fio's default `invalidate=1` drops the FUSE file's cached pages before each
+ * job on both mounts, so reads go through the FUSE daemon; the layer below (the worker's block
+ * files, passthrough's directory) stays warm on both sides alike.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { open, rename, stat, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
+import { formatBytes, parseSize } from '../../src/common/units.js';
+import { mountAt } from '../../src/fuse/mount-point.js';
+import { MiniCluster } from '../../test/helpers/mini-cluster.js';
+import { forceUnmount, mountFuse } from '../../test/fuse/fuse-helper.js';
+import { runFio } from '../lib/fio.js';
+import { requireTool, runOk, startBackground } from '../lib/proc.js';
+import { printComparisons } from '../lib/report.js';
+import type { Comparison } from '../lib/report.js';
+
+/** Metadata calls run on libuv's thread pool: give it room for the concurrency asked. */
+const THREADPOOL_SIZE = '64';
+if (
+  !STRATA_NODE_FLAGS.every((f) => process.execArgv.includes(f)) ||
+  process.env.UV_THREADPOOL_SIZE === undefined
+) {
+  const r = spawnSync(
+    process.execPath,
+    [...STRATA_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, UV_THREADPOOL_SIZE: THREADPOOL_SIZE },
+    },
+  );
+  process.exit(r.status ?? 1);
+}
+
+const EXAMPLES_DIR = '/usr/share/doc/libfuse3-dev/examples';
+const MiB = 1024 * 1024;
+const MB = 1e6;
+/** Blocks of 64 MiB: large sequential files, few AddBlock calls. */
+const BENCH_BLOCK_SIZE = '64MB';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1GiB' },
+    runtime: { type: 'string', default: '15' },
+    files: { type: 'string', default: '10000' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const SIZE = parseSize(values.size) ?? 1024 * MiB;
+const RUNTIME_S = Number(values.runtime);
+const FILES = Number(values.files);
+const CONCURRENCY = Number(values.concurrency);
+
+interface FuseFigures {
+  seqWrite: number;
+  seqRead: number;
+  randRead: number;
+  randReadIops: number;
+  meta: MetaFigures;
+}
+
+interface MetaFigures {
+  create: number;
+  stat: number;
+  rename: number;
+  delete: number;
+}
+
+async function buildPassthrough(dir: string): Promise<string> {
+  const gcc = requireTool('gcc', 'gcc');
+  requireTool('pkg-config', 'pkg-config');
+  const flags = (await runOk('pkg-config', ['fuse3', '--cflags', '--libs'])).trim().split(/\s+/);
+  const out = join(dir, 'passthrough_ll');
+  await runOk(gcc, ['-O2', '-Wall', join(EXAMPLES_DIR, 'passthrough_ll.c'), ...flags, '-o', out]);
+  return out;
+}
+
+async function fioJob(dir: string, name: string, args: string[]): Promise<{ bw: number; iops: number }> {
+  const r = await runFio(
+    [`--name=${name}`, `--filename=${join(dir, 'fio.dat')}`, `--size=${SIZE}`, '--ioengine=psync', ...args],
+    600_000,
+  );
+  const side = args.some((a) => a.includes('write')) ? r.write : r.read;
+  return { bw: side.bytesPerSecond, iops: side.iops };
+}
+
+/** Runs `fn(i)` for i in [0, n) with `concurrency` at once; resolves with operations per second. */
+async function opsPerSecond(
+  n: number,
+  concurrency: number,
+  fn: (i: number) => Promise<void>,
+): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+  return (n / (performance.now() - started)) * 1000;
+}
+
+/**
+ * create/stat/rename/delete of FILES empty files. The kernel serialises creations, renames and
+ * deletions within one directory (the parent's inode lock), so the files are spread over one
+ * directory per concurrent worker, on both mounts alike.
+ */
+async function metadata(dir: string): Promise<MetaFigures> {
+  const base = join(dir, 'meta');
+  for (let d = 0; d < CONCURRENCY; d++) mkdirSync(join(base, `d${d}`), { recursive: true });
+  const a = (i: number): string => join(base, `d${i % CONCURRENCY}`, `f${i}`);
+  const b = (i: number): string => join(base, `d${i % CONCURRENCY}`, `g${i}`);
+  const create = await opsPerSecond(FILES, CONCURRENCY, async (i) => (await open(a(i), 'wx')).close());
+  const statRate = await opsPerSecond(FILES, CONCURRENCY, async (i) => void (await stat(a(i))));
+  const renameRate = await opsPerSecond(FILES, CONCURRENCY, (i) => rename(a(i), b(i)));
+  const del = await opsPerSecond(FILES, CONCURRENCY, (i) => unlink(b(i)));
+  return { create, stat: statRate, rename: renameRate, delete: del };
+}
+
+async function measure(dir: string, label: string): Promise<FuseFigures> {
+  console.log(`${label}: fio sequential write, 1 MiB, ${formatBytes(SIZE)}`);
+  const seqWrite = await fioJob(dir, 'seqwrite', ['--rw=write', '--bs=1M', '--end_fsync=1']);
+  console.log(`${label}: fio sequential read, 1 MiB`);
+  const seqRead = await fioJob(dir, 'seqread', ['--rw=read', '--bs=1M']);
+  console.log(`${label}: fio random read, 4 KiB, ${RUNTIME_S} s`);
+  const rand = await fioJob(dir, 'randread', [
+    '--rw=randread',
+    '--bs=4k',
+    `--runtime=${RUNTIME_S}`,
+    '--time_based',
+  ]);
+  console.log(`${label}: metadata, ${FILES} files, ${CONCURRENCY} at once`);
+  const meta = await metadata(dir);
+  return { seqWrite: seqWrite.bw, seqRead: seqRead.bw, randRead: rand.bw, randReadIops: rand.iops, meta };
+}
+
+async function main(): Promise<void> {
+  requireTool('fio', 'fio');
+  requireTool('fusermount3', 'fuse3');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const t = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  try {
+    const work = mkdtempSync(join(tmpdir(), 'strata-bench-fuse-'));
+    cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+    const passthrough = await buildPassthrough(work);
+    const lower = join(work, 'lower');
+    const pmnt = join(work, 'passthrough-mnt');
+    mkdirSync(lower);
+    mkdirSync(pmnt);
+    const pt = await startBackground(passthrough, ['-f', '-o', `source=${lower}`, pmnt], async () => {
+      for (let i = 0; i < 200 && (await mountAt(pmnt)) === undefined; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      if ((await mountAt(pmnt)) === undefined) throw new Error('passthrough_ll did not mount');
+    });
+    cleanups.push(async () => {
+      forceUnmount(pmnt);
+      await pt.stop();
+    });
+
+    const cluster = await MiniCluster.start(t, { clientToml: `block_size = "${BENCH_BLOCK_SIZE}"\n` });
+    const m = await mountFuse(t, cluster);
+
+    const ref = await measure(pmnt, 'passthrough_ll');
+    const ours = await measure(m.mnt, 'strata fuse');
+
+    const mb = (v: number): number => v / MB;
+    const rows: Comparison[] = [
+      {
+        what: 'sequential write 1 MiB',
+        unit: 'MB/s',
+        ours: mb(ours.seqWrite),
+        reference: mb(ref.seqWrite),
+        referenceName: 'passthrough_ll',
+        target: 0.5,
+      },
+      {
+        what: 'sequential read 1 MiB',
+        unit: 'MB/s',
+        ours: mb(ours.seqRead),
+        reference: mb(ref.seqRead),
+        referenceName: 'passthrough_ll',
+        target: 0.5,
+      },
+      {
+        what: 'random read 4 KiB',
+        unit: 'IOPS',
+        ours: ours.randReadIops,
+        reference: ref.randReadIops,
+        referenceName: 'passthrough_ll',
+        target: 0.3,
+      },
+    ];
+    printComparisons(`FUSE data path (${formatBytes(SIZE)} file, fio psync, 1 job)`, rows);
+    const metaRows: Comparison[] = (['create', 'stat', 'rename', 'delete'] as const).map((k) => ({
+      what: `${k} (${FILES} files, ${CONCURRENCY} at once)`,
+      unit: 'ops/s',
+      ours: ours.meta[k],
+      reference: ref.meta[k],
+      referenceName: 'passthrough_ll',
+      target: 0,
+    }));
+    printComparisons(
+      `FUSE metadata (${CONCURRENCY} directories; no target: the peer publishes ~20k-60k ops/s on 32 cores, 40 threads)`,
+      metaRows,
+    );
+  } finally {
+    for (const c of cleanups.reverse())
+      await Promise.resolve(c()).catch((err: unknown) => console.error(err));
+  }
+}
+
+await main();

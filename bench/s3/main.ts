@@ -1,0 +1,304 @@
+/**
+ * S3 gateway benchmark, in one invocation: GET and PUT of 1 MiB and 100 MiB objects with
+ * concurrency 16 through `strata s3` (a MiniCluster of one master and one worker behind it),
+ * beside nginx serving the same bytes from files (GET) and fio writing the same amount
+ * sequentially with 16 jobs (PUT).
+ *
+ *   node dist/bench/s3/main.js [--small-count 256] [--large-count 16] [--concurrency 16]
+ *
+ * Targets (printed beside the ratios): GET ≥ 0.8× nginx, PUT ≥ 0.5× fio. One HTTP load
+ * generator (node:http, keep-alive, presigned URLs so no per-request signing cost) drives both
+ * the gateway and nginx, so the client's own cost is the same on both sides.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
+import { MiniCluster } from '../../test/helpers/mini-cluster.js';
+import { startStrata } from '../../test/helpers/process.js';
+import { ACCESS_KEY, REGION, SECRET_KEY } from '../../test/gateway/harness.js';
+import { presign } from '../../test/gateway/signing.js';
+import { runFio } from '../lib/fio.js';
+import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
+import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc.js';
+import type { Background } from '../lib/proc.js';
+import { best, printComparisons } from '../lib/report.js';
+import type { Comparison } from '../lib/report.js';
+
+// The gateway's clients move gigabytes per second too: run with the flags strata processes use.
+if (!STRATA_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const r = spawnSync(
+    process.execPath,
+    [...STRATA_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+    },
+  );
+  process.exit(r.status ?? 1);
+}
+
+const MiB = 1024 * 1024;
+/** Runs of each figure; the best is kept (a shared machine is noisy downwards). */
+const RUNS = 2;
+
+const { values } = parseArgs({
+  options: {
+    'small-count': { type: 'string', default: '256' },
+    'large-count': { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const CONCURRENCY = Number(values.concurrency);
+const SIZES = [
+  { name: '1 MiB', bytes: MiB, count: Number(values['small-count']) },
+  { name: '100 MiB', bytes: 100 * MiB, count: Number(values['large-count']) },
+];
+const MB = 1e6;
+
+/**
+ * Keep-alive connections of the load generator. A fresh pool per step: a socket left idle across
+ * a step (fio runs for seconds) may be closed by the server just as it is reused (EPIPE).
+ */
+let agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+
+function httpGet(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(n) : reject(new Error(`GET ${url}: ${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function httpPut(url: string, body: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { agent, method: 'PUT', headers: { 'content-length': String(body.length) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve()
+            : reject(new Error(`PUT: ${res.statusCode} ${Buffer.concat(chunks).toString()}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    // Write in 1 MiB pieces, as a client streaming from a file would.
+    for (let off = 0; off < body.length; off += MiB)
+      req.write(body.subarray(off, Math.min(body.length, off + MiB)));
+    req.end();
+  });
+}
+
+/** Runs `fn` over items with `n` in flight; returns bytes per second over the wall time. */
+async function pool(
+  items: readonly string[],
+  n: number,
+  fn: (item: string) => Promise<number>,
+): Promise<number> {
+  agent.destroy();
+  agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  let next = 0;
+  let bytes = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        // Not `bytes += await …`: that reads `bytes` before awaiting and loses the others' counts.
+        const n = await fn(items[i] as string);
+        bytes += n;
+      }
+    }),
+  );
+  return (bytes / (performance.now() - started)) * 1000;
+}
+
+async function startNginx(dir: string, root: string, port: number): Promise<Background> {
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+master_process off;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fastcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+  }
+}
+`,
+  );
+  return startBackground('nginx', ['-c', conf, '-p', dir, '-e', 'stderr'], () => waitForPort(port));
+}
+
+/** fio writing `count` files of `bytes` each with CONCURRENCY jobs, flushed at the end (workers sync blocks). */
+async function fioWrite(dir: string, bytes: number, count: number): Promise<number> {
+  const perJob = Math.max(1, Math.floor(count / CONCURRENCY));
+  const jobs = Math.min(CONCURRENCY, count);
+  const fioDir = join(dir, 'fio');
+  rmSync(fioDir, { recursive: true, force: true });
+  mkdirSync(fioDir);
+  const r = await runFio([
+    '--name=put',
+    `--directory=${fioDir}`,
+    '--rw=write',
+    '--bs=1M',
+    `--filesize=${bytes}`,
+    `--nrfiles=${perJob}`,
+    `--size=${bytes * perJob}`,
+    `--numjobs=${jobs}`,
+    '--group_reporting',
+    '--ioengine=psync',
+    '--direct=0',
+    '--end_fsync=1',
+  ]);
+  rmSync(fioDir, { recursive: true, force: true });
+  return r.write.bytesPerSecond;
+}
+
+/** Flushes dirty pages so one step's writeback does not slow the next. */
+function settle(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
+
+async function main(): Promise<void> {
+  requireTool('nginx', 'nginx-light');
+  requireTool('fio', 'fio');
+  requireTool('iperf3', 'iperf3');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let gatewayLog: (() => string) | undefined;
+  const t = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  try {
+    process.stderr.write('starting a cluster (1 master, 1 worker) and the S3 gateway…\n');
+    const cluster = await MiniCluster.start(t, { workers: 1 });
+    const port = await freePort();
+    const webPort = await freePort();
+    const conf = join(cluster.dir, 's3.toml');
+    writeFileSync(
+      conf,
+      readFileSync(cluster.clientConfPath, 'utf8').replace('level = "INFO"', 'level = "WARN"') +
+        `\n[s3_gateway]\nlisten = "127.0.0.1:${port}"\nweb_port = ${webPort}\nregion = "${REGION}"\naccess_key = "${ACCESS_KEY}"\nsecret_key = "${SECRET_KEY}"\n`,
+    );
+    const gw = startStrata(['s3', '--conf', conf]);
+    gatewayLog = () => gw.stderr;
+    cleanups.push(async () => void (await gw.stop('SIGTERM')));
+    await waitForPort(port, 20_000);
+    await waitForPort(webPort, 20_000);
+    // Create the bucket (a signed PUT of the bucket path, via a presigned URL).
+    await httpPut(await presign({ method: 'PUT', port, path: '/bench' }, 3600), Buffer.alloc(0));
+
+    const www = join(cluster.dir, 'www');
+    mkdirSync(www);
+    const nginxPort = await freePort();
+    const nginx = await startNginx(cluster.dir, www, nginxPort);
+    cleanups.push(() => nginx.stop());
+
+    const rows: Comparison[] = [];
+    for (const size of SIZES.filter((s) => s.count > 0)) {
+      const body = randomBytes(size.bytes);
+      const keys = Array.from({ length: size.count }, (_, i) => `${size.bytes}/obj-${i}`);
+      mkdirSync(join(www, String(size.bytes)), { recursive: true });
+      for (const k of keys) writeFileSync(join(www, k), body);
+      const putUrls = new Map<string, string>();
+      const getUrls = new Map<string, string>();
+      for (const k of keys) {
+        putUrls.set(k, await presign({ method: 'PUT', port, path: `/bench/${k}` }, 3600));
+        getUrls.set(k, await presign({ method: 'GET', port, path: `/bench/${k}` }, 3600));
+      }
+      const puts: number[] = [];
+      const fios: number[] = [];
+      const gets: number[] = [];
+      const nginxGets: number[] = [];
+      // References and ours interleave, run after run, so a busy moment hits both alike.
+      for (let run = 0; run < RUNS; run++) {
+        process.stderr.write(`${size.name} × ${size.count}: run ${run + 1}/${RUNS}…\n`);
+        // Each step starts with no dirty pages left by the previous one (fio's or ours).
+        settle();
+        fios.push(await fioWrite(cluster.dir, size.bytes, size.count));
+        settle();
+        puts.push(
+          await pool(keys, CONCURRENCY, async (k) => {
+            await httpPut(putUrls.get(k) ?? '', body);
+            return body.length;
+          }),
+        );
+        settle();
+        nginxGets.push(await pool(keys, CONCURRENCY, (k) => httpGet(`http://127.0.0.1:${nginxPort}/${k}`)));
+        gets.push(
+          await pool(keys, CONCURRENCY, async (k) => {
+            const n = await httpGet(getUrls.get(k) ?? '');
+            if (n !== body.length) throw new Error(`GET ${k}: ${n} bytes, expected ${body.length}`);
+            return n;
+          }),
+        );
+        const mbs = (v: number[]): string => `${((v[v.length - 1] ?? 0) / MB).toFixed(1)} MB/s`;
+        process.stderr.write(
+          `  fio write ${mbs(fios)}, PUT ${mbs(puts)}, nginx GET ${mbs(nginxGets)}, GET ${mbs(gets)}\n`,
+        );
+      }
+      rows.push({
+        what: `GET ${size.name} ×${size.count}, c=${CONCURRENCY}`,
+        unit: 'MB/s',
+        ours: best(gets) / MB,
+        reference: best(nginxGets) / MB,
+        referenceName: 'nginx',
+        target: 0.8,
+      });
+      rows.push({
+        what: `PUT ${size.name} ×${size.count}, c=${CONCURRENCY}`,
+        unit: 'MB/s',
+        ours: best(puts) / MB,
+        reference: best(fios) / MB,
+        referenceName: 'fio write',
+        target: 0.5,
+      });
+      rmSync(join(www, String(size.bytes)), { recursive: true, force: true });
+    }
+    printComparisons('S3 gateway (strata s3) vs nginx (GET) and fio (PUT)', rows);
+    // Every S3 byte crosses loopback TCP twice at most; what one stream gets here bounds PUT.
+    const iperf = await startIperf3Server();
+    try {
+      const r = await runIperf3Client(iperf.port, 3);
+      console.log(`loopback TCP, one stream (iperf3): ${(r.bytesPerSecond / MB).toFixed(0)} MB/s`);
+    } finally {
+      await iperf.stop();
+    }
+  } catch (err) {
+    if (gatewayLog !== undefined)
+      process.stderr.write(`--- gateway log (tail)\n${gatewayLog().slice(-4000)}\n`);
+    throw err;
+  } finally {
+    agent.destroy();
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,105 @@
+/**
+ * The seam between Strata's file system logic and a FUSE library. `FuseOperations` is what a
+ * mount serves (promise-based, errors thrown as `FsError`s); a `FuseBinding` mounts it with one
+ * particular library. Only the engine files know a library exists, so another binding (a libfuse3
+ * low-level addon, say) replaces `fuse-native` without touching the operations.
+ */
+
+/** What getattr answers; times in milliseconds since the epoch, `mode` with the file-type bits. */
+export interface FuseAttr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** 512-byte units, as st_blocks. */
+  blocks: number;
+  blksize: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** statvfs(3) fields; counts in `frsize` units. */
+export interface FuseStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  namemax: number;
+}
+
+/** setxattr(2) flags. */
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+/**
+ * The requests a mount serves. Paths are the mount-relative paths the kernel asks about ("/" is
+ * the mount's root); `fh` is the number `open`/`create` returned. Every method throws an `FsError`
+ * (or anything `errnoOf` understands) to answer with an errno.
+ */
+export interface FuseOperations {
+  getattr(path: string): Promise<FuseAttr>;
+  fgetattr(path: string, fh: number): Promise<FuseAttr>;
+  readdir(path: string): Promise<string[]>;
+  open(path: string, flags: number): Promise<number>;
+  create(path: string, mode: number): Promise<number>;
+  /** Reads into `buf[0…length)`; resolves with the bytes read (0 at end of file). */
+  read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  /** `buf` belongs to the binding: copy what must outlive the call. Resolves with bytes written. */
+  write(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  flush(path: string, fh: number): Promise<void>;
+  fsync(path: string, fh: number, dataOnly: boolean): Promise<void>;
+  release(path: string, fh: number): Promise<void>;
+  truncate(path: string, size: number): Promise<void>;
+  ftruncate(path: string, fh: number, size: number): Promise<void>;
+  unlink(path: string): Promise<void>;
+  mkdir(path: string, mode: number): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  rename(src: string, dst: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  readlink(path: string): Promise<string>;
+  link(existing: string, path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
+  statfs(path: string): Promise<FuseStatfs>;
+  setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void>;
+  getxattr(path: string, name: string): Promise<Buffer>;
+  listxattr(path: string): Promise<string[]>;
+  removexattr(path: string, name: string): Promise<void>;
+}
+
+export type FuseOpName = keyof FuseOperations;
+
+export interface MountOptions {
+  mountPath: string;
+  /** Shown as the mount's source (`fsname=`) and type suffix (`fuse.<subtype>`). */
+  fsName: string;
+  subtype: string;
+  entryTimeoutMs: number;
+  attrTimeoutMs: number;
+  maxWriteBytes: number;
+  /** Further `-o` options, already split (e.g. "allow_other", "default_permissions"). */
+  extraOptions: readonly string[];
+  /** Log every request inside the library (its `debug` option). */
+  debug: boolean;
+  /** A request unanswered this long fails with ETIMEDOUT (so a wedged call never hangs the kernel). */
+  requestTimeoutMs: number;
+}
+
+export interface MountedFs {
+  readonly mountPath: string;
+  /** Detaches the mount (lazily: open files keep working until closed). Idempotent. */
+  unmount(): Promise<void>;
+}
+
+export interface FuseBinding {
+  readonly name: string;
+  mount(ops: FuseOperations, opts: MountOptions): Promise<MountedFs>;
+}

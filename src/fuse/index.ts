@@ -1,0 +1,16 @@
+/**
+ * The FUSE front end: Strata's namespace as a POSIX mount, built on the client library only.
+ */
+export { FuseService, DEFAULT_MOUNT_OPTIONS, FUSE_FS_NAME, splitOptions } from './service.js';
+export type { FuseServiceOptions } from './service.js';
+export type {
+  FuseBinding,
+  FuseOperations,
+  FuseAttr,
+  FuseStatfs,
+  MountOptions,
+  MountedFs,
+} from './binding.js';
+export { NativeFuseBinding } from './native-engine.js';
+export { StrataFs } from './strata-fs.js';
+export { listMounts, mountAt, prepareMountPoint } from './mount-point.js';

@@ -1,0 +1,127 @@
+/**
+ * FUSE metrics (requests, errors, latency and bytes by operation) and the wrapper that records
+ * them around any `FuseOperations`, whatever binding serves the mount.
+ */
+import { constants } from 'node:os';
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS_S } from '../common/metrics.js';
+import type { Registry } from '../common/metrics.js';
+import type { Logger } from '../common/logging.js';
+import type { FuseOperations, FuseOpName } from './binding.js';
+import { errnoOf, isRoutineErrno } from './errno.js';
+
+/** Every operation, in the order of the interface (kept complete by the `satisfies` below). */
+export const FUSE_OP_NAMES = [
+  'getattr',
+  'fgetattr',
+  'readdir',
+  'open',
+  'create',
+  'read',
+  'write',
+  'flush',
+  'fsync',
+  'release',
+  'truncate',
+  'ftruncate',
+  'unlink',
+  'mkdir',
+  'rmdir',
+  'rename',
+  'symlink',
+  'readlink',
+  'link',
+  'chmod',
+  'chown',
+  'utimens',
+  'statfs',
+  'setxattr',
+  'getxattr',
+  'listxattr',
+  'removexattr',
+] as const satisfies readonly FuseOpName[];
+
+type MissingOps = Exclude<FuseOpName, (typeof FUSE_OP_NAMES)[number]>;
+// Compile-time check that the list names every operation.
+const allOpsListed: MissingOps extends never ? true : false = true;
+void allOpsListed;
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, n]) => [n, name] as [number, string]),
+);
+
+export class FuseMetrics {
+  readonly requests: Counter<'op'>;
+  readonly errors: Counter<'op' | 'errno'>;
+  readonly latency: Histogram<'op'>;
+  readonly bytes: Counter<'op'>;
+  readonly openHandles: Gauge;
+  readonly mounted: Gauge;
+  /** Where the open-handle gauge reads its value at scrape time. */
+  openHandlesSource: () => number = () => 0;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({
+      name: 'strata_fuse_requests_total',
+      help: 'FUSE requests answered, by operation',
+      labelNames: ['op'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'strata_fuse_errors_total',
+      help: 'FUSE requests answered with an error, by operation and errno',
+      labelNames: ['op', 'errno'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'strata_fuse_request_seconds',
+      help: 'Time to answer a FUSE request, by operation',
+      labelNames: ['op'],
+      buckets: LATENCY_BUCKETS_S,
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'strata_fuse_bytes_total',
+      help: 'Bytes read and written through the mount',
+      labelNames: ['op'],
+      registers,
+    });
+    const source = (): number => this.openHandlesSource();
+    this.openHandles = new Gauge({
+      name: 'strata_fuse_open_handles',
+      help: 'Files open through the mount',
+      registers,
+      collect() {
+        this.set(source());
+      },
+    });
+    this.mounted = new Gauge({ name: 'strata_fuse_mounted', help: '1 while the mount is up', registers });
+  }
+}
+
+/** Wraps every operation with counting, timing and (for unexpected errors) a log line. */
+export function instrument(ops: FuseOperations, m: FuseMetrics, log: Logger, debug: boolean): FuseOperations {
+  const out: Partial<Record<FuseOpName, unknown>> = {};
+  for (const op of FUSE_OP_NAMES) {
+    const fn = (ops[op] as (...args: unknown[]) => Promise<unknown>).bind(ops);
+    out[op] = async (...args: unknown[]): Promise<unknown> => {
+      const end = m.latency.startTimer({ op });
+      try {
+        const result = await fn(...args);
+        if (op === 'read' || op === 'write') m.bytes.inc({ op }, result as number);
+        if (debug) log.debug({ op, path: args[0] }, 'fuse request');
+        return result;
+      } catch (err) {
+        const errno = errnoOf(err);
+        m.errors.inc({ op, errno: ERRNO_NAMES.get(errno) ?? String(errno) });
+        if (!isRoutineErrno(errno)) log.warn({ err, op, path: args[0] }, 'fuse request failed');
+        else if (debug) log.debug({ op, path: args[0], errno }, 'fuse request answered with an error');
+        throw err;
+      } finally {
+        m.requests.inc({ op });
+        end();
+      }
+    };
+  }
+  return out as FuseOperations;
+}

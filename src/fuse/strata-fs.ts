@@ -1,0 +1,282 @@
+/**
+ * The mount's file system: every FUSE request answered with the client library (metadata from
+ * the master, data from the workers, short-circuit when a worker shares this machine). Paths the
+ * kernel gives are relative to the mount; `fsPath` roots them in the namespace.
+ *
+ * Permissions: the binding gives no caller identity, so the kernel checks them
+ * (`default_permissions`) against the owners and modes we report, and the client acts as root.
+ */
+import { constants } from 'node:fs';
+import type { FileSystem } from '../client/index.js';
+import { FsError, fsError } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import { XATTR_CREATE, XATTR_REPLACE } from './binding.js';
+import type { FuseAttr, FuseOperations, FuseStatfs } from './binding.js';
+import { toAttr, toStatfs } from './attrs.js';
+import { OpenFiles } from './open-files.js';
+import type { Handle, OpenFile } from './open-files.js';
+
+/** chown's "leave unchanged" (-1 as an unsigned 32-bit id). */
+const ID_UNCHANGED = 0xffff_ffff;
+const PERMISSION_BITS = 0o7777;
+/** open(2) access-mode mask (Linux; node:fs does not export it). */
+const O_ACCMODE = 0o3;
+
+export interface StrataFsOptions {
+  fs: FileSystem;
+  /** Namespace directory shown at the mount's root ("/" for all). */
+  fsPath: string;
+  /** st_blksize reported for files (tools size their I/O by it). */
+  ioSizeBytes: number;
+  log: Logger;
+}
+
+export class StrataFs implements FuseOperations {
+  readonly #fs: FileSystem;
+  readonly #root: string;
+  readonly #ioSize: number;
+  readonly #log: Logger;
+  readonly #open: OpenFiles;
+
+  constructor(opts: StrataFsOptions) {
+    this.#fs = opts.fs;
+    this.#root = opts.fsPath === '/' ? '' : opts.fsPath.replace(/\/+$/, '');
+    this.#ioSize = opts.ioSizeBytes;
+    this.#log = opts.log;
+    this.#open = new OpenFiles(opts.fs);
+  }
+
+  get openHandles(): number {
+    return this.#open.size;
+  }
+
+  // ---- attributes ----------------------------------------------------------------------------
+
+  async getattr(path: string): Promise<FuseAttr> {
+    const ns = this.#ns(path);
+    const attr = toAttr(await this.#fs.stat(ns), this.#ioSize);
+    return this.#overlay(this.#open.file(ns), attr);
+  }
+
+  async fgetattr(path: string, fh: number): Promise<FuseAttr> {
+    const h = this.#open.handle(fh);
+    return this.#overlay(h.file, toAttr(await this.#fs.stat(h.file.path), this.#ioSize));
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const names = ['.', '..'];
+    for await (const page of this.#fs.list(this.#ns(path))) for (const e of page) names.push(e.name);
+    return names;
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.#fs.chmod(this.#ns(path), mode & PERMISSION_BITS);
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    await this.#fs.chown(
+      this.#ns(path),
+      uid === ID_UNCHANGED ? undefined : uid,
+      gid === ID_UNCHANGED ? undefined : gid,
+    );
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    await this.#fs.utimes(this.#ns(path), atimeMs, mtimeMs);
+  }
+
+  async statfs(_path: string): Promise<FuseStatfs> {
+    return toStatfs(await this.#fs.clusterInfo());
+  }
+
+  // ---- namespace -----------------------------------------------------------------------------
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    await this.#fs.mkdir(this.#ns(path), { mode: mode & PERMISSION_BITS });
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const ns = this.#ns(path);
+    // A stale kernel cache could call rmdir on what is now a file: never delete a file here.
+    const st = await this.#fs.stat(ns);
+    if (st.type !== 'dir') throw fsError('ENOTDIR', path);
+    await this.#fs.delete(ns);
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.#fs.delete(this.#ns(path));
+  }
+
+  async rename(src: string, dst: string): Promise<void> {
+    const from = this.#ns(src);
+    const to = this.#ns(dst);
+    await this.#fs.rename(from, to);
+    this.#open.renamed(from, to);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    await this.#fs.symlink(target, this.#ns(path));
+  }
+
+  async readlink(path: string): Promise<string> {
+    return this.#fs.readlink(this.#ns(path));
+  }
+
+  async link(existing: string, path: string): Promise<void> {
+    await this.#fs.link(this.#ns(existing), this.#ns(path));
+  }
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    const flag = (flags & XATTR_CREATE) !== 0 ? 'create' : (flags & XATTR_REPLACE) !== 0 ? 'replace' : 'any';
+    await this.#fs.setXattr(this.#ns(path), name, value, flag);
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    return this.#fs.getXattr(this.#ns(path), name);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return this.#fs.listXattr(this.#ns(path));
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    await this.#fs.removeXattr(this.#ns(path), name);
+  }
+
+  // ---- data ----------------------------------------------------------------------------------
+
+  async open(path: string, flags: number): Promise<number> {
+    const ns = this.#ns(path);
+    const access = flags & O_ACCMODE;
+    const writable = access !== constants.O_RDONLY;
+    const fh = this.#open.open(ns, writable, (flags & constants.O_APPEND) !== 0);
+    try {
+      // The kernel sends O_TRUNC only with atomic_o_trunc; otherwise it truncates with setattr.
+      if (writable && (flags & constants.O_TRUNC) !== 0)
+        await this.#truncateOpen(this.#open.handle(fh).file, 0);
+    } catch (err) {
+      await this.release(path, fh);
+      throw err;
+    }
+    return fh;
+  }
+
+  async create(path: string, mode: number): Promise<number> {
+    const ns = this.#ns(path);
+    const handle = await this.#fs.openForWrite(ns, { create: true, mode: mode & PERMISSION_BITS });
+    // The library does not pass the open flags of create; creating descriptors write at their offset.
+    let fh: number;
+    try {
+      fh = this.#open.open(ns, true, false);
+    } catch (err) {
+      await handle.close().catch(() => handle.abort());
+      throw err;
+    }
+    this.#open.handle(fh).file.adopt(handle);
+    return fh;
+  }
+
+  async read(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const h = this.#open.handle(fh);
+    const writer = await h.file.currentWriter();
+    // This mount's own uncommitted bytes first: a descriptor reads what any descriptor wrote.
+    if (writer !== undefined) return writer.pread(buf, position, 0, length);
+    // One read at a time per descriptor: the reader's read-ahead follows one position.
+    return h.serial(async () => (await this.#reader(h)).read(buf, position, 0, length));
+  }
+
+  async write(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const h = this.#open.handle(fh);
+    if (!h.writable) throw new FsError('EBADF', `${h.file.path}: not open for writing`);
+    return h.file.write(buf.subarray(0, length), position, h.append);
+  }
+
+  async flush(_path: string, fh: number): Promise<void> {
+    const h = this.#open.handle(fh);
+    // close(2) of a writable descriptor: commit, so the next open (anywhere) sees the data and
+    // errors like ENOSPC reach the application's close.
+    if (h.writable) await h.file.commit();
+  }
+
+  async fsync(_path: string, fh: number, _dataOnly: boolean): Promise<void> {
+    await this.#open.handle(fh).file.commit();
+  }
+
+  async release(_path: string, fh: number): Promise<void> {
+    const closed = this.#open.close(fh);
+    if (closed === undefined) return;
+    const { handle, last } = closed;
+    const reader = await handle.reader?.catch(() => undefined);
+    await reader?.close().catch(() => undefined);
+    if (last && handle.file.hasWriter) {
+      // Normally flush committed already; this covers descriptors closed without one.
+      await handle.file.commit().catch((err: unknown) => {
+        this.#log.error({ err, path: handle.file.path }, 'committing a file at release failed');
+      });
+    }
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const ns = this.#ns(path);
+    const file = this.#open.file(ns);
+    if (file !== undefined) await this.#truncateOpen(file, size);
+    else await this.#fs.truncate(ns, size);
+  }
+
+  async ftruncate(_path: string, fh: number, size: number): Promise<void> {
+    await this.#truncateOpen(this.#open.handle(fh).file, size);
+  }
+
+  /** Commits every open file (graceful stop): nothing written through the mount is dropped. */
+  async commitAll(): Promise<void> {
+    for (const f of this.#open.allFiles()) {
+      await f
+        .commit()
+        .catch((err: unknown) => this.#log.error({ err, path: f.path }, 'commit at stop failed'));
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  #ns(path: string): string {
+    return path === '/' ? this.#root || '/' : this.#root + path;
+  }
+
+  /** An open file's size and mtime come from its writer until it commits. */
+  #overlay(file: OpenFile | undefined, attr: FuseAttr): FuseAttr {
+    if (file === undefined || !file.hasWriter) return attr;
+    const writer = file.writerNow;
+    if (writer === undefined) return attr;
+    const size = writer.size;
+    return {
+      ...attr,
+      size,
+      blocks: Math.ceil(size / 512),
+      mtimeMs: Math.max(attr.mtimeMs, file.lastWriteMs),
+    };
+  }
+
+  async #truncateOpen(file: OpenFile, size: number): Promise<void> {
+    if (file.hasWriter) {
+      await file.truncate(size);
+      return;
+    }
+    // Nobody writes through this mount: a metadata truncate (holes up, blocks dropped down).
+    await this.#fs.truncate(file.path, size);
+    file.version++;
+  }
+
+  async #reader(h: Handle) {
+    if (h.reader === undefined || h.readerVersion !== h.file.version) {
+      const old = h.reader;
+      h.readerVersion = h.file.version;
+      h.reader = this.#fs.open(h.file.path);
+      if (old !== undefined) void old.then((r) => r.close()).catch(() => undefined);
+      const opening = h.reader;
+      opening.catch(() => {
+        if (h.reader === opening) h.reader = undefined;
+      });
+    }
+    return h.reader;
+  }
+}

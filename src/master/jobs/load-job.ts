@@ -1,0 +1,352 @@
+/**
+ * Load jobs (`strata load <path>`): warm a path from its UFS into the cache. The master walks
+ * the path (entering UFS metadata as it goes), and for every block cached nowhere sends a load
+ * task to the worker the fill assigner chooses (the same worker a reader of that block would
+ * use). Tasks run at most `perWorker` at a time on each worker; a failed task is tried once more
+ * on another worker. Progress counts files and bytes found, cached and loaded; a job can be
+ * cancelled (tasks in flight are abandoned, blocks already loaded stay cached).
+ *
+ * Jobs live in the master's memory: a master restart forgets them (what they loaded stays).
+ */
+import { randomBytes } from 'node:crypto';
+import { FsError, StrataError } from '../../common/errors.js';
+import type { Logger } from '../../common/logging.js';
+import type { FileStatus } from '../../protocol/types.js';
+import type { LoadJobStatus, UfsBlockSource } from '../../protocol/ufs-types.js';
+import { LoadBlock } from '../../protocol/ufs-worker-calls.js';
+import type { BlockManager } from '../blocks/block-manager.js';
+import type { FileInode, Namespace } from '../namespace/index.js';
+import type { FillAssigner } from '../mounts/fill-assigner.js';
+import type { MountManager } from '../mounts/mount-manager.js';
+import type { Resolved } from '../mounts/mount-table.js';
+import { ufsPathOf } from '../mounts/mount-table.js';
+import type { UfsSync } from '../mounts/ufs-sync.js';
+import type { WorkerClients } from '../mounts/worker-clients.js';
+
+/** Finished jobs remembered for `load --status`. */
+export const MAX_FINISHED_JOBS = 100;
+/** Jobs running at once. */
+export const MAX_RUNNING_JOBS = 16;
+/** Deadline of one block load on a worker. */
+export const LOAD_TASK_DEADLINE_MS = 10 * 60 * 1000;
+/** Block tasks a job's walk may queue ahead of the loads. */
+export const MAX_QUEUED_TASKS = 100_000;
+/** Directory pages read at a time while walking. */
+const WALK_PAGE = 1000;
+
+export interface LoadJobsOptions {
+  namespace: Namespace;
+  mounts: MountManager;
+  sync: UfsSync;
+  blocks: BlockManager;
+  assigner: FillAssigner;
+  workers: WorkerClients;
+  /** Load tasks running at once on one worker. */
+  perWorker: number;
+  /** Live workers now (bounds the tasks in flight). */
+  liveWorkers: () => number;
+  /** Where an uncached block of a file comes from. */
+  sourceOf: (file: FileInode, r: Resolved, block: { offset: number; length: number }) => UfsBlockSource;
+  log: Logger;
+  clock?: () => number;
+}
+
+class Semaphore {
+  #n: number;
+  readonly #waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.#n = n;
+  }
+  async take(): Promise<void> {
+    if (this.#n > 0) {
+      this.#n--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+  give(): void {
+    const w = this.#waiters.shift();
+    if (w !== undefined) w();
+    else this.#n++;
+  }
+}
+
+class LoadJob {
+  readonly status: LoadJobStatus;
+  readonly controller = new AbortController();
+  done: Promise<void> = Promise.resolve();
+
+  constructor(jobId: string, path: string, now: number) {
+    this.status = {
+      jobId,
+      path,
+      state: 'scanning',
+      totalFiles: 0,
+      totalBytes: 0,
+      doneFiles: 0,
+      doneBytes: 0,
+      loadedBytes: 0,
+      failedBlocks: 0,
+      startedAtMs: now,
+    };
+  }
+
+  get finished(): boolean {
+    const s = this.status.state;
+    return s === 'completed' || s === 'failed' || s === 'cancelled';
+  }
+}
+
+export class LoadJobs {
+  readonly #o: LoadJobsOptions;
+  readonly #clock: () => number;
+  readonly #jobs = new Map<string, LoadJob>();
+  readonly #slots = new Map<string, Semaphore>();
+
+  constructor(opts: LoadJobsOptions) {
+    this.#o = opts;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  submit(path: string): LoadJobStatus {
+    const r = this.#o.mounts.table.resolve(path);
+    if (r === undefined) {
+      throw new FsError(
+        'EINVAL',
+        `${path}: not under a UFS mount; load works on mounted paths (strata mount lists them)`,
+        {
+          details: { path },
+        },
+      );
+    }
+    const running = [...this.#jobs.values()].filter((j) => !j.finished).length;
+    if (running >= MAX_RUNNING_JOBS) {
+      throw new StrataError(
+        'STRATA_OVERLOADED',
+        `${running} load jobs are running (at most ${MAX_RUNNING_JOBS}); wait or cancel one`,
+      );
+    }
+    const now = this.#clock();
+    const id = `${now.toString(36)}-${randomBytes(3).toString('hex')}`;
+    const job = new LoadJob(id, path, now);
+    this.#jobs.set(id, job);
+    job.done = this.#run(job)
+      .catch((err: unknown) => {
+        job.status.state = 'failed';
+        job.status.error = err instanceof Error ? err.message : String(err);
+      })
+      .finally(() => {
+        job.status.endedAtMs = this.#clock();
+        this.#trim();
+        this.#o.log.info({ ...job.status }, 'load job finished');
+      });
+    return { ...job.status };
+  }
+
+  get(jobId: string): LoadJobStatus {
+    return { ...this.#job(jobId).status };
+  }
+
+  list(): LoadJobStatus[] {
+    return [...this.#jobs.values()].map((j) => ({ ...j.status }));
+  }
+
+  cancel(jobId: string): LoadJobStatus {
+    const job = this.#job(jobId);
+    if (!job.finished) {
+      job.status.state = 'cancelled';
+      job.controller.abort(new StrataError('STRATA_CANCELLED', `load job ${jobId} was cancelled`));
+    }
+    return { ...job.status };
+  }
+
+  /** Waits for a job to end (tests). */
+  async wait(jobId: string): Promise<LoadJobStatus> {
+    const job = this.#job(jobId);
+    await job.done;
+    return { ...job.status };
+  }
+
+  async stop(): Promise<void> {
+    for (const j of this.#jobs.values()) if (!j.finished) this.cancel(j.status.jobId);
+    await Promise.allSettled([...this.#jobs.values()].map((j) => j.done));
+  }
+
+  #job(jobId: string): LoadJob {
+    const job = this.#jobs.get(jobId);
+    if (job === undefined) {
+      throw new StrataError(
+        'STRATA_NOT_FOUND',
+        `no load job ${jobId} (jobs are kept in the master's memory: ${MAX_FINISHED_JOBS} most recent)`,
+      );
+    }
+    return job;
+  }
+
+  #trim(): void {
+    const finished = [...this.#jobs.values()].filter((j) => j.finished);
+    for (const j of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_JOBS)))
+      this.#jobs.delete(j.status.jobId);
+  }
+
+  #slot(workerId: string): Semaphore {
+    let s = this.#slots.get(workerId);
+    if (s === undefined) {
+      s = new Semaphore(this.#o.perWorker);
+      this.#slots.set(workerId, s);
+    }
+    return s;
+  }
+
+  /**
+   * Scanning and loading run side by side: the walk queues block tasks (up to MAX_QUEUED_TASKS,
+   * so it runs well ahead and the totals are soon complete) while a dispatcher keeps every
+   * worker's slots busy.
+   */
+  async #run(job: LoadJob): Promise<void> {
+    const signal = job.controller.signal;
+    const st = job.status;
+    const queue: (() => Promise<void>)[] = [];
+    let scanned = false;
+    let wake: (() => void) | undefined;
+    let room: (() => void) | undefined;
+    const notify = (): void => {
+      wake?.();
+      wake = undefined;
+    };
+    const dispatch = (async () => {
+      const inFlight = new Set<Promise<void>>();
+      const maxInFlight = (): number => Math.max(1, this.#o.perWorker * Math.max(1, this.#o.liveWorkers()));
+      for (;;) {
+        if (signal.aborted) break;
+        const task = queue.shift();
+        if (task === undefined) {
+          if (scanned) break;
+          await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        room?.();
+        room = undefined;
+        while (inFlight.size >= maxInFlight() && !signal.aborted) await Promise.race(inFlight);
+        const p = task().finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.allSettled([...inFlight]);
+    })();
+    try {
+      const stack: string[] = [st.path];
+      while (stack.length > 0 && !signal.aborted) {
+        const path = stack.pop() as string;
+        const r = this.#o.mounts.table.resolve(path);
+        if (r === undefined) continue;
+        const status = await this.#o.sync.status(path, r, () => this.#o.namespace.getStatus(path));
+        if (status.type === 'dir') {
+          await this.#o.sync.syncDir(path, r);
+          let startAfter: string | undefined;
+          do {
+            const page = await this.#o.namespace.list(path, {
+              limit: WALK_PAGE,
+              ...(startAfter === undefined ? {} : { startAfter }),
+            });
+            for (const e of page.entries) stack.push(childOf(path, e));
+            startAfter = page.nextStartAfter;
+          } while (startAfter !== undefined && !signal.aborted);
+          continue;
+        }
+        if (status.type !== 'file') continue;
+        st.totalFiles++;
+        st.totalBytes += status.size;
+        for (const t of await this.#fileTasks(job, path, r)) {
+          while (queue.length >= MAX_QUEUED_TASKS && !signal.aborted)
+            await new Promise<void>((res) => (room = res));
+          queue.push(t);
+          notify();
+        }
+      }
+    } finally {
+      scanned = true;
+      notify();
+      if (st.state === 'scanning') st.state = 'running';
+      await dispatch;
+    }
+    if (signal.aborted) {
+      st.state = 'cancelled';
+      return;
+    }
+    st.state = st.failedBlocks > 0 ? 'failed' : 'completed';
+  }
+
+  /** The load tasks of one file; a file already cached counts as done at once. */
+  async #fileTasks(job: LoadJob, path: string, r: Resolved): Promise<(() => Promise<void>)[]> {
+    const st = job.status;
+    const { file, blocks } = await this.#o.namespace.getBlocks(path);
+    const fileR: Resolved = { mount: r.mount, ufsPath: ufsPathOf(path, r.mount.path) };
+    const missing: { blockId: number; offset: number; length: number }[] = [];
+    for (const b of blocks) {
+      if (this.#o.blocks.readableReplicas(b.blockId).length > 0) st.doneBytes += b.length;
+      else missing.push(b);
+    }
+    if (missing.length === 0 || file.ufs?.persisted !== true) {
+      // Cached already, or only Strata holds it (nothing to load from the UFS).
+      st.doneFiles++;
+      return [];
+    }
+    let left = missing.length;
+    return missing.map((b) => async () => {
+      const ok = await this.#loadBlock(job, file, fileR, b);
+      if (ok) st.doneBytes += b.length;
+      if (--left === 0 && !job.controller.signal.aborted) st.doneFiles++;
+    });
+  }
+
+  async #loadBlock(
+    job: LoadJob,
+    file: FileInode,
+    r: Resolved,
+    b: { blockId: number; offset: number; length: number },
+  ): Promise<boolean> {
+    const signal = job.controller.signal;
+    const source = this.#o.sourceOf(file, r, b);
+    const tried = new Set<string>();
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 2 && !signal.aborted; attempt++) {
+      let worker;
+      try {
+        worker = this.#o.assigner.assign(b.blockId, {
+          storageType: file.storageType,
+          blockSizeBytes: b.length,
+          exclude: tried,
+        });
+      } catch (err) {
+        lastErr = err;
+        break;
+      }
+      tried.add(worker.workerId);
+      const slot = this.#slot(worker.workerId);
+      await slot.take();
+      try {
+        if (signal.aborted) return false;
+        const res = await this.#o.workers
+          .get(worker)
+          .call(LoadBlock, { blockId: b.blockId, source }, { deadlineMs: LOAD_TASK_DEADLINE_MS, signal });
+        if (res.loaded) job.status.loadedBytes += res.bytes;
+        return true;
+      } catch (err) {
+        lastErr = err;
+        this.#o.assigner.forget(b.blockId);
+      } finally {
+        slot.give();
+      }
+    }
+    if (signal.aborted) return false;
+    job.status.failedBlocks++;
+    const msg = lastErr instanceof Error ? lastErr.message : String(lastErr);
+    job.status.error ??= `block ${b.blockId} of ${r.mount.path}${r.ufsPath === '/' ? '' : r.ufsPath}: ${msg}`;
+    this.#o.log.warn({ jobId: job.status.jobId, blockId: b.blockId, err: msg }, 'load task failed');
+    return false;
+  }
+}
+
+function childOf(dir: string, e: FileStatus): string {
+  return dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
+}

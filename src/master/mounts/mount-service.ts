@@ -1,0 +1,583 @@
+/**
+ * The master's calls for mounts and jobs, and the mount-aware versions of the namespace calls.
+ * A call on a path under a mount sees the unified namespace (UFS entries entered lazily), and
+ * its writes reach the UFS per the mount's write type:
+ *
+ * | write type | new files                         | delete / rename                    |
+ * | ---------- | --------------------------------- | ---------------------------------- |
+ * | cache      | Strata only                       | Strata only (UFS data cannot move) |
+ * | through    | UFS and Strata before close ends  | UFS and Strata                     |
+ * | async      | Strata now, UFS by the persist queue | UFS and Strata                  |
+ *
+ * Paths outside every mount go straight to the namespace handlers.
+ */
+import { FsError } from '../../common/errors.js';
+import type { Logger } from '../../common/logging.js';
+import * as M from '../../protocol/master-calls.js';
+import * as U from '../../protocol/mount-calls.js';
+import type { Caller, FileStatus, LocatedBlock, WorkerAddress } from '../../protocol/types.js';
+import type { UfsBlockSource, UfsValidatorWire } from '../../protocol/ufs-types.js';
+import type { CallContext, UnaryCall } from '../../rpc/api.js';
+import type { BlockManager } from '../blocks/block-manager.js';
+import type { LoadJobs } from '../jobs/load-job.js';
+import { ROOT_CALLER, realBlockIds, sameUfsVersion } from '../namespace/index.js';
+import type { FileInode, Namespace } from '../namespace/index.js';
+import type { Binding } from '../service.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+import type { FillAssigner } from './fill-assigner.js';
+import type { MountManager } from './mount-manager.js';
+import { writesReachUfs } from './mount-manager.js';
+import { isWithin, mountInfo, trimPath, ufsPathOf } from './mount-table.js';
+import type { MountRecord, Resolved } from './mount-table.js';
+import type { MountMetrics } from './mount-metrics.js';
+import type { PersistQueue } from './persist-queue.js';
+import { persistBlocks } from './persist-queue.js';
+import type { UfsSync } from './ufs-sync.js';
+import type { WorkerClients } from './worker-clients.js';
+
+/** Through-write results waiting for their file's Complete, at most this many (oldest dropped). */
+const MAX_THROUGH_RESULTS = 10_000;
+
+export interface MountServiceDeps {
+  namespace: Namespace;
+  registry: WorkerRegistry;
+  blocks: BlockManager;
+  mounts: MountManager;
+  sync: UfsSync;
+  assigner: FillAssigner;
+  persist: PersistQueue;
+  loads: LoadJobs;
+  workers: WorkerClients;
+  metrics: MountMetrics;
+  log: Logger;
+  clock: () => number;
+  defaults: { blockSizeBytes: number };
+}
+
+type AnyHandler = (req: never, ctx: CallContext) => Promise<unknown>;
+
+function isErr(err: unknown, code: string): boolean {
+  return err instanceof FsError && err.code === code;
+}
+
+export class MountService {
+  readonly #d: MountServiceDeps;
+  readonly #through = new Map<number, { leaseId: string; validator: UfsValidatorWire }>();
+
+  constructor(deps: MountServiceDeps) {
+    this.#d = deps;
+  }
+
+  /** A block's UFS source. */
+  sourceOf(file: FileInode, r: Resolved, b: { offset: number; length: number }): UfsBlockSource {
+    const u = file.ufs;
+    if (u === undefined) throw new Error(`file ${file.id} has no UFS copy`);
+    return {
+      mountId: r.mount.mountId,
+      ufsPath: r.ufsPath,
+      objectOffset: b.offset,
+      length: b.length,
+      validator: { size: u.size, mtimeMs: u.mtimeMs, ...(u.etag === '' ? {} : { etag: u.etag }) },
+      cache: r.mount.autoCache,
+      storageType: file.storageType,
+    };
+  }
+
+  #resolve(path: string): Resolved | undefined {
+    return this.#d.mounts.table.resolve(path);
+  }
+
+  #decorate(s: FileStatus, r: Resolved | undefined): FileStatus {
+    if (r === undefined) return s;
+    const p = trimPath(s.path);
+    const inner = isWithin(p, r.mount.path) ? ufsPathOf(p, r.mount.path) : r.ufsPath;
+    s.ufsPath = inner === '/' ? r.mount.uri : `${r.mount.uri}${inner}`;
+    s.writeType = r.mount.writeType;
+    return s;
+  }
+
+  #ufs(m: MountRecord) {
+    return this.#d.mounts.ufs(m);
+  }
+
+  /** Replaces the namespace handlers that mounts change and adds the mount and job calls. */
+  bindings(base: readonly Binding<never>[]): Binding<never>[] {
+    const orig = new Map<number, AnyHandler>();
+    for (const b of base) orig.set(b.def.code, b.handler);
+    const call = <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext): Promise<Res> => {
+      const h = orig.get(def.code);
+      if (h === undefined) throw new Error(`no base handler for ${def.name}`);
+      return h(req as never, ctx) as Promise<Res>;
+    };
+    const wrapped = new Map<number, AnyHandler>();
+    const wrap = <Req, Res>(
+      def: UnaryCall<Req, Res>,
+      fn: (req: Req, ctx: CallContext) => Promise<Res>,
+    ): void => {
+      wrapped.set(def.code, fn);
+    };
+
+    wrap(M.GetStatus, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.GetStatus, r, ctx);
+      const st = await this.#d.sync.status(r.path, res, () => call(M.GetStatus, r, ctx));
+      return this.#decorate(st, res);
+    });
+
+    wrap(M.List, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.List, r, ctx);
+      if (r.startAfter === undefined) await this.#syncForList(r.path, res);
+      const out = await call(M.List, r, ctx);
+      for (const e of out.entries) this.#decorate(e, res);
+      return out;
+    });
+
+    wrap(M.GetBlockLocations, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.GetBlockLocations, r, ctx);
+      return this.#locate(r, res);
+    });
+
+    wrap(M.Create, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.Create, r, ctx);
+      const m = res.mount;
+      const req = {
+        ...r,
+        ...(r.blockSize === undefined && m.blockSize > 0 ? { blockSize: m.blockSize } : {}),
+        ...(r.replicas === undefined && m.replicas > 0 ? { replicas: m.replicas } : {}),
+        ...(r.storageType === undefined && m.storageType !== undefined ? { storageType: m.storageType } : {}),
+        ...(r.ttlMs === undefined && m.ttlMs > 0 ? { ttlMs: m.ttlMs, ttlAction: m.ttlAction } : {}),
+      };
+      this.#d.sync.invalidate(trimPath(r.path));
+      const out = await call(M.Create, req, ctx);
+      // Queued before the writer can complete: a crash at any point leaves the file queued.
+      if (m.writeType === 'async' && !m.readOnly) await this.#d.persist.enqueue(out.status.id, m);
+      this.#decorate(out.status, res);
+      return out;
+    });
+
+    wrap(M.OpenForWrite, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.OpenForWrite, r, ctx);
+      await this.#refuseUfsModify(r.path, res, r.caller);
+      const out = await call(M.OpenForWrite, r, ctx);
+      if (res.mount.writeType === 'async' && !res.mount.readOnly)
+        await this.#d.persist.enqueue(out.status.id, res.mount);
+      this.#decorate(out.status, res);
+      return out;
+    });
+
+    wrap(M.SetAttr, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.SetAttr, r, ctx);
+      if (r.length !== undefined) await this.#refuseUfsModify(r.path, res, r.caller);
+      return this.#decorate(await call(M.SetAttr, r, ctx), res);
+    });
+
+    wrap(M.Complete, async (r, ctx) => {
+      const found = await this.#d.namespace.inodeWithPath(r.fileId);
+      const res = found === undefined ? undefined : this.#resolve(found.path);
+      let validator: UfsValidatorWire | undefined;
+      if (res !== undefined && res.mount.writeType === 'through' && !res.mount.readOnly) {
+        const done = this.#through.get(r.fileId);
+        this.#through.delete(r.fileId);
+        validator =
+          done !== undefined && done.leaseId === r.leaseId
+            ? done.validator
+            : // The writer did not persist first (an older client): do it now, before completing.
+              await this.#persistThrough(res, r.blocks, r.length);
+      }
+      const st = await call(M.Complete, r, ctx);
+      if (res !== undefined && validator !== undefined) {
+        await this.#d.namespace.setUfsState(r.fileId, this.#d.sync.ufsState(res.mount, validator));
+      }
+      if (res !== undefined && res.mount.writeType === 'async' && !res.mount.readOnly) {
+        // Its only copies are in Strata until persisted: pinned (never demoted nor dropped).
+        this.#d.blocks.setPinned(
+          r.blocks.filter((b) => b.blockId !== 0).map((b) => b.blockId),
+          true,
+        );
+        this.#d.persist.kick();
+      }
+      return this.#decorate(st, res);
+    });
+
+    wrap(M.Mkdir, async (r, ctx) => {
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.Mkdir, r, ctx);
+      this.#d.sync.invalidate(trimPath(r.path));
+      const st = await call(M.Mkdir, r, ctx);
+      if (writesReachUfs(res.mount)) {
+        try {
+          await this.#ufs(res.mount).mkdir(res.ufsPath);
+        } catch (err) {
+          await call(M.Delete, { path: r.path }, ctx).catch(() => undefined);
+          throw err;
+        }
+      }
+      return this.#decorate(st, res);
+    });
+
+    wrap(M.Delete, async (r, ctx) => {
+      this.#refuseMountPoints(r.path, 'delete');
+      const res = this.#resolve(r.path);
+      if (res === undefined) return call(M.Delete, r, ctx);
+      // The entry may exist only in the UFS so far.
+      await this.#d.sync
+        .status(r.path, res, () => this.#d.namespace.getStatus(r.path))
+        .catch((err: unknown) => {
+          if (!isErr(err, 'ENOENT')) throw err;
+        });
+      // Strata first (it checks permissions); then the UFS. A UFS failure is reported, and the
+      // entry comes back at the next sync, since the UFS still holds it: nothing is lost.
+      await call(M.Delete, r, ctx);
+      this.#d.sync.invalidate(trimPath(r.path));
+      if (writesReachUfs(res.mount)) {
+        await this.#ufs(res.mount)
+          .delete(res.ufsPath, { recursive: r.recursive === true })
+          .catch((err: unknown) => {
+            if (!isErr(err, 'ENOENT')) throw err;
+          });
+      }
+      return {};
+    });
+
+    wrap(M.Rename, async (r, ctx) => this.#rename(r, ctx, call));
+
+    wrap(U.PersistThrough, async (r) => {
+      const found = await this.#d.namespace.inodeWithPath(r.fileId);
+      if (found === undefined) throw new FsError('ENOENT', `file ${r.fileId}: no such file`);
+      const res = this.#resolve(found.path);
+      if (res === undefined || res.mount.writeType !== 'through' || res.mount.readOnly) {
+        throw new FsError('EINVAL', `${found.path}: not under a mount with write type through`, {
+          details: { path: found.path },
+        });
+      }
+      await this.#d.namespace.leasedFile(r.fileId, r.leaseId);
+      const validator = await persistBlocks(() => this.#anyWorker(), this.#d.workers, {
+        mountId: res.mount.mountId,
+        ufsPath: res.ufsPath,
+        blocks: r.blocks,
+        length: r.length,
+      });
+      this.#through.set(r.fileId, { leaseId: r.leaseId, validator });
+      if (this.#through.size > MAX_THROUGH_RESULTS) {
+        const oldest = this.#through.keys().next();
+        if (oldest.done !== true) this.#through.delete(oldest.value);
+      }
+      return validator;
+    });
+
+    wrap(U.Mount, async (r) => mountInfo(await this.#d.mounts.mount(r)));
+    wrap(U.Unmount, async (r) => {
+      await this.#d.mounts.unmount(r.path, (m) => this.#d.persist.pendingFor(m));
+      this.#d.sync.invalidate(trimPath(r.path));
+      return {};
+    });
+    wrap(U.ListMounts, async () => ({ mounts: this.#d.mounts.table.list().map(mountInfo) }));
+    wrap(U.GetMountConfig, async (r) => {
+      if (this.#d.registry.active(r.workerId) === undefined) {
+        throw new FsError('EACCES', 'mount configurations are given to registered workers only');
+      }
+      const m = this.#d.mounts.table.byId(r.mountId);
+      if (m === undefined) throw new FsError('ENOENT', `mount ${r.mountId} does not exist (unmounted?)`);
+      return { mountId: m.mountId, uri: m.uri, options: m.options };
+    });
+    wrap(U.SubmitLoad, async (r) => this.#d.loads.submit(trimPath(r.path)));
+    wrap(U.GetLoad, async (r) => this.#d.loads.get(r.jobId));
+    wrap(U.CancelLoad, async (r) => this.#d.loads.cancel(r.jobId));
+    wrap(U.ListLoads, async () => ({ jobs: this.#d.loads.list() }));
+    wrap(U.Free, async (r) => {
+      const p = trimPath(r.path);
+      if (this.#resolve(p) === undefined && this.#d.mounts.table.below(p).length === 0) {
+        throw new FsError(
+          'EINVAL',
+          `${p}: needs a UFS mount (this path is not under one; data only in Strata is never dropped)`,
+          { details: { path: p } },
+        );
+      }
+      return this.#free(p);
+    });
+    wrap(U.GetCacheReport, async () => this.#cacheReport());
+
+    const out: Binding<never>[] = base.map((b) => {
+      const h = wrapped.get(b.def.code);
+      return h === undefined ? b : { def: b.def, handler: h };
+    });
+    for (const def of U.MOUNT_CALLS) {
+      const h = wrapped.get(def.code);
+      if (h === undefined) throw new Error(`no handler for ${def.name}`);
+      out.push({ def, handler: h } as unknown as Binding<never>);
+    }
+    return out;
+  }
+
+  async #syncForList(path: string, res: Resolved): Promise<void> {
+    try {
+      await this.#d.sync.syncDir(trimPath(path), res);
+    } catch (err) {
+      // The UFS is unreachable: the listing shows what Strata holds (that is what a cache is for).
+      const known = await this.#d.namespace.getStatus(path).catch(() => undefined);
+      if (known === undefined) throw err;
+      this.#d.log.warn(
+        { path, err: err instanceof Error ? err.message : String(err) },
+        'UFS listing failed; listing the cache only',
+      );
+    }
+  }
+
+  /** Block locations of a file under a mount: cached copies, or the worker to read it through. */
+  async #locate(
+    r: { path: string; offset?: number; length?: number; caller?: Caller },
+    res: Resolved,
+  ): Promise<{ status: FileStatus; blocks: LocatedBlock[] }> {
+    const ns = this.#d.namespace;
+    const caller = r.caller ?? ROOT_CALLER;
+    await this.#d.sync.status(r.path, res, () => ns.getStatus(r.path, caller));
+    let got = await ns.getBlocks(r.path, r.offset ?? 0, r.length, caller);
+    const fileRes: Resolved = {
+      mount: res.mount,
+      ufsPath: ufsPathOf(trimPath(got.status.path), res.mount.path),
+    };
+    if (res.mount.readVerifyUfs && got.file.ufs?.persisted === true) {
+      let st;
+      try {
+        st = await this.#ufs(res.mount).stat(fileRes.ufsPath);
+      } catch (err) {
+        if (isErr(err, 'ENOENT')) {
+          await ns.delete(r.path).catch(() => undefined);
+          this.#d.sync.invalidate(trimPath(r.path));
+        }
+        throw err;
+      }
+      const u = got.file.ufs;
+      if (!sameUfsVersion(u, { size: st.size, mtimeMs: st.mtimeMs, etag: st.etag ?? '' })) {
+        this.#d.metrics.invalidations.inc();
+        this.#d.log.info({ path: r.path }, 'UFS object changed: cached copy dropped');
+        await this.#d.sync.reload(trimPath(r.path), fileRes);
+        got = await ns.getBlocks(r.path, r.offset ?? 0, r.length, caller);
+      }
+    }
+    const file = got.file;
+    const ufsBacked = file.ufs?.persisted === true;
+    const blocks: LocatedBlock[] = got.blocks.map((b) => {
+      const workers: WorkerAddress[] = this.#d.blocks.readableReplicas(b.blockId).map((x) => x.address);
+      if (!ufsBacked) return { ...b, workers };
+      const source = this.sourceOf(file, fileRes, b);
+      if (workers.length > 0) {
+        this.#d.metrics.blockReads.inc({ source: 'cache' });
+        this.#d.assigner.forget(b.blockId);
+        return { ...b, workers, ufs: source };
+      }
+      this.#d.metrics.blockReads.inc({ source: 'ufs' });
+      const fill = this.#d.assigner.assign(b.blockId, {
+        storageType: file.storageType,
+        blockSizeBytes: b.length,
+      });
+      return { ...b, workers: [fill], ufs: source, fill: true };
+    });
+    return { status: this.#decorate(got.status, res), blocks };
+  }
+
+  /** Files loaded from the UFS are not modified in place (their UFS copy would disagree). */
+  async #refuseUfsModify(path: string, res: Resolved, caller: Caller | undefined): Promise<void> {
+    const st = await this.#d.sync.status(path, res, () =>
+      this.#d.namespace.getStatus(path, caller ?? ROOT_CALLER),
+    );
+    const ino = await this.#d.namespace.inodeById(st.id);
+    if (ino?.type === 'file' && ino.ufs !== undefined) {
+      throw new FsError(
+        'EPERM',
+        `${path}: a file whose data is in the UFS cannot be modified in place; write a new file (create with overwrite) instead`,
+        { details: { path } },
+      );
+    }
+  }
+
+  #refuseMountPoints(path: string, what: string): void {
+    const p = trimPath(path);
+    const at = this.#d.mounts.table.byPath(p);
+    const below = this.#d.mounts.table.below(p);
+    const m = at ?? below[0];
+    if (m !== undefined) {
+      throw new FsError(
+        'EBUSY',
+        `${p}: cannot ${what}: ${m.uri} is mounted at ${m.path} (unmount it first)`,
+        {
+          details: { path: p },
+        },
+      );
+    }
+  }
+
+  async #rename(
+    r: { src: string; dst: string; noReplace?: boolean; caller?: Caller },
+    ctx: CallContext,
+    call: <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext) => Promise<Res>,
+  ): Promise<Record<string, never>> {
+    this.#refuseMountPoints(r.src, 'rename');
+    this.#refuseMountPoints(r.dst, 'rename onto');
+    const a = this.#resolve(r.src);
+    const b = this.#resolve(r.dst);
+    if (a === undefined && b === undefined) return call(M.Rename, r, ctx);
+    if (a?.mount.mountId !== b?.mount.mountId || a === undefined || b === undefined) {
+      throw new FsError('EXDEV', `${r.src} → ${r.dst}: rename across mounts is not possible; copy instead`, {
+        details: { path: r.src },
+      });
+    }
+    const ns = this.#d.namespace;
+    const st = await this.#d.sync.status(r.src, a, () => ns.getStatus(r.src, r.caller ?? ROOT_CALLER));
+    const ino = await ns.inodeById(st.id);
+    const ufs = this.#ufs(a.mount);
+    if (!writesReachUfs(a.mount)) {
+      const ufsData =
+        ino?.type === 'file'
+          ? ino.ufs !== undefined
+          : st.type === 'dir' &&
+            (await ufs.stat(a.ufsPath).then(
+              () => true,
+              () => false,
+            ));
+      if (ufsData) {
+        throw new FsError(
+          'EPERM',
+          `${r.src}: its data is in ${a.mount.uri}, which a mount with write type ${a.mount.writeType} never changes; mount with --write-type through or async to rename UFS data`,
+          { details: { path: r.src } },
+        );
+      }
+      await call(M.Rename, r, ctx);
+      this.#d.sync.invalidate(trimPath(r.src));
+      this.#d.sync.invalidate(trimPath(r.dst));
+      return {};
+    }
+    const inUfs = await ufs.stat(a.ufsPath).then(
+      () => true,
+      (err: unknown) => {
+        if (isErr(err, 'ENOENT')) return false;
+        throw err;
+      },
+    );
+    await call(M.Rename, r, ctx);
+    this.#d.sync.invalidate(trimPath(r.src));
+    this.#d.sync.invalidate(trimPath(r.dst));
+    if (!inUfs) return {}; // only Strata holds it so far (a pending async write follows the new name)
+    try {
+      await ufs.rename(a.ufsPath, b.ufsPath);
+    } catch (err) {
+      // Put the namespace back so Strata and the UFS agree again.
+      await call(M.Rename, { src: r.dst, dst: r.src }, ctx).catch(() => undefined);
+      throw err;
+    }
+    if (ino?.type === 'file' && ino.ufs !== undefined) {
+      const now = await ufs.stat(b.ufsPath).catch(() => undefined);
+      if (now !== undefined)
+        await ns.setUfsState(ino.id, {
+          ...ino.ufs,
+          size: now.size,
+          mtimeMs: now.mtimeMs,
+          etag: now.etag ?? '',
+        });
+    }
+    return {};
+  }
+
+  async #persistThrough(
+    res: Resolved,
+    blocks: readonly { blockId: number; length: number; workers?: readonly string[] }[],
+    length: number,
+  ): Promise<UfsValidatorWire> {
+    const located = blocks.map((b) => ({
+      blockId: b.blockId,
+      length: b.length,
+      workers: (b.workers ?? [])
+        .map((id) => this.#d.registry.get(id)?.address)
+        .filter((a): a is WorkerAddress => a !== undefined),
+    }));
+    return persistBlocks(() => this.#anyWorker(), this.#d.workers, {
+      mountId: res.mount.mountId,
+      ufsPath: res.ufsPath,
+      blocks: located,
+      length,
+    });
+  }
+
+  #anyWorker(): WorkerAddress | undefined {
+    return this.#d.registry.all().find((w) => w.state === 'live')?.address;
+  }
+
+  /** Drops cached copies of every file under `path` that a UFS holds. */
+  async #free(path: string): Promise<{ files: number; blocks: number; bytes: number; skippedFiles: number }> {
+    const ns = this.#d.namespace;
+    const out = { files: 0, blocks: 0, bytes: 0, skippedFiles: 0 };
+    const freeFile = (ino: FileInode): void => {
+      if (ino.ufs?.persisted !== true) {
+        out.skippedFiles++;
+        return;
+      }
+      const cached = this.#d.blocks.cachedBytes(ino);
+      const n = this.#d.blocks.dropCopies(realBlockIds(ino.blocks));
+      if (n > 0) {
+        out.files++;
+        out.blocks += n;
+        out.bytes += cached;
+      }
+    };
+    const root = await ns.getStatus(path);
+    const stack: FileStatus[] = [root];
+    while (stack.length > 0) {
+      const st = stack.pop() as FileStatus;
+      if (st.type === 'file') {
+        const ino = await ns.inodeById(st.id);
+        if (ino?.type === 'file') freeFile(ino);
+        continue;
+      }
+      if (st.type !== 'dir') continue;
+      let startAfter: string | undefined;
+      do {
+        const page = await ns.list(st.path, startAfter === undefined ? {} : { startAfter });
+        stack.push(...page.entries);
+        startAfter = page.nextStartAfter;
+      } while (startAfter !== undefined);
+    }
+    this.#d.log.info({ path, ...out }, 'freed cached copies');
+    return out;
+  }
+
+  async #cacheReport(): Promise<{
+    cachedBytes: number;
+    capacityBytes: number;
+    ufsTotalBytes: number;
+    fileNum: number;
+    cacheHitBlocks: number;
+    cacheMissBlocks: number;
+  }> {
+    let ufsTotalBytes = 0;
+    let fileNum = 0;
+    let cachedBytes = 0;
+    for (const m of this.#d.mounts.table.list()) {
+      const s = await this.#d.namespace.contentSummary(m.path).catch(() => undefined);
+      if (s === undefined) continue;
+      ufsTotalBytes += s.length;
+      fileNum += s.files;
+      cachedBytes += s.cachedBytes;
+    }
+    let capacityBytes = 0;
+    for (const w of this.#d.registry.all()) {
+      if (w.state === 'lost' || w.state === 'decommissioned') continue;
+      for (const t of w.tiers) capacityBytes += t.capacityBytes;
+    }
+    const hits = await this.#d.metrics.blockReads.get();
+    const count = (source: string): number =>
+      hits.values.filter((v) => v.labels.source === source).reduce((a, v) => a + v.value, 0);
+    return {
+      cachedBytes,
+      capacityBytes,
+      ufsTotalBytes,
+      fileNum,
+      cacheHitBlocks: count('cache'),
+      cacheMissBlocks: count('ufs'),
+    };
+  }
+}

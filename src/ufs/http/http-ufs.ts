@@ -1,0 +1,370 @@
+/**
+ * `http(s)://host/prefix`: a read-only UFS over a plain HTTP origin (a CDN, a web server, a
+ * dataset mirror). HEAD gives the size and the validators (ETag, Last-Modified); reads are Range
+ * GETs of exactly the bytes wanted. HTTP has no directory listing, so `list` fails with ENOTSUP:
+ * files are reached by path. Writes fail with EROFS.
+ *
+ * Requests go through an undici Agent with connect, header and body timeouts; idempotent requests
+ * are retried on connection errors and 502/503/504 before any body byte was returned.
+ */
+import { Readable, addAbortSignal } from 'node:stream';
+import { Agent, interceptors } from 'undici';
+import type { Dispatcher } from 'undici';
+import { FsError } from '../../common/errors.js';
+import {
+  abortReason,
+  isAbort,
+  throwIfAborted,
+  mapNetworkError,
+  ufsAccessDenied,
+  ufsIo,
+  ufsNotFound,
+  ufsNotSupported,
+  ufsReadOnly,
+  ufsStale,
+} from '../errors.js';
+import { discard, exactLength, sliceStream } from '../exact-stream.js';
+import { HTTP_MAX_REDIRECTS, HTTP_MAX_SKIP_BYTES, UFS_MAX_SOCKETS } from '../limits.js';
+import type { HttpUfsOptions } from '../options.js';
+import { normaliseUfsPath, ufsBaseName, ufsPathParts } from '../paths.js';
+import type {
+  UfsCallOptions,
+  UfsCapabilities,
+  UfsListPage,
+  UfsRead,
+  UfsReadOptions,
+  UfsStatus,
+  UnderFileSystem,
+} from '../ufs.js';
+import type { UfsUri } from '../uri.js';
+import { checkValidator, normaliseEtag } from '../validator.js';
+
+/** First retry delay of an idempotent request; doubles per attempt. */
+const RETRY_BASE_DELAY_MS = 100;
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+type Method = 'HEAD' | 'GET';
+
+interface Response {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+/**
+ * Throws away a response body we do not need. Small bodies (HEAD, error pages) are read to the end
+ * so the connection stays reusable; big ones are cut (undici's dump limit).
+ */
+function drain(res: Response): void {
+  res.body.dump().catch(() => undefined);
+}
+
+function header(h: Response['headers'], name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function parseHttpDate(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? t : 0;
+}
+
+/** Strong ETags only: a weak one cannot be used in If-Match (RFC 9110 §13.1.1). */
+function strongEtag(etag: string | undefined): string | undefined {
+  if (etag === undefined || etag.startsWith('W/')) return undefined;
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
+export class HttpUfs implements UnderFileSystem {
+  readonly scheme: 'http' | 'https';
+  readonly capabilities: UfsCapabilities = {
+    readOnly: true,
+    canList: false,
+    atomicRename: false,
+    realDirectories: false,
+  };
+  readonly #uri: string;
+  readonly #base: string;
+  readonly #origin: string;
+  readonly #opts: HttpUfsOptions;
+  readonly #agent: Agent;
+  readonly #dispatcher: Dispatcher;
+
+  constructor(uri: UfsUri, opts: HttpUfsOptions) {
+    this.scheme = uri.scheme === 'https' ? 'https' : 'http';
+    this.#uri = uri.uri;
+    this.#origin = `${this.scheme}://${uri.authority}`;
+    this.#base =
+      this.#origin +
+      ufsPathParts(uri.rootPath)
+        .map(encodeURIComponent)
+        .map((s) => `/${s}`)
+        .join('');
+    this.#opts = opts;
+    this.#agent = new Agent({
+      connect: { timeout: opts.connectTimeoutMs },
+      headersTimeout: opts.requestTimeoutMs,
+      bodyTimeout: opts.requestTimeoutMs,
+      connections: UFS_MAX_SOCKETS,
+    });
+    this.#dispatcher = this.#agent.compose(interceptors.redirect({ maxRedirections: HTTP_MAX_REDIRECTS }));
+  }
+
+  describe(): string {
+    return this.#uri;
+  }
+
+  #where(path: string): string {
+    return path === '/' ? this.#uri : `${this.#uri}${path}`;
+  }
+
+  #url(path: string): string {
+    return (
+      this.#base +
+      ufsPathParts(path)
+        .map((s) => `/${encodeURIComponent(s)}`)
+        .join('') +
+      (path === '/' ? '/' : '')
+    );
+  }
+
+  #mapNet(err: unknown, path: string, signal: AbortSignal | undefined): Error {
+    if (isAbort(err, signal) && signal !== undefined) return abortReason(signal);
+    if (err instanceof FsError) return err;
+    return (
+      mapNetworkError(err, this.#where(path), this.#origin) ??
+      ufsIo(this.#where(path), err instanceof Error ? err.message : String(err))
+    );
+  }
+
+  /** Maps a non-success status; the body is discarded. */
+  #statusError(res: Response, path: string): FsError {
+    drain(res);
+    const where = this.#where(path);
+    const s = res.statusCode;
+    if (s === 404 || s === 410) return ufsNotFound(where);
+    if (s === 401 || s === 403)
+      return ufsAccessDenied(where, `HTTP ${s}`, 'check the http.header.* mount options');
+    if (s === 412) return ufsStale(where, 'ETag no longer matches');
+    return ufsIo(where, `the origin answered HTTP ${s}`);
+  }
+
+  async #request(
+    method: Method,
+    path: string,
+    extra: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
+    const headers = { ...this.#opts.headers, ...extra };
+    for (let attempt = 1; ; attempt++) {
+      throwIfAborted(signal);
+      try {
+        const res = await this.#dispatcher.request({
+          origin: this.#origin,
+          path: this.#url(path).slice(this.#origin.length),
+          method,
+          headers,
+          ...(signal === undefined ? {} : { signal }),
+        });
+        const r: Response = { statusCode: res.statusCode, headers: res.headers, body: res.body };
+        if (RETRY_STATUSES.has(r.statusCode) && attempt < this.#opts.maxAttempts) {
+          drain(r);
+          await delay(RETRY_BASE_DELAY_MS * 2 ** (attempt - 1), signal);
+          continue;
+        }
+        return r;
+      } catch (err) {
+        const mapped = this.#mapNet(err, path, signal);
+        const retryable = mapped instanceof FsError && mapped.code !== 'EIO' && !isAbort(err, signal);
+        if (!retryable || attempt >= this.#opts.maxAttempts) throw mapped;
+        await delay(RETRY_BASE_DELAY_MS * 2 ** (attempt - 1), signal);
+      }
+    }
+  }
+
+  async check(opts: UfsCallOptions = {}): Promise<void> {
+    // Any answer proves the origin is there; only "unauthorised" is a problem of the mount itself
+    // (many origins refuse or 404 a bare directory URL, which is fine for a file-by-path UFS).
+    const res = await this.#request('HEAD', '/', {}, opts.signal);
+    drain(res);
+    if (res.statusCode === 401) {
+      throw ufsAccessDenied(this.#uri, 'HTTP 401', 'check the http.header.* mount options');
+    }
+  }
+
+  async stat(path: string, opts: UfsCallOptions = {}): Promise<UfsStatus> {
+    const p = normaliseUfsPath(path);
+    if (p === '/') {
+      await this.check(opts);
+      return { path: p, name: '', type: 'dir', size: 0, mtimeMs: 0 };
+    }
+    const res = await this.#request('HEAD', p, {}, opts.signal);
+    drain(res);
+    if (
+      res.statusCode === 405 ||
+      res.statusCode === 501 ||
+      (res.statusCode === 200 && header(res.headers, 'content-length') === undefined)
+    ) {
+      // No HEAD, or no length on it: ask for the first byte and read the total from Content-Range.
+      return this.#statByRange(p, opts.signal);
+    }
+    if (res.statusCode !== 200) throw this.#statusError(res, p);
+    return this.#fileStatus(p, res.headers, Number(header(res.headers, 'content-length')));
+  }
+
+  #fileStatus(path: string, h: Response['headers'], size: number): UfsStatus {
+    const etag = header(h, 'etag');
+    return {
+      path,
+      name: ufsBaseName(path),
+      type: 'file',
+      size,
+      mtimeMs: parseHttpDate(header(h, 'last-modified')),
+      ...(etag === undefined ? {} : { etag }),
+    };
+  }
+
+  async #statByRange(path: string, signal: AbortSignal | undefined): Promise<UfsStatus> {
+    const res = await this.#request('GET', path, { range: 'bytes=0-0' }, signal);
+    drain(res);
+    if (res.statusCode === 206) {
+      const total = /\/(\d+)$/.exec(header(res.headers, 'content-range') ?? '')?.[1];
+      if (total === undefined) throw ufsIo(this.#where(path), 'the origin does not say the size of the file');
+      return this.#fileStatus(path, res.headers, Number(total));
+    }
+    if (res.statusCode === 416) return this.#fileStatus(path, res.headers, 0);
+    if (res.statusCode === 200) {
+      const len = header(res.headers, 'content-length');
+      if (len === undefined) throw ufsIo(this.#where(path), 'the origin does not say the size of the file');
+      return this.#fileStatus(path, res.headers, Number(len));
+    }
+    throw this.#statusError(res, path);
+  }
+
+  async list(path: string, _opts: UfsCallOptions = {}): Promise<UfsListPage> {
+    const p = normaliseUfsPath(path);
+    throw ufsNotSupported(
+      this.#where(p),
+      `${this.scheme}:// storage cannot list directories; read files by their path`,
+    );
+  }
+
+  async openRead(path: string, opts: UfsReadOptions = {}): Promise<UfsRead> {
+    const p = normaliseUfsPath(path);
+    const signal = opts.signal;
+    const where = this.#where(p);
+    if (p === '/') throw new FsError('EISDIR', `${where}: is a directory`, { details: { path: where } });
+    const offset = opts.offset ?? 0;
+    if (opts.length === 0) {
+      const st = await this.stat(p, { ...(signal === undefined ? {} : { signal }) });
+      checkValidator(where, st, opts.validator);
+      return {
+        body: Readable.from([]),
+        length: 0,
+        objectSize: st.size,
+        ...(st.etag === undefined ? {} : { etag: st.etag }),
+      };
+    }
+    const extra: Record<string, string> = {};
+    if (offset > 0 || opts.length !== undefined) {
+      extra.range = `bytes=${offset}-${opts.length === undefined ? '' : offset + opts.length - 1}`;
+    }
+    const ifMatch = strongEtag(opts.validator?.etag);
+    if (ifMatch !== undefined) extra['if-match'] = ifMatch;
+    const res = await this.#request('GET', p, extra, signal);
+    const etag = header(res.headers, 'etag');
+    const mtimeMs = parseHttpDate(header(res.headers, 'last-modified'));
+    let objectSize: number;
+    let length: number;
+    let source: Readable = res.body;
+    if (res.statusCode === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
+      if (m === null || Number(m[1]) !== offset) {
+        drain(res);
+        throw ufsIo(where, 'the origin answered a different range than asked');
+      }
+      const served = Number(m[2]) - offset + 1;
+      objectSize = m[3] === '*' ? (opts.validator?.size ?? offset + served) : Number(m[3]);
+      // Some servers widen a range (e.g. to the end): keep only what was asked.
+      length = Math.min(served, opts.length ?? served);
+      if (length < served) source = sliceStream(res.body, 0, length);
+    } else if (res.statusCode === 200) {
+      const len = header(res.headers, 'content-length');
+      if (len === undefined) {
+        drain(res);
+        throw ufsIo(where, 'the origin sent no Content-Length and ignored the Range request');
+      }
+      objectSize = Number(len);
+      length = Math.max(0, Math.min(opts.length ?? Infinity, objectSize - offset));
+      if (offset > HTTP_MAX_SKIP_BYTES) {
+        drain(res);
+        throw ufsNotSupported(
+          where,
+          `the origin ignores Range requests; reading at offset ${offset} would download ${offset} bytes first`,
+        );
+      }
+      if (offset > 0 || length < objectSize) source = sliceStream(res.body, offset, length);
+    } else if (res.statusCode === 416) {
+      drain(res);
+      const st = await this.stat(p, { ...(signal === undefined ? {} : { signal }) });
+      checkValidator(where, st, opts.validator);
+      return {
+        body: Readable.from([]),
+        length: 0,
+        objectSize: st.size,
+        ...(st.etag === undefined ? {} : { etag: st.etag }),
+      };
+    } else {
+      throw this.#statusError(res, p);
+    }
+    try {
+      checkValidator(
+        where,
+        { size: objectSize, mtimeMs, ...(etag === undefined ? {} : { etag: normaliseEtag(etag) ?? etag }) },
+        opts.validator,
+      );
+    } catch (err) {
+      if (source !== res.body) discard(source);
+      drain(res);
+      throw err;
+    }
+    if (signal !== undefined) addAbortSignal(signal, source);
+    const body = exactLength(source, length, where, (err) => this.#mapNet(err, p, signal));
+    return { body, length, objectSize, ...(etag === undefined ? {} : { etag }) };
+  }
+
+  async write(path: string): Promise<UfsStatus> {
+    throw ufsReadOnly(this.#where(normaliseUfsPath(path)), this.scheme);
+  }
+
+  async delete(path: string): Promise<void> {
+    throw ufsReadOnly(this.#where(normaliseUfsPath(path)), this.scheme);
+  }
+
+  async rename(src: string): Promise<void> {
+    throw ufsReadOnly(this.#where(normaliseUfsPath(src)), this.scheme);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    throw ufsReadOnly(this.#where(normaliseUfsPath(path)), this.scheme);
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
+
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(abortReason(signal));
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,351 @@
+/**
+ * Read-through fills: a block of a UFS-backed file that this worker does not hold is fetched
+ * from the UFS once (exactly the block's byte range of the object), written to staging as it
+ * arrives, streamed to every reader that joined in time, and published when complete. A UFS
+ * failure part way aborts the staging write: readers get the error and no partial block exists.
+ *
+ * Readers join a fill in progress instead of fetching again (one upstream fetch however many
+ * readers). A reader whose range starts at or after the bytes received so far follows the fill
+ * live; one whose range starts before them (it arrived late) waits for the block to be published
+ * and reads it from the store, so no fill has to keep the bytes it already passed on.
+ */
+import type { StorageType } from '../common/config/data-dir.js';
+import { FsError } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import type { UfsBlockSource } from '../protocol/ufs-types.js';
+import type { UnderFileSystem } from '../ufs/index.js';
+
+/** Bytes a fill hands on at a time (to the store and to its readers). */
+export const FILL_CHUNK_BYTES = 1024 * 1024;
+
+/** What a fill needs from the block store (BlockStore satisfies it). */
+export interface FillStore<W extends FillWriter = FillWriter> {
+  has(blockId: number): boolean;
+  createWriter(blockId: number, type: StorageType, lengthHint?: number, signal?: AbortSignal): Promise<W>;
+  commitWriter(writer: W, expectedLength?: number): Promise<unknown>;
+  abortWriter(writer: W): Promise<void>;
+}
+
+export interface FillWriter {
+  write(chunk: Buffer, signal?: AbortSignal): Promise<void>;
+}
+
+/** Receives a reader's bytes in order; resolves when it can take more. */
+export type FillSink = (chunk: Buffer) => Promise<void> | void;
+
+export interface FillOptions<W extends FillWriter> {
+  store: FillStore<W>;
+  /** The UFS of a mount (configuration fetched from the master and cached). */
+  ufsFor: (mountId: number, signal?: AbortSignal) => Promise<UnderFileSystem>;
+  /** Fills running at once; more wait their turn (each holds a staging file and a UFS request). */
+  maxConcurrentFills: number;
+  log: Logger;
+  /** Called with the bytes fetched from the UFS by each completed fill. */
+  onFilled?: (blockId: number, bytes: number) => void;
+}
+
+/** How a reader was served. */
+export type FillOutcome =
+  /** This reader's request started the fill and got its bytes live. */
+  | 'ufs'
+  /** Joined a fill in progress and got its bytes live. */
+  | 'fill'
+  /** The block is (now) in the store: read it there. */
+  | 'store';
+
+interface Subscriber {
+  start: number;
+  end: number;
+  sink: FillSink;
+  signal: AbortSignal | undefined;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+class Fill {
+  readonly blockId: number;
+  /** Bytes received from the UFS so far. */
+  position = 0;
+  readonly subscribers = new Set<Subscriber>();
+  readonly done: Promise<void>;
+  readonly controller = new AbortController();
+  #resolveDone!: () => void;
+  #rejectDone!: (err: unknown) => void;
+
+  constructor(blockId: number) {
+    this.blockId = blockId;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#resolveDone = resolve;
+      this.#rejectDone = reject;
+    });
+    // Late readers attach their own handlers; nobody waiting must not be an unhandled rejection.
+    this.done.catch(() => undefined);
+  }
+
+  finish(err?: unknown): void {
+    for (const s of this.subscribers) {
+      if (err === undefined) s.resolve();
+      else s.reject(err);
+    }
+    this.subscribers.clear();
+    if (err === undefined) this.#resolveDone();
+    else this.#rejectDone(err);
+  }
+
+  /** Hands a received chunk to every live reader whose range it overlaps. */
+  async deliver(chunk: Buffer, at: number): Promise<void> {
+    const end = at + chunk.length;
+    const writes: Promise<void>[] = [];
+    for (const s of this.subscribers) {
+      const from = Math.max(at, s.start);
+      const to = Math.min(end, s.end);
+      if (from < to) {
+        writes.push(
+          Promise.resolve(s.sink(chunk.subarray(from - at, to - at))).catch((err: unknown) => {
+            // This reader went away: the fill goes on for the others and for the cache.
+            this.subscribers.delete(s);
+            s.reject(err);
+          }),
+        );
+      }
+    }
+    await Promise.all(writes);
+    for (const s of [...this.subscribers]) {
+      if (end >= s.end) {
+        this.subscribers.delete(s);
+        s.resolve();
+      }
+    }
+  }
+}
+
+export class FillCoordinator<W extends FillWriter = FillWriter> {
+  readonly #o: FillOptions<W>;
+  readonly #fills = new Map<number, Fill>();
+  #running = 0;
+  readonly #queue: (() => void)[] = [];
+  #stopped = false;
+
+  constructor(opts: FillOptions<W>) {
+    if (!(opts.maxConcurrentFills >= 1)) throw new Error('maxConcurrentFills must be at least 1');
+    this.#o = opts;
+  }
+
+  /** Fills in progress (for metrics and tests). */
+  get active(): number {
+    return this.#fills.size;
+  }
+
+  isFilling(blockId: number): boolean {
+    return this.#fills.has(blockId);
+  }
+
+  /**
+   * Serves bytes [offset, offset + length) of a block that is not in the store (or is being
+   * filled): joins or starts the fill. Resolves with how the reader was served; with 'store' the
+   * caller reads the range from the store (the block was published meanwhile).
+   */
+  async read(
+    blockId: number,
+    source: UfsBlockSource,
+    offset: number,
+    length: number,
+    sink: FillSink,
+    signal?: AbortSignal,
+  ): Promise<FillOutcome> {
+    const existing = this.#fills.get(blockId);
+    if (existing !== undefined) {
+      if (offset >= existing.position) {
+        await this.#follow(existing, offset, length, sink, signal);
+        return 'fill';
+      }
+      await waitOrAbort(existing.done, signal);
+      return 'store';
+    }
+    if (this.#o.store.has(blockId)) return 'store';
+    const fill = this.#start(blockId, source);
+    await this.#follow(fill, offset, length, sink, signal);
+    return 'ufs';
+  }
+
+  /** Makes sure the block is filled (a load task). Resolves false when it was already stored. */
+  async load(blockId: number, source: UfsBlockSource, signal?: AbortSignal): Promise<boolean> {
+    const existing = this.#fills.get(blockId);
+    if (existing !== undefined) {
+      await waitOrAbort(existing.done, signal);
+      return false;
+    }
+    if (this.#o.store.has(blockId)) return false;
+    await waitOrAbort(this.#start(blockId, source).done, signal);
+    return true;
+  }
+
+  /** Aborts every fill (the worker is stopping); readers get the error. */
+  stop(): void {
+    this.#stopped = true;
+    for (const f of this.#fills.values()) f.controller.abort(new FsError('EIO', 'the worker is stopping'));
+    for (const wake of this.#queue.splice(0)) wake();
+  }
+
+  #follow(
+    fill: Fill,
+    offset: number,
+    length: number,
+    sink: FillSink,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (length === 0) return fill.done;
+    return new Promise<void>((resolve, reject) => {
+      const sub: Subscriber = { start: offset, end: offset + length, sink, signal, resolve, reject };
+      if (signal !== undefined) {
+        if (signal.aborted) {
+          reject(abortError(signal));
+          return;
+        }
+        signal.addEventListener(
+          'abort',
+          () => {
+            if (fill.subscribers.delete(sub)) reject(abortError(signal));
+          },
+          { once: true },
+        );
+      }
+      fill.subscribers.add(sub);
+    });
+  }
+
+  #start(blockId: number, source: UfsBlockSource): Fill {
+    const fill = new Fill(blockId);
+    this.#fills.set(blockId, fill);
+    void this.#run(fill, source).then(
+      () => {
+        this.#fills.delete(blockId);
+        fill.finish();
+      },
+      (err: unknown) => {
+        this.#fills.delete(blockId);
+        fill.finish(err);
+      },
+    );
+    return fill;
+  }
+
+  async #acquire(): Promise<void> {
+    while (this.#running >= this.#o.maxConcurrentFills && !this.#stopped) {
+      await new Promise<void>((resolve) => this.#queue.push(resolve));
+    }
+    if (this.#stopped) throw new FsError('EIO', 'the worker is stopping');
+    this.#running++;
+  }
+
+  #release(): void {
+    this.#running--;
+    this.#queue.shift()?.();
+  }
+
+  async #run(fill: Fill, source: UfsBlockSource): Promise<void> {
+    await this.#acquire();
+    const signal = fill.controller.signal;
+    let writer: W | undefined;
+    /** The hand-off in progress (store write and delivery of the previous chunk). */
+    let handing: Promise<void> | undefined;
+    try {
+      const ufs = await this.#o.ufsFor(source.mountId, signal);
+      const read = await ufs.openRead(source.ufsPath, {
+        offset: source.objectOffset,
+        length: source.length,
+        validator: {
+          size: source.validator.size,
+          mtimeMs: source.validator.mtimeMs,
+          ...(source.validator.etag === undefined ? {} : { etag: source.validator.etag }),
+        },
+        signal,
+      });
+      if (read.length !== source.length) {
+        read.body.destroy();
+        throw new FsError(
+          'ESTALE',
+          `${ufs.describe()}${source.ufsPath}: block ${fill.blockId} covers ${source.length} bytes at ${source.objectOffset} but the object has ${read.length} there`,
+        );
+      }
+      writer = await this.#o.store.createWriter(fill.blockId, source.storageType, source.length, signal);
+      const w = writer;
+      const pass = async (chunk: Buffer): Promise<void> => {
+        const at = fill.position;
+        fill.position += chunk.length;
+        await Promise.all([w.write(chunk, signal), fill.deliver(chunk, at)]);
+      };
+      // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time costs one copy
+      // and saves the per-piece work of the store write and of every reader's RPC frame. One
+      // hand-off runs while the next MiB arrives (hand-offs stay in order, one at a time), so
+      // the UFS connection is not left idle while the store and the readers take a chunk.
+      const handOn = async (chunk: Buffer): Promise<void> => {
+        if (handing !== undefined) await handing;
+        handing = pass(chunk);
+        // Awaited before the next hand-off or at the end; never an unhandled rejection meanwhile.
+        handing.catch(() => undefined);
+      };
+      let gather: Buffer[] = [];
+      let gathered = 0;
+      for await (const data of read.body) {
+        const chunk = data as Buffer;
+        if (gathered === 0 && chunk.length >= FILL_CHUNK_BYTES) {
+          await handOn(chunk);
+          continue;
+        }
+        gather.push(chunk);
+        gathered += chunk.length;
+        if (gathered >= FILL_CHUNK_BYTES) {
+          const joined = Buffer.concat(gather, gathered);
+          gather = [];
+          gathered = 0;
+          await handOn(joined);
+        }
+      }
+      if (gathered > 0) await handOn(Buffer.concat(gather, gathered));
+      if (handing !== undefined) await handing;
+      await this.#o.store.commitWriter(writer, source.length);
+      writer = undefined;
+      this.#o.onFilled?.(fill.blockId, source.length);
+    } catch (err) {
+      // A failed read may leave a hand-off writing: let it settle before the staging file goes.
+      if (handing !== undefined) await handing.catch(() => undefined);
+      if (writer !== undefined) await this.#o.store.abortWriter(writer).catch(() => undefined);
+      this.#o.log.warn(
+        { blockId: fill.blockId, mountId: source.mountId, ufsPath: source.ufsPath, err: errText(err) },
+        'read-through fill failed',
+      );
+      throw err;
+    } finally {
+      this.#release();
+    }
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error('the read was cancelled');
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function waitOrAbort(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return p;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

@@ -1,0 +1,126 @@
+// Request outcomes recorded in the mutation's own transaction, in process on the re-running
+// remote-like memory engine and on LMDB: a retry with the same request key replays the first
+// outcome (also where the namespace would refuse it: EEXIST, EBADF, ENOENT), another key does not,
+// and expired records are swept.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { silentLogger } from '../../src/common/logging.js';
+import { LmdbStore, MemoryStore } from '../../src/meta/index.js';
+import type { MetaStore } from '../../src/meta/index.js';
+import { RetryRecords, withRequestRecord } from '../../src/master/ha/retry-records.js';
+import { Namespace } from '../../src/master/namespace/index.js';
+import { TAG_RETRY, TAG_RETRY_EXPIRY } from '../../src/master/namespace/keys.js';
+import { checkNamespace } from '../../src/master/namespace/index.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const TTL_MS = 60_000;
+
+async function openNs(
+  store: MetaStore,
+  clock: () => number,
+): Promise<{ ns: Namespace; records: RetryRecords }> {
+  const records = new RetryRecords({ store, ttlMs: TTL_MS, log: silentLogger(), clock });
+  const ns = await Namespace.open({
+    store,
+    clusterId: 'test',
+    defaults: { blockSizeBytes: 1 << 20, replicas: 1, storageType: 'DISK', ttlMs: 0, ttlAction: 'none' },
+    leaseTimeoutMs: 60_000,
+    log: silentLogger(),
+    clock,
+    recorder: records,
+  });
+  return { ns, records };
+}
+
+const engines: { name: string; open: (t: { after: (fn: () => unknown) => void }) => Promise<MetaStore> }[] = [
+  { name: 'memory-remote', open: async () => new MemoryStore({ remote: true }) },
+  {
+    name: 'lmdb',
+    open: async (t) => {
+      const store = await LmdbStore.open({ dir: tempDir(t, 'strata-retry-') });
+      t.after(() => store.close());
+      return store;
+    },
+  },
+];
+
+for (const engine of engines) {
+  describe(`request outcome records (${engine.name})`, () => {
+    test('a retry replays the first outcome, even where the namespace would now refuse', async (t) => {
+      const store = await engine.open(t);
+      const now = 1_000_000;
+      const clock = (): number => now;
+      // A fresh namespace per attempt: nothing in memory survives (like a new leader).
+      const first = await openNs(store, clock);
+      const created = await withRequestRecord('103:req-1', () => first.ns.create('/f'));
+      const again = await openNs(store, clock);
+      const replay = await withRequestRecord('103:req-1', () => again.ns.create('/f'));
+      assert.equal(replay.leaseId, created.leaseId, 'the same lease, not a new one');
+      assert.equal(replay.status.id, created.status.id);
+      await assert.rejects(
+        withRequestRecord('103:req-2', () => again.ns.create('/f')),
+        { code: 'EEXIST' },
+        'another request is not a retry',
+      );
+      // Complete: the lease is gone after the first attempt, so the retry would be EBADF.
+      const fileId = created.status.id;
+      await withRequestRecord('106:req-3', () => again.ns.complete(fileId, created.leaseId, [], 0));
+      const third = await openNs(store, clock);
+      const st = await withRequestRecord('106:req-3', () =>
+        third.ns.complete(fileId, created.leaseId, [], 0),
+      );
+      assert.equal(st.state, 'complete');
+      await assert.rejects(
+        withRequestRecord('106:req-4', () => third.ns.complete(fileId, created.leaseId, [], 0)),
+        { code: 'EBADF' },
+      );
+      // Delete: the retry would be ENOENT.
+      await withRequestRecord('111:req-5', () => third.ns.delete('/f'));
+      await withRequestRecord('111:req-5', () => third.ns.delete('/f'));
+      await assert.rejects(
+        withRequestRecord('111:req-6', () => third.ns.delete('/f')),
+        { code: 'ENOENT' },
+      );
+      // An idempotent-looking retry (chmod) is replayed, not run again after a later change.
+      await withRequestRecord('100:req-7', () => third.ns.mkdir('/d'));
+      await withRequestRecord('116:req-8', () => third.ns.setAttr('/d', { mode: 0o700 }));
+      await withRequestRecord('116:req-9', () => third.ns.setAttr('/d', { mode: 0o755 }));
+      const replayed = await withRequestRecord('116:req-8', () => third.ns.setAttr('/d', { mode: 0o700 }));
+      assert.equal(replayed.mode, 0o700, 'the first outcome is answered');
+      assert.equal((await third.ns.getStatus('/d')).mode, 0o755, 'and nothing ran again');
+      assert.ok(third.records.stats.replayed >= 3);
+      const report = await checkNamespace(store);
+      assert.deepEqual(report.problems, []);
+    });
+
+    test('a retried AddBlock gets the first block id back; work outside a request is not recorded', async (t) => {
+      const store = await engine.open(t);
+      const clock = (): number => 5_000_000;
+      const { ns } = await openNs(store, clock);
+      const f = await withRequestRecord('103:c', () => ns.create('/g'));
+      const a = await withRequestRecord('105:a', () => ns.addBlock(f.status.id, f.leaseId));
+      const b = await withRequestRecord('105:a', () => ns.addBlock(f.status.id, f.leaseId));
+      assert.equal(b.blockId, a.blockId);
+      assert.deepEqual(b.file.pending, [a.blockId], 'one block allocated, not two');
+      const before = (await store.scan({ prefix: Buffer.of(TAG_RETRY) })).length;
+      await ns.mkdir('/unrecorded');
+      assert.equal((await store.scan({ prefix: Buffer.of(TAG_RETRY) })).length, before);
+    });
+
+    test('expired records are swept (record and index), then the request id is forgotten', async (t) => {
+      const store = await engine.open(t);
+      let now = 10_000_000;
+      const { ns, records } = await openNs(store, () => now);
+      for (let i = 0; i < 130; i++) await withRequestRecord(`100:m${i}`, () => ns.mkdir(`/m${i}`));
+      assert.equal(await records.sweep(), 0, 'nothing expired yet');
+      now += TTL_MS + 1;
+      assert.equal(await records.sweep(), 130);
+      assert.equal((await store.scan({ prefix: Buffer.of(TAG_RETRY) })).length, 0);
+      assert.equal((await store.scan({ prefix: Buffer.of(TAG_RETRY_EXPIRY) })).length, 0);
+      await assert.rejects(
+        withRequestRecord('100:m0', () => ns.mkdir('/m0')),
+        { code: 'EEXIST' },
+      );
+    });
+  });
+}
