@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import { clusterConfigSchema, parseEndpoints } from '../common/config/index.js';
+import { unwrapSchema, zodDef } from '../common/config/zod-introspect.js';
 
 /** What a configuration key holds, as far as converting an option string goes. */
 export type KeyKind =
@@ -18,39 +19,14 @@ export type KeyKind =
   | 'addrs' // [[client.master_addrs]], written "host:port,host:port"
   | 'section'; // a table: not settable as one option
 
-interface DefLike {
-  type: string;
-  innerType?: z.ZodType;
-  in?: z.ZodType;
-  element?: z.ZodType;
-  options?: z.ZodType[];
-}
-
-function defOf(s: z.ZodType): DefLike {
-  // zod 4 keeps a schema's definition on `_zod.def`; only its `type` and wrappers are read here.
-  return (s as unknown as { _zod: { def: DefLike } })._zod.def;
-}
-
-function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s;
-  for (let i = 0; i < 16; i++) {
-    const d = defOf(cur);
-    if ((d.type === 'prefault' || d.type === 'default' || d.type === 'optional') && d.innerType)
-      cur = d.innerType;
-    else if (d.type === 'pipe' && d.in) cur = d.in;
-    else break;
-  }
-  return cur;
-}
-
 function shapeOf(s: z.ZodType): Record<string, z.ZodType> | undefined {
-  return defOf(s).type === 'object'
+  return zodDef(s).type === 'object'
     ? (s as unknown as { shape: Record<string, z.ZodType> }).shape
     : undefined;
 }
 
 function kindOf(s: z.ZodType): KeyKind {
-  const d = defOf(s);
+  const d = zodDef(s);
   switch (d.type) {
     case 'string':
       return 'string';
@@ -63,8 +39,8 @@ function kindOf(s: z.ZodType): KeyKind {
     case 'union':
       return 'text';
     case 'array': {
-      const el = d.element === undefined ? undefined : unwrap(d.element);
-      return el !== undefined && defOf(el).type === 'object' ? 'addrs' : 'list';
+      const el = d.element === undefined ? undefined : unwrapSchema(d.element);
+      return el !== undefined && zodDef(el).type === 'object' ? 'addrs' : 'list';
     }
     default:
       return 'string';
@@ -75,19 +51,19 @@ function kindOf(s: z.ZodType): KeyKind {
 export function configKeyKind(path: readonly string[]): KeyKind | undefined {
   let cur: z.ZodType = clusterConfigSchema;
   for (const part of path) {
-    const shape = shapeOf(unwrap(cur));
+    const shape = shapeOf(unwrapSchema(cur));
     const next = shape?.[part];
     if (next === undefined) return undefined;
     cur = next;
   }
-  return path.length === 0 ? 'section' : kindOf(unwrap(cur));
+  return path.length === 0 ? 'section' : kindOf(unwrapSchema(cur));
 }
 
 /** Every settable dotted key of the configuration, for "did you mean" suggestions. */
 export function allConfigKeys(): string[] {
   const out: string[] = [];
   const walk = (s: z.ZodType, prefix: string): void => {
-    const shape = shapeOf(unwrap(s));
+    const shape = shapeOf(unwrapSchema(s));
     if (shape === undefined) {
       out.push(prefix);
       return;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { YAMLParseError, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
+import { bool, int, size } from '../common/config/fields.js';
 import { ConfigError } from '../common/errors.js';
 import type { ConfigProblem } from '../common/errors.js';
 import { parseHostPort } from '../common/net.js';
@@ -28,38 +29,6 @@ export const RAW_DISK_MIN_TOTAL_BYTES = 8 * MiB;
 export const L2_BACKENDS = ['file', 'raw_disk', 'cluster'] as const;
 export type L2Backend = (typeof L2_BACKENDS)[number];
 export const PROXY_LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-
-function size(def: number, min: number, max: number) {
-  return z
-    .union([z.string(), z.number()], { error: `expected ${SIZE_HELP}` })
-    .prefault(def)
-    .transform((v, ctx) => {
-      const n = parseSize(v);
-      if (n === undefined) {
-        ctx.addIssue({ code: 'custom', message: `expected ${SIZE_HELP}`, input: v });
-        return z.NEVER;
-      }
-      if (n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `expected a size from ${min} to ${max} bytes`, input: v });
-        return z.NEVER;
-      }
-      return n;
-    });
-}
-
-function int(def: number, min: number, max: number, what = 'an integer') {
-  const msg = `expected ${what} from ${min} to ${max}`;
-  return z
-    .number({ error: msg })
-    .int({ error: msg })
-    .min(min, { error: msg })
-    .max(max, { error: msg })
-    .prefault(def);
-}
-
-function bool(def: boolean) {
-  return z.boolean({ error: 'expected true or false' }).prefault(def);
-}
 
 /** Checks "host:port"; an `http://` prefix is tolerated for the upstream (the seed's examples omit it). */
 function checkAddress(v: string, ctx: z.RefinementCtx, allowScheme: boolean): string {

@@ -15,6 +15,7 @@ import type { ConfigProblem } from '../errors.js';
 import { closest } from '../suggest.js';
 import { clusterConfigSchema, SECRET_KEYS } from './schema.js';
 import type { ClusterConfig, MasterAddr } from './schema.js';
+import { unwrapSchema, zodDef } from './zod-introspect.js';
 
 export const DEFAULT_CONF_PATH = 'conf/strata-cluster.toml';
 
@@ -234,31 +235,6 @@ function semanticProblems(c: ClusterConfig): ConfigProblem[] {
 
 // ---- unknown keys -------------------------------------------------------------------------
 
-interface ZodDefLike {
-  type: string;
-  innerType?: z.ZodType;
-  in?: z.ZodType;
-  shape?: Record<string, z.ZodType>;
-  element?: z.ZodType;
-  options?: z.ZodType[];
-}
-
-function defOf(s: z.ZodType): ZodDefLike {
-  return (s as unknown as { _zod: { def: ZodDefLike } })._zod.def;
-}
-
-function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s;
-  for (let i = 0; i < 10; i++) {
-    const d = defOf(cur);
-    if ((d.type === 'prefault' || d.type === 'default' || d.type === 'optional') && d.innerType)
-      cur = d.innerType;
-    else if (d.type === 'pipe' && d.in) cur = d.in;
-    else break;
-  }
-  return cur;
-}
-
 function unknownKeyWarnings(raw: Raw): string[] {
   const out: string[] = [];
   walk(raw, clusterConfigSchema, '', out);
@@ -266,8 +242,8 @@ function unknownKeyWarnings(raw: Raw): string[] {
 }
 
 function walk(value: unknown, schema: z.ZodType, prefix: string, out: string[]): void {
-  const s = unwrap(schema);
-  const d = defOf(s);
+  const s = unwrapSchema(schema);
+  const d = zodDef(s);
   if (d.type === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const shape = (s as unknown as { shape: Record<string, z.ZodType> }).shape;
     for (const [k, v] of Object.entries(value)) {
