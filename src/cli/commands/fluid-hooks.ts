@@ -105,9 +105,14 @@ export function registerHooks(fluid: Command): void {
           }
           for (const w of sync.mount) {
             try {
-              const m = await fs.mount(w.uri, w.path, { options: w.options });
+              const m = await fs.mount(w.uri, w.path, {
+                options: w.options,
+                ...(w.readOnly ? { mountReadOnly: true } : {}),
+              });
               paths.push(m.path);
-              process.stderr.write(`strata: ${where}: mounted ${m.uri} at ${m.path}\n`);
+              process.stderr.write(
+                `strata: ${where}: mounted ${m.uri} at ${m.path}${m.mountReadOnly === true ? ' (read-only)' : ''}\n`,
+              );
             } catch (err) {
               if (!(err instanceof FsError)) throw err;
               // The UFS refused (unreachable, credentials, bucket): say so and try the others.
@@ -143,7 +148,7 @@ export function registerHooks(fluid: Command): void {
   fluid
     .command('dataload')
     .description(
-      'DataLoad Job: load every path of $FLUID_DATALOAD_DATA_PATH (colon-joined, default /) into the cache',
+      'DataLoad Job: load every path of $FLUID_DATALOAD_DATA_PATH (colon-joined, default /) into the cache, with the copies of $FLUID_DATALOAD_PATH_REPLICAS',
     )
     .option(
       '--dataset <name>',
@@ -155,19 +160,14 @@ export function registerHooks(fluid: Command): void {
         const target = dataloadTarget(process.env);
         const where = commandPath(cmd);
         const extra = dataloadMasters(cmd, opts);
-        if (target.replicas > 1) {
-          process.stderr.write(
-            `strata: ${where}: warning: FLUID_DATALOAD_PATH_REPLICAS=${target.replicas} is not applied per load; ` +
-              "the mount's replicas (strata mount --replicas) decide the cached copies\n",
-          );
-        }
         await withClient(
           cmd,
           extra,
           async (fs) => {
             let failed = 0;
-            for (const path of target.paths) {
-              const s = await follow(fs, await fs.load(path));
+            for (const { path, replicas } of target.paths) {
+              // One copy is the master's default: asking for it would change nothing.
+              const s = await follow(fs, await fs.load(path, replicas > 1 ? { replicas } : {}));
               process.stderr.write(`strata: ${where}: ${path}: ${summaryLine(s)}\n`);
               if (s.state !== 'completed') failed++;
             }
@@ -242,7 +242,8 @@ async function follow(fs: FileSystem, first: LoadJobStatus): Promise<LoadJobStat
 }
 
 function summaryLine(s: LoadJobStatus): string {
-  return `job ${s.jobId} ${s.state}: ${s.doneFiles}/${s.totalFiles} files, ${s.doneBytes} of ${s.totalBytes} bytes cached${
+  const copies = s.replicas === undefined || s.replicas === 1 ? '' : ` (${s.replicas} copies of each block)`;
+  return `job ${s.jobId} ${s.state}: ${s.doneFiles}/${s.totalFiles} files, ${s.doneBytes} of ${s.totalBytes} bytes cached${copies}${
     s.failedBlocks > 0 ? `, ${s.failedBlocks} block(s) failed` : ''
   }${s.error === undefined ? '' : ` (${s.error})`}`;
 }
