@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { parse } from 'yaml';
 import { formatBytes } from '../../src/common/units.js';
 import { writeFileAtomic } from '../../src/fluid/index.js';
 import { mountAt } from '../../src/fuse/mount-point.js';
@@ -22,6 +23,7 @@ import { waitFor } from '../helpers/wait.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
 import { FUSE_TOOLS, forceUnmount, shOk, waitMounted } from '../fuse/fuse-helper.js';
 import { startFluidPods } from './fluid-pods.js';
+import { REPO_ROOT } from './helpers.js';
 
 const skip = requireTools(...FUSE_TOOLS, 'dd');
 
@@ -39,6 +41,30 @@ function mountPoint(t: Pick<TestContext, 'after'>, proc: () => Proc | undefined)
     if ((await mountAt(mnt)) === undefined) rmSync(mnt, { recursive: true, force: true });
   });
   return mnt;
+}
+
+/** The client container's readiness probe in the shipped CacheRuntimeClass. */
+function clientReadinessProbe(): { command: string[]; timeoutSeconds: number } {
+  const cls = parse(
+    readFileSync(
+      join(REPO_ROOT, 'deploy', 'fluid', 'cache-runtime', 'strata-cache-runtime-class.yaml'),
+      'utf8',
+    ),
+  ) as {
+    topology: {
+      client: {
+        template: {
+          spec: {
+            containers: { readinessProbe?: { exec?: { command: string[] }; timeoutSeconds?: number } }[];
+          };
+        };
+      };
+    };
+  };
+  const p = cls.topology.client.template.spec.containers[0]?.readinessProbe;
+  if (p?.exec === undefined) throw new Error('the client has no exec readiness probe');
+  // Kubernetes' default probe timeout is 1 s.
+  return { command: p.exec.command, timeoutSeconds: p.timeoutSeconds ?? 1 };
 }
 
 /** Block files (`<id>.blk`) under a worker's volumes: id → bytes on disk. */
@@ -227,6 +253,23 @@ test(
     assert.notEqual(roWrite.code, 0);
     assert.match(roWrite.stderr, /Read-only file system/);
     assert.equal(await shOk('cat pvc-test.txt', thinMnt), 'PVC test success!\n');
+
+    // The client's readiness probe from the CacheRuntimeClass, as the kubelet runs it: ready
+    // while it can serve, not once the master is gone (no answer within the probe's timeout).
+    const probe = clientReadinessProbe();
+    const runProbe = () =>
+      run('timeout', ['-s', 'KILL', String(probe.timeoutSeconds), ...probe.command], {
+        env: { PATH: process.env.PATH, FLUID_RUNTIME_MOUNT_PATH: clientMnt },
+        timeoutMs: 30_000,
+      });
+    const readyNow = await runProbe();
+    assert.equal(readyNow.code, 0, readyNow.stderr);
+    assert.equal(await pods.master.stop('SIGTERM', 15_000), 0);
+    await waitFor(
+      'the client probe failing without a master',
+      async () => (await runProbe()).code !== 0,
+      60_000,
+    );
 
     // SIGTERM unmounts.
     assert.equal(await thin.stop('SIGTERM', 15_000), 0);

@@ -331,6 +331,29 @@ test('mount-ufs, report-summary and dataload against a MiniCluster, s3rver and f
   }
   assert.equal((await fs.stat('/local-data/a.bin')).cachedBytes, payload.length);
 
+  // A Job that has the runtime.json Fluid names in FLUID_RUNTIME_CONFIG_PATH finds that Dataset's
+  // masters there (the legacy shape's pod addresses here: the pods' DNS names do not resolve).
+  const [masterHost, masterPort] = cluster.masterAddrs.split(',')[0]?.split(':') ?? [];
+  const legacyJson = join(dir, 'legacy-config.json');
+  writeFileSync(
+    legacyJson,
+    JSON.stringify({
+      mounts: [fileMount],
+      topology: {
+        master: {
+          podConfigs: [{ podName: 'm-0', podIP: masterHost, ports: { rpc: Number(masterPort) } }],
+          replicas: 1,
+        },
+      },
+    }),
+  );
+  const viaRuntime = await ok(['fluid', 'dataload'], {
+    STRATA_CONF_FILE: join(dir, 'no-such.toml'),
+    FLUID_RUNTIME_CONFIG_PATH: legacyJson,
+    FLUID_DATALOAD_DATA_PATH: '/local-data/sub',
+  });
+  assert.match(viaRuntime.stderr, /\/local-data\/sub: job \S+ completed: 1\/1 files/);
+
   // More copies than workers: the Job fails and says which copy could not be placed.
   const tooMany = await strata(['fluid', 'dataload'], {
     STRATA_MASTER_ENDPOINTS: cluster.masterAddrs,

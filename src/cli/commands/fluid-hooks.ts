@@ -10,7 +10,8 @@ import type { Command } from 'commander';
 import { FileSystem } from '../../client/filesystem.js';
 import type { RawOverride } from '../../common/config/index.js';
 import { loadConfig, parseEndpoints } from '../../common/config/index.js';
-import { FsError, StrataError, UsageError } from '../../common/errors.js';
+import { ConfigError, FsError, StrataError, UsageError } from '../../common/errors.js';
+import type { ConfigProblem } from '../../common/errors.js';
 import type { LoadJobStatus } from '../../protocol/ufs-types.js';
 import {
   CACHE_CONFIG_PATHS,
@@ -18,6 +19,7 @@ import {
   dataloadTarget,
   datasetMasterEndpoints,
   fileSecretReader,
+  masterAddresses,
   parseRuntimeSpec,
   planMountSync,
   readJsonFile,
@@ -184,17 +186,28 @@ export function registerHooks(fluid: Command): void {
     );
 }
 
-/** Where the DataLoad Job finds the master: --master, then STRATA_MASTER_ENDPOINTS, then --dataset. */
+/**
+ * Where the DataLoad Job finds the master: --master, then STRATA_MASTER_ENDPOINTS, then the
+ * runtime.json Fluid names in FLUID_RUNTIME_CONFIG_PATH when the Job has it (the masters of that
+ * very Dataset), then --dataset, then the configuration file.
+ */
 function dataloadMasters(cmd: Command, opts: DataloadOptions): RawOverride[] {
   const fromFlag = globalOptions(cmd).master;
   const fromEnv = process.env.STRATA_MASTER_ENDPOINTS;
+  const runtimeJson = process.env.FLUID_RUNTIME_CONFIG_PATH;
   let text: string | undefined;
   let source = 'STRATA_MASTER_ENDPOINTS';
   if (fromFlag !== undefined) {
     text = fromFlag;
     source = '--master';
   } else if (fromEnv !== undefined && fromEnv !== '') text = fromEnv;
-  else if (opts.dataset !== undefined) {
+  else if (runtimeJson !== undefined && runtimeJson !== '' && existsSync(runtimeJson)) {
+    const spec = parseRuntimeSpec(readJsonFile(runtimeJson), runtimeJson);
+    const problems: ConfigProblem[] = [];
+    const addrs = masterAddresses(spec, process.env, problems);
+    if (problems.length > 0) throw new ConfigError(problems, runtimeJson);
+    return [{ key: 'client.master_addrs', value: addrs, source: runtimeJson }];
+  } else if (opts.dataset !== undefined) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.dataset)) {
       throw new UsageError(
         `--dataset: expected a Kubernetes object name such as strata-demo (got "${opts.dataset}")`,
