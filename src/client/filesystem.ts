@@ -459,9 +459,15 @@ export class FileSystem {
     return (await this.#master(ListMounts, {})).mounts;
   }
 
-  /** Starts a master job that caches every block of the files under `path`. */
-  async load(path: string): Promise<LoadJobStatus> {
-    return this.#master(SubmitLoad, { path: this.#path(path) });
+  /**
+   * Starts a master job that caches every block of the files under `path`: one copy, or
+   * `replicas` copies on distinct workers (the files' replication is raised to it).
+   */
+  async load(path: string, opts: { replicas?: number } = {}): Promise<LoadJobStatus> {
+    return this.#master(SubmitLoad, {
+      path: this.#path(path),
+      ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+    });
   }
 
   async loadStatus(jobId: string): Promise<LoadJobStatus> {

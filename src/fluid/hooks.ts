@@ -8,6 +8,7 @@
 import { ConfigError } from '../common/errors.js';
 import type { ConfigProblem } from '../common/errors.js';
 import { UFS_OPTION_SPECS, isSecretUfsOption } from '../ufs/options.js';
+import { MAX_LOAD_REPLICAS } from '../protocol/mount-calls.js';
 import type { MountInfo } from '../protocol/ufs-types.js';
 import { isFluidNativeScheme, unifiedPath } from './fluid-json.js';
 import type { FluidMount } from './fluid-json.js';
@@ -19,6 +20,8 @@ export interface WantedMount {
   /** Where it appears; undefined lets the master place it 1:1 (Fluid always gives one). */
   path: string | undefined;
   options: Record<string, string>;
+  /** The Dataset mount's `readOnly`: mounted so that every change under it fails (EROFS). */
+  readOnly: boolean;
 }
 
 /**
@@ -95,7 +98,7 @@ export function wantedMounts(
       }
       paths.set(path, i);
     }
-    out.push({ uri: m.mountPoint, path, options });
+    out.push({ uri: m.mountPoint, path, options, readOnly: m.readOnly === true });
   });
   if (problems.length > 0) throw new ConfigError(problems, source);
   return out;
@@ -104,7 +107,7 @@ export function wantedMounts(
 export interface MountSync {
   /** Mounted already with the same UFS and options: left alone. */
   keep: WantedMount[];
-  /** Missing, or to be mounted again after `unmount` (its UFS or options changed). */
+  /** Missing, or to be mounted again after `unmount` (its UFS, options or readOnly changed). */
   mount: WantedMount[];
   /** Mount points to remove first: no longer listed, or listed with another UFS or options. */
   unmount: string[];
@@ -133,7 +136,12 @@ export function planMountSync(wanted: readonly WantedMount[], current: readonly 
     const have = w.path === undefined ? undefined : byPath.get(w.path);
     if (w.path !== undefined) listed.add(w.path);
     if (have === undefined) sync.mount.push(w);
-    else if (have.uri === w.uri && sameOptions(w.options, have.options)) sync.keep.push(w);
+    else if (
+      have.uri === w.uri &&
+      sameOptions(w.options, have.options) &&
+      w.readOnly === (have.mountReadOnly === true)
+    )
+      sync.keep.push(w);
     else {
       sync.unmount.push(have.path);
       sync.mount.push(w);
@@ -146,19 +154,30 @@ export function planMountSync(wanted: readonly WantedMount[], current: readonly 
   return sync;
 }
 
-/** Fluid's DataLoad environment: the paths (colon-joined, default "/") and their replicas. */
-export interface DataloadTarget {
-  paths: string[];
+/** One path of a DataLoad and the copies of its blocks the DataLoad asks for. */
+export interface DataloadPath {
+  path: string;
   replicas: number;
 }
 
-/** Most replicas a DataLoad may ask for (the mount protocol's bound). */
-export const MAX_DATALOAD_REPLICAS = 16;
+/**
+ * Fluid's DataLoad environment. `FLUID_DATALOAD_DATA_PATH` joins the `spec.target[].path`s with
+ * ":" (default "/"); `FLUID_DATALOAD_PATH_REPLICAS` joins their `replicas` the same way, one per
+ * path, in order (Fluid writes 1 for a target without replicas). One value for all paths is
+ * accepted too; any other count is an error, as is a count outside 1..MAX_DATALOAD_REPLICAS.
+ */
+export interface DataloadTarget {
+  paths: DataloadPath[];
+}
+
+/** Most replicas a DataLoad may ask for (the bound of a file's replication). */
+export const MAX_DATALOAD_REPLICAS = MAX_LOAD_REPLICAS;
 
 export function dataloadTarget(env: Readonly<Record<string, string | undefined>>): DataloadTarget {
   const problems: ConfigProblem[] = [];
   const rawPaths = env.FLUID_DATALOAD_DATA_PATH ?? '';
-  const paths = rawPaths === '' ? ['/'] : rawPaths.split(':').filter((p) => p !== '');
+  const split = rawPaths.split(':').filter((p) => p !== '');
+  const paths = split.length === 0 ? ['/'] : split;
   for (const p of paths) {
     if (!p.startsWith('/'))
       problems.push({
@@ -168,23 +187,30 @@ export function dataloadTarget(env: Readonly<Record<string, string | undefined>>
       });
   }
   const rawReplicas = env.FLUID_DATALOAD_PATH_REPLICAS ?? '';
-  // Fluid writes one replica count per path, colon-joined like the paths; one value for all is accepted.
-  const counts = rawReplicas === '' ? [] : rawReplicas.split(':');
-  let replicas = 1;
-  for (const c of counts) {
+  const counts: number[] = [];
+  for (const c of rawReplicas === '' ? [] : rawReplicas.split(':')) {
     const n = Number(c);
-    if (!Number.isInteger(n) || n < 1 || n > MAX_DATALOAD_REPLICAS) {
+    if (c.trim() === '' || !Number.isInteger(n) || n < 1 || n > MAX_DATALOAD_REPLICAS) {
       problems.push({
         key: 'FLUID_DATALOAD_PATH_REPLICAS',
-        message: `expected integers from 1 to ${MAX_DATALOAD_REPLICAS} joined by ":"`,
+        message: `expected integers from 1 to ${MAX_DATALOAD_REPLICAS} joined by ":", one per path`,
         value: rawReplicas,
       });
       break;
     }
-    replicas = Math.max(replicas, n);
+    counts.push(n);
+  }
+  if (counts.length > 1 && counts.length !== paths.length) {
+    problems.push({
+      key: 'FLUID_DATALOAD_PATH_REPLICAS',
+      message: `${counts.length} replica counts for ${paths.length} path(s) in FLUID_DATALOAD_DATA_PATH; give one per path (or one for all)`,
+      value: rawReplicas,
+    });
   }
   if (problems.length > 0) throw new ConfigError(problems, 'the DataLoad environment');
-  return { paths: paths.length === 0 ? ['/'] : paths, replicas };
+  return {
+    paths: paths.map((path, i) => ({ path, replicas: (counts.length === 1 ? counts[0] : counts[i]) ?? 1 })),
+  };
 }
 
 /**

@@ -41,6 +41,6 @@ export {
   datasetMasterEndpoints,
   MAX_DATALOAD_REPLICAS,
 } from './hooks.js';
-export type { WantedMount, MountSync, DataloadTarget } from './hooks.js';
+export type { WantedMount, MountSync, DataloadTarget, DataloadPath } from './hooks.js';
 export { watchFluidConfig, CONFIG_SETTLE_MS } from './config-watch.js';
 export type { ConfigWatchOptions } from './config-watch.js';

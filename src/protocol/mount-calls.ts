@@ -16,6 +16,9 @@ import {
   writeTypeSchema,
 } from './ufs-types.js';
 
+/** Most copies a load may ask for (the bound of a file's replication). */
+export const MAX_LOAD_REPLICAS = 16;
+
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const nonNegInt = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const empty = z.object({});
@@ -39,6 +42,8 @@ export const Mount = unary(
     replicas: z.number().int().min(1).max(16).optional(),
     blockSize: nonNegInt.optional(),
     storageType: storageTypeSchema.optional(),
+    /** Refuse every change under the mount (EROFS); reads, loads and frees still work. */
+    mountReadOnly: z.boolean().optional(),
     check: z.boolean().optional(),
     dryRun: z.boolean().optional(),
   }),
@@ -70,11 +75,15 @@ export const GetMountConfig = unary(
   z.object({ mountId: id, uri: z.string(), options: mountOptionsSchema }),
 );
 
-/** Starts loading a path (file or directory tree) from its UFS into the cache. */
+/**
+ * Starts loading a path (file or directory tree) from its UFS into the cache. With `replicas`,
+ * every block is loaded onto that many workers and the files' replication is raised to it (never
+ * lowered), so the copies are kept; without, one copy per block.
+ */
 export const SubmitLoad = unary(
   210,
   'master.submitLoad',
-  z.object({ path: pathSchema }),
+  z.object({ path: pathSchema, replicas: z.number().int().min(1).max(MAX_LOAD_REPLICAS).optional() }),
   loadJobStatusSchema,
   { mutating: true },
 );

@@ -46,6 +46,12 @@ export const mountInfoSchema = z.object({
   storageType: storageTypeSchema.optional(),
   /** The UFS cannot be written (http origins): writes stay in Strata (write type cache). */
   readOnly: z.boolean(),
+  /**
+   * Mounted read-only (`mountReadOnly` on mount, a Fluid Dataset mount's `readOnly`): creating,
+   * writing, deleting, renaming or changing anything under it fails with EROFS. Absent from
+   * masters that predate it (= false).
+   */
+  mountReadOnly: z.boolean().optional(),
   createdAtMs: z.number(),
 });
 export type MountInfo = z.infer<typeof mountInfoSchema>;
@@ -77,6 +83,8 @@ export const loadJobStatusSchema = z.object({
   /** Bytes fetched from the UFS by this job. */
   loadedBytes: nonNegInt,
   failedBlocks: nonNegInt,
+  /** Copies asked for each block (absent: one). */
+  replicas: z.number().int().min(1).optional(),
   startedAtMs: z.number(),
   endedAtMs: z.number().optional(),
   /** When a master last ran the job again after it was interrupted (a restart or failover). */

@@ -1,13 +1,14 @@
 // Proves Fluid's CacheRuntime hooks: the pure mapping (Fluid options → mount options, secrets from
-// files, the mount/unmount plan, DataLoad's environment), then the compiled CLI against a MiniCluster
-// with an s3rver and a file:// UFS: mount-ufs (exact stdout, idempotent, removal), report-summary, dataload.
+// files, the mount/unmount plan, DataLoad's environment), then the compiled CLI against a two-worker
+// MiniCluster with an s3rver and a file:// UFS: mount-ufs (exact stdout, idempotent, removal,
+// readOnly mounts refusing changes with EROFS), report-summary, dataload with per-path replicas.
 import { strict as assert } from 'node:assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
-import { ConfigError } from '../../src/common/errors.js';
+import { ConfigError, FsError } from '../../src/common/errors.js';
 import {
   dataloadTarget,
   datasetMasterEndpoints,
@@ -49,7 +50,7 @@ test('wantedMounts: Fluid option names, secrets from files, native schemes skipp
       }),
       fluidMount({ mountPoint: 'local:///mnt/x', name: 'x' }),
       fluidMount({ mountPoint: 'pvc://claim', name: 'y' }),
-      fluidMount({ mountPoint: 'file:///srv/data', name: 'data' }),
+      fluidMount({ mountPoint: 'file:///srv/data', name: 'data', readOnly: true }),
     ],
     read,
     'runtime.json',
@@ -65,8 +66,9 @@ test('wantedMounts: Fluid option names, secrets from files, native schemes skipp
         's3.credentials.access': 'AK',
         's3.credentials.secret': 'SK',
       },
+      readOnly: false,
     },
-    { uri: 'file:///srv/data', path: '/data', options: {} },
+    { uri: 'file:///srv/data', path: '/data', options: {}, readOnly: true },
   ]);
   assertProblem(
     () =>
@@ -94,43 +96,83 @@ test('wantedMounts: Fluid option names, secrets from files, native schemes skipp
 });
 
 test('planMountSync: keep the same, remount the changed, unmount the unlisted', () => {
-  const info = (path: string, uri: string, options: Record<string, string>): MountInfo =>
-    ({ path, uri, options }) as unknown as MountInfo;
+  const info = (
+    path: string,
+    uri: string,
+    options: Record<string, string>,
+    mountReadOnly?: boolean,
+  ): MountInfo =>
+    ({
+      path,
+      uri,
+      options,
+      ...(mountReadOnly === undefined ? {} : { mountReadOnly }),
+    }) as unknown as MountInfo;
   const sync = planMountSync(
     [
       {
         uri: 's3://a',
         path: '/a',
         options: { 's3.endpoint_url': 'http://e', 's3.credentials.secret': 'new' },
+        readOnly: false,
       },
-      { uri: 'file:///b2', path: '/b', options: {} },
-      { uri: 'file:///c', path: '/c', options: {} },
+      { uri: 'file:///b2', path: '/b', options: {}, readOnly: false },
+      { uri: 'file:///c', path: '/c', options: {}, readOnly: false },
+      { uri: 'file:///d', path: '/d', options: {}, readOnly: true },
+      { uri: 'file:///e', path: '/e', options: {}, readOnly: true },
     ],
     [
       info('/a', 's3://a', { 's3.endpoint_url': 'http://e', 's3.credentials.secret': '***' }),
       info('/b', 'file:///b', {}),
       info('/old', 'file:///old', {}),
+      // readOnly turned on: mounted again; already read-only: kept.
+      info('/d', 'file:///d', {}, false),
+      info('/e', 'file:///e', {}, true),
     ],
   );
   assert.deepEqual(
     sync.keep.map((w) => w.path),
-    ['/a'],
+    ['/a', '/e'],
   );
   assert.deepEqual(
     sync.mount.map((w) => w.path),
-    ['/b', '/c'],
+    ['/b', '/c', '/d'],
   );
-  assert.deepEqual(sync.unmount, ['/b', '/old']);
+  assert.deepEqual(sync.unmount, ['/b', '/d', '/old']);
 });
 
 test('dataloadTarget and datasetMasterEndpoints', () => {
-  assert.deepEqual(dataloadTarget({}), { paths: ['/'], replicas: 1 });
+  assert.deepEqual(dataloadTarget({}), { paths: [{ path: '/', replicas: 1 }] });
+  // One count per path, in order, as Fluid writes them; one count for all is accepted too.
   assert.deepEqual(
     dataloadTarget({ FLUID_DATALOAD_DATA_PATH: '/a:/b', FLUID_DATALOAD_PATH_REPLICAS: '1:2' }),
     {
-      paths: ['/a', '/b'],
-      replicas: 2,
+      paths: [
+        { path: '/a', replicas: 1 },
+        { path: '/b', replicas: 2 },
+      ],
     },
+  );
+  assert.deepEqual(dataloadTarget({ FLUID_DATALOAD_DATA_PATH: '/a:/b', FLUID_DATALOAD_PATH_REPLICAS: '3' }), {
+    paths: [
+      { path: '/a', replicas: 3 },
+      { path: '/b', replicas: 3 },
+    ],
+  });
+  assertProblem(
+    () => dataloadTarget({ FLUID_DATALOAD_DATA_PATH: '/a:/b:/c', FLUID_DATALOAD_PATH_REPLICAS: '1:2' }),
+    'FLUID_DATALOAD_PATH_REPLICAS',
+    /2 replica counts for 3 path\(s\)/,
+  );
+  assertProblem(
+    () => dataloadTarget({ FLUID_DATALOAD_PATH_REPLICAS: '17' }),
+    'FLUID_DATALOAD_PATH_REPLICAS',
+    /integers from 1 to 16/,
+  );
+  assertProblem(
+    () => dataloadTarget({ FLUID_DATALOAD_PATH_REPLICAS: '1::2' }),
+    'FLUID_DATALOAD_PATH_REPLICAS',
+    /integers from 1 to 16/,
   );
   assertProblem(
     () => dataloadTarget({ FLUID_DATALOAD_DATA_PATH: 'rel' }),
@@ -148,7 +190,7 @@ test('mount-ufs, report-summary and dataload against a MiniCluster, s3rver and f
   const s3 = await S3Server.start(['test']);
   t.after(() => s3.stop());
   const cluster = await MiniCluster.start(t, {
-    workers: 1,
+    workers: 2,
     masterToml: 'heartbeat_interval = 100',
     env: { AWS_EC2_METADATA_DISABLED: 'true' },
   });
@@ -257,21 +299,69 @@ test('mount-ufs, report-summary and dataload against a MiniCluster, s3rver and f
   assert.equal(missing.code, 2, missing.stderr);
   assert.equal(missing.stdout, '');
 
-  // DataLoad through STRATA_MASTER_ENDPOINTS (the Job has no runtime.json and no config file).
+  // DataLoad through STRATA_MASTER_ENDPOINTS (the Job has no runtime.json and no config file),
+  // with the DataLoad's replicas: every block on both workers.
   const load = await ok(['fluid', 'dataload'], {
     STRATA_CONF_FILE: join(dir, 'no-such.toml'),
     STRATA_MASTER_ENDPOINTS: cluster.masterAddrs,
     FLUID_DATALOAD_DATA_PATH: '/local-data',
-    FLUID_DATALOAD_PATH_REPLICAS: '1',
+    FLUID_DATALOAD_PATH_REPLICAS: '2',
   });
   assert.equal(load.stdout, '');
-  assert.match(load.stderr, /\/local-data: job \S+ completed: 2\/2 files, 300012 of 300012 bytes cached/);
-  // The job says completed when its blocks are stored; the master learns of them by heartbeat.
-  await waitFor(
-    'a.bin cached',
-    async () => ((await fs.stat('/local-data/a.bin')).cachedBytes ?? 0) === payload.length,
-    BACKGROUND_WAIT_MS,
+  assert.match(
+    load.stderr,
+    /\/local-data: job \S+ completed: 2\/2 files, 300012 of 300012 bytes cached \(2 copies of each block\)/,
   );
+  // The job says completed when its blocks are stored; the master learns of them by heartbeat.
+  const workerIds = async (path: string): Promise<string[][]> =>
+    (await fs.blockLocations(path)).blocks.map((b) =>
+      b.fill === true ? [] : b.workers.map((w) => w.workerId).sort(),
+    );
+  for (const path of ['/local-data/a.bin', '/local-data/sub/b.txt']) {
+    await waitFor(
+      `${path} on both workers`,
+      async () => {
+        const blocks = await workerIds(path);
+        return blocks.length > 0 && blocks.every((ids) => new Set(ids).size === 2);
+      },
+      BACKGROUND_WAIT_MS,
+    );
+    // The file's replication was raised with it, so the block manager keeps both copies.
+    assert.equal((await fs.stat(path)).replicas, 2);
+  }
+  assert.equal((await fs.stat('/local-data/a.bin')).cachedBytes, payload.length);
+
+  // A Job that has the runtime.json Fluid names in FLUID_RUNTIME_CONFIG_PATH finds that Dataset's
+  // masters there (the legacy shape's pod addresses here: the pods' DNS names do not resolve).
+  const [masterHost, masterPort] = cluster.masterAddrs.split(',')[0]?.split(':') ?? [];
+  const legacyJson = join(dir, 'legacy-config.json');
+  writeFileSync(
+    legacyJson,
+    JSON.stringify({
+      mounts: [fileMount],
+      topology: {
+        master: {
+          podConfigs: [{ podName: 'm-0', podIP: masterHost, ports: { rpc: Number(masterPort) } }],
+          replicas: 1,
+        },
+      },
+    }),
+  );
+  const viaRuntime = await ok(['fluid', 'dataload'], {
+    STRATA_CONF_FILE: join(dir, 'no-such.toml'),
+    FLUID_RUNTIME_CONFIG_PATH: legacyJson,
+    FLUID_DATALOAD_DATA_PATH: '/local-data/sub',
+  });
+  assert.match(viaRuntime.stderr, /\/local-data\/sub: job \S+ completed: 1\/1 files/);
+
+  // More copies than workers: the Job fails and says which copy could not be placed.
+  const tooMany = await strata(['fluid', 'dataload'], {
+    STRATA_MASTER_ENDPOINTS: cluster.masterAddrs,
+    FLUID_DATALOAD_DATA_PATH: '/local-data/sub',
+    FLUID_DATALOAD_PATH_REPLICAS: '3',
+  });
+  assert.equal(tooMany.code, 1, tooMany.stderr);
+  assert.match(tooMany.stderr, /\/local-data\/sub: job \S+ failed: .*\(copy 3 of 3\): /);
 
   // A path outside every mount fails the Job with exit 1.
   const badLoad = await strata(['fluid', 'dataload'], {
@@ -293,4 +383,42 @@ test('mount-ufs, report-summary and dataload against a MiniCluster, s3rver and f
   ]);
   assert.equal(summary.fileNum, '2');
   assert.equal(summary.cachedPercentage, '100.0%');
+
+  // The Dataset marks the mount readOnly: mount-ufs mounts it again, read-only; reads and loads
+  // work, every change under it fails with EROFS naming the mount.
+  writeRuntime([{ ...fileMount, readOnly: true }]);
+  const ro = await ok(['fluid', 'mount-ufs']);
+  assert.equal(ro.stdout, '{"mounted":["/local-data"]}\n');
+  assert.match(ro.stderr, /unmounted \/local-data\n.*mounted file:\/\/\S+ at \/local-data \(read-only\)/s);
+  assert.equal((await fs.listMounts())[0]?.mountReadOnly, true);
+  assert.deepEqual(await fs.readFile('/local-data/a.bin'), payload);
+  const erofs = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    await assert.rejects(fn, (err: unknown) => {
+      assert.ok(err instanceof FsError, `${what}: ${String(err)}`);
+      assert.equal(err.code, 'EROFS', `${what}: ${err.message}`);
+      assert.match(err.message, /is mounted read-only at \/local-data/);
+      return true;
+    });
+  };
+  await erofs('create', () => fs.writeFile('/local-data/new.txt', 'x'));
+  await erofs('mkdir', () => fs.mkdir('/local-data/newdir'));
+  await erofs('delete', () => fs.delete('/local-data/a.bin'));
+  await erofs('rename', () => fs.rename('/local-data/a.bin', '/local-data/c.bin'));
+  await erofs('rename onto', async () => {
+    await fs.writeFile('/outside.txt', 'x');
+    await fs.rename('/outside.txt', '/local-data/outside.txt');
+  });
+  await erofs('chmod', () => fs.setattr('/local-data/a.bin', { mode: 0o600 }));
+  await erofs('symlink', () => fs.symlink('/x', '/local-data/link'));
+  assert.equal((await fs.stat('/local-data/a.bin')).size, payload.length);
+  const roLoad = await ok(['fluid', 'dataload'], {
+    STRATA_MASTER_ENDPOINTS: cluster.masterAddrs,
+    FLUID_DATALOAD_DATA_PATH: '/local-data',
+  });
+  assert.match(roLoad.stderr, /\/local-data: job \S+ completed: 2\/2 files/);
+
+  // And back: writable again.
+  writeRuntime([fileMount]);
+  assert.match((await ok(['fluid', 'mount-ufs'])).stderr, /mounted file:\/\/\S+ at \/local-data\n/);
+  await fs.writeFile('/local-data/new.txt', 'x');
 });

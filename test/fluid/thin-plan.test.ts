@@ -169,6 +169,20 @@ test('MOUNT_POINT stands in for a missing targetPath; an empty subtype mounts as
   assert.equal(plan.config.fuse.options, 'ro');
 });
 
+test("a Dataset mount's readOnly mounts read-only whatever the access modes", () => {
+  const rw = { ...SEED_001, accessModes: ['ReadWriteMany'] };
+  assert.equal(thin(rw).readOnly, false);
+  assert.equal(thin(rw).config.fuse.options, 'subtype=strata');
+  const mount = SEED_001.mounts[0];
+  const ro = thin({ ...rw, mounts: [{ ...mount, readOnly: true }] });
+  assert.equal(ro.readOnly, true);
+  assert.equal(ro.config.fuse.options, 'ro,subtype=strata');
+  assert.equal(
+    thin({ ...rw, mounts: [{ ...mount, readOnly: false }] }).config.fuse.options,
+    'subtype=strata',
+  );
+});
+
 test('URI and option-list helpers', () => {
   assert.deepEqual(parseStrataUri('strata:///data'), { authority: '', path: '/data' });
   assert.deepEqual(parseStrataUri('strata://h:1/'), { authority: 'h:1', path: '/' });

@@ -10,7 +10,8 @@ import type { Command } from 'commander';
 import { FileSystem } from '../../client/filesystem.js';
 import type { RawOverride } from '../../common/config/index.js';
 import { loadConfig, parseEndpoints } from '../../common/config/index.js';
-import { FsError, StrataError, UsageError } from '../../common/errors.js';
+import { ConfigError, FsError, StrataError, UsageError } from '../../common/errors.js';
+import type { ConfigProblem } from '../../common/errors.js';
 import type { LoadJobStatus } from '../../protocol/ufs-types.js';
 import {
   CACHE_CONFIG_PATHS,
@@ -18,6 +19,7 @@ import {
   dataloadTarget,
   datasetMasterEndpoints,
   fileSecretReader,
+  masterAddresses,
   parseRuntimeSpec,
   planMountSync,
   readJsonFile,
@@ -105,9 +107,14 @@ export function registerHooks(fluid: Command): void {
           }
           for (const w of sync.mount) {
             try {
-              const m = await fs.mount(w.uri, w.path, { options: w.options });
+              const m = await fs.mount(w.uri, w.path, {
+                options: w.options,
+                ...(w.readOnly ? { mountReadOnly: true } : {}),
+              });
               paths.push(m.path);
-              process.stderr.write(`strata: ${where}: mounted ${m.uri} at ${m.path}\n`);
+              process.stderr.write(
+                `strata: ${where}: mounted ${m.uri} at ${m.path}${m.mountReadOnly === true ? ' (read-only)' : ''}\n`,
+              );
             } catch (err) {
               if (!(err instanceof FsError)) throw err;
               // The UFS refused (unreachable, credentials, bucket): say so and try the others.
@@ -143,7 +150,7 @@ export function registerHooks(fluid: Command): void {
   fluid
     .command('dataload')
     .description(
-      'DataLoad Job: load every path of $FLUID_DATALOAD_DATA_PATH (colon-joined, default /) into the cache',
+      'DataLoad Job: load every path of $FLUID_DATALOAD_DATA_PATH (colon-joined, default /) into the cache, with the copies of $FLUID_DATALOAD_PATH_REPLICAS',
     )
     .option(
       '--dataset <name>',
@@ -155,19 +162,14 @@ export function registerHooks(fluid: Command): void {
         const target = dataloadTarget(process.env);
         const where = commandPath(cmd);
         const extra = dataloadMasters(cmd, opts);
-        if (target.replicas > 1) {
-          process.stderr.write(
-            `strata: ${where}: warning: FLUID_DATALOAD_PATH_REPLICAS=${target.replicas} is not applied per load; ` +
-              "the mount's replicas (strata mount --replicas) decide the cached copies\n",
-          );
-        }
         await withClient(
           cmd,
           extra,
           async (fs) => {
             let failed = 0;
-            for (const path of target.paths) {
-              const s = await follow(fs, await fs.load(path));
+            for (const { path, replicas } of target.paths) {
+              // One copy is the master's default: asking for it would change nothing.
+              const s = await follow(fs, await fs.load(path, replicas > 1 ? { replicas } : {}));
               process.stderr.write(`strata: ${where}: ${path}: ${summaryLine(s)}\n`);
               if (s.state !== 'completed') failed++;
             }
@@ -184,17 +186,28 @@ export function registerHooks(fluid: Command): void {
     );
 }
 
-/** Where the DataLoad Job finds the master: --master, then STRATA_MASTER_ENDPOINTS, then --dataset. */
+/**
+ * Where the DataLoad Job finds the master: --master, then STRATA_MASTER_ENDPOINTS, then the
+ * runtime.json Fluid names in FLUID_RUNTIME_CONFIG_PATH when the Job has it (the masters of that
+ * very Dataset), then --dataset, then the configuration file.
+ */
 function dataloadMasters(cmd: Command, opts: DataloadOptions): RawOverride[] {
   const fromFlag = globalOptions(cmd).master;
   const fromEnv = process.env.STRATA_MASTER_ENDPOINTS;
+  const runtimeJson = process.env.FLUID_RUNTIME_CONFIG_PATH;
   let text: string | undefined;
   let source = 'STRATA_MASTER_ENDPOINTS';
   if (fromFlag !== undefined) {
     text = fromFlag;
     source = '--master';
   } else if (fromEnv !== undefined && fromEnv !== '') text = fromEnv;
-  else if (opts.dataset !== undefined) {
+  else if (runtimeJson !== undefined && runtimeJson !== '' && existsSync(runtimeJson)) {
+    const spec = parseRuntimeSpec(readJsonFile(runtimeJson), runtimeJson);
+    const problems: ConfigProblem[] = [];
+    const addrs = masterAddresses(spec, process.env, problems);
+    if (problems.length > 0) throw new ConfigError(problems, runtimeJson);
+    return [{ key: 'client.master_addrs', value: addrs, source: runtimeJson }];
+  } else if (opts.dataset !== undefined) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.dataset)) {
       throw new UsageError(
         `--dataset: expected a Kubernetes object name such as strata-demo (got "${opts.dataset}")`,
@@ -242,7 +255,8 @@ async function follow(fs: FileSystem, first: LoadJobStatus): Promise<LoadJobStat
 }
 
 function summaryLine(s: LoadJobStatus): string {
-  return `job ${s.jobId} ${s.state}: ${s.doneFiles}/${s.totalFiles} files, ${s.doneBytes} of ${s.totalBytes} bytes cached${
+  const copies = s.replicas === undefined || s.replicas === 1 ? '' : ` (${s.replicas} copies of each block)`;
+  return `job ${s.jobId} ${s.state}: ${s.doneFiles}/${s.totalFiles} files, ${s.doneBytes} of ${s.totalBytes} bytes cached${copies}${
     s.failedBlocks > 0 ? `, ${s.failedBlocks} block(s) failed` : ''
   }${s.error === undefined ? '' : ` (${s.error})`}`;
 }

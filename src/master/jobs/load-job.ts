@@ -3,7 +3,9 @@
  * the path (entering UFS metadata as it goes), and for every block cached nowhere sends a load
  * task to the worker the fill assigner chooses (the same worker a reader of that block would
  * use). Tasks run at most `perWorker` at a time on each worker; a failed task is tried once more
- * on another worker. Progress counts files and bytes found, cached and loaded; a job can be
+ * on another worker. A job asking for `replicas` N (Fluid's DataLoad) raises each file's
+ * replication to N first (so the block manager keeps the copies rather than trimming them) and
+ * loads every block onto N distinct workers, each copy from the UFS. Progress counts files and bytes found, cached and loaded; a job can be
  * cancelled (tasks in flight are abandoned, blocks already loaded stay cached).
  *
  * Jobs are kept in the MetaStore (job-store.ts): a job is recorded before its submitter hears of
@@ -89,18 +91,26 @@ class Semaphore {
   }
 }
 
+export interface LoadRequest {
+  /** Copies of every block (default one; the files' replication is raised to it). */
+  replicas?: number;
+}
+
 class LoadJob {
   readonly status: LoadJobStatus;
   readonly controller = new AbortController();
+  /** Copies each block must end with. */
+  readonly copies: number;
   done: Promise<void> = Promise.resolve();
   /** The status as last written to the store (checkpoints skip unchanged jobs). */
   savedJson = '';
 
   constructor(status: LoadJobStatus) {
     this.status = status;
+    this.copies = status.replicas ?? 1;
   }
 
-  static fresh(jobId: string, path: string, now: number): LoadJob {
+  static fresh(jobId: string, path: string, now: number, replicas: number | undefined): LoadJob {
     return new LoadJob({
       jobId,
       path,
@@ -111,6 +121,7 @@ class LoadJob {
       doneBytes: 0,
       loadedBytes: 0,
       failedBlocks: 0,
+      ...(replicas === undefined ? {} : { replicas }),
       startedAtMs: now,
     });
   }
@@ -179,7 +190,7 @@ export class LoadJobs {
     }
   }
 
-  async submit(path: string): Promise<LoadJobStatus> {
+  async submit(path: string, req: LoadRequest = {}): Promise<LoadJobStatus> {
     const r = this.#o.mounts.table.resolve(path);
     if (r === undefined) {
       throw new FsError(
@@ -199,7 +210,7 @@ export class LoadJobs {
     }
     const now = this.#clock();
     const id = `${now.toString(36)}-${randomBytes(3).toString('hex')}`;
-    const job = LoadJob.fresh(id, path, now);
+    const job = LoadJob.fresh(id, path, now, req.replicas);
     // Recorded before anyone hears of it: an acknowledged job survives a master restart.
     await this.#o.store?.save(job.status);
     this.#jobs.set(id, job);
@@ -405,15 +416,23 @@ export class LoadJobs {
     st.state = st.failedBlocks > 0 ? 'failed' : 'completed';
   }
 
-  /** The load tasks of one file; a file already cached counts as done at once. */
+  /** The load tasks of one file; a file already cached (with its copies) counts as done at once. */
   async #fileTasks(job: LoadJob, path: string, r: Resolved): Promise<(() => Promise<void>)[]> {
     const st = job.status;
-    const { file, blocks } = await this.#o.namespace.getBlocks(path);
+    let { file, blocks } = await this.#o.namespace.getBlocks(path);
+    if (file.ufs?.persisted === true && file.replicas < job.copies) {
+      // Raised before loading: at the old replication the block manager would trim the new copies.
+      await this.#o.namespace.setAttr(path, { replicas: job.copies });
+      ({ file, blocks } = await this.#o.namespace.getBlocks(path));
+    }
     const fileR: Resolved = { mount: r.mount, ufsPath: ufsPathOf(path, r.mount.path) };
-    const missing: { blockId: number; offset: number; length: number }[] = [];
+    const missing: { block: { blockId: number; offset: number; length: number }; holders: Set<string> }[] =
+      [];
     for (const b of blocks) {
-      if (this.#o.blocks.readableReplicas(b.blockId).length > 0) st.doneBytes += b.length;
-      else missing.push(b);
+      const holders = new Set(this.#o.blocks.readableReplicas(b.blockId).map((x) => x.replica.workerId));
+      if (holders.size >= job.copies || (holders.size > 0 && file.ufs?.persisted !== true))
+        st.doneBytes += b.length;
+      else missing.push({ block: b, holders });
     }
     if (missing.length === 0 || file.ufs?.persisted !== true) {
       // Cached already, or only Strata holds it (nothing to load from the UFS).
@@ -421,22 +440,29 @@ export class LoadJobs {
       return [];
     }
     let left = missing.length;
-    return missing.map((b) => async () => {
-      const ok = await this.#loadBlock(job, file, fileR, b);
-      if (ok) st.doneBytes += b.length;
+    return missing.map(({ block, holders }) => async () => {
+      let ok = true;
+      while (ok && holders.size < job.copies) ok = await this.#loadBlock(job, file, fileR, block, holders);
+      if (holders.size > 1) this.#o.assigner.forget(block.blockId);
+      if (ok) st.doneBytes += block.length;
       if (--left === 0 && !job.controller.signal.aborted) st.doneFiles++;
     });
   }
 
+  /**
+   * Loads one more copy of a block onto a worker not in `holders` (which it joins). The first
+   * copy goes where the fill assigner says, so readers of the block share the fetch.
+   */
   async #loadBlock(
     job: LoadJob,
     file: FileInode,
     r: Resolved,
     b: { blockId: number; offset: number; length: number },
+    holders: Set<string>,
   ): Promise<boolean> {
     const signal = job.controller.signal;
     const source = this.#o.sourceOf(file, r, b);
-    const tried = new Set<string>();
+    const tried = new Set<string>(holders);
     let lastErr: unknown;
     for (let attempt = 0; attempt < 2 && !signal.aborted; attempt++) {
       let worker;
@@ -459,6 +485,7 @@ export class LoadJobs {
           .get(worker)
           .call(LoadBlock, { blockId: b.blockId, source }, { deadlineMs: LOAD_TASK_DEADLINE_MS, signal });
         if (res.loaded) job.status.loadedBytes += res.bytes;
+        holders.add(worker.workerId);
         return true;
       } catch (err) {
         lastErr = err;
@@ -470,7 +497,8 @@ export class LoadJobs {
     if (signal.aborted) return false;
     job.status.failedBlocks++;
     const msg = lastErr instanceof Error ? lastErr.message : String(lastErr);
-    job.status.error ??= `block ${b.blockId} of ${r.mount.path}${r.ufsPath === '/' ? '' : r.ufsPath}: ${msg}`;
+    const copy = job.copies > 1 ? ` (copy ${holders.size + 1} of ${job.copies})` : '';
+    job.status.error ??= `block ${b.blockId} of ${r.mount.path}${r.ufsPath === '/' ? '' : r.ufsPath}${copy}: ${msg}`;
     this.#o.log.warn({ jobId: job.status.jobId, blockId: b.blockId, err: msg }, 'load task failed');
     return false;
   }

@@ -28,6 +28,7 @@ export interface MountRequest {
   replicas?: number;
   blockSize?: number;
   storageType?: StorageType;
+  mountReadOnly?: boolean;
   check?: boolean;
   dryRun?: boolean;
 }
@@ -99,6 +100,7 @@ export class MountManager {
       blockSize: req.blockSize ?? 0,
       storageType: req.storageType,
       readOnly,
+      mountReadOnly: req.mountReadOnly === true,
       createdAtMs: (this.#o.clock ?? Date.now)(),
     };
     this.table.checkNew(path, uri.uri);

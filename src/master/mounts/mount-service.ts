@@ -9,7 +9,9 @@
  * | through    | UFS and Strata before close ends  | UFS and Strata                     |
  * | async      | Strata now, UFS by the persist queue | UFS and Strata                  |
  *
- * Paths outside every mount go straight to the namespace handlers.
+ * Paths outside every mount go straight to the namespace handlers. Under a mount mounted
+ * read-only (`mountReadOnly`), every call that would change something fails with EROFS first;
+ * reads, loads, frees and the UFS metadata entered by listings are not changes.
  */
 import { FsError } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
@@ -142,6 +144,7 @@ export class MountService {
     wrap(M.Create, async (r, ctx) => {
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.Create, r, ctx);
+      this.#refuseReadOnly(r.path, res, 'create a file');
       const m = res.mount;
       const req = {
         ...r,
@@ -161,6 +164,7 @@ export class MountService {
     wrap(M.OpenForWrite, async (r, ctx) => {
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.OpenForWrite, r, ctx);
+      this.#refuseReadOnly(r.path, res, 'write');
       await this.#refuseUfsModify(r.path, res, r.caller);
       const out = await call(M.OpenForWrite, r, ctx);
       if (res.mount.writeType === 'async' && !res.mount.readOnly)
@@ -172,6 +176,10 @@ export class MountService {
     wrap(M.SetAttr, async (r, ctx) => {
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.SetAttr, r, ctx);
+      // Replication is how the cache keeps the data, not the data: it may change.
+      const { path: _p, replicas: _r, caller: _c, ...changes } = r;
+      if (Object.values(changes).some((v) => v !== undefined))
+        this.#refuseReadOnly(r.path, res, 'change attributes');
       if (r.length !== undefined) await this.#refuseUfsModify(r.path, res, r.caller);
       return this.#decorate(await call(M.SetAttr, r, ctx), res);
     });
@@ -207,6 +215,7 @@ export class MountService {
     wrap(M.Mkdir, async (r, ctx) => {
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.Mkdir, r, ctx);
+      this.#refuseReadOnly(r.path, res, 'create a directory');
       this.#d.sync.invalidate(trimPath(r.path));
       const st = await call(M.Mkdir, r, ctx);
       if (writesReachUfs(res.mount)) {
@@ -224,6 +233,7 @@ export class MountService {
       this.#refuseMountPoints(r.path, 'delete');
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.Delete, r, ctx);
+      this.#refuseReadOnly(r.path, res, 'delete');
       // The entry may exist only in the UFS so far.
       await this.#d.sync
         .status(r.path, res, () => this.#d.namespace.getStatus(r.path))
@@ -245,6 +255,18 @@ export class MountService {
     });
 
     wrap(M.Rename, async (r, ctx) => this.#rename(r, ctx, call));
+
+    // Calls mounts change only by refusing them under a read-only mount.
+    const refuseUnder = <Req extends { path: string }, Res>(def: UnaryCall<Req, Res>, what: string): void =>
+      wrap(def, async (r, ctx) => {
+        const res = this.#resolve(r.path);
+        if (res !== undefined) this.#refuseReadOnly(r.path, res, what);
+        return call(def, r, ctx);
+      });
+    refuseUnder(M.Symlink, 'create a symbolic link');
+    refuseUnder(M.Link, 'create a hard link');
+    refuseUnder(M.SetXattr, 'set an extended attribute');
+    refuseUnder(M.RemoveXattr, 'remove an extended attribute');
 
     wrap(U.PersistThrough, async (r) => {
       const found = await this.#d.namespace.inodeWithPath(r.fileId);
@@ -285,7 +307,9 @@ export class MountService {
       if (m === undefined) throw new FsError('ENOENT', `mount ${r.mountId} does not exist (unmounted?)`);
       return { mountId: m.mountId, uri: m.uri, options: m.options };
     });
-    wrap(U.SubmitLoad, async (r) => this.#d.loads.submit(trimPath(r.path)));
+    wrap(U.SubmitLoad, async (r) =>
+      this.#d.loads.submit(trimPath(r.path), r.replicas === undefined ? {} : { replicas: r.replicas }),
+    );
     wrap(U.GetLoad, async (r) => this.#d.loads.get(r.jobId));
     wrap(U.CancelLoad, async (r) => this.#d.loads.cancel(r.jobId));
     wrap(U.ListLoads, async () => ({ jobs: this.#d.loads.list() }));
@@ -396,6 +420,17 @@ export class MountService {
     }
   }
 
+  /** EROFS under a mount mounted read-only. */
+  #refuseReadOnly(path: string, res: Resolved, what: string): void {
+    const m = res.mount;
+    if (m.mountReadOnly !== true) return;
+    throw new FsError(
+      'EROFS',
+      `${trimPath(path)}: cannot ${what}: ${m.uri} is mounted read-only at ${m.path}`,
+      { details: { path: trimPath(path) } },
+    );
+  }
+
   #refuseMountPoints(path: string, what: string): void {
     const p = trimPath(path);
     const at = this.#d.mounts.table.byPath(p);
@@ -422,6 +457,8 @@ export class MountService {
     const a = this.#resolve(r.src);
     const b = this.#resolve(r.dst);
     if (a === undefined && b === undefined) return call(M.Rename, r, ctx);
+    if (a !== undefined) this.#refuseReadOnly(r.src, a, 'rename');
+    if (b !== undefined) this.#refuseReadOnly(r.dst, b, 'rename onto');
     if (a?.mount.mountId !== b?.mount.mountId || a === undefined || b === undefined) {
       throw new FsError('EXDEV', `${r.src} → ${r.dst}: rename across mounts is not possible; copy instead`, {
         details: { path: r.src },

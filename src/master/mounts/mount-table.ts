@@ -32,6 +32,8 @@ export interface MountRecord {
   blockSize: number;
   storageType: StorageType | undefined;
   readOnly: boolean;
+  /** Mounted read-only: every change under it fails with EROFS (absent in records stored before it). */
+  mountReadOnly?: boolean;
   createdAtMs: number;
 }
 
@@ -51,6 +53,7 @@ export function mountInfo(m: MountRecord): MountInfo {
     blockSize: m.blockSize,
     ...(m.storageType === undefined ? {} : { storageType: m.storageType }),
     readOnly: m.readOnly,
+    mountReadOnly: m.mountReadOnly === true,
     createdAtMs: m.createdAtMs,
   };
 }
