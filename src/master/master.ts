@@ -42,6 +42,7 @@ import { LeaderElection } from './ha/election.js';
 import { registerHaMetrics } from './ha/metrics.js';
 import type { HaMetrics } from './ha/metrics.js';
 import { RetryRecords, withRequestRecord } from './ha/retry-records.js';
+import { KnownWorkersRecorder, loadKnownWorkers } from './ha/known-workers.js';
 import { WorkerWindow, reregisterWindowMs } from './ha/worker-window.js';
 import type { ConsoleHandle } from './console/index.js';
 import { addMasterRoutes } from './http.js';
@@ -62,6 +63,8 @@ type Handler = UnaryHandler<unknown, unknown>;
 interface Term {
   readonly core: MasterCore;
   readonly handlers: ReadonlyMap<number, Handler>;
+  /** Records the known workers for the next leader (HA only). */
+  readonly knownWorkersTimer?: NodeJS.Timeout;
 }
 
 export class MasterServer {
@@ -253,8 +256,19 @@ export class MasterServer {
     // A leader taking over from another (etcd) has no worker state yet: answers that depend on
     // it wait for the workers to re-register (ha/worker-window.ts). Inside the retry cache, so a
     // held-back answer is never remembered as the request's outcome.
+    // It waits longer for workers the previous leaders knew that have not reported yet.
+    const known = this.#election === undefined ? undefined : await loadKnownWorkers(store);
     const window =
-      this.#election === undefined ? undefined : new WorkerWindow(reregisterWindowMs(m.heartbeat_interval));
+      known === undefined
+        ? undefined
+        : new WorkerWindow(reregisterWindowMs(m.heartbeat_interval), Date.now, {
+            ids: known,
+            reported: (id) => {
+              const w = core.registry.get(id);
+              return w !== undefined && w.state !== 'lost' && !w.reporting;
+            },
+            maxWindowMs: m.worker_lost_interval,
+          });
     const handlers = new Map<number, Handler>();
     for (const b of core.bindings()) {
       const code = b.def.code;
@@ -279,7 +293,19 @@ export class MasterServer {
           : mapped,
       );
     }
-    this.#term = { core, handlers };
+    let knownWorkersTimer: NodeJS.Timeout | undefined;
+    if (known !== undefined) {
+      const recorder = new KnownWorkersRecorder({
+        store,
+        registry: core.registry,
+        stored: known,
+        lostIntervalMs: m.worker_lost_interval,
+        log: this.#log.child({ component: 'master.ha' }),
+      });
+      knownWorkersTimer = setInterval(() => void recorder.sync(), m.heartbeat_interval);
+      knownWorkersTimer.unref();
+    }
+    this.#term = { core, handlers, ...(knownWorkersTimer === undefined ? {} : { knownWorkersTimer }) };
     core.start();
     this.#ha?.elected();
     const c = core.namespace.counts();
@@ -294,6 +320,7 @@ export class MasterServer {
     const term = this.#term;
     if (term === undefined) return this.#termStopping ?? Promise.resolve();
     this.#term = undefined;
+    clearInterval(term.knownWorkersTimer);
     this.#ha?.deposed(reason);
     this.#log.warn({ reason }, 'no longer leading: standing by');
     this.#termStopping = term.core.stop().catch((err: unknown) => {

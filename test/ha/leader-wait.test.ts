@@ -93,3 +93,37 @@ test('a new leader holds back "no room" and "no known copy" during its window on
   await assert.rejects(noRoom({}, ctx), { code: 'ENOSPC' });
   assert.deepEqual(await noCopy({}, ctx), { blocks: [{ workers: ['w1'] }, { workers: [] }] });
 });
+
+test('the window stays open for workers the previous leader knew, at most the lost interval', async () => {
+  let now = 1000;
+  const reported = new Set<string>();
+  const window = new WorkerWindow(5000, () => now, {
+    ids: new Set(['w1', 'w2']),
+    reported: (id) => reported.has(id),
+    maxWindowMs: 30_000,
+  });
+  const ctx = {} as CallContext;
+  const noCopy = window.guard(GetBlockLocations.code, () => Promise.resolve({ blocks: [{ workers: [] }] }));
+  now += 6000;
+  reported.add('w1');
+  await assert.rejects(noCopy({}, ctx), (err: unknown) => {
+    assert.equal((err as StrataError).code, 'STRATA_UNAVAILABLE');
+    assert.match((err as Error).message, /waiting for 1 worker\(s\) the previous leader knew/);
+    return true;
+  });
+  reported.add('w2');
+  assert.equal(window.open, false, 'closed once every known worker has reported');
+  assert.deepEqual(await noCopy({}, ctx), { blocks: [{ workers: [] }] });
+
+  // A known worker that never comes back holds the window only until the lost interval.
+  now = 0;
+  const capped = new WorkerWindow(5000, () => now, {
+    ids: new Set(['gone']),
+    reported: () => false,
+    maxWindowMs: 30_000,
+  });
+  now = 29_999;
+  assert.equal(capped.open, true);
+  now = 30_000;
+  assert.equal(capped.open, false);
+});

@@ -32,17 +32,39 @@ export function reregisterWindowMs(heartbeatIntervalMs: number): number {
   return REREGISTER_WINDOW_HEARTBEATS * heartbeatIntervalMs + REREGISTER_WINDOW_SLACK_MS;
 }
 
+/** Workers a new leader waits for beyond the usual window (ha/known-workers.ts). */
+export interface ExpectedWorkers {
+  /** Ids of the workers the previous leaders knew. */
+  ids: ReadonlySet<string>;
+  /** Whether this term has that worker's full block report. */
+  reported(workerId: string): boolean;
+  /** The window never lasts longer than this (`worker_lost_interval`). */
+  maxWindowMs: number;
+}
+
 export class WorkerWindow {
   readonly #endsAtMs: number;
+  readonly #hardEndsAtMs: number;
   readonly #clock: () => number;
+  readonly #expected: ExpectedWorkers | undefined;
+  #waitingFor: string[];
 
-  constructor(windowMs: number, clock: () => number = Date.now) {
+  constructor(windowMs: number, clock: () => number = Date.now, expected?: ExpectedWorkers) {
     this.#clock = clock;
-    this.#endsAtMs = clock() + windowMs;
+    const now = clock();
+    this.#endsAtMs = now + windowMs;
+    this.#hardEndsAtMs = now + Math.max(windowMs, expected?.maxWindowMs ?? 0);
+    this.#expected = expected;
+    this.#waitingFor = [...(expected?.ids ?? [])];
   }
 
   get open(): boolean {
-    return this.#clock() < this.#endsAtMs;
+    const now = this.#clock();
+    if (now < this.#endsAtMs) return true;
+    if (now >= this.#hardEndsAtMs || this.#waitingFor.length === 0) return false;
+    const e = this.#expected as ExpectedWorkers;
+    this.#waitingFor = this.#waitingFor.filter((id) => !e.reported(id));
+    return this.#waitingFor.length > 0;
   }
 
   /** The handler of call `code`, holding back answers that need worker state while the window is open. */
@@ -68,9 +90,14 @@ export class WorkerWindow {
   }
 
   #wait(cause: unknown): UnavailableError {
-    const msRemaining = Math.max(0, this.#endsAtMs - this.#clock());
+    const now = this.#clock();
+    const msRemaining = Math.max(0, this.#endsAtMs - now);
+    const why =
+      now < this.#endsAtMs
+        ? `about ${msRemaining} ms more`
+        : `waiting for ${this.#waitingFor.length} worker(s) the previous leader knew, at most ${Math.max(0, this.#hardEndsAtMs - now)} ms more`;
     return new UnavailableError(
-      `this master has just become leader and workers are still re-registering (about ${msRemaining} ms more); retry`,
+      `this master has just become leader and workers are still re-registering (${why}); retry`,
       { cause },
     );
   }
