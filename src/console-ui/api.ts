@@ -188,6 +188,8 @@ export interface LoadJob {
   failedBlocks: number;
   startedAtMs: number;
   endedAtMs?: number;
+  /** When a master ran it again after a restart or failover. */
+  resumedAtMs?: number;
   error?: string;
 }
 

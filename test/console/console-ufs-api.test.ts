@@ -238,11 +238,11 @@ test('jobs: progress newest first; cancel needs the admin token', async (t) => {
   await core.ufs.mounts.mount({ uri: `file://${ufs}`, path: '/ufs', options: {} });
 
   // Two quick jobs (nothing to load) and one whose tasks hang on the silent worker.
-  const quick1 = core.ufs.loads.submit('/ufs/empty');
+  const quick1 = await core.ufs.loads.submit('/ufs/empty');
   await core.ufs.loads.wait(quick1.jobId);
-  const quick2 = core.ufs.loads.submit('/ufs/empty');
+  const quick2 = await core.ufs.loads.submit('/ufs/empty');
   await core.ufs.loads.wait(quick2.jobId);
-  const slow = core.ufs.loads.submit('/ufs/data');
+  const slow = await core.ufs.loads.submit('/ufs/data');
   const running = await waitFor('the load job to scan and dispatch', async () => {
     const { jobs } = await getJson<JobsAnswer>(m, '/api/jobs');
     const j = jobs.find((x) => x.jobId === slow.jobId);

@@ -9,7 +9,7 @@ import { runAction } from '../admin.js';
 import { JOBS_PAGE } from '../limits.js';
 import type { Ctx, Page } from '../app.js';
 import { h } from '../dom.js';
-import { formatBytes, formatCount, formatDuration, formatTime, ratio } from '../format.js';
+import { formatAgo, formatBytes, formatCount, formatDuration, formatTime, ratio } from '../format.js';
 import { badge, empty, offsetPager, offsetParam, progress, table } from '../widgets.js';
 
 /** States of a job that has not ended (the only ones that can be cancelled). */
@@ -48,7 +48,7 @@ export const jobsPage: Page = {
         h(
           'span',
           { class: 'sub' },
-          ' · kept in the master’s memory (the most recent finished ones); a master restart forgets them',
+          ' · recorded in the master’s store: an interrupted job resumes after a restart or failover',
         ),
       ),
       r.total === 0
@@ -132,6 +132,13 @@ export const jobsPage: Page = {
                           ? `for ${formatDuration(now - j.startedAtMs)}`
                           : `took ${formatDuration(j.endedAtMs - j.startedAtMs)}`,
                       ),
+                      j.resumedAtMs === undefined
+                        ? null
+                        : h(
+                            'div',
+                            { class: 'sub', 'data-k': 'resumed', title: formatTime(j.resumedAtMs) },
+                            `resumed ${formatAgo(j.resumedAtMs, now)}`,
+                          ),
                     ),
                 },
                 { label: 'Actions', cell: (j) => cancelButton(ctx, j) },

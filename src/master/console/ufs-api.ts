@@ -115,7 +115,7 @@ export function addUfsApi(http: OpsHttpServer, d: UfsApiDeps): void {
         });
         return;
       }
-      const job = loads.cancel(before.jobId);
+      const job = await loads.cancel(before.jobId);
       d.log.info(
         { action: 'cancel-load', jobId: job.jobId, path: job.path, remote: req.socket.remoteAddress },
         'console action: load job cancelled',
