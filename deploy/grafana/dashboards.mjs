@@ -12,6 +12,8 @@ import { isDeepStrictEqual } from 'node:util';
 const here = dirname(fileURLToPath(import.meta.url));
 const DS = { type: 'prometheus', uid: '${datasource}' };
 const RATE = '$__rate_interval';
+/** Errnos a FUSE mount answers routinely (src/fuse/errno.ts isRoutineErrno): not failures. */
+const ROUTINE_ERRNOS = 'ENOENT|EEXIST|ENOTEMPTY|ENOTDIR|EISDIR|EACCES|EPERM|ENODATA|ERANGE|EINVAL';
 
 /** Lays panels out left to right on Grafana's 24-column grid. */
 class Layout {
@@ -859,11 +861,301 @@ const proxy = dashboard(
   },
 );
 
+// ---- client library panels (FUSE, S3 gateway) ---------------------------------------------
+
+/** The Strata client inside a FUSE mount or the S3 gateway: where its bytes come from, its master calls. */
+function clientPanels(l, sel) {
+  l.row('Strata client');
+  l.add(
+    series(
+      'Client read bytes by path',
+      [[`sum by (path) (rate(strata_client_read_bytes_total{${sel}}[${RATE}]))`, '{{path}}']],
+      'Bps',
+      'local: short-circuit (block files opened directly); remote: block RPC to a worker; ufs: read through a worker from a mount (a cache miss).',
+    ),
+    8,
+    8,
+  );
+  l.add(
+    series(
+      'Cache hit ratio (bytes)',
+      [
+        [
+          `sum(rate(strata_client_read_bytes_total{${sel}, path!="ufs"}[${RATE}])) / clamp_min(sum(rate(strata_client_read_bytes_total{${sel}}[${RATE}])), 1e-9)`,
+          'hit ratio',
+        ],
+      ],
+      'percentunit',
+      'Bytes read from the cache (local + remote) over all bytes read.',
+      { defaults: { max: 1, min: 0 } },
+    ),
+    8,
+    8,
+  );
+  l.add(
+    series(
+      'Client write bytes by path',
+      [[`sum by (path) (rate(strata_client_write_bytes_total{${sel}}[${RATE}]))`, '{{path}}']],
+      'Bps',
+      'Each replica counted.',
+    ),
+    8,
+    8,
+  );
+  l.add(
+    series(
+      'Master calls by result',
+      [[`sum by (result) (rate(strata_client_master_calls_total{${sel}}[${RATE}]))`, '{{result}}']],
+      'ops',
+    ),
+    8,
+    8,
+  );
+  l.add(
+    series(
+      'Master call latency p99',
+      [
+        [
+          `histogram_quantile(0.99, sum by (le, call) (rate(strata_client_master_call_seconds_bucket{${sel}}[${RATE}])))`,
+          '{{call}}',
+        ],
+      ],
+      's',
+    ),
+    8,
+    8,
+  );
+  l.add(
+    series(
+      'Worker failovers and block replacements',
+      [
+        [`sum by (op) (rate(strata_client_worker_failovers_total{${sel}}[${RATE}]))`, 'failover {{op}}'],
+        [`sum(rate(strata_client_block_replacements_total{${sel}}[${RATE}]))`, 'block placed again'],
+      ],
+      'ops',
+      'A worker failed a read or write and another replica or placement was used; a block abandoned mid-write was placed on other workers.',
+    ),
+    8,
+    8,
+  );
+}
+
+// ---- FUSE --------------------------------------------------------------------------------
+
+const F = 'role="fuse", instance=~"$instance"';
+const fuse = dashboard(
+  'strata-fuse',
+  'Strata / FUSE',
+  'FUSE mounts (`strata fuse`): requests, errors by errno, latency and bytes by operation, open files, and the Strata client inside. Alert rules: deploy/prometheus/strata-alerts.yml (strata-fuse).',
+  [variable('instance', 'Mount', 'label_values(strata_fuse_mounted, instance)')],
+  (l) => {
+    l.row('Mount');
+    l.add(stat('Mounted', `sum(strata_fuse_mounted{${F}})`, 'none', '1 per mount that is up.'), 4, 4);
+    l.add(stat('Requests/s', `sum(rate(strata_fuse_requests_total{${F}}[${RATE}]))`, 'reqps'), 4, 4);
+    l.add(
+      stat(
+        'Errors/s (not routine)',
+        `sum(rate(strata_fuse_errors_total{${F}, errno!~"${ROUTINE_ERRNOS}"}[${RATE}]))`,
+        'ops',
+        'Errors other than the expected answers (ENOENT on a lookup, EEXIST, ENOTEMPTY…).',
+      ),
+      4,
+      4,
+    );
+    l.add(stat('Read', `sum(rate(strata_fuse_bytes_total{${F}, op="read"}[${RATE}]))`, 'Bps'), 4, 4);
+    l.add(stat('Written', `sum(rate(strata_fuse_bytes_total{${F}, op="write"}[${RATE}]))`, 'Bps'), 4, 4);
+    l.add(stat('Open files', `sum(strata_fuse_open_handles{${F}})`, 'short'), 4, 4);
+    l.row('Operations');
+    l.add(
+      series(
+        'Requests by operation',
+        [[`sum by (op) (rate(strata_fuse_requests_total{${F}}[${RATE}]))`, '{{op}}']],
+        'reqps',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Errors by errno',
+        [[`sum by (errno) (rate(strata_fuse_errors_total{${F}}[${RATE}]))`, '{{errno}}']],
+        'ops',
+        'ENOENT on getattr is a shell or program looking for a file that is not there; EIO means the cluster failed a request.',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Errors by operation (not routine)',
+        [
+          [
+            `sum by (op, errno) (rate(strata_fuse_errors_total{${F}, errno!~"${ROUTINE_ERRNOS}"}[${RATE}]))`,
+            '{{op}} {{errno}}',
+          ],
+        ],
+        'ops',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Latency by operation',
+        [
+          [
+            `histogram_quantile(0.5, sum by (le, op) (rate(strata_fuse_request_seconds_bucket{${F}}[${RATE}])))`,
+            'p50 {{op}}',
+          ],
+          [
+            `histogram_quantile(0.99, sum by (le, op) (rate(strata_fuse_request_seconds_bucket{${F}}[${RATE}])))`,
+            'p99 {{op}}',
+          ],
+        ],
+        's',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Throughput',
+        [[`sum by (op) (rate(strata_fuse_bytes_total{${F}}[${RATE}]))`, '{{op}}']],
+        'Bps',
+        'Bytes read and written through the mount.',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series('Open files', [[`sum by (instance) (strata_fuse_open_handles{${F}})`, '{{instance}}']], 'short'),
+      12,
+      8,
+    );
+    clientPanels(l, F);
+    processPanels(l, F);
+  },
+);
+
+// ---- S3 gateway --------------------------------------------------------------------------
+
+const S = 'role="s3", instance=~"$instance"';
+const s3 = dashboard(
+  'strata-s3',
+  'Strata / S3 gateway',
+  'The S3 gateway (`strata s3`): requests by operation and status, errors, latency, bytes in and out, and the Strata client inside. Alert rules: deploy/prometheus/strata-alerts.yml (strata-s3).',
+  [variable('instance', 'Gateway', 'label_values(strata_s3_requests_in_flight, instance)')],
+  (l) => {
+    l.row('Requests');
+    l.add(stat('Requests/s', `sum(rate(strata_s3_requests_total{${S}}[${RATE}]))`, 'reqps'), 4, 4);
+    l.add(
+      stat(
+        'Server errors (5xx)',
+        `sum(rate(strata_s3_requests_total{${S}, status=~"5.."}[${RATE}])) / clamp_min(sum(rate(strata_s3_requests_total{${S}}[${RATE}])), 1e-9)`,
+        'percentunit',
+        'Share of requests answered 5xx.',
+      ),
+      4,
+      4,
+    );
+    l.add(
+      stat(
+        'Client errors (4xx)',
+        `sum(rate(strata_s3_requests_total{${S}, status=~"4.."}[${RATE}])) / clamp_min(sum(rate(strata_s3_requests_total{${S}}[${RATE}])), 1e-9)`,
+        'percentunit',
+        'Share of requests answered 4xx (NoSuchKey, AccessDenied, bad signatures…).',
+      ),
+      4,
+      4,
+    );
+    l.add(stat('In flight', `sum(strata_s3_requests_in_flight{${S}})`, 'short'), 4, 4);
+    l.add(stat('Received', `sum(rate(strata_s3_received_bytes_total{${S}}[${RATE}]))`, 'Bps'), 4, 4);
+    l.add(stat('Sent', `sum(rate(strata_s3_sent_bytes_total{${S}}[${RATE}]))`, 'Bps'), 4, 4);
+    l.add(
+      series(
+        'Requests by operation',
+        [[`sum by (op) (rate(strata_s3_requests_total{${S}}[${RATE}]))`, '{{op}}']],
+        'reqps',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Responses by status',
+        [[`sum by (status) (rate(strata_s3_requests_total{${S}}[${RATE}]))`, '{{status}}']],
+        'reqps',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Errors by operation and status',
+        [
+          [
+            `sum by (op, status) (rate(strata_s3_requests_total{${S}, status=~"[45].."}[${RATE}]))`,
+            '{{op}} {{status}}',
+          ],
+        ],
+        'reqps',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Latency by operation',
+        [
+          [
+            `histogram_quantile(0.5, sum by (le, op) (rate(strata_s3_request_seconds_bucket{${S}}[${RATE}])))`,
+            'p50 {{op}}',
+          ],
+          [
+            `histogram_quantile(0.99, sum by (le, op) (rate(strata_s3_request_seconds_bucket{${S}}[${RATE}])))`,
+            'p99 {{op}}',
+          ],
+        ],
+        's',
+        'Until the response ends (a large GET includes its transfer).',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'Bytes by operation',
+        [
+          [`sum by (op) (rate(strata_s3_received_bytes_total{${S}}[${RATE}]))`, 'in {{op}}'],
+          [`sum by (op) (rate(strata_s3_sent_bytes_total{${S}}[${RATE}]))`, 'out {{op}}'],
+        ],
+        'Bps',
+        'Received bytes are as sent, aws-chunked framing included.',
+      ),
+      12,
+      8,
+    );
+    l.add(
+      series(
+        'In flight',
+        [[`sum by (instance) (strata_s3_requests_in_flight{${S}})`, '{{instance}}']],
+        'short',
+      ),
+      12,
+      8,
+    );
+    clientPanels(l, S);
+    processPanels(l, S);
+  },
+);
+
 const DASHBOARDS = {
   'strata-master.json': master,
   'strata-workers.json': workers,
   'strata-kv.json': kv,
   'strata-proxy.json': proxy,
+  'strata-fuse.json': fuse,
+  'strata-s3.json': s3,
 };
 
 // `--check` writes nothing: it fails when a committed file differs from what this script makes

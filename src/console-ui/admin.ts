@@ -40,6 +40,8 @@ export interface ActionRequest {
   detail: string;
   /** Label of the confirming button. */
   confirm: string;
+  /** Label of the button that closes the dialog without acting (default "Cancel"). */
+  dismiss?: string;
   path: string;
   body: unknown;
   /** Message after success. */
@@ -59,7 +61,7 @@ export function runAction(ctx: Ctx, a: ActionRequest): Promise<boolean> {
     token.value = storedToken() ?? '';
     const error = h('p', { class: 'dialog-error', 'data-k': 'action-error', role: 'alert' });
     const ok = h('button', { type: 'submit', class: 'danger', 'data-k': 'confirm' }, a.confirm);
-    const cancel = h('button', { type: 'button', 'data-k': 'cancel' }, 'Cancel');
+    const cancel = h('button', { type: 'button', 'data-k': 'cancel' }, a.dismiss ?? 'Cancel');
     const form = h(
       'form',
       { method: 'dialog' },

@@ -149,6 +149,58 @@ export interface History {
   samples: Sample[];
 }
 
+/** A UFS mount as /api/mounts lists it: secret option values read "***". */
+export interface MountInfo {
+  mountId: number;
+  path: string;
+  uri: string;
+  options: Record<string, string>;
+  writeType: string;
+  readVerifyUfs: boolean;
+  autoCache: boolean;
+  ttlMs: number;
+  ttlAction: string;
+  /** 0: the client default. */
+  replicas: number;
+  /** 0: the client default. */
+  blockSize: number;
+  storageType?: string;
+  readOnly: boolean;
+  createdAtMs: number;
+}
+
+export interface MountsPage {
+  total: number;
+  offset: number;
+  limit: number;
+  mounts: MountInfo[];
+}
+
+export interface LoadJob {
+  jobId: string;
+  path: string;
+  state: 'scanning' | 'running' | 'completed' | 'failed' | 'cancelled';
+  totalFiles: number;
+  totalBytes: number;
+  doneFiles: number;
+  doneBytes: number;
+  loadedBytes: number;
+  failedBlocks: number;
+  startedAtMs: number;
+  endedAtMs?: number;
+  /** When a master ran it again after a restart or failover. */
+  resumedAtMs?: number;
+  error?: string;
+}
+
+export interface JobsPage {
+  total: number;
+  offset: number;
+  limit: number;
+  byState: Record<string, number>;
+  jobs: LoadJob[];
+}
+
 /** An answer other than 2xx, with the master's error code and message. */
 export class ApiError extends Error {
   readonly status: number;

@@ -12,11 +12,13 @@ import { h, mount } from './dom.js';
 import { formatTime } from './format.js';
 import { browsePage } from './pages/browse.js';
 import { configPage } from './pages/config.js';
+import { jobsPage } from './pages/jobs.js';
 import { metricsPage } from './pages/metrics.js';
+import { mountsPage } from './pages/mounts.js';
 import { overviewPage } from './pages/overview.js';
 import { workersPage } from './pages/workers.js';
 
-const PAGES: Page[] = [overviewPage, workersPage, browsePage, metricsPage, configPage];
+const PAGES: Page[] = [overviewPage, workersPage, browsePage, mountsPage, jobsPage, metricsPage, configPage];
 /** How long a toast stays. */
 const TOAST_MS = 6_000;
 

@@ -1,7 +1,8 @@
 /** Small pieces the pages share: usage bars, state badges, stat tiles, tables that fold into cards on phones. */
 import type { Child } from './dom.js';
 import { h } from './dom.js';
-import { formatBytes, formatPercent, ratio } from './format.js';
+import { href } from './app.js';
+import { formatBytes, formatCount, formatPercent, ratio } from './format.js';
 
 export interface UsageBarOptions {
   usedBytes: number;
@@ -50,6 +51,7 @@ const STATE_CLASS: Readonly<Record<string, string>> = {
   leader: 'good',
   standby: 'muted',
   running: 'info',
+  scanning: 'info',
   succeeded: 'good',
   completed: 'good',
   failed: 'bad',
@@ -122,4 +124,76 @@ export function table<T>(
 
 export function empty(text: string): HTMLElement {
   return h('p', { class: 'empty' }, text);
+}
+
+/** Where a page of an offset-paged list starts (`?offset=` in the route), checked. */
+export function offsetParam(params: URLSearchParams, pageSize: number): number {
+  const n = Number(params.get('offset') ?? '0');
+  return Number.isSafeInteger(n) && n > 0 ? Math.floor(n / pageSize) * pageSize : 0;
+}
+
+/**
+ * "Rows 101–200 of 1,234" with First / Previous / Next links, for lists the API serves a page at
+ * a time by offset (mounts, jobs): the page never holds more than `pageSize` rows.
+ */
+export function offsetPager(o: {
+  route: string;
+  offset: number;
+  shown: number;
+  total: number;
+  pageSize: number;
+  noun: string;
+}): HTMLElement {
+  const link = (offset: number): string => href(o.route, offset === 0 ? {} : { offset: String(offset) });
+  const range =
+    o.shown === 0
+      ? `No ${o.noun}`
+      : `${o.noun[0]?.toUpperCase() ?? ''}${o.noun.slice(1)} ${formatCount(o.offset + 1)}–${formatCount(o.offset + o.shown)}`;
+  const prev = Math.max(0, o.offset - o.pageSize);
+  const next = o.offset + o.shown;
+  return h(
+    'div',
+    { class: 'pager' },
+    h('span', null, h('span', { 'data-k': 'range' }, range)),
+    h('span', null, ' of ', h('span', { 'data-k': 'total' }, formatCount(o.total))),
+    h(
+      'span',
+      { class: 'pager-buttons' },
+      o.offset === 0 ? null : h('a', { class: 'button', href: link(0), 'data-k': 'first' }, 'First'),
+      o.offset === 0 ? null : h('a', { class: 'button', href: link(prev), 'data-k': 'prev' }, '← Previous'),
+      next >= o.total ? null : h('a', { class: 'button', href: link(next), 'data-k': 'next' }, 'Next →'),
+    ),
+  );
+}
+
+/** "3 / 10" with a bar, for a job's files or bytes done against the total found so far. */
+export function progress(done: string, total: string, r: number, key: string): HTMLElement {
+  const share = Math.min(1, Math.max(0, Number.isFinite(r) ? r : 0));
+  const fill = h('span', { class: 'bar-fill cached' });
+  fill.style.width = `${(share * 100).toFixed(2)}%`;
+  const bar = h(
+    'span',
+    {
+      class: 'bar',
+      role: 'progressbar',
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-valuenow': Math.round(share * 100),
+      'aria-label': `${key} done`,
+      title: `${done} of ${total} (${formatPercent(share)})`,
+    },
+    fill,
+  );
+  return h(
+    'div',
+    { class: 'progress', 'data-k': key },
+    bar,
+    h(
+      'span',
+      { class: 'progress-figures' },
+      h('span', { 'data-k': `${key}-done` }, done),
+      ' / ',
+      h('span', { 'data-k': `${key}-total` }, total),
+    ),
+  );
 }

@@ -2,7 +2,8 @@
  * The master's JSON API beside /metrics and the health endpoints (all on `master.web_port`):
  *   GET /api/overview                          cluster totals, counts, workers by state, store
  *   GET /api/workers                           every worker with tiers and state
- *   GET /api/browse?path=/a&startAfter=&limit= a directory page, or a file with its blocks
+ *   GET /api/browse?path=/a&startAfter=&limit= a directory page, or a file with its blocks (under a
+ *                                              mount: the unified namespace, with UFS origins)
  *   GET /api/config                            the effective configuration, secrets masked
  * Errors are JSON `{ error: { code, message } }` with the status of the code (404 for ENOENT…).
  * The web console (./console/) adds its page, assets and API routes beside these.
@@ -18,6 +19,7 @@ import { STRATA_VERSION } from '../common/version.js';
 import type { MetaStore } from '../meta/index.js';
 import { MAX_LIST_PAGE } from '../protocol/types.js';
 import type { MasterInfo } from '../protocol/types.js';
+import { browseStatus, syncBrowsedDir, withUfsOrigins } from './console/browse-ufs.js';
 import { apiRoute, mountConsole } from './console/index.js';
 import type { ConsoleHandle } from './console/index.js';
 import type { MasterCore } from './core.js';
@@ -75,7 +77,10 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): Console
     const limit = limitText === null ? 100 : Number(limitText);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_PAGE)
       throw new StrataError('STRATA_BAD_REQUEST', `limit must be an integer from 1 to ${MAX_LIST_PAGE}`);
-    const status = await core.namespace.getStatus(path);
+    // Under a UFS mount: entered from the UFS when needed, with each entry's UFS origin.
+    let status = await browseStatus(core, path);
+    if (status.type === 'dir' && startAfter === undefined && (await syncBrowsedDir(core, path, d.log)))
+      status = await browseStatus(core, path); // its child count as synced
     if (status.type === 'file') {
       const { blocks } = await core.namespace.getBlocks(path);
       sendJson(res, 200, {
@@ -99,7 +104,7 @@ export function addMasterRoutes(http: OpsHttpServer, d: MasterHttpDeps): Console
       limit,
       ...(startAfter === undefined ? {} : { startAfter }),
     });
-    sendJson(res, 200, { status, ...page });
+    sendJson(res, 200, { status, ...page, entries: withUfsOrigins(core, path, page.entries) });
   });
   route('/api/config', (_req, res) => {
     sendJson(res, 200, { config: maskSecrets(d.config) });

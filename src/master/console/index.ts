@@ -1,6 +1,7 @@
 /**
  * The web console on the master's web port: the page and its assets (./pages.ts), the API
- * additions (./api.ts) and the metrics history sampler (./sampler.ts). `mountConsole` wires them
+ * additions (./api.ts; mounts and load jobs in ./ufs-api.ts) and the metrics history sampler
+ * (./sampler.ts). `mountConsole` wires them
  * onto the master's ops HTTP server; the returned handle stops the sampler when the master stops.
  */
 import type { Registry } from 'prom-client';
@@ -16,6 +17,7 @@ import { addConsolePages } from './pages.js';
 import { ConsoleSampler } from './sampler.js';
 import type { SamplerOptions } from './sampler.js';
 import { AdminGuard } from './security.js';
+import { addUfsApi } from './ufs-api.js';
 
 export { apiRoute } from './api.js';
 export { setHardeningHeaders, AdminGuard } from './security.js';
@@ -85,6 +87,7 @@ export function mountConsole(d: ConsoleDeps): ConsoleHandle {
     rpcAddress: d.rpcAddress,
     webAddress: () => `${hostForUrl(d.config.master.hostname)}:${d.http.address().port}`,
   });
+  addUfsApi(d.http, { core: d.core, guard, log });
   return {
     sampler,
     start: () => sampler.start(),
