@@ -88,6 +88,8 @@ export class LmdbStore implements MetaStore {
   #failed: MetaError | undefined;
   #inFunction = false;
   #transactions = 0;
+  /** Physical LMDB commits: lmdb-js hands every write of one batch the same promise. */
+  #commits = 0;
   #closing: Promise<void> | undefined;
 
   private constructor(opts: LmdbStoreOptions) {
@@ -212,6 +214,7 @@ export class LmdbStore implements MetaStore {
       // lmdb-js refused a write synchronously (closed, oversized): the batch may be partial.
       throw this.#fail(err);
     }
+    if (committed !== this.#lastCommit) this.#commits++;
     this.#lastCommit = committed;
     try {
       await this.#settle(committed);
@@ -299,7 +302,7 @@ export class LmdbStore implements MetaStore {
     return {
       engine: this.engine,
       revision: this.#revision,
-      commits: this.#transactions,
+      commits: this.#commits,
       transactions: this.#transactions,
       reruns: 0,
       ...(sizeBytes === undefined ? {} : { sizeBytes }),
