@@ -6,14 +6,31 @@
  * workload on the namespace in this process (no RPC) to tell the engine's cost from the transport's.
  *
  *   node dist/bench/meta/main.js [--clients=40] [--files=40000] [--threads=2] [--redis=false]
+ *     [--direct=false] [--phases=create,stat,...] [--connections=client|thread]
  *   npm run bench -- meta
  *
- * Clients run in worker threads (`--threads`), each client with its own connection. Operations:
- * create+complete (a file = two RPCs, counted as one create), stat, list (pages of 100), rename,
- * delete. STRATA_BENCH_NODE_FLAGS passes extra node flags to the master (e.g. "--cpu-prof").
+ * Clients run in worker threads (`--threads`), each client with its own connection (like
+ * redis-benchmark's), or with `--connections=thread` the clients of a thread share one connection,
+ * as the callers of one Strata client process do. Operations: create+complete (a file = two RPCs,
+ * counted as one create), stat, list (pages of 100), rename, delete. Each phase also prints the
+ * CPU time per operation of the master and of the client process (robust on a busy machine, where
+ * ops/s mostly measure the share of CPU we got) and the master's transactions per physical commit.
+ * The create reference includes redis with `appendfsync always`, as creates are acknowledged
+ * only once on disk. STRATA_BENCH_NODE_FLAGS passes extra node flags to the master (e.g.
+ * "--cpu-prof"; phase boundaries are then printed on the monotonic clock of its samples).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +41,7 @@ import { LmdbStore } from '../../src/meta/index.js';
 import { Namespace } from '../../src/master/namespace/index.js';
 import * as M from '../../src/protocol/master-calls.js';
 import { RpcClient } from '../../src/rpc/index.js';
-import { freePort } from '../lib/proc.js';
+import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc.js';
 import { runRedisBenchmark, startRedisServer } from '../lib/redis.js';
 import type { RedisServer } from '../lib/redis.js';
 import { printComparisons } from '../lib/report.js';
@@ -316,6 +333,41 @@ async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
   return out;
 }
 
+// ---- the disk's sync latency ---------------------------------------------------------------------
+
+/** Synced appends of the disk probe, and the most time it may take. */
+const SYNC_PROBE_WRITES = 200;
+const SYNC_PROBE_MAX_MS = 3_000;
+const SYNC_PROBE_WRITE_BYTES = 16 * 1024;
+
+/**
+ * fdatasync latency after an append, where the metadata store lives: what a commit waits for
+ * (LMDB writes its pages, then syncs them). A create is acknowledged after two such commits.
+ */
+function probeSync(dir: string): { p50Ms: number; meanMs: number } {
+  const file = join(dir, 'sync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(SYNC_PROBE_WRITE_BYTES, 1);
+  const lat: number[] = [];
+  const deadline = performance.now() + SYNC_PROBE_MAX_MS;
+  try {
+    for (let i = 0; i < SYNC_PROBE_WRITES && performance.now() < deadline; i++) {
+      writeSync(fd, block, 0, block.length, i * block.length);
+      const t0 = performance.now();
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  lat.sort((a, b) => a - b);
+  return {
+    p50Ms: lat[lat.length >> 1] ?? 0,
+    meanMs: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+  };
+}
+
 // ---- main ---------------------------------------------------------------------------------------
 
 function printPhase(r: PhaseResult): void {
@@ -330,20 +382,79 @@ function printPhase(r: PhaseResult): void {
   );
 }
 
-async function redisBench(clients: number): Promise<{ set: number; get: number } | undefined> {
+/** Requests of the durable SET reference: fewer, as each waits for an fsync. */
+const DURABLE_SET_REQUESTS = 20_000;
+
+/**
+ * A redis-server that appends every write to its log and fsyncs it before answering
+ * (`appendfsync always`; redis also batches the writes of one event-loop turn into one fsync):
+ * the durable counterpart of a create, which is acknowledged once its commit is on disk.
+ */
+async function startDurableRedis(dir: string): Promise<RedisServer> {
+  const bin = requireTool('redis-server', 'redis-server');
+  const port = await freePort();
+  mkdirSync(dir, { recursive: true });
+  const bg = await startBackground(
+    bin,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'no',
+    ],
+    () => waitForPort(port),
+  );
+  return { port, stop: () => bg.stop() };
+}
+
+interface RedisFigures {
+  set: number;
+  get: number;
+  /** SET with every write fsynced before the reply. */
+  durableSet: number | undefined;
+}
+
+async function redisBench(clients: number, dir: string): Promise<RedisFigures | undefined> {
   let server: RedisServer | undefined;
+  let figures: RedisFigures;
   try {
     server = await startRedisServer();
     const port = server.port;
     const run = (test: string): Promise<number> =>
       runRedisBenchmark({ port, test, clients, pipeline: 1, requests: 200_000 });
-    return { set: await run('set'), get: await run('get') };
+    figures = { set: await run('set'), get: await run('get'), durableSet: undefined };
   } catch (err) {
     process.stderr.write(`redis reference unavailable: ${(err as Error).message}\n`);
     return undefined;
   } finally {
     await server?.stop();
   }
+  let durable: RedisServer | undefined;
+  try {
+    durable = await startDurableRedis(join(dir, 'redis-aof'));
+    figures.durableSet = await runRedisBenchmark({
+      port: durable.port,
+      test: 'set',
+      clients,
+      pipeline: 1,
+      requests: DURABLE_SET_REQUESTS,
+    });
+  } catch (err) {
+    process.stderr.write(`durable redis reference unavailable: ${(err as Error).message}\n`);
+  } finally {
+    await durable?.stop();
+  }
+  return figures;
 }
 
 async function main(): Promise<void> {
@@ -369,6 +480,11 @@ async function main(): Promise<void> {
     process.stdout.write(
       `strata master over RPC (lmdb, synced group commits) — ${args.clients} clients, ${args.files} files, ${args.threads} client threads\n`,
     );
+    const sync = probeSync(dir);
+    process.stdout.write(
+      `disk: fdatasync after a ${SYNC_PROBE_WRITE_BYTES / 1024} KiB append p50 ${sync.p50Ms.toFixed(2)} ms, mean ${sync.meanMs.toFixed(2)} ms` +
+        ` — a create waits for two synced commits, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
+    );
     const results: PhaseResult[] = [];
     for (const phase of args.phases) {
       const startUs = process.hrtime.bigint() / 1000n;
@@ -383,7 +499,7 @@ async function main(): Promise<void> {
       process.stdout.write(`namespace in this process, no RPC (same workload and store settings):\n`);
       for (const r of await directPhases(args, dir)) printPhase(r);
     }
-    const redis = args.redis ? await redisBench(args.clients) : undefined;
+    const redis = args.redis ? await redisBench(args.clients, dir) : undefined;
     if (redis !== undefined) {
       const rate = (p: Phase): number => results.find((r) => r.phase === p)?.opsPerSec ?? 0;
       printComparisons(
@@ -397,6 +513,18 @@ async function main(): Promise<void> {
             referenceName: 'redis SET',
             target: Number((CREATE_TARGET_OPS / redis.set).toFixed(2)),
           },
+          ...(redis.durableSet === undefined
+            ? []
+            : [
+                {
+                  what: 'create+complete vs fsynced SET',
+                  unit: 'ops/s',
+                  ours: rate('create'),
+                  reference: redis.durableSet,
+                  referenceName: 'redis SET, appendfsync always',
+                  target: Number((CREATE_TARGET_OPS / redis.durableSet).toFixed(2)),
+                },
+              ]),
           {
             what: 'stat vs GET',
             unit: 'ops/s',
