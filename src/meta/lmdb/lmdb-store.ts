@@ -344,15 +344,16 @@ interface LastRead {
 
 /**
  * A value read into a buffer of its own. getBinaryFast hands out lmdb-js's reused read buffer
- * (valid until the next read; the value is its first `lastSize` bytes): one copy out of it, into
- * Node's small-buffer pool, is the only copy a read makes (getBinary would first make a copy of
- * its own, outside the pool, which we would still have to copy into a Buffer).
+ * (valid until the next read; the value is its first `lastSize` bytes, its `length` property is
+ * set by lmdb-js): one copy out of it, into Node's small-buffer pool, is the only copy a read
+ * makes (getBinary would first make a copy of its own, outside the pool, which we would still
+ * have to copy into a Buffer).
  */
 function readValue(kv: Database<Buffer, Buffer>, key: Buffer): Buffer | undefined {
   const v = kv.getBinaryFast(key);
   if (v === undefined) return undefined;
   const size = (kv as LastRead).lastSize;
-  if (typeof size !== 'number' || size > v.length) return copy(kv.getBinary(key));
+  if (typeof size !== 'number' || size > v.byteLength) return copy(kv.getBinary(key));
   return Buffer.from(v.subarray(0, size));
 }
 
