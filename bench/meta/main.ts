@@ -122,15 +122,23 @@ interface PhaseResult {
   clientCpuUs?: number;
   /** Store transactions per physical commit in the master during the phase (the group-commit size). */
   txnsPerCommit?: number;
+  /** Mean time of a physical commit, from its first write to its durable end. */
+  commitMs?: number;
 }
 
 /** The master's store counters, from its /metrics. */
-async function storeCounters(webPort: number): Promise<{ txns: number; commits: number } | undefined> {
+async function storeCounters(
+  webPort: number,
+): Promise<{ txns: number; commits: number; commitSeconds: number } | undefined> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${webPort}/metrics`)).text();
     const read = (name: string): number =>
       Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { txns: read('strata_master_meta_transactions'), commits: read('strata_master_meta_commits') };
+    return {
+      txns: read('strata_master_meta_transactions'),
+      commits: read('strata_master_meta_commits'),
+      commitSeconds: read('strata_master_meta_commit_seconds'),
+    };
   } catch {
     return undefined;
   }
@@ -282,8 +290,11 @@ async function rpcPhase(
     r.clientCpuUs = (ownCpuUs() - client0) / ops;
     if (master0 !== undefined && master1 !== undefined) r.masterCpuUs = (master1 - master0) / ops;
   }
-  if (store0 !== undefined && store1 !== undefined && store1.commits > store0.commits)
-    r.txnsPerCommit = (store1.txns - store0.txns) / (store1.commits - store0.commits);
+  if (store0 !== undefined && store1 !== undefined && store1.commits > store0.commits) {
+    const commits = store1.commits - store0.commits;
+    r.txnsPerCommit = (store1.txns - store0.txns) / commits;
+    r.commitMs = ((store1.commitSeconds - store0.commitSeconds) * 1000) / commits;
+  }
   return r;
 }
 
@@ -372,7 +383,10 @@ function probeSync(dir: string): { p50Ms: number; meanMs: number } {
 
 function printPhase(r: PhaseResult): void {
   const unit = r.phase === 'list' ? `pages/s (${LIST_PAGE} entries)` : 'ops/s';
-  const group = r.txnsPerCommit === undefined ? '' : `  ${r.txnsPerCommit.toFixed(1)} txn/commit`;
+  const group =
+    r.txnsPerCommit === undefined
+      ? ''
+      : `  ${r.txnsPerCommit.toFixed(1)} txn/commit${r.commitMs === undefined || Number.isNaN(r.commitMs) ? '' : `, ${r.commitMs.toFixed(1)} ms/commit`}`;
   const cpu =
     r.clientCpuUs === undefined
       ? ''

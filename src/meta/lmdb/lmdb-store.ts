@@ -26,6 +26,7 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { getLastVersion, open } from 'lmdb';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Logger } from '../../common/logging.js';
@@ -90,6 +91,8 @@ export class LmdbStore implements MetaStore {
   #transactions = 0;
   /** Physical LMDB commits: lmdb-js hands every write of one batch the same promise. */
   #commits = 0;
+  /** Milliseconds the physical commits took, from a batch's first write to its durable end. */
+  #commitMs = 0;
   #closing: Promise<void> | undefined;
 
   private constructor(opts: LmdbStoreOptions) {
@@ -216,7 +219,14 @@ export class LmdbStore implements MetaStore {
       // lmdb-js refused a write synchronously (closed, oversized): the batch may be partial.
       throw this.#fail(err);
     }
-    if (committed !== this.#lastCommit) this.#commits++;
+    if (committed !== this.#lastCommit) {
+      this.#commits++;
+      const startedMs = performance.now();
+      const done = (): void => {
+        this.#commitMs += performance.now() - startedMs;
+      };
+      committed.then(done, noop);
+    }
     this.#lastCommit = committed;
     try {
       await this.#settle(committed);
@@ -307,6 +317,7 @@ export class LmdbStore implements MetaStore {
       commits: this.#commits,
       transactions: this.#transactions,
       reruns: 0,
+      commitSeconds: this.#commitMs / 1000,
       ...(sizeBytes === undefined ? {} : { sizeBytes }),
     };
   }
