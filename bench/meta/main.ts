@@ -6,14 +6,31 @@
  * workload on the namespace in this process (no RPC) to tell the engine's cost from the transport's.
  *
  *   node dist/bench/meta/main.js [--clients=40] [--files=40000] [--threads=2] [--redis=false]
+ *     [--direct=false] [--phases=create,stat,...] [--connections=client|thread]
  *   npm run bench -- meta
  *
- * Clients run in worker threads (`--threads`), each client with its own connection. Operations:
- * create+complete (a file = two RPCs, counted as one create), stat, list (pages of 100), rename,
- * delete. STRATA_BENCH_NODE_FLAGS passes extra node flags to the master (e.g. "--cpu-prof").
+ * Clients run in worker threads (`--threads`), each client with its own connection (like
+ * redis-benchmark's), or with `--connections=thread` the clients of a thread share one connection,
+ * as the callers of one Strata client process do. Operations: create+complete (a file = two RPCs,
+ * counted as one create), stat, list (pages of 100), rename, delete. Each phase also prints the
+ * CPU time per operation of the master and of the client process (robust on a busy machine, where
+ * ops/s mostly measure the share of CPU we got) and the master's transactions per physical commit.
+ * The create reference includes redis with `appendfsync always`, as creates are acknowledged
+ * only once on disk. STRATA_BENCH_NODE_FLAGS passes extra node flags to the master (e.g.
+ * "--cpu-prof"; phase boundaries are then printed on the monotonic clock of its samples).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +41,7 @@ import { LmdbStore } from '../../src/meta/index.js';
 import { Namespace } from '../../src/master/namespace/index.js';
 import * as M from '../../src/protocol/master-calls.js';
 import { RpcClient } from '../../src/rpc/index.js';
-import { freePort } from '../lib/proc.js';
+import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc.js';
 import { runRedisBenchmark, startRedisServer } from '../lib/redis.js';
 import type { RedisServer } from '../lib/redis.js';
 import { printComparisons } from '../lib/report.js';
@@ -38,11 +55,29 @@ interface Args {
   files: number;
   threads: number;
   redis: boolean;
+  direct: boolean;
+  /** Clients of a thread share one connection (as the callers of one Strata client process do). */
+  shared: boolean;
+  phases: Phase[];
 }
 
 function flag(name: string, fallback: string): string {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
   return hit === undefined ? fallback : hit.slice(name.length + 3);
+}
+
+/**
+ * Phases run in their fixed order. Each works on the files an earlier one left, so the phases a
+ * chosen one needs are added (stat, list and rename need create; delete needs rename).
+ */
+function parsePhases(list: string): Phase[] {
+  const wanted = new Set(list.split(',').filter((p) => p !== ''));
+  for (const p of wanted)
+    if (!(PHASES as readonly string[]).includes(p))
+      throw new Error(`--phases: unknown phase "${p}" (allowed: ${PHASES.join(', ')})`);
+  if (wanted.has('delete')) wanted.add('rename');
+  if (wanted.size > 0) wanted.add('create');
+  return PHASES.filter((p) => wanted.has(p));
 }
 
 function parseArgs(): Args {
@@ -51,6 +86,9 @@ function parseArgs(): Args {
     files: Number(flag('files', '40000')),
     threads: Number(flag('threads', '2')),
     redis: flag('redis', 'true') !== 'false',
+    direct: flag('direct', 'true') !== 'false',
+    shared: flag('connections', 'client') === 'thread',
+    phases: parsePhases(flag('phases', PHASES.join(','))),
   };
   for (const [k, v] of Object.entries(a))
     if (typeof v === 'number' && (!Number.isInteger(v) || v < 1))
@@ -79,6 +117,52 @@ interface PhaseResult {
   opsPerSec: number;
   p50Us: number;
   p99Us: number;
+  /** CPU time (user + system) per operation of the master process and of the client process. */
+  masterCpuUs?: number;
+  clientCpuUs?: number;
+  /** Store transactions per physical commit in the master during the phase (the group-commit size). */
+  txnsPerCommit?: number;
+  /** Mean time of a physical commit, from its first write to its durable end. */
+  commitMs?: number;
+}
+
+/** The master's store counters, from its /metrics. */
+async function storeCounters(
+  webPort: number,
+): Promise<{ txns: number; commits: number; commitSeconds: number } | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${webPort}/metrics`)).text();
+    const read = (name: string): number =>
+      Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return {
+      txns: read('strata_master_meta_transactions'),
+      commits: read('strata_master_meta_commits'),
+      commitSeconds: read('strata_master_meta_commit_seconds'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux port). */
+const PROC_TICKS_PER_SEC = 100;
+
+/** CPU time a process has used so far (user + system, µs), from /proc; undefined off Linux. */
+function processCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(rest[11]) + Number(rest[12])) * 1e6) / PROC_TICKS_PER_SEC;
+  } catch {
+    return undefined;
+  }
+}
+
+function ownCpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 /** One operation of a client: `undefined` when this index has nothing to do in the phase. */
@@ -115,6 +199,8 @@ function summarise(phase: Phase, secs: number, latUs: number[]): PhaseResult {
 
 interface ThreadJob {
   port: number;
+  /** One connection per client (like redis-benchmark -c), or one per thread shared by its clients. */
+  shared: boolean;
   phase: Phase;
   clients: number[];
   filesPerClient: number;
@@ -123,8 +209,10 @@ interface ThreadJob {
 /** Connects, warms up, reports ready, waits for "go", then runs the phase. */
 async function runThread(job: ThreadJob): Promise<void> {
   const conns = new Map<number, RpcClient>();
-  for (const c of job.clients)
-    conns.set(c, new RpcClient({ addresses: [{ host: '127.0.0.1', port: job.port }], retryMax: 0 }));
+  const connect = (): RpcClient =>
+    new RpcClient({ addresses: [{ host: '127.0.0.1', port: job.port }], retryMax: 0 });
+  const one = job.shared ? connect() : undefined;
+  for (const c of job.clients) conns.set(c, one ?? connect());
   const rpc = (c: number): RpcClient => conns.get(c) as RpcClient;
   await Promise.all(job.clients.map((c) => rpc(c).call(M.GetStatus, { path: `/bench/c${c}` })));
   const ops: Record<Phase, Op> = {
@@ -153,7 +241,7 @@ async function runThread(job: ThreadJob): Promise<void> {
   try {
     port.postMessage((await drive(job.clients, job.filesPerClient, ops[job.phase])).latUs);
   } finally {
-    await Promise.all([...conns.values()].map((c) => c.close()));
+    await Promise.all([...new Set(conns.values())].map((c) => c.close()));
   }
 }
 
@@ -164,14 +252,20 @@ if (!isMainThread) {
 }
 
 /** Runs one phase in client threads; the clock starts when every thread is connected and warm. */
-async function rpcPhase(args: Args, port: number, phase: Phase): Promise<PhaseResult> {
+async function rpcPhase(
+  args: Args,
+  port: number,
+  webPort: number,
+  masterPid: number | undefined,
+  phase: Phase,
+): Promise<PhaseResult> {
   const perClient = Math.floor(args.files / args.clients);
   const threads = Math.max(1, Math.min(args.threads, args.clients));
   const groups: number[][] = Array.from({ length: threads }, () => []);
   for (let c = 0; c < args.clients; c++) groups[c % threads]?.push(c);
   const self = fileURLToPath(import.meta.url);
   const workers = groups.map((clients) => {
-    const job: ThreadJob = { port, phase, clients, filesPerClient: perClient };
+    const job: ThreadJob = { port, shared: args.shared, phase, clients, filesPerClient: perClient };
     return new Worker(self, { workerData: job });
   });
   const next = (w: Worker): Promise<unknown> =>
@@ -180,11 +274,28 @@ async function rpcPhase(args: Args, port: number, phase: Phase): Promise<PhaseRe
       w.once('error', reject);
     });
   await Promise.all(workers.map(next));
+  const store0 = await storeCounters(webPort);
   const t0 = performance.now();
+  const master0 = processCpuUs(masterPid);
+  const client0 = ownCpuUs();
   const results = workers.map((w) => next(w) as Promise<number[]>);
   for (const w of workers) w.postMessage('go');
   const lats = await Promise.all(results);
-  return summarise(phase, (performance.now() - t0) / 1000, lats.flat());
+  const secs = (performance.now() - t0) / 1000;
+  const master1 = processCpuUs(masterPid);
+  const store1 = await storeCounters(webPort);
+  const r = summarise(phase, secs, lats.flat());
+  const ops = lats.reduce((n, l) => n + l.length, 0);
+  if (ops > 0) {
+    r.clientCpuUs = (ownCpuUs() - client0) / ops;
+    if (master0 !== undefined && master1 !== undefined) r.masterCpuUs = (master1 - master0) / ops;
+  }
+  if (store0 !== undefined && store1 !== undefined && store1.commits > store0.commits) {
+    const commits = store1.commits - store0.commits;
+    r.txnsPerCommit = (store1.txns - store0.txns) / commits;
+    r.commitMs = ((store1.commitSeconds - store0.commitSeconds) * 1000) / commits;
+  }
+  return r;
 }
 
 // ---- the namespace in this process --------------------------------------------------------------
@@ -222,7 +333,7 @@ async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
   };
   const out: PhaseResult[] = [];
   try {
-    for (const phase of PHASES) {
+    for (const phase of args.phases) {
       const t0 = performance.now();
       const { latUs } = await drive(clients, perClient, ops[phase]);
       out.push(summarise(phase, (performance.now() - t0) / 1000, latUs));
@@ -233,29 +344,131 @@ async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
   return out;
 }
 
+// ---- the disk's sync latency ---------------------------------------------------------------------
+
+/** Synced appends of the disk probe, and the most time it may take. */
+const SYNC_PROBE_WRITES = 200;
+const SYNC_PROBE_MAX_MS = 3_000;
+const SYNC_PROBE_WRITE_BYTES = 16 * 1024;
+
+/**
+ * fdatasync latency after an append, where the metadata store lives: what a commit waits for
+ * (LMDB writes its pages, then syncs them). A create is acknowledged after two such commits.
+ */
+function probeSync(dir: string): { p50Ms: number; meanMs: number } {
+  const file = join(dir, 'sync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(SYNC_PROBE_WRITE_BYTES, 1);
+  const lat: number[] = [];
+  const deadline = performance.now() + SYNC_PROBE_MAX_MS;
+  try {
+    for (let i = 0; i < SYNC_PROBE_WRITES && performance.now() < deadline; i++) {
+      writeSync(fd, block, 0, block.length, i * block.length);
+      const t0 = performance.now();
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  lat.sort((a, b) => a - b);
+  return {
+    p50Ms: lat[lat.length >> 1] ?? 0,
+    meanMs: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+  };
+}
+
 // ---- main ---------------------------------------------------------------------------------------
 
 function printPhase(r: PhaseResult): void {
   const unit = r.phase === 'list' ? `pages/s (${LIST_PAGE} entries)` : 'ops/s';
+  const group =
+    r.txnsPerCommit === undefined
+      ? ''
+      : `  ${r.txnsPerCommit.toFixed(1)} txn/commit${r.commitMs === undefined || Number.isNaN(r.commitMs) ? '' : `, ${r.commitMs.toFixed(1)} ms/commit`}`;
+  const cpu =
+    r.clientCpuUs === undefined
+      ? ''
+      : `  cpu/op: master ${r.masterCpuUs === undefined ? '?' : Math.round(r.masterCpuUs)} µs, clients ${Math.round(r.clientCpuUs)} µs`;
   process.stdout.write(
-    `  ${r.phase.padEnd(8)} ${Math.round(r.opsPerSec).toString().padStart(8)} ${unit.padEnd(22)} p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms\n`,
+    `  ${r.phase.padEnd(8)} ${Math.round(r.opsPerSec).toString().padStart(8)} ${unit.padEnd(22)} p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms${cpu}${group}\n`,
   );
 }
 
-async function redisBench(clients: number): Promise<{ set: number; get: number } | undefined> {
+/** Requests of the durable SET reference: fewer, as each waits for an fsync. */
+const DURABLE_SET_REQUESTS = 20_000;
+
+/**
+ * A redis-server that appends every write to its log and fsyncs it before answering
+ * (`appendfsync always`; redis also batches the writes of one event-loop turn into one fsync):
+ * the durable counterpart of a create, which is acknowledged once its commit is on disk.
+ */
+async function startDurableRedis(dir: string): Promise<RedisServer> {
+  const bin = requireTool('redis-server', 'redis-server');
+  const port = await freePort();
+  mkdirSync(dir, { recursive: true });
+  const bg = await startBackground(
+    bin,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'no',
+    ],
+    () => waitForPort(port),
+  );
+  return { port, stop: () => bg.stop() };
+}
+
+interface RedisFigures {
+  set: number;
+  get: number;
+  /** SET with every write fsynced before the reply. */
+  durableSet: number | undefined;
+}
+
+async function redisBench(clients: number, dir: string): Promise<RedisFigures | undefined> {
   let server: RedisServer | undefined;
+  let figures: RedisFigures;
   try {
     server = await startRedisServer();
     const port = server.port;
     const run = (test: string): Promise<number> =>
       runRedisBenchmark({ port, test, clients, pipeline: 1, requests: 200_000 });
-    return { set: await run('set'), get: await run('get') };
+    figures = { set: await run('set'), get: await run('get'), durableSet: undefined };
   } catch (err) {
     process.stderr.write(`redis reference unavailable: ${(err as Error).message}\n`);
     return undefined;
   } finally {
     await server?.stop();
   }
+  let durable: RedisServer | undefined;
+  try {
+    durable = await startDurableRedis(join(dir, 'redis-aof'));
+    figures.durableSet = await runRedisBenchmark({
+      port: durable.port,
+      test: 'set',
+      clients,
+      pipeline: 1,
+      requests: DURABLE_SET_REQUESTS,
+    });
+  } catch (err) {
+    process.stderr.write(`durable redis reference unavailable: ${(err as Error).message}\n`);
+  } finally {
+    await durable?.stop();
+  }
+  return figures;
 }
 
 async function main(): Promise<void> {
@@ -281,15 +494,26 @@ async function main(): Promise<void> {
     process.stdout.write(
       `strata master over RPC (lmdb, synced group commits) — ${args.clients} clients, ${args.files} files, ${args.threads} client threads\n`,
     );
+    const sync = probeSync(dir);
+    process.stdout.write(
+      `disk: fdatasync after a ${SYNC_PROBE_WRITE_BYTES / 1024} KiB append p50 ${sync.p50Ms.toFixed(2)} ms, mean ${sync.meanMs.toFixed(2)} ms` +
+        ` — a create waits for two synced commits, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
+    );
     const results: PhaseResult[] = [];
-    for (const phase of PHASES) {
-      const r = await rpcPhase(args, rpcPort, phase);
+    for (const phase of args.phases) {
+      const startUs = process.hrtime.bigint() / 1000n;
+      const r = await rpcPhase(args, rpcPort, webPort, master.pid, phase);
+      // Monotonic clock, the one --cpu-prof stamps samples with: cut a master profile by phase.
+      if (extra.length > 0)
+        process.stderr.write(`phase ${phase} monotonic µs ${startUs}-${process.hrtime.bigint() / 1000n}\n`);
       results.push(r);
       printPhase(r);
     }
-    process.stdout.write(`namespace in this process, no RPC (same workload and store settings):\n`);
-    for (const r of await directPhases(args, dir)) printPhase(r);
-    const redis = args.redis ? await redisBench(args.clients) : undefined;
+    if (args.direct) {
+      process.stdout.write(`namespace in this process, no RPC (same workload and store settings):\n`);
+      for (const r of await directPhases(args, dir)) printPhase(r);
+    }
+    const redis = args.redis ? await redisBench(args.clients, dir) : undefined;
     if (redis !== undefined) {
       const rate = (p: Phase): number => results.find((r) => r.phase === p)?.opsPerSec ?? 0;
       printComparisons(
@@ -303,6 +527,18 @@ async function main(): Promise<void> {
             referenceName: 'redis SET',
             target: Number((CREATE_TARGET_OPS / redis.set).toFixed(2)),
           },
+          ...(redis.durableSet === undefined
+            ? []
+            : [
+                {
+                  what: 'create+complete vs fsynced SET',
+                  unit: 'ops/s',
+                  ours: rate('create'),
+                  reference: redis.durableSet,
+                  referenceName: 'redis SET, appendfsync always',
+                  target: Number((CREATE_TARGET_OPS / redis.durableSet).toFixed(2)),
+                },
+              ]),
           {
             what: 'stat vs GET',
             unit: 'ops/s',

@@ -62,6 +62,21 @@ export function registerMasterMetrics(
   );
   gauge('replication_inflight', 'Blocks with copies being made', (core) => core.blocks.stats().inflight);
   gauge('meta_revision', 'Revision of the metadata store', () => store.stats().revision);
+  gauge(
+    'meta_transactions',
+    'Metadata store transactions since start (reads and writes)',
+    () => store.stats().transactions,
+  );
+  gauge(
+    'meta_commits',
+    'Physical commits of the metadata store since start (one commit carries a group of transactions)',
+    () => store.stats().commits,
+  );
+  gauge(
+    'meta_commit_seconds',
+    'Seconds the physical commits of the metadata store took since start, each from its first write to its durable end (0 when the engine does not measure it)',
+    () => store.stats().commitSeconds ?? 0,
+  );
   gauge('meta_size_bytes', 'Bytes the metadata store uses on disk', () => store.stats().sizeBytes ?? 0);
   gauge('cache_inodes', 'Inodes held by the namespace cache', (core) => core.namespace.cache.stats().inodes);
   new Gauge({

@@ -91,6 +91,11 @@ export interface MetaStoreStats {
   reruns: number;
   /** Bytes the engine uses on disk, when known. */
   sizeBytes?: number;
+  /**
+   * Seconds physical commits took so far, each from its first write to its durable end (time
+   * waiting behind the commit before it included), when the engine measures it.
+   */
+  commitSeconds?: number;
 }
 
 export interface MetaStore {

@@ -56,10 +56,17 @@ export class TxnBuffer implements MetaTxn {
   readonly #pendingRevision: number;
   readonly #writes = new Map<string, BufferedWrite>();
   readonly #compares: MetaCompare[] = [];
+  readonly #copyWrites: boolean;
 
-  constructor(base: EngineReader, pendingRevision: number) {
+  /**
+   * @param copyWrites copy written bytes (true): for engines that keep them after the
+   *   transaction settles. An engine that copies them into its own storage before it settles may
+   *   pass false: the MetaTxn contract leaves them untouched by the caller until then.
+   */
+  constructor(base: EngineReader, pendingRevision: number, copyWrites = true) {
     this.#base = base;
     this.#pendingRevision = pendingRevision;
+    this.#copyWrites = copyWrites;
   }
 
   get writes(): ReadonlyMap<string, BufferedWrite> {
@@ -137,7 +144,11 @@ export class TxnBuffer implements MetaTxn {
     const id = bytesId(key);
     if (!this.#writes.has(id) && this.#writes.size >= META_MAX_TXN_WRITES)
       throw metaLimit('keys written by one transaction', this.#writes.size + 1, META_MAX_TXN_WRITES);
-    // Copy: the caller may reuse its buffers after the call.
+    if (!this.#copyWrites) {
+      this.#writes.set(id, { key, value });
+      return;
+    }
+    // Copy: the engine keeps them past the settle, when the caller may reuse its buffers.
     this.#writes.set(id, {
       key: new Uint8Array(key),
       value: value === undefined ? undefined : new Uint8Array(value),

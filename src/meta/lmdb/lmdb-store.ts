@@ -26,7 +26,8 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { open } from 'lmdb';
+import { performance } from 'node:perf_hooks';
+import { getLastVersion, open } from 'lmdb';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Logger } from '../../common/logging.js';
 import { bytesEqual, bytesId, compareBytes, inInterval, normaliseScan } from '../bytes.js';
@@ -88,6 +89,10 @@ export class LmdbStore implements MetaStore {
   #failed: MetaError | undefined;
   #inFunction = false;
   #transactions = 0;
+  /** Physical LMDB commits: lmdb-js hands every write of one batch the same promise. */
+  #commits = 0;
+  /** Milliseconds the physical commits took, from a batch's first write to its durable end. */
+  #commitMs = 0;
   #closing: Promise<void> | undefined;
 
   private constructor(opts: LmdbStoreOptions) {
@@ -114,11 +119,11 @@ export class LmdbStore implements MetaStore {
     this.#revision = this.#engineDb.get(REVISION_KEY) ?? 0;
     const kv = this.#kv;
     this.#committed = {
-      get: (key) => copy(kv.getBinary(asBuffer(key))),
+      get: (key) => readValue(kv, asBuffer(key)),
       getEntry: (key) => {
-        const e = kv.getEntry(asBuffer(key));
-        if (e === undefined) return undefined;
-        return { key: copy(key), value: copy(e.value), modRevision: e.version ?? 0 };
+        const v = readValue(kv, asBuffer(key));
+        if (v === undefined) return undefined;
+        return { key: copy(key), value: v, modRevision: getLastVersion() };
       },
       scanInterval: (iv) => scanLmdb(kv, iv),
     };
@@ -171,7 +176,9 @@ export class LmdbStore implements MetaStore {
     this.#check();
     if (this.#inFunction) throw new Error('MetaStore.transaction called inside a transaction function');
     const rev = this.#revision + 1;
-    const buf = new TxnBuffer(this.#latest, rev);
+    // No copies of written bytes: lmdb-js copies them into its write buffer at put, and the
+    // overlay of pending writes only needs them until the commit settles.
+    const buf = new TxnBuffer(this.#latest, rev, false);
     this.#inFunction = true;
     let value: T;
     try {
@@ -211,6 +218,14 @@ export class LmdbStore implements MetaStore {
     } catch (err) {
       // lmdb-js refused a write synchronously (closed, oversized): the batch may be partial.
       throw this.#fail(err);
+    }
+    if (committed !== this.#lastCommit) {
+      this.#commits++;
+      const startedMs = performance.now();
+      const done = (): void => {
+        this.#commitMs += performance.now() - startedMs;
+      };
+      committed.then(done, noop);
     }
     this.#lastCommit = committed;
     try {
@@ -299,9 +314,10 @@ export class LmdbStore implements MetaStore {
     return {
       engine: this.engine,
       revision: this.#revision,
-      commits: this.#transactions,
+      commits: this.#commits,
       transactions: this.#transactions,
       reruns: 0,
+      commitSeconds: this.#commitMs / 1000,
       ...(sizeBytes === undefined ? {} : { sizeBytes }),
     };
   }
@@ -330,6 +346,26 @@ function copy(b: Uint8Array): Buffer;
 function copy(b: Uint8Array | undefined): Buffer | undefined;
 function copy(b: Uint8Array | undefined): Buffer | undefined {
   return b === undefined ? undefined : Buffer.from(b);
+}
+
+/** What lmdb-js records of the last read: the length of the value in its shared read buffer. */
+interface LastRead {
+  lastSize?: unknown;
+}
+
+/**
+ * A value read into a buffer of its own. getBinaryFast hands out lmdb-js's reused read buffer
+ * (valid until the next read; the value is its first `lastSize` bytes, its `length` property is
+ * set by lmdb-js): one copy out of it, into Node's small-buffer pool, is the only copy a read
+ * makes (getBinary would first make a copy of its own, outside the pool, which we would still
+ * have to copy into a Buffer).
+ */
+function readValue(kv: Database<Buffer, Buffer>, key: Buffer): Buffer | undefined {
+  const v = kv.getBinaryFast(key);
+  if (v === undefined) return undefined;
+  const size = (kv as LastRead).lastSize;
+  if (typeof size !== 'number' || size > v.byteLength) return copy(kv.getBinary(key));
+  return Buffer.from(v.subarray(0, size));
 }
 
 /** Keys are never empty, so [0x00] is the smallest key; lmdb-js's implicit bounds exclude it. */
