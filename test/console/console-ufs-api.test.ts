@@ -290,8 +290,13 @@ test('jobs: progress newest first; cancel needs the admin token', async (t) => {
     /already ended \(completed\)/,
   );
 
+  // The log is written asynchronously: wait for the action's line rather than read it once.
+  await waitFor(
+    'the cancel logged',
+    async () => /console action: load job cancelled/.test(await logText(m)),
+    10_000,
+  );
   const log = await logText(m);
-  assert.match(log, /console action: load job cancelled/);
   assert.match(
     log,
     /"action":"cancel-load".*"code":"STRATA_UNAUTHORIZED"|"code":"STRATA_UNAUTHORIZED".*"action":"cancel-load"/,
