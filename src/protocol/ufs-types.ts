@@ -87,6 +87,8 @@ export const loadJobStatusSchema = z.object({
   replicas: z.number().int().min(1).optional(),
   startedAtMs: z.number(),
   endedAtMs: z.number().optional(),
+  /** When a master last ran the job again after it was interrupted (a restart or failover). */
+  resumedAtMs: z.number().optional(),
   /** The first failure, for a failed job. */
   error: z.string().optional(),
 });
