@@ -77,8 +77,9 @@ export const GetMountConfig = unary(
 
 /**
  * Starts loading a path (file or directory tree) from its UFS into the cache. With `replicas`,
- * every block is loaded onto that many workers and the files' replication is raised to it (never
- * lowered), so the copies are kept; without, one copy per block.
+ * the files' replication is raised to it (never lowered) and the job completes once every block
+ * has that many copies (the first loaded from the UFS, the others copied by the block manager);
+ * without, one copy per block.
  */
 export const SubmitLoad = unary(
   210,

@@ -354,14 +354,14 @@ test('mount-ufs, report-summary and dataload against a MiniCluster, s3rver and f
   });
   assert.match(viaRuntime.stderr, /\/local-data\/sub: job \S+ completed: 1\/1 files/);
 
-  // More copies than workers: the Job fails and says which copy could not be placed.
+  // More copies than workers: the Job fails at once and says how many workers there are.
   const tooMany = await strata(['fluid', 'dataload'], {
     STRATA_MASTER_ENDPOINTS: cluster.masterAddrs,
     FLUID_DATALOAD_DATA_PATH: '/local-data/sub',
     FLUID_DATALOAD_PATH_REPLICAS: '3',
   });
   assert.equal(tooMany.code, 1, tooMany.stderr);
-  assert.match(tooMany.stderr, /\/local-data\/sub: job \S+ failed: .*\(copy 3 of 3\): /);
+  assert.match(tooMany.stderr, /3 copies of each block asked, but 2 live worker\(s\) can hold one/);
 
   // A path outside every mount fails the Job with exit 1.
   const badLoad = await strata(['fluid', 'dataload'], {

@@ -3,10 +3,14 @@
  * the path (entering UFS metadata as it goes), and for every block cached nowhere sends a load
  * task to the worker the fill assigner chooses (the same worker a reader of that block would
  * use). Tasks run at most `perWorker` at a time on each worker; a failed task is tried once more
- * on another worker. A job asking for `replicas` N (Fluid's DataLoad) raises each file's
- * replication to N first (so the block manager keeps the copies rather than trimming them) and
- * loads every block onto N distinct workers, each copy from the UFS. Progress counts files and bytes found, cached and loaded; a job can be
+ * on another worker. Progress counts files and bytes found, cached and loaded; a job can be
  * cancelled (tasks in flight are abandoned, blocks already loaded stay cached).
+ *
+ * A job asking for `replicas` N (Fluid's DataLoad) raises each file's replication to N (never
+ * lowers it), loads one copy of each uncached block from the UFS, then waits until the block
+ * manager, which now wants N copies, has copied every block to N workers (worker to worker, not
+ * from the UFS again). The block manager alone makes those copies: a second writer of the same
+ * block on a worker would race it.
  *
  * Jobs are kept in the MetaStore (job-store.ts): a job is recorded before its submitter hears of
  * it, checkpointed while it runs and recorded when it ends. A master that stops (or loses its HA
@@ -45,6 +49,10 @@ export const LOAD_CHECKPOINT_INTERVAL_MS = 2_000;
 const RESUME_POLL_MS = 250;
 /** Directory pages read at a time while walking. */
 const WALK_PAGE = 1000;
+/** A job waiting for replicas fails when no block gained a copy for this long. */
+export const LOAD_REPLICAS_STALL_MS = 2 * 60 * 1000;
+/** How often a job waiting for replicas looks at the block map. */
+const REPLICAS_POLL_MS = 200;
 
 export interface LoadJobsOptions {
   namespace: Namespace;
@@ -101,6 +109,8 @@ class LoadJob {
   readonly controller = new AbortController();
   /** Copies each block must end with. */
   readonly copies: number;
+  /** Blocks still short of `copies` (id → length), when copies > 1. */
+  readonly short = new Map<number, number>();
   done: Promise<void> = Promise.resolve();
   /** The status as last written to the store (checkpoints skip unchanged jobs). */
   savedJson = '';
@@ -199,6 +209,14 @@ export class LoadJobs {
         {
           details: { path },
         },
+      );
+    }
+    const live = this.#o.liveWorkers();
+    if (req.replicas !== undefined && req.replicas > live) {
+      throw new FsError(
+        'EINVAL',
+        `${path}: ${req.replicas} copies of each block asked, but ${live} live worker(s) can hold one; ask for at most ${live}`,
+        { details: { path } },
       );
     }
     const running = [...this.#jobs.values()].filter((j) => !j.finished).length;
@@ -409,6 +427,7 @@ export class LoadJobs {
       if (st.state === 'scanning') st.state = 'running';
       await dispatch;
     }
+    if (job.short.size > 0 && !signal.aborted) await this.#awaitCopies(job);
     if (signal.aborted) {
       st.state = 'cancelled';
       return;
@@ -416,53 +435,75 @@ export class LoadJobs {
     st.state = st.failedBlocks > 0 ? 'failed' : 'completed';
   }
 
+  /** Waits until every block has the job's copies; no progress for LOAD_REPLICAS_STALL_MS fails the rest. */
+  async #awaitCopies(job: LoadJob): Promise<void> {
+    const signal = job.controller.signal;
+    let lastProgress = this.#clock();
+    while (job.short.size > 0 && !signal.aborted) {
+      for (const [blockId, length] of job.short) {
+        if (this.#o.blocks.readableReplicas(blockId).length < job.copies) continue;
+        job.short.delete(blockId);
+        job.status.doneBytes += length;
+        lastProgress = this.#clock();
+      }
+      if (job.short.size === 0) break;
+      if (this.#clock() - lastProgress > LOAD_REPLICAS_STALL_MS) {
+        const blockId = job.short.keys().next().value as number;
+        const have = this.#o.blocks.readableReplicas(blockId).length;
+        job.status.failedBlocks += job.short.size;
+        job.status.error ??= `block ${blockId} under ${job.status.path}: ${have} of ${job.copies} copies after ${LOAD_REPLICAS_STALL_MS / 1000} s without progress (workers full or leaving?)`;
+        job.short.clear();
+        break;
+      }
+      await delay(REPLICAS_POLL_MS, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
   /** The load tasks of one file; a file already cached (with its copies) counts as done at once. */
   async #fileTasks(job: LoadJob, path: string, r: Resolved): Promise<(() => Promise<void>)[]> {
     const st = job.status;
     let { file, blocks } = await this.#o.namespace.getBlocks(path);
-    if (file.ufs?.persisted === true && file.replicas < job.copies) {
-      // Raised before loading: at the old replication the block manager would trim the new copies.
+    const ufsBacked = file.ufs?.persisted === true;
+    if (ufsBacked && file.replicas < job.copies) {
+      // The block manager now wants the copies: it makes them from the first one and keeps them.
       await this.#o.namespace.setAttr(path, { replicas: job.copies });
       ({ file, blocks } = await this.#o.namespace.getBlocks(path));
     }
     const fileR: Resolved = { mount: r.mount, ufsPath: ufsPathOf(path, r.mount.path) };
-    const missing: { block: { blockId: number; offset: number; length: number }; holders: Set<string> }[] =
-      [];
+    const missing: { blockId: number; offset: number; length: number }[] = [];
     for (const b of blocks) {
-      const holders = new Set(this.#o.blocks.readableReplicas(b.blockId).map((x) => x.replica.workerId));
-      if (holders.size >= job.copies || (holders.size > 0 && file.ufs?.persisted !== true))
-        st.doneBytes += b.length;
-      else missing.push({ block: b, holders });
+      const have = this.#o.blocks.readableReplicas(b.blockId).length;
+      if (have >= job.copies || (have > 0 && !ufsBacked)) st.doneBytes += b.length;
+      else if (ufsBacked) {
+        if (job.copies > 1) job.short.set(b.blockId, b.length);
+        if (have === 0) missing.push(b);
+      }
     }
-    if (missing.length === 0 || file.ufs?.persisted !== true) {
-      // Cached already, or only Strata holds it (nothing to load from the UFS).
+    if (missing.length === 0 || !ufsBacked) {
+      // Cached already (the block manager makes any missing copies), or only Strata holds it.
       st.doneFiles++;
       return [];
     }
     let left = missing.length;
-    return missing.map(({ block, holders }) => async () => {
-      let ok = true;
-      while (ok && holders.size < job.copies) ok = await this.#loadBlock(job, file, fileR, block, holders);
-      if (holders.size > 1) this.#o.assigner.forget(block.blockId);
-      if (ok) st.doneBytes += block.length;
+    return missing.map((b) => async () => {
+      const ok = await this.#loadBlock(job, file, fileR, b);
+      // With copies > 1 the bytes count once the block manager has made them (#awaitCopies).
+      if (!ok) job.short.delete(b.blockId);
+      else if (job.copies === 1) st.doneBytes += b.length;
       if (--left === 0 && !job.controller.signal.aborted) st.doneFiles++;
     });
   }
 
-  /**
-   * Loads one more copy of a block onto a worker not in `holders` (which it joins). The first
-   * copy goes where the fill assigner says, so readers of the block share the fetch.
-   */
+  /** Loads a block's first copy where the fill assigner says, so readers of the block share the fetch. */
   async #loadBlock(
     job: LoadJob,
     file: FileInode,
     r: Resolved,
     b: { blockId: number; offset: number; length: number },
-    holders: Set<string>,
   ): Promise<boolean> {
     const signal = job.controller.signal;
     const source = this.#o.sourceOf(file, r, b);
-    const tried = new Set<string>(holders);
+    const tried = new Set<string>();
     let lastErr: unknown;
     for (let attempt = 0; attempt < 2 && !signal.aborted; attempt++) {
       let worker;
@@ -485,7 +526,6 @@ export class LoadJobs {
           .get(worker)
           .call(LoadBlock, { blockId: b.blockId, source }, { deadlineMs: LOAD_TASK_DEADLINE_MS, signal });
         if (res.loaded) job.status.loadedBytes += res.bytes;
-        holders.add(worker.workerId);
         return true;
       } catch (err) {
         lastErr = err;
@@ -497,8 +537,7 @@ export class LoadJobs {
     if (signal.aborted) return false;
     job.status.failedBlocks++;
     const msg = lastErr instanceof Error ? lastErr.message : String(lastErr);
-    const copy = job.copies > 1 ? ` (copy ${holders.size + 1} of ${job.copies})` : '';
-    job.status.error ??= `block ${b.blockId} of ${r.mount.path}${r.ufsPath === '/' ? '' : r.ufsPath}${copy}: ${msg}`;
+    job.status.error ??= `block ${b.blockId} of ${r.mount.path}${r.ufsPath === '/' ? '' : r.ufsPath}: ${msg}`;
     this.#o.log.warn({ jobId: job.status.jobId, blockId: b.blockId, err: msg }, 'load task failed');
     return false;
   }
