@@ -44,9 +44,10 @@ export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, 
     },
     body.expected,
     body.checksumAlgorithm,
+    (md5) => ({ ...meta, etag: md5.toString('hex') }),
   );
   const etag = tmp.md5.toString('hex');
-  await d.store.commit(tmp.tmpPath, loc, { ...meta, etag });
+  await d.store.commit(tmp.tmpPath, loc, undefined);
   const echo = body.checksumEcho();
   sendEmpty(ctx, 200, { etag: `"${etag}"`, ...(echo === undefined ? {} : { [echo[0]]: echo[1] }) });
 }

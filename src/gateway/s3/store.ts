@@ -10,9 +10,10 @@ import type { FileReader, FileSystem } from '../../client/index.js';
 import { FsError } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import type { FileStatus } from '../../protocol/types.js';
-import { BodyDigests } from './digests.js';
+import { algorithmsFor, verifyDigests } from './digests.js';
 import type { ExpectedDigests } from './digests.js';
 import { S3Error, toS3Error } from './errors.js';
+import type { HashPool } from './hash-pool.js';
 import {
   GATEWAY_ROOT,
   NAME_XATTR,
@@ -48,10 +49,12 @@ export interface WriteLimits {
 export class ObjectStore {
   readonly fs: FileSystem;
   readonly #log: Logger;
+  readonly #hashes: HashPool;
 
-  constructor(fs: FileSystem, log: Logger) {
+  constructor(fs: FileSystem, log: Logger, hashes: HashPool) {
     this.fs = fs;
     this.#log = log;
+    this.#hashes = hashes;
   }
 
   /** Creates the gateway's directories and removes temp files a crashed gateway left behind. */
@@ -192,13 +195,16 @@ export class ObjectStore {
 
   /**
    * Streams a body into a new temp file, checking the size limit as it goes and the digests at
-   * the end. The temp file is removed on any failure (including the client going away).
+   * the end (hashed on a hash thread while the bytes go to the workers). With `metaOf`, the
+   * object's metadata attribute is set while the file is being completed (one round trip less
+   * before the rename). The temp file is removed on any failure (including the client going away).
    */
   async writeTemp(
     body: AsyncIterable<Buffer>,
     limits: WriteLimits,
     expected: ExpectedDigests | (() => ExpectedDigests),
     checksumAlgorithm?: string,
+    metaOf?: (md5: Buffer) => ObjectMeta,
   ): Promise<TempUpload> {
     if (limits.expectedBytes !== undefined && limits.expectedBytes > limits.maxBytes) {
       throw new S3Error(
@@ -206,36 +212,47 @@ export class ObjectStore {
         `Your proposed upload of ${limits.expectedBytes} bytes exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
       );
     }
+    const expectedNow = (): ExpectedDigests => (typeof expected === 'function' ? expected() : expected);
     const tmpPath = `${TMP_DIR}/${randomUUID()}`;
     const writer = await this.fs.create(tmpPath, {
       ...(limits.expectedBytes === undefined ? {} : { sizeHintBytes: limits.expectedBytes }),
     });
     // Trailer checksums are known only at the end; what to hash is known now.
-    const digests = new BodyDigests(
-      typeof expected === 'function' ? expected() : expected,
-      checksumAlgorithm,
+    const hasher = this.#hashes.session(
+      algorithmsFor(expectedNow(), checksumAlgorithm),
+      limits.expectedBytes,
     );
+    let bytes = 0;
     try {
       for await (const chunk of body) {
-        digests.update(chunk);
-        if (digests.bytes > limits.maxBytes) {
+        bytes += chunk.length;
+        if (bytes > limits.maxBytes) {
           throw new S3Error(
             'EntityTooLarge',
             `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
           );
         }
+        // Handed to the hash thread first, so it hashes while the bytes go to the workers.
+        const hashed = hasher.update(chunk);
         await writer.write(chunk);
+        await hashed;
       }
-      if (limits.expectedBytes !== undefined && digests.bytes !== limits.expectedBytes) {
+      if (limits.expectedBytes !== undefined && bytes !== limits.expectedBytes) {
         throw new S3Error(
           'IncompleteBody',
-          `You did not provide the number of bytes specified by the Content-Length HTTP header (${digests.bytes} of ${limits.expectedBytes}).`,
+          `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${limits.expectedBytes}).`,
         );
       }
-      const md5 = digests.verify(typeof expected === 'function' ? expected() : expected);
-      await writer.close();
-      return { tmpPath, size: digests.bytes, md5 };
+      const digests = await hasher.digest();
+      verifyDigests(digests, expectedNow());
+      const meta = metaOf?.(digests.md5);
+      await Promise.all([
+        writer.close(),
+        meta === undefined ? undefined : this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta)),
+      ]);
+      return { tmpPath, size: bytes, md5: digests.md5 };
     } catch (err) {
+      hasher.drop();
       await writer
         .abort()
         .catch((e: unknown) => this.#log.warn({ err: e, tmpPath }, 'abort of a temp upload failed'));
@@ -244,14 +261,14 @@ export class ObjectStore {
   }
 
   /**
-   * Sets the metadata of a temp file and renames it onto the key (an atomic replace); returns
+   * Sets the metadata of a temp file (unless writeTemp did) and renames it onto the key (an atomic replace); returns
    * the object's path. Parent directories are made only when the rename says they are missing
    * (most keys land in existing folders); a directory with the key's name sends the object
    * beside it, an object with the name of a needed directory is moved beside it first.
    */
-  async commit(tmpPath: string, loc: KeyLocation, meta: ObjectMeta): Promise<string> {
+  async commit(tmpPath: string, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
     try {
-      await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
+      if (meta !== undefined) await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
       if (loc.leaf.hashed || loc.beside.hashed) await this.fs.setXattr(tmpPath, NAME_XATTR, loc.leaf.segment);
       for (let attempt = 1; ; attempt++) {
         let target = loc.path;
