@@ -361,4 +361,23 @@ test('S3 gateway: keys that are not paths', async (t) => {
       );
     },
   );
+
+  await t.test(
+    'a stale file beside a folder (a crash between rename and mkdir) loses to the natural one',
+    async () => {
+      // What a crash leaves: the old object moved beside, then a newer one written at the name.
+      await fs.writeFile(`/${BUCKET}/.s3~o~stale`, 'old');
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'stale', Body: 'new' }));
+      const g = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'stale' }));
+      assert.equal(await g.Body?.transformToString(), 'new');
+      const listed = await listAllV2(s3, 'stal', '', 1000);
+      assert.deepEqual(listed.keys, ['stale']);
+      await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'stale' }));
+      assert.equal(
+        await s3ErrorName(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'stale' }))),
+        'NotFound',
+      );
+      assert.equal(await fs.exists(`/${BUCKET}/.s3~o~stale`), undefined);
+    },
+  );
 });
