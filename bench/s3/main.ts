@@ -5,6 +5,7 @@
  * sequentially with 16 jobs (PUT).
  *
  *   node dist/bench/s3/main.js [--small-count 256] [--large-count 16] [--concurrency 16]
+ *                              [--profile-dir DIR] (a CPU profile of the gateway, node --cpu-prof)
  *
  * Targets (printed beside the ratios): GET ≥ 0.8× nginx, PUT ≥ 0.5× fio. One HTTP load
  * generator (node:http, keep-alive, presigned URLs so no per-request signing cost) drives both
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
-import { startStrata } from '../../test/helpers/process.js';
+import { STRATA_BIN, startProcess } from '../../test/helpers/process.js';
 import { ACCESS_KEY, REGION, SECRET_KEY } from '../../test/gateway/harness.js';
 import { presign } from '../../test/gateway/signing.js';
 import { runFio } from '../lib/fio.js';
@@ -42,13 +43,15 @@ if (!STRATA_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
 
 const MiB = 1024 * 1024;
 /** Runs of each figure; the best is kept (a shared machine is noisy downwards). */
-const RUNS = 2;
+const RUNS = 3;
 
 const { values } = parseArgs({
   options: {
     'small-count': { type: 'string', default: '256' },
     'large-count': { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '16' },
+    /** Writes a V8 CPU profile of the gateway (node --cpu-prof) into this directory. */
+    'profile-dir': { type: 'string' },
   },
 });
 const CONCURRENCY = Number(values.concurrency);
@@ -204,7 +207,16 @@ async function main(): Promise<void> {
       readFileSync(cluster.clientConfPath, 'utf8').replace('level = "INFO"', 'level = "WARN"') +
         `\n[s3_gateway]\nlisten = "127.0.0.1:${port}"\nweb_port = ${webPort}\nregion = "${REGION}"\naccess_key = "${ACCESS_KEY}"\nsecret_key = "${SECRET_KEY}"\n`,
     );
-    const gw = startStrata(['s3', '--conf', conf]);
+    const profileDir = values['profile-dir'];
+    const profileFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    const gw = startProcess(process.execPath, [
+      ...STRATA_NODE_FLAGS,
+      ...profileFlags,
+      STRATA_BIN,
+      's3',
+      '--conf',
+      conf,
+    ]);
     gatewayLog = () => gw.stderr;
     cleanups.push(async () => void (await gw.stop('SIGTERM')));
     await waitForPort(port, 20_000);

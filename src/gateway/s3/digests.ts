@@ -1,7 +1,8 @@
 /**
  * Hashes computed over a body as it streams by: MD5 for the ETag and Content-MD5, SHA-256 for a
  * signed payload, and the `x-amz-checksum-*` algorithm the client chose. They are checked before
- * an upload is committed, so a corrupted body never becomes an object.
+ * an upload is committed, so a corrupted body never becomes an object. Uploads hash on the
+ * hash threads (hash-pool.ts); small documents hash inline with BodyDigests.
  */
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
@@ -22,59 +23,110 @@ export interface ExpectedDigests {
   checksum?: { algorithm: string; base64: string };
 }
 
-export class BodyDigests {
+/** Which hashes a body needs besides MD5 (always computed, it is the ETag). */
+export interface DigestAlgorithms {
+  sha256: boolean;
+  sha1: boolean;
+  crc32: boolean;
+}
+
+/** The finished hashes of a body. */
+export interface Digests {
+  md5: Buffer;
+  sha256?: Buffer;
+  sha1?: Buffer;
+  crc32?: number;
+}
+
+export function algorithmsFor(
+  expected: ExpectedDigests,
+  checksumAlgorithm: string | undefined,
+): DigestAlgorithms {
+  const algo = expected.checksum?.algorithm ?? checksumAlgorithm;
+  return {
+    sha256: expected.sha256Hex !== undefined || algo === 'sha256',
+    sha1: algo === 'sha1',
+    crc32: algo === 'crc32',
+  };
+}
+
+/** The hashes of one body, on this thread. */
+export class InlineHasher {
   readonly #md5 = createHash('md5');
-  #sha256: Hash | undefined;
-  #sha1: Hash | undefined;
-  #crc32 = 0;
-  #wantCrc32 = false;
+  readonly #sha256: Hash | undefined;
+  readonly #sha1: Hash | undefined;
+  #crc32: number | undefined;
+
+  constructor(algos: DigestAlgorithms) {
+    if (algos.sha256) this.#sha256 = createHash('sha256');
+    if (algos.sha1) this.#sha1 = createHash('sha1');
+    if (algos.crc32) this.#crc32 = 0;
+  }
+
+  update(chunk: Uint8Array): void {
+    this.#md5.update(chunk);
+    this.#sha256?.update(chunk);
+    this.#sha1?.update(chunk);
+    if (this.#crc32 !== undefined) this.#crc32 = crc32(chunk, this.#crc32);
+  }
+
+  digest(): Digests {
+    return {
+      md5: this.#md5.digest(),
+      ...(this.#sha256 === undefined ? {} : { sha256: this.#sha256.digest() }),
+      ...(this.#sha1 === undefined ? {} : { sha1: this.#sha1.digest() }),
+      ...(this.#crc32 === undefined ? {} : { crc32: this.#crc32 >>> 0 }),
+    };
+  }
+}
+
+/** Throws the S3 error of the first digest that does not match what the client announced. */
+export function verifyDigests(d: Digests, expected: ExpectedDigests): void {
+  if (expected.md5Base64 !== undefined && d.md5.toString('base64') !== expected.md5Base64) {
+    throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  }
+  if (expected.sha256Hex !== undefined && d.sha256?.toString('hex') !== expected.sha256Hex.toLowerCase()) {
+    throw new S3Error(
+      'XAmzContentSHA256Mismatch',
+      "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+  }
+  const c = expected.checksum;
+  if (c === undefined) return;
+  let actual: string | undefined;
+  if (c.algorithm === 'crc32' && d.crc32 !== undefined) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(d.crc32);
+    actual = b.toString('base64');
+  } else if (c.algorithm === 'sha1') actual = d.sha1?.toString('base64');
+  else if (c.algorithm === 'sha256') actual = d.sha256?.toString('base64');
+  if (actual !== undefined && actual !== c.base64) {
+    throw new S3Error(
+      'BadDigest',
+      `The ${c.algorithm.toUpperCase()} you specified did not match the calculated checksum.`,
+    );
+  }
+}
+
+/** Inline digests of a small body (an XML document) with its byte count. */
+export class BodyDigests {
+  readonly #hasher: InlineHasher;
   bytes = 0;
 
   constructor(expected: ExpectedDigests, checksumAlgorithm: string | undefined) {
-    const algo = expected.checksum?.algorithm ?? checksumAlgorithm;
-    if (expected.sha256Hex !== undefined || algo === 'sha256') this.#sha256 = createHash('sha256');
-    if (algo === 'sha1') this.#sha1 = createHash('sha1');
-    if (algo === 'crc32') this.#wantCrc32 = true;
+    this.#hasher = new InlineHasher(algorithmsFor(expected, checksumAlgorithm));
   }
 
   update(chunk: Buffer): void {
     this.bytes += chunk.length;
-    this.#md5.update(chunk);
-    this.#sha256?.update(chunk);
-    this.#sha1?.update(chunk);
-    if (this.#wantCrc32) this.#crc32 = crc32(chunk, this.#crc32);
+    this.#hasher.update(chunk);
   }
 
   /** Finishes the hashes and throws the S3 error of the first mismatch. Returns the MD5. */
   verify(expected: ExpectedDigests): Buffer {
-    const md5 = this.#md5.digest();
-    const sha256 = this.#sha256?.digest();
-    if (expected.md5Base64 !== undefined && md5.toString('base64') !== expected.md5Base64) {
-      throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
-    }
-    if (expected.sha256Hex !== undefined && sha256?.toString('hex') !== expected.sha256Hex.toLowerCase()) {
-      throw new S3Error(
-        'XAmzContentSHA256Mismatch',
-        "The provided 'x-amz-content-sha256' header does not match what was computed.",
-      );
-    }
-    const c = expected.checksum;
-    if (c !== undefined) {
-      let actual: string | undefined;
-      if (c.algorithm === 'crc32') {
-        const b = Buffer.alloc(4);
-        b.writeUInt32BE(this.#crc32 >>> 0);
-        actual = b.toString('base64');
-      } else if (c.algorithm === 'sha1') actual = this.#sha1?.digest('base64');
-      else if (c.algorithm === 'sha256') actual = sha256?.toString('base64');
-      if (actual !== undefined && actual !== c.base64) {
-        throw new S3Error(
-          'BadDigest',
-          `The ${c.algorithm.toUpperCase()} you specified did not match the calculated checksum.`,
-        );
-      }
-    }
-    return md5;
+    const d = this.#hasher.digest();
+    verifyDigests(d, expected);
+    return d.md5;
   }
 }
 

@@ -24,6 +24,7 @@ import { Multipart } from './multipart.js';
 import { isReadOnly, resolveTarget, route } from './router.js';
 import { gatewaySettings } from './settings.js';
 import type { GatewaySettings } from './settings.js';
+import { HashPool } from './hash-pool.js';
 import { ObjectStore } from './store.js';
 
 /** How long a stop waits for requests in flight before cutting their connections. */
@@ -53,12 +54,14 @@ export class S3Gateway {
   #inFlight = 0;
   #stopping = false;
   #drained: (() => void) | undefined;
+  /** Threads hashing upload bodies (MD5 off the thread that serves HTTP). */
+  readonly #hashes = new HashPool();
 
   private constructor(opts: S3GatewayOptions, settings: GatewaySettings, fs: FileSystem) {
     this.settings = settings;
     this.#fs = fs;
     this.#log = opts.log;
-    const store = new ObjectStore(fs, opts.log);
+    const store = new ObjectStore(fs, opts.log, this.#hashes);
     this.#deps = {
       store,
       lister: new Lister(fs),
@@ -110,6 +113,7 @@ export class S3Gateway {
     } catch (err) {
       gw.#server.close();
       await gw.#ops.close().catch(() => undefined);
+      await gw.#hashes.close();
       await fs.close();
       throw err;
     }
@@ -152,6 +156,7 @@ export class S3Gateway {
     this.#server.closeAllConnections();
     await closed;
     await this.#ops.close();
+    await this.#hashes.close();
     await this.#fs.close();
   }
 

@@ -5,7 +5,6 @@ import { LIST_META_CONCURRENCY, OWNER_ID, STORAGE_CLASS } from './deps.js';
 import { S3Error } from './errors.js';
 import { encodeKey, isoDate, sendXml } from './http.js';
 import type { S3Context } from './http.js';
-import { objectPath } from './keys.js';
 import { MAX_LIST_KEYS } from './listing.js';
 import type { ListResult, ListedObject } from './listing.js';
 import { META_XATTR, decodeMeta } from './object-meta.js';
@@ -51,7 +50,7 @@ async function etagsOf(d: HandlerDeps, bucket: string, objects: readonly ListedO
       if (o === undefined) continue;
       let raw: Buffer | undefined;
       try {
-        raw = await d.store.fs.getXattr(objectPath(bucket, o.key), META_XATTR);
+        raw = await d.store.fs.getXattr(o.path, META_XATTR);
       } catch (err) {
         if (!(err instanceof FsError)) throw err;
       }

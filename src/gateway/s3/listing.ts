@@ -1,15 +1,18 @@
 /**
  * S3 listings over a directory tree. S3 orders keys by their bytes, while a directory lists its
  * own names: a subdirectory `a` holds keys starting `a/`, which sort after a sibling file `a.txt`
- * ('.' < '/'). So each directory's entries are sorted by name + '/' for directories, and the
- * walk descends only into subtrees that can hold keys after the marker and under the prefix.
+ * ('.' < '/'). So each directory's entries are turned into keys (escaped names decoded, see
+ * keys.ts: `.s3~l~` is `a/`'s empty segment, `.s3~o~a` the object `a` beside the folder `a`)
+ * and sorted by key, with '/' after a folder's, and the walk descends only into subtrees that
+ * can hold keys after the marker and under the prefix. No two entries' key ranges interleave
+ * (a folder's keys all start with its key, which no sibling's key does), so the merge is a sort.
  * With the delimiter '/', a subdirectory below the prefix is one common prefix, not walked.
  */
 import type { FileSystem } from '../../client/index.js';
 import { FsError } from '../../common/errors.js';
 import type { FileStatus } from '../../protocol/types.js';
 import { toS3Error } from './errors.js';
-import { compareKeys } from './keys.js';
+import { NAME_XATTR, compareKeys, decodeName, prefixDirPath } from './keys.js';
 
 /** Most entries of one directory a listing sorts in memory. */
 export const MAX_DIR_ENTRIES_SORTED = 1_000_000;
@@ -27,6 +30,8 @@ export interface ListRequest {
 
 export interface ListedObject {
   key: string;
+  /** The file holding it. */
+  path: string;
   size: number;
   mtimeMs: number;
   status: FileStatus;
@@ -43,6 +48,9 @@ export interface ListResult {
 interface WalkEntry {
   key: string;
   dir: boolean;
+  /** A file beside a folder of its name (loses to a file at the natural path, as lookups do). */
+  beside: boolean;
+  path: string;
   status: FileStatus;
 }
 
@@ -62,7 +70,7 @@ export class Lister {
     if (req.maxKeys === 0) return { objects, commonPrefixes, isTruncated: false, last };
     const slash = req.prefix.lastIndexOf('/');
     const baseKey = slash < 0 ? '' : req.prefix.slice(0, slash + 1);
-    const root = `/${req.bucket}${baseKey === '' ? '' : `/${baseKey.slice(0, -1)}`}`;
+    const root = prefixDirPath(req.bucket, baseKey);
     for await (const e of this.#walk(root, baseKey, req)) {
       let item: { key: string; prefix: boolean };
       if (e.dir) {
@@ -78,7 +86,14 @@ export class Lister {
         break;
       }
       if (item.prefix) commonPrefixes.push(item.key);
-      else objects.push({ key: e.key, size: e.status.size, mtimeMs: e.status.mtimeMs, status: e.status });
+      else
+        objects.push({
+          key: e.key,
+          path: e.path,
+          size: e.status.size,
+          mtimeMs: e.status.mtimeMs,
+          status: e.status,
+        });
       last = item.key;
     }
     return { objects, commonPrefixes, isTruncated, last };
@@ -101,7 +116,7 @@ export class Lister {
           if ((e.status.children ?? 1) > 0) yield e;
           continue;
         }
-        yield* this.#walk(`${dir}/${e.status.name}`, sub, req);
+        yield* this.#walk(e.path, sub, req);
       } else if (e.key.startsWith(req.prefix)) {
         yield e;
       }
@@ -112,8 +127,8 @@ export class Lister {
     const out: WalkEntry[] = [];
     try {
       for await (const st of this.#fs.entries(dir)) {
-        if (st.type === 'dir') out.push({ key: `${keyPrefix}${st.name}/`, dir: true, status: st });
-        else if (st.type === 'file') out.push({ key: `${keyPrefix}${st.name}`, dir: false, status: st });
+        const e = await this.#entry(dir, keyPrefix, st);
+        if (e !== undefined) out.push(e);
         if (out.length > MAX_DIR_ENTRIES_SORTED) {
           throw new FsError(
             'E2BIG',
@@ -129,7 +144,29 @@ export class Lister {
       }
       throw toS3Error(err, { bucket });
     }
-    return out.sort((a, b) => compareKeys(a.key, b.key));
+    out.sort((a, b) => compareKeys(a.key, b.key) || Number(a.beside) - Number(b.beside));
+    // A file at the natural path and a stale one beside the folder (a crash between the two
+    // steps of making the folder): the natural one is the object, as for lookups.
+    return out.filter((e, i) => i === 0 || e.dir || e.key !== out[i - 1]?.key);
+  }
+
+  /** The key of one directory entry; undefined for names that are no key (unknown reserved names). */
+  async #entry(dir: string, keyPrefix: string, st: FileStatus): Promise<WalkEntry | undefined> {
+    const decoded = decodeName(st.name);
+    if (decoded === undefined || (st.type !== 'file' && st.type !== 'dir')) return undefined;
+    const path = `${dir}/${st.name}`;
+    let segment = decoded.segment;
+    if (segment === undefined) {
+      // A hashed name: the segment is in an attribute of the entry.
+      const raw = await this.#fs.getXattr(path, NAME_XATTR).catch(() => undefined);
+      if (raw === undefined) return undefined;
+      segment = raw.toString();
+    }
+    if (st.type === 'dir') {
+      if (decoded.beside) return undefined; // objects beside folders are files
+      return { key: `${keyPrefix}${segment}/`, dir: true, beside: false, path, status: st };
+    }
+    return { key: `${keyPrefix}${segment}`, dir: false, beside: decoded.beside, path, status: st };
   }
 }
 

@@ -81,7 +81,7 @@ export async function uploadPartCopy(
   }
   await drain(ctx.req);
   const length = end - start + 1;
-  const source = length <= 0 ? emptySource() : d.store.read(src.bucket, src.key, start, end);
+  const source = length <= 0 ? emptySource() : d.store.read(info.path, start, end);
   const tmp = await d.store.writeTemp(
     source as AsyncIterable<Buffer>,
     { maxBytes: d.limits.maxPartBytes, expectedBytes: Math.max(0, length) },

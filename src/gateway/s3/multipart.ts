@@ -9,7 +9,7 @@ import type { FileSystem } from '../../client/index.js';
 import { FsError } from '../../common/errors.js';
 import type { FileStatus } from '../../protocol/types.js';
 import { S3Error, toS3Error } from './errors.js';
-import { TMP_DIR, UPLOADS_DIR, compareKeys, objectPath } from './keys.js';
+import { TMP_DIR, UPLOADS_DIR, compareKeys, locateKey } from './keys.js';
 import { compactParts } from './object-meta.js';
 import type { ObjectMeta } from './object-meta.js';
 import type { ObjectStore } from './store.js';
@@ -208,11 +208,7 @@ export class Multipart {
     for (const p of chosen) md5s.update(Buffer.from(p.etag, 'hex'));
     const etag = `${md5s.digest('hex')}-${chosen.length}`;
     const meta: ObjectMeta = { ...rec.meta, etag, parts: compactParts(chosen.map((p) => p.size)) };
-    try {
-      await this.#store.commit(tmp.tmpPath, objectPath(rec.bucket, rec.key), meta);
-    } catch (err) {
-      throw toS3Error(err, { bucket: rec.bucket, key: rec.key });
-    }
+    await this.#store.commit(tmp.tmpPath, locateKey(rec.bucket, rec.key), meta);
     await this.#fs.delete(dir, { recursive: true }).catch(() => undefined);
     return { etag };
   }

@@ -34,6 +34,8 @@ export type PartSizes = { size: number; count: number; last: number } | number[]
 
 export interface ObjectInfo {
   key: string;
+  /** The file holding the object (its natural path, or the one beside a directory of its name). */
+  path: string;
   size: number;
   mtimeMs: number;
   meta: ObjectMeta;

@@ -1,5 +1,4 @@
 /** Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject. */
-import { FsError } from '../../common/errors.js';
 import { evaluateConditions, parseRange, preconditionFailed } from './conditions.js';
 import type { HandlerDeps } from './deps.js';
 import { MAX_DELETE_KEYS, MAX_XML_BODY_BYTES } from './deps.js';
@@ -16,7 +15,7 @@ import {
   streamOut,
 } from './http.js';
 import type { S3Context } from './http.js';
-import { checkKey, objectPath } from './keys.js';
+import { locateKey } from './keys.js';
 import { metaFromRequest, partRange, partsCount } from './object-meta.js';
 import type { ObjectInfo, ObjectMeta } from './object-meta.js';
 import { childText, el, expectRoot, malformedXml, parseXml, xmlDocument } from './xml.js';
@@ -33,9 +32,9 @@ const RESPONSE_OVERRIDES: Readonly<Record<string, string>> = {
 };
 
 export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, key: string): Promise<void> {
-  checkKey(bucket, key);
+  const loc = locateKey(bucket, key);
   const meta = metaFromRequest(ctx.req.headers);
-  await d.store.bucketStatus(bucket);
+  // No bucket check up front: the rename into place finds a missing bucket (NoSuchBucket).
   const body = requestBody(ctx);
   const tmp = await d.store.writeTemp(
     body.stream,
@@ -45,13 +44,10 @@ export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, 
     },
     body.expected,
     body.checksumAlgorithm,
+    (md5) => ({ ...meta, etag: md5.toString('hex') }),
   );
   const etag = tmp.md5.toString('hex');
-  try {
-    await d.store.commit(tmp.tmpPath, objectPath(bucket, key), { ...meta, etag });
-  } catch (err) {
-    throw toS3Error(err, { bucket, key });
-  }
+  await d.store.commit(tmp.tmpPath, loc, undefined);
   const echo = body.checksumEcho();
   sendEmpty(ctx, 200, { etag: `"${etag}"`, ...(echo === undefined ? {} : { [echo[0]]: echo[1] }) });
 }
@@ -63,7 +59,37 @@ async function headOrGet(
   key: string,
   get: boolean,
 ): Promise<void> {
-  const info = await d.store.head(bucket, key);
+  if (!get) {
+    const r = responsePlan(ctx, await d.store.head(bucket, key));
+    if (r === undefined) return;
+    ctx.res.writeHead(r.status, r.headers);
+    ctx.res.end();
+    return;
+  }
+  // Opened (blocks located) before the headers go out: a missing key is a clean NoSuchKey.
+  const { info, reader } = await d.store.open(bucket, key);
+  try {
+    const r = responsePlan(ctx, info);
+    if (r === undefined) return;
+    ctx.res.writeHead(r.status, r.headers);
+    if (r.end < r.start) {
+      ctx.res.end();
+      return;
+    }
+    await streamOut(ctx, reader.createReadStream({ start: r.start, end: r.end }));
+  } finally {
+    await reader.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The answer to a GET or HEAD of `info`: status, headers and byte range after the conditions,
+ * Range or partNumber; undefined when a 304 was sent.
+ */
+function responsePlan(
+  ctx: S3Context,
+  info: ObjectInfo,
+): { status: number; headers: Record<string, string>; start: number; end: number } | undefined {
   const cond = evaluateConditions(ctx.req, info);
   if (cond === 'failed')
     throw preconditionFailed(header(ctx.req, 'if-match') !== undefined ? 'If-Match' : 'If-Unmodified-Since');
@@ -75,7 +101,7 @@ async function headOrGet(
       'last-modified': headers['last-modified'] ?? '',
     });
     ctx.res.end();
-    return;
+    return undefined;
   }
   for (const [param, name] of Object.entries(RESPONSE_OVERRIDES)) {
     const v = ctx.query.get(param);
@@ -121,23 +147,7 @@ async function headOrGet(
   }
   const length = Math.max(0, end - start + 1);
   headers['content-length'] = String(length);
-  if (!get || length === 0) {
-    ctx.res.writeHead(status, headers);
-    ctx.res.end();
-    return;
-  }
-  const source = d.store.read(bucket, key, start, end);
-  // Open before sending headers: a file removed since the HEAD is a NoSuchKey, not a cut body.
-  await new Promise<void>((resolve, reject) => {
-    source.once('readable', resolve);
-    source.once('error', reject);
-  }).catch((err: unknown) => {
-    source.destroy();
-    if (err instanceof FsError && err.code === 'ENOENT') throw toS3Error(err, { bucket, key });
-    throw err;
-  });
-  ctx.res.writeHead(status, headers);
-  await streamOut(ctx, source);
+  return { status, headers, start, end };
 }
 
 export function getObject(ctx: S3Context, d: HandlerDeps, bucket: string, key: string): Promise<void> {
@@ -170,7 +180,6 @@ export async function deleteObjects(ctx: S3Context, d: HandlerDeps, bucket: stri
   for (const key of keys) {
     if (key === undefined) throw malformedXml('an Object without a Key');
     try {
-      checkKey(bucket, key);
       await d.store.delete(bucket, key);
       if (!quiet) results.push(el('Deleted', [el('Key', key)]));
     } catch (err) {
@@ -221,7 +230,7 @@ export function checkCopyConditions(ctx: S3Context, src: ObjectInfo): void {
 export { emptySource };
 
 export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string, key: string): Promise<void> {
-  checkKey(bucket, key);
+  const loc = locateKey(bucket, key);
   const src = copySource(ctx);
   const directive = (header(ctx.req, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
   if (directive !== 'COPY' && directive !== 'REPLACE') {
@@ -244,19 +253,16 @@ export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string,
     directive === 'REPLACE'
       ? metaFromRequest(ctx.req.headers)
       : { headers: info.meta.headers, user: info.meta.user };
-  const source = info.size === 0 ? emptySource() : d.store.read(src.bucket, src.key, 0, info.size - 1);
+  const source = info.size === 0 ? emptySource() : d.store.read(info.path, 0, info.size - 1);
   const tmp = await d.store.writeTemp(
     source as AsyncIterable<Buffer>,
     { maxBytes: d.limits.maxObjectBytes, expectedBytes: info.size },
     {},
   );
+  const path = await d.store.commit(tmp.tmpPath, loc, { ...base, etag: tmp.md5.toString('hex') });
   let mtimeMs: number;
   try {
-    await d.store.commit(tmp.tmpPath, objectPath(bucket, key), {
-      ...base,
-      etag: tmp.md5.toString('hex'),
-    });
-    mtimeMs = (await d.store.fs.stat(objectPath(bucket, key))).mtimeMs;
+    mtimeMs = (await d.store.fs.stat(path)).mtimeMs;
   } catch (err) {
     throw toS3Error(err, { bucket, key });
   }

@@ -6,14 +6,25 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FileSystem } from '../../client/index.js';
+import type { FileReader, FileSystem } from '../../client/index.js';
 import { FsError } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import type { FileStatus } from '../../protocol/types.js';
-import { BodyDigests } from './digests.js';
+import { algorithmsFor, verifyDigests } from './digests.js';
 import type { ExpectedDigests } from './digests.js';
 import { S3Error, toS3Error } from './errors.js';
-import { GATEWAY_ROOT, TMP_DIR, UPLOADS_DIR, bucketPath, checkBucketName, objectPath } from './keys.js';
+import type { HashPool } from './hash-pool.js';
+import {
+  GATEWAY_ROOT,
+  NAME_XATTR,
+  TMP_DIR,
+  UPLOADS_DIR,
+  besideName,
+  bucketPath,
+  checkBucketName,
+  locateKey,
+} from './keys.js';
+import type { EncodedName, KeyLocation } from './keys.js';
 import { META_XATTR, decodeMeta, encodeMeta } from './object-meta.js';
 import type { ObjectInfo, ObjectMeta } from './object-meta.js';
 
@@ -38,10 +49,12 @@ export interface WriteLimits {
 export class ObjectStore {
   readonly fs: FileSystem;
   readonly #log: Logger;
+  readonly #hashes: HashPool;
 
-  constructor(fs: FileSystem, log: Logger) {
+  constructor(fs: FileSystem, log: Logger, hashes: HashPool) {
     this.fs = fs;
     this.#log = log;
+    this.#hashes = hashes;
   }
 
   /** Creates the gateway's directories and removes temp files a crashed gateway left behind. */
@@ -110,46 +123,88 @@ export class ObjectStore {
 
   // ---- objects -------------------------------------------------------------------------------
 
-  /** Status and metadata of an object; NoSuchKey for a missing key or a "folder". */
+  /** Status and metadata of an object; NoSuchKey for a missing key. */
   async head(bucket: string, key: string): Promise<ObjectInfo> {
-    const path = objectPath(bucket, key);
-    let st: FileStatus | undefined;
-    try {
-      st = await this.fs.exists(path);
-    } catch (err) {
-      if (err instanceof FsError && err.code === 'ENOTDIR') st = undefined;
-      else throw toS3Error(err, { bucket, key });
+    const loc = locateKey(bucket, key);
+    const found = await this.#find(
+      loc,
+      (path) => this.fs.stat(path),
+      (st) => st,
+    );
+    return found.info;
+  }
+
+  /**
+   * Opens an object for reading: its info and an open reader (close it). The block locations
+   * come with the open, so a GET costs one namespace round trip (the open and the metadata
+   * attribute are asked for together).
+   */
+  async open(bucket: string, key: string): Promise<{ info: ObjectInfo; reader: FileReader }> {
+    const loc = locateKey(bucket, key);
+    const found = await this.#find(
+      loc,
+      (path) => this.fs.open(path),
+      (r) => r.status,
+    );
+    return { info: found.info, reader: found.handle };
+  }
+
+  /**
+   * Looks for the object at its natural path, then beside a directory of its name. The status
+   * (or an open reader) and the metadata attribute are fetched in parallel.
+   */
+  async #find<T>(
+    loc: KeyLocation,
+    get: (path: string) => Promise<T>,
+    statusOf: (handle: T) => FileStatus,
+  ): Promise<{ info: ObjectInfo; handle: T }> {
+    for (const path of [loc.path, loc.besidePath]) {
+      const [handle, raw] = await Promise.all([
+        get(path).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw toS3Error(err, { bucket: loc.bucket, key: loc.key });
+        }),
+        this.#readMeta(path),
+      ]);
+      if (handle === undefined) continue;
+      const st = statusOf(handle);
+      if (st.type !== 'file') continue; // a directory of the key's name: the object is beside it
+      const info = { key: loc.key, path, size: st.size, mtimeMs: st.mtimeMs, meta: decodeMeta(raw, st) };
+      return { info, handle };
     }
-    if (st === undefined || st.type !== 'file') {
-      await this.bucketStatus(bucket);
-      throw new S3Error('NoSuchKey', 'The specified key does not exist.', { BucketName: bucket, Key: key });
-    }
-    return { key, size: st.size, mtimeMs: st.mtimeMs, meta: decodeMeta(await this.#readMeta(path), st) };
+    await this.bucketStatus(loc.bucket);
+    throw new S3Error('NoSuchKey', 'The specified key does not exist.', {
+      BucketName: loc.bucket,
+      Key: loc.key,
+    });
   }
 
   async #readMeta(path: string): Promise<Buffer | undefined> {
     try {
       return await this.fs.getXattr(path, META_XATTR);
     } catch (err) {
-      if (err instanceof FsError && (err.code === 'ENODATA' || err.code === 'ENOENT')) return undefined;
+      if (isNotFound(err) || (err instanceof FsError && err.code === 'ENODATA')) return undefined;
       throw err;
     }
   }
 
-  /** The object's bytes [start, end] as a stream. */
-  read(bucket: string, key: string, start: number, end: number): Readable {
-    return this.fs.createReadStream(objectPath(bucket, key), { start, end });
+  /** The bytes [start, end] of the object file at `path` as a stream. */
+  read(path: string, start: number, end: number): Readable {
+    return this.fs.createReadStream(path, { start, end });
   }
 
   /**
    * Streams a body into a new temp file, checking the size limit as it goes and the digests at
-   * the end. The temp file is removed on any failure (including the client going away).
+   * the end (hashed on a hash thread while the bytes go to the workers). With `metaOf`, the
+   * object's metadata attribute is set while the file is being completed (one round trip less
+   * before the rename). The temp file is removed on any failure (including the client going away).
    */
   async writeTemp(
     body: AsyncIterable<Buffer>,
     limits: WriteLimits,
     expected: ExpectedDigests | (() => ExpectedDigests),
     checksumAlgorithm?: string,
+    metaOf?: (md5: Buffer) => ObjectMeta,
   ): Promise<TempUpload> {
     if (limits.expectedBytes !== undefined && limits.expectedBytes > limits.maxBytes) {
       throw new S3Error(
@@ -157,36 +212,47 @@ export class ObjectStore {
         `Your proposed upload of ${limits.expectedBytes} bytes exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
       );
     }
+    const expectedNow = (): ExpectedDigests => (typeof expected === 'function' ? expected() : expected);
     const tmpPath = `${TMP_DIR}/${randomUUID()}`;
     const writer = await this.fs.create(tmpPath, {
       ...(limits.expectedBytes === undefined ? {} : { sizeHintBytes: limits.expectedBytes }),
     });
     // Trailer checksums are known only at the end; what to hash is known now.
-    const digests = new BodyDigests(
-      typeof expected === 'function' ? expected() : expected,
-      checksumAlgorithm,
+    const hasher = this.#hashes.session(
+      algorithmsFor(expectedNow(), checksumAlgorithm),
+      limits.expectedBytes,
     );
+    let bytes = 0;
     try {
       for await (const chunk of body) {
-        digests.update(chunk);
-        if (digests.bytes > limits.maxBytes) {
+        bytes += chunk.length;
+        if (bytes > limits.maxBytes) {
           throw new S3Error(
             'EntityTooLarge',
             `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
           );
         }
+        // Handed to the hash thread first, so it hashes while the bytes go to the workers.
+        const hashed = hasher.update(chunk);
         await writer.write(chunk);
+        await hashed;
       }
-      if (limits.expectedBytes !== undefined && digests.bytes !== limits.expectedBytes) {
+      if (limits.expectedBytes !== undefined && bytes !== limits.expectedBytes) {
         throw new S3Error(
           'IncompleteBody',
-          `You did not provide the number of bytes specified by the Content-Length HTTP header (${digests.bytes} of ${limits.expectedBytes}).`,
+          `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${limits.expectedBytes}).`,
         );
       }
-      const md5 = digests.verify(typeof expected === 'function' ? expected() : expected);
-      await writer.close();
-      return { tmpPath, size: digests.bytes, md5 };
+      const digests = await hasher.digest();
+      verifyDigests(digests, expectedNow());
+      const meta = metaOf?.(digests.md5);
+      await Promise.all([
+        writer.close(),
+        meta === undefined ? undefined : this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta)),
+      ]);
+      return { tmpPath, size: bytes, md5: digests.md5 };
     } catch (err) {
+      hasher.drop();
       await writer
         .abort()
         .catch((e: unknown) => this.#log.warn({ err: e, tmpPath }, 'abort of a temp upload failed'));
@@ -195,27 +261,98 @@ export class ObjectStore {
   }
 
   /**
-   * Sets the metadata of a temp file and renames it to `dst`. Parent directories are created
-   * only when the rename says they are missing (most keys land in existing folders: one call
-   * saved per upload).
+   * Sets the metadata of a temp file (unless writeTemp did) and renames it onto the key (an atomic replace); returns
+   * the object's path. Parent directories are made only when the rename says they are missing
+   * (most keys land in existing folders); a directory with the key's name sends the object
+   * beside it, an object with the name of a needed directory is moved beside it first.
    */
-  async commit(tmpPath: string, dst: string, meta: ObjectMeta): Promise<void> {
+  async commit(tmpPath: string, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
     try {
-      await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
-      const parent = dst.slice(0, dst.lastIndexOf('/'));
+      if (meta !== undefined) await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
+      if (loc.leaf.hashed || loc.beside.hashed) await this.fs.setXattr(tmpPath, NAME_XATTR, loc.leaf.segment);
       for (let attempt = 1; ; attempt++) {
+        let target = loc.path;
         try {
-          await this.fs.rename(tmpPath, dst);
-          return;
+          try {
+            await this.fs.rename(tmpPath, target);
+          } catch (err) {
+            if (!(err instanceof FsError && err.code === 'EISDIR')) throw err;
+            target = loc.besidePath;
+            await this.fs.rename(tmpPath, target);
+          }
+          return target;
         } catch (err) {
-          // Missing parents (or ones a concurrent delete pruned): create them and try again.
-          const missing = err instanceof FsError && err.code === 'ENOENT';
-          if (!missing || attempt >= COMMIT_ATTEMPTS || parent.split('/').length <= 2) throw err;
-          await this.fs.mkdir(parent, { parents: true });
+          // Missing parents (or ones a concurrent delete pruned), or an object where a folder
+          // must be: make the folders and try again.
+          const code = err instanceof FsError ? err.code : undefined;
+          if ((code !== 'ENOENT' && code !== 'ENOTDIR') || attempt >= COMMIT_ATTEMPTS) throw err;
+          await this.#ensureParent(loc);
         }
       }
     } catch (err) {
       await this.fs.delete(tmpPath).catch(() => undefined);
+      throw toS3Error(err, { bucket: loc.bucket, key: loc.key });
+    }
+  }
+
+  /** Makes the key's parent folders (the bucket must exist: a deleted bucket is never made again). */
+  async #ensureParent(loc: KeyLocation): Promise<void> {
+    await this.bucketStatus(loc.bucket);
+    if (loc.dirs.length === 0) return;
+    if (!loc.dirs.some((d) => d.hashed)) {
+      try {
+        await this.fs.mkdir(loc.parentPath, { parents: true });
+        return;
+      } catch (err) {
+        // An object has the name of one of the folders: walk down and move it aside.
+        if (!(err instanceof FsError && (err.code === 'EEXIST' || err.code === 'ENOTDIR'))) throw err;
+      }
+    }
+    let parent = bucketPath(loc.bucket);
+    for (const d of loc.dirs) {
+      await this.#ensureDir(parent, d);
+      parent = `${parent}/${d.name}`;
+    }
+  }
+
+  /** Makes the folder `d` in `parent`, moving an object of that name to the file beside it. */
+  async #ensureDir(parent: string, d: EncodedName): Promise<void> {
+    const path = `${parent}/${d.name}`;
+    for (let attempt = 1; ; attempt++) {
+      const st = await this.fs.exists(path);
+      if (st?.type === 'dir') return;
+      if (attempt > COMMIT_ATTEMPTS) {
+        throw new FsError('EEXIST', `${path}: could not make the folder (it keeps being replaced)`);
+      }
+      if (st !== undefined) {
+        // The object `a` becomes the file beside the folder `a` (replacing a stale one).
+        const beside = besideName(d);
+        if (beside.hashed && !d.hashed) await this.fs.setXattr(path, NAME_XATTR, d.segment);
+        await this.fs.rename(path, `${parent}/${beside.name}`).catch((err: unknown) => {
+          if (!isNotFound(err)) throw err; // moved or deleted meanwhile: look again
+        });
+      }
+      try {
+        await this.#mkdir(path, d);
+      } catch (err) {
+        if (!(err instanceof FsError && err.code === 'EEXIST')) throw err;
+      }
+    }
+  }
+
+  /** mkdir; a hashed name gets its segment attribute before it appears (made aside, renamed in). */
+  async #mkdir(path: string, d: EncodedName): Promise<void> {
+    if (!d.hashed) {
+      await this.fs.mkdir(path);
+      return;
+    }
+    const tmp = `${TMP_DIR}/dir-${randomUUID()}`;
+    await this.fs.mkdir(tmp);
+    try {
+      await this.fs.setXattr(tmp, NAME_XATTR, d.segment);
+      await this.fs.rename(tmp, path, { noReplace: true });
+    } catch (err) {
+      await this.fs.delete(tmp).catch(() => undefined);
       throw err;
     }
   }
@@ -225,36 +362,56 @@ export class ObjectStore {
     await this.fs.delete(tmpPath).catch(() => undefined);
   }
 
-  /** Deletes an object (a missing one is not an error, as in S3) and prunes emptied parent directories. */
+  /**
+   * Deletes an object (a missing one is not an error, as in S3): the file at its natural path
+   * and any beside a folder of its name (a folder with keys in it stays), then prunes emptied
+   * parent folders.
+   */
   async delete(bucket: string, key: string): Promise<void> {
-    const path = objectPath(bucket, key);
-    try {
-      const st = await this.fs.exists(path);
-      if (st === undefined || st.type !== 'file') {
-        await this.bucketStatus(bucket);
-        return;
-      }
-      await this.fs.delete(path);
-    } catch (err) {
-      if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) {
-        await this.bucketStatus(bucket);
-        return;
-      }
-      throw toS3Error(err, { bucket, key });
+    const loc = locateKey(bucket, key);
+    const results = await Promise.all(
+      [loc.path, loc.besidePath].map((path) =>
+        this.fs.delete(path).then(
+          () => true,
+          (err: unknown) => {
+            if (isNotFound(err) || (err instanceof FsError && err.code === 'ENOTEMPTY')) return false;
+            throw toS3Error(err, { bucket, key });
+          },
+        ),
+      ),
+    );
+    if (!results.includes(true)) {
+      await this.bucketStatus(bucket);
+      return;
     }
-    await this.pruneParents(bucket, key);
+    await this.pruneParents(loc);
   }
 
-  /** Removes the now-empty directories above a deleted key, so listings show no empty "folders". */
-  async pruneParents(bucket: string, key: string): Promise<void> {
-    const segments = key.split('/');
-    for (let n = segments.length - 1; n >= 1; n--) {
-      const dir = objectPath(bucket, segments.slice(0, n).join('/'));
+  /**
+   * Removes the now-empty folders above a deleted key, so listings show no empty "folders";
+   * an object that was moved beside a pruned folder goes back to its natural path.
+   */
+  async pruneParents(loc: KeyLocation): Promise<void> {
+    for (let n = loc.dirs.length; n >= 1; n--) {
+      const parent = [bucketPath(loc.bucket), ...loc.dirs.slice(0, n - 1).map((d) => d.name)].join('/');
+      const d = loc.dirs[n - 1] as EncodedName;
+      const dir = `${parent}/${d.name}`;
       try {
         await this.fs.delete(dir);
       } catch {
         return; // not empty (or already gone): stop climbing
       }
+      try {
+        await this.fs.rename(`${parent}/${besideName(d).name}`, dir, { noReplace: true });
+        return; // the folder's name is an object again: its parent is not empty
+      } catch {
+        // nothing beside it (the usual case), or the name was taken meanwhile
+      }
     }
   }
+}
+
+/** ENOENT, or a path through a file or onto a folder: there is no object file there. */
+function isNotFound(err: unknown): boolean {
+  return err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EISDIR');
 }
