@@ -16,8 +16,9 @@ import { StrataError, toStrataError } from '../common/errors.js';
 import type { WriteCall } from '../rpc/api.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
+import { ChunkChecksums } from './chunk-checksums.js';
 import type { IoContext } from './io-context.js';
-import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
+import { LOCAL_EARLY_SYNC_BYTES, LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
 
 /** One or more replicas failed; the block must be placed again without them. */
@@ -112,14 +113,20 @@ class LocalTarget implements ReplicaTarget {
   readonly #ctx: IoContext;
   readonly #blockId: number;
   readonly #fh: FileHandle;
+  /** The checksum table handed to the worker at commit, so it does not read the file back. */
+  readonly #sums: ChunkChecksums;
   #written = 0;
   #closed = false;
+  /** A background sync of the bytes written so far (see LOCAL_EARLY_SYNC_BYTES). */
+  #sync: Promise<void> | undefined;
+  #syncStartedAt = 0;
 
-  private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle) {
+  private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle, hint: number) {
     this.#ctx = ctx;
     this.worker = worker;
     this.#blockId = blockId;
     this.#fh = fh;
+    this.#sums = new ChunkChecksums(hint);
   }
 
   /**
@@ -150,16 +157,28 @@ class LocalTarget implements ReplicaTarget {
       await ch.call(AbortLocalWrite, { blockId }).catch(() => undefined);
       return undefined;
     }
-    return new LocalTarget(ctx, worker, blockId, fh);
+    return new LocalTarget(ctx, worker, blockId, fh, hint ?? 0);
   }
 
   async write(chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const n = Math.min(chunk.length - done, LOCAL_WRITE_CHUNK_BYTES);
-      const { bytesWritten } = await this.#fh.write(chunk, done, n, this.#written);
-      done += bytesWritten;
-      this.#written += bytesWritten;
+    for (let done = 0; done < chunk.length;) {
+      const piece = chunk.subarray(done, Math.min(chunk.length, done + LOCAL_WRITE_CHUNK_BYTES));
+      // The file write runs on libuv's thread pool while this thread checksums the same bytes.
+      const written = writeFully(this.#fh, piece, this.#written);
+      this.#sums.update(piece);
+      await written;
+      done += piece.length;
+      this.#written += piece.length;
+      if (this.#sync === undefined && this.#written - this.#syncStartedAt >= LOCAL_EARLY_SYNC_BYTES) {
+        // The disk writes while we go on filling the page cache: the worker's sync at commit
+        // then has only the tail left, instead of the whole block at once.
+        this.#syncStartedAt = this.#written;
+        const sync = this.#fh.datasync().finally(() => {
+          if (this.#sync === sync) this.#sync = undefined;
+        });
+        sync.catch(() => undefined);
+        this.#sync = sync;
+      }
     }
     this.#ctx.metrics?.write('local', chunk.length);
   }
@@ -171,10 +190,14 @@ class LocalTarget implements ReplicaTarget {
         `local block ${this.#blockId}: wrote ${this.#written}, expected ${length}`,
       );
     }
-    const body = await this.#ctx.workers.channel(this.worker).call(CommitLocalWrite, {
-      blockId: this.#blockId,
-      length,
-    });
+    await this.#sync;
+    const body = await this.#ctx.workers
+      .channel(this.worker)
+      .call(
+        CommitLocalWrite,
+        { blockId: this.#blockId, length, checksummed: true },
+        { payload: this.#sums.table() },
+      );
     if (body.length !== length) {
       throw new StrataError(
         'STRATA_BLOCK_LENGTH_MISMATCH',
@@ -209,7 +232,18 @@ class LocalTarget implements ReplicaTarget {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#sync?.catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
+  }
+}
+
+/** Writes all of `data` at `position` (a short write resumes where it stopped). */
+async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten === 0)
+      throw new StrataError('STRATA_INTERNAL', `write at ${position + done} wrote nothing`);
+    done += bytesWritten;
   }
 }
 
