@@ -18,7 +18,12 @@ import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
 import { ChunkChecksums } from './chunk-checksums.js';
 import type { IoContext } from './io-context.js';
-import { LOCAL_EARLY_SYNC_BYTES, LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
+import {
+  LOCAL_EARLY_SYNC_BYTES,
+  LOCAL_WRITE_CHUNK_BYTES,
+  MIN_REMOTE_WRITE_PIECE_BYTES,
+  SMALL_BLOCK_RPC_BYTES,
+} from './settings.js';
 import { workerKey } from './worker-pool.js';
 
 /** One or more replicas failed; the block must be placed again without them. */
@@ -69,7 +74,7 @@ class RemoteTarget implements ReplicaTarget {
   ) {
     this.#ctx = ctx;
     this.worker = worker;
-    this.#chunkBytes = ctx.settings.writeChunkBytes;
+    this.#chunkBytes = Math.max(ctx.settings.writeChunkBytes, MIN_REMOTE_WRITE_PIECE_BYTES);
     this.#call = ctx.workers
       .channel(worker)
       .write(
@@ -270,9 +275,12 @@ export class BlockWriteSession {
     if (workers.length === 0) {
       throw new StrataError('STRATA_NO_WORKERS', `the master placed block ${blockId} on no worker`);
     }
+    // A block known to be small goes over the RPC even to a local worker: one round trip
+    // (WriteBlock) instead of two (OpenLocalWrite, CommitLocalWrite) and no file opened here.
+    const small = lengthHint !== undefined && lengthHint <= SMALL_BLOCK_RPC_BYTES;
     const opened = await Promise.allSettled(
       workers.map(async (w): Promise<ReplicaTarget> => {
-        if (ctx.workers.isLocal(w)) {
+        if (!small && ctx.workers.isLocal(w)) {
           const t = await LocalTarget.open(ctx, w, blockId, storageType, lengthHint);
           if (t !== undefined) return t;
         }

@@ -20,6 +20,13 @@ export const LOCAL_WRITE_CHUNK_BYTES = 4 * MiB;
  * 4 MiB window (the RPC default) drains before the next grant arrives when either side is busy.
  */
 export const WORKER_READ_WINDOW_BYTES = 16 * MiB;
+/**
+ * Smallest piece handed to a WriteBlock stream (`client.write_chunk_size` when larger): the RPC
+ * sends 1 MiB frames anyway, and each piece costs a socket write and a worker wake-up.
+ */
+export const MIN_REMOTE_WRITE_PIECE_BYTES = 1 * MiB;
+/** Blocks announced (size hint) at most this long are written over the RPC even to a local worker. */
+export const SMALL_BLOCK_RPC_BYTES = 256 * 1024;
 /** A short-circuit writer syncs its block file in the background every this many bytes. */
 export const LOCAL_EARLY_SYNC_BYTES = 16 * MiB;
 /** How many times one block is re-placed on other workers before a write gives up. */
