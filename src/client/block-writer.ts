@@ -18,12 +18,7 @@ import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
 import { ChunkChecksums } from './chunk-checksums.js';
 import type { IoContext } from './io-context.js';
-import {
-  LOCAL_EARLY_SYNC_BYTES,
-  LOCAL_WRITE_CHUNK_BYTES,
-  MIN_REMOTE_WRITE_PIECE_BYTES,
-  SMALL_BLOCK_RPC_BYTES,
-} from './settings.js';
+import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
 
 /** One or more replicas failed; the block must be placed again without them. */
@@ -74,7 +69,7 @@ class RemoteTarget implements ReplicaTarget {
   ) {
     this.#ctx = ctx;
     this.worker = worker;
-    this.#chunkBytes = Math.max(ctx.settings.writeChunkBytes, MIN_REMOTE_WRITE_PIECE_BYTES);
+    this.#chunkBytes = ctx.settings.writeChunkBytes;
     this.#call = ctx.workers
       .channel(worker)
       .write(
@@ -122,9 +117,6 @@ class LocalTarget implements ReplicaTarget {
   readonly #sums: ChunkChecksums;
   #written = 0;
   #closed = false;
-  /** A background sync of the bytes written so far (see LOCAL_EARLY_SYNC_BYTES). */
-  #sync: Promise<void> | undefined;
-  #syncStartedAt = 0;
 
   private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle, hint: number) {
     this.#ctx = ctx;
@@ -174,16 +166,6 @@ class LocalTarget implements ReplicaTarget {
       await written;
       done += piece.length;
       this.#written += piece.length;
-      if (this.#sync === undefined && this.#written - this.#syncStartedAt >= LOCAL_EARLY_SYNC_BYTES) {
-        // The disk writes while we go on filling the page cache: the worker's sync at commit
-        // then has only the tail left, instead of the whole block at once.
-        this.#syncStartedAt = this.#written;
-        const sync = this.#fh.datasync().finally(() => {
-          if (this.#sync === sync) this.#sync = undefined;
-        });
-        sync.catch(() => undefined);
-        this.#sync = sync;
-      }
     }
     this.#ctx.metrics?.write('local', chunk.length);
   }
@@ -195,7 +177,6 @@ class LocalTarget implements ReplicaTarget {
         `local block ${this.#blockId}: wrote ${this.#written}, expected ${length}`,
       );
     }
-    await this.#sync;
     const body = await this.#ctx.workers
       .channel(this.worker)
       .call(
@@ -237,7 +218,6 @@ class LocalTarget implements ReplicaTarget {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sync?.catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
   }
 }
@@ -275,12 +255,9 @@ export class BlockWriteSession {
     if (workers.length === 0) {
       throw new StrataError('STRATA_NO_WORKERS', `the master placed block ${blockId} on no worker`);
     }
-    // A block known to be small goes over the RPC even to a local worker: one round trip
-    // (WriteBlock) instead of two (OpenLocalWrite, CommitLocalWrite) and no file opened here.
-    const small = lengthHint !== undefined && lengthHint <= SMALL_BLOCK_RPC_BYTES;
     const opened = await Promise.allSettled(
       workers.map(async (w): Promise<ReplicaTarget> => {
-        if (!small && ctx.workers.isLocal(w)) {
+        if (ctx.workers.isLocal(w)) {
           const t = await LocalTarget.open(ctx, w, blockId, storageType, lengthHint);
           if (t !== undefined) return t;
         }

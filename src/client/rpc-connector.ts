@@ -24,7 +24,6 @@ export function defaultConnector(opts: RpcConnectorOptions = {}): RpcConnector {
         retryMax: c.retryMax,
         ...(c.keepaliveIntervalMs === undefined ? {} : { keepaliveIntervalMs: c.keepaliveIntervalMs }),
         ...(c.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: c.keepaliveTimeoutMs }),
-        ...(c.streamWindowBytes === undefined ? {} : { streamWindowBytes: c.streamWindowBytes }),
         ...(opts.log === undefined ? {} : { log: opts.log }),
         ...(opts.registry === undefined ? {} : { registry: opts.registry }),
       });

@@ -15,20 +15,6 @@ export const DEFAULT_MEMORY_BUDGET_BYTES = 256 * MiB;
 export const LOCAL_READ_CHUNK_BYTES = 4 * MiB;
 /** Largest piece a short-circuit writer writes to a block file in one call. */
 export const LOCAL_WRITE_CHUNK_BYTES = 4 * MiB;
-/**
- * Credit window granted to a worker's block read stream: at loopback and datacenter speeds a
- * 4 MiB window (the RPC default) drains before the next grant arrives when either side is busy.
- */
-export const WORKER_READ_WINDOW_BYTES = 16 * MiB;
-/**
- * Smallest piece handed to a WriteBlock stream (`client.write_chunk_size` when larger): the RPC
- * sends 1 MiB frames anyway, and each piece costs a socket write and a worker wake-up.
- */
-export const MIN_REMOTE_WRITE_PIECE_BYTES = 1 * MiB;
-/** Blocks announced (size hint) at most this long are written over the RPC even to a local worker. */
-export const SMALL_BLOCK_RPC_BYTES = 256 * 1024;
-/** A short-circuit writer syncs its block file in the background every this many bytes. */
-export const LOCAL_EARLY_SYNC_BYTES = 16 * MiB;
 /** How many times one block is re-placed on other workers before a write gives up. */
 export const MAX_BLOCK_PLACEMENTS = 4;
 /** Attempts of one read range over the replicas (and a location refresh) before giving up. */

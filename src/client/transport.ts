@@ -46,8 +46,6 @@ export interface ChannelOptions {
    */
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
-  /** Credit window this side grants a read stream (absent: the RPC default). */
-  streamWindowBytes?: number;
 }
 
 export interface RpcConnector {

@@ -5,7 +5,6 @@
  */
 import type { WorkerAddress } from '../protocol/types.js';
 import type { ClientSettings } from './settings.js';
-import { WORKER_READ_WINDOW_BYTES } from './settings.js';
 import type { RpcChannel, RpcConnector } from './transport.js';
 
 /** Most failed workers remembered; the oldest entries are forgotten first. */
@@ -92,7 +91,6 @@ export class WorkerPool {
       // Worker calls are retried by the block reader and writer (on other replicas), not here.
       retryMax: 0,
       label: `worker ${key}`,
-      streamWindowBytes: WORKER_READ_WINDOW_BYTES,
     });
     this.#channels.set(key, ch);
     if (this.#channels.size > MAX_WORKER_CHANNELS) {

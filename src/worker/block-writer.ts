@@ -21,19 +21,10 @@ export const RESERVE_STEP_BYTES = 4 * 1024 * 1024;
  */
 export const EARLY_SYNC_BYTES = 16 * 1024 * 1024;
 
-/**
- * Chunks are handed to the file in batches of at least this many bytes (one writev each). Each
- * file call costs 0.1–0.2 ms of this thread on a busy machine (waking a pool thread), so
- * batches are large.
- */
-export const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** Chunks are handed to the file in batches of at least this many bytes (one writev each). */
+export const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Most chunks in one writev (IOV_MAX is 1024 on Linux). */
 const MAX_BATCH_CHUNKS = 512;
-/**
- * Batches being written at once (each at its own file offset, on libuv's thread pool): the
- * stream keeps being consumed while the kernel is slow to take one batch.
- */
-export const MAX_INFLIGHT_BATCHES = 4;
 
 /** What the writer needs from the store: growing its reservation (may wait for eviction). */
 export interface WriterHost {
@@ -65,10 +56,8 @@ export class BlockWriter {
   /** Chunks not yet handed to the file, written together by one writev. */
   #batch: Buffer[] = [];
   #batchBytes = 0;
-  /** File writes in flight, oldest first: new chunks are accepted while they run. */
-  #inflight: Promise<void>[] = [];
-  /** Resolves when every write started so far has finished (rejects with the first failure). */
-  #allWritten: Promise<void> = Promise.resolve();
+  /** The one file write in flight: the next chunk is accepted while it runs. */
+  #inflight: Promise<void> = Promise.resolve();
   /** A background sync started at `#syncedUpTo` bytes (see EARLY_SYNC_BYTES). */
   #earlySync: Promise<void> | undefined;
   #syncedUpTo = 0;
@@ -153,20 +142,16 @@ export class BlockWriter {
     const bytes = this.#batchBytes;
     this.#batch = [];
     this.#batchBytes = 0;
-    while (this.#inflight.length >= MAX_INFLIGHT_BATCHES) await this.#inflight.shift();
+    await this.#inflight;
     const position = this.#filePos;
     this.#filePos += bytes;
     const fh = this.#fh;
-    const write = writevFully(fh, batch, position);
-    // Observed on a later call or at stage; never an unhandled rejection meanwhile.
-    write.catch(() => undefined);
-    this.#inflight.push(write);
-    const before = this.#allWritten;
-    this.#allWritten = Promise.all([before, write]).then(() => undefined);
-    this.#allWritten.catch(() => undefined);
+    this.#inflight = writevFully(fh, batch, position);
+    // Observed on the next call; never an unhandled rejection meanwhile.
+    this.#inflight.catch(() => undefined);
     if (this.#earlySync === undefined && this.#filePos - this.#syncedUpTo >= EARLY_SYNC_BYTES) {
       const upTo = this.#filePos;
-      this.#earlySync = this.#allWritten
+      this.#earlySync = this.#inflight
         .then(() => fh.datasync())
         .then(() => {
           this.#syncedUpTo = upTo;
@@ -190,8 +175,7 @@ export class BlockWriter {
       );
     }
     await this.#flushBatch();
-    this.#inflight = [];
-    await this.#allWritten;
+    await this.#inflight;
     await this.#earlySync;
     if (this.#filePos !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
     const trailer = encodeTrailer(this.#written, this.#sum.finish());
@@ -221,8 +205,7 @@ export class BlockWriter {
     if (this.#state === 'closed') return;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
-    this.#inflight = [];
-    await this.#allWritten.catch(() => undefined);
+    await this.#inflight.catch(() => undefined);
     await this.#earlySync?.catch(() => undefined);
     this.#batch = [];
     this.#batchBytes = 0;

@@ -84,10 +84,7 @@ export class DeferredReleasePool implements BufferSource {
   }
 }
 
-/**
- * Bytes read from a block file per system call: large reads keep disks and page cache efficient,
- * and each file call costs 0.1–0.2 ms of the event loop on a busy machine (waking a pool thread).
- */
-export const READ_WINDOW_BYTES = 4 * 1024 * 1024;
+/** Bytes read from a block file per system call: large reads keep disks and page cache efficient. */
+export const READ_WINDOW_BYTES = 1024 * 1024;
 /** Buffers kept in the shared pool (64 MiB): enough for a few streams' windows in flight. */
-export const POOLED_READ_BUFFERS = 16;
+export const POOLED_READ_BUFFERS = 64;

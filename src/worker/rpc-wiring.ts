@@ -15,16 +15,9 @@ import type { WorkerRpc } from './worker.js';
 /** Peer clients kept open for replication; the least recently used is closed beyond this. */
 export const MAX_PEER_CLIENTS = 32;
 
-/**
- * Credit window the worker grants each incoming block write stream. Larger than the RPC default
- * (4 MiB) so a writer keeps streaming while the worker waits on a file write or a sync; the
- * bytes a stream can have queued here are bounded by it.
- */
-export const WRITE_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
-
 export function createWorkerRpc(config: ClusterConfig, log: Logger, registry: Registry): WorkerRpc {
   const { addresses, ...clientOptions } = masterClientOptions(config);
-  const server = new RpcServer({ log, registry, streamWindowBytes: WRITE_STREAM_WINDOW_BYTES });
+  const server = new RpcServer({ log, registry });
   const master = new RpcClient({ ...clientOptions, addresses, log, registry });
   const peers = new PeerClients({ ...clientOptions, log, registry });
   return { server, master, peers };
