@@ -79,6 +79,8 @@ export const loadJobStatusSchema = z.object({
   failedBlocks: nonNegInt,
   startedAtMs: z.number(),
   endedAtMs: z.number().optional(),
+  /** When a master last ran the job again after it was interrupted (a restart or failover). */
+  resumedAtMs: z.number().optional(),
   /** The first failure, for a failed job. */
   error: z.string().optional(),
 });

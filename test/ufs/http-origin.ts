@@ -4,7 +4,7 @@
  * misbehave on cue: ignore Range, refuse HEAD, demand a header, or cut the connection mid-body.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +27,8 @@ export interface OriginBehaviour {
   cutAfterBytes?: number;
   /** Wait this long before answering a GET (to let concurrent readers pile up). */
   delayMs?: number;
+  /** Directory index pages: 'html' (default, like nginx's autoindex), 'json' (autoindex_format json), or 'none' (403). */
+  index?: 'html' | 'json' | 'none';
 }
 
 export class HttpOrigin {
@@ -94,6 +96,10 @@ export class HttpOrigin {
     }
     const file = join(this.root, path);
     const st = await stat(file).catch(() => undefined);
+    if (st?.isDirectory() === true) {
+      await this.#directory(url.pathname, file, req, res);
+      return;
+    }
     if (st === undefined || !st.isFile()) {
       res.writeHead(404).end();
       return;
@@ -159,6 +165,47 @@ export class HttpOrigin {
     });
     body.on('end', () => res.end());
     body.on('error', () => res.destroy());
+  }
+
+  /** As web servers do: `dir` redirects to `dir/`, which serves an index page (or 403). */
+  async #directory(rawPath: string, dir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!rawPath.endsWith('/')) {
+      res.writeHead(301, { location: `${rawPath}/`, 'content-length': '0' }).end();
+      return;
+    }
+    const index = this.behaviour.index ?? 'html';
+    if (index === 'none') {
+      res.writeHead(403, { 'content-length': '0' }).end();
+      return;
+    }
+    const entries = await readdir(dir, { withFileTypes: true });
+    let body: string;
+    if (index === 'json') {
+      const items = await Promise.all(
+        entries.map(async (e) => {
+          const st = await stat(join(dir, e.name));
+          return e.isDirectory()
+            ? { name: e.name, type: 'directory', mtime: st.mtime.toUTCString() }
+            : { name: e.name, type: 'file', mtime: st.mtime.toUTCString(), size: st.size };
+        }),
+      );
+      body = JSON.stringify(items);
+    } else {
+      // nginx's autoindex page, with an Apache-style sort link and a parent link to ignore.
+      const esc = (v: string): string =>
+        v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+      const links = entries.map((e) => {
+        const href = encodeURIComponent(e.name) + (e.isDirectory() ? '/' : '');
+        return `<a href="${esc(href)}">${esc(e.name)}${e.isDirectory() ? '/' : ''}</a>`;
+      });
+      body =
+        `<html><head><title>Index of ${esc(rawPath)}</title></head><body><h1>Index of ${esc(rawPath)}</h1>` +
+        `<a href="?C=N;O=D">Name</a><hr><pre><a href="../">../</a>\n${links.join('\n')}</pre><hr></body></html>`;
+    }
+    const type = index === 'json' ? 'application/json' : 'text/html';
+    res.writeHead(200, { 'content-type': type });
+    if (req.method === 'HEAD') res.end();
+    else res.end(body);
   }
 
   async close(): Promise<void> {

@@ -6,9 +6,14 @@
  * on another worker. Progress counts files and bytes found, cached and loaded; a job can be
  * cancelled (tasks in flight are abandoned, blocks already loaded stay cached).
  *
- * Jobs live in the master's memory: a master restart forgets them (what they loaded stays).
+ * Jobs are kept in the MetaStore (job-store.ts): a job is recorded before its submitter hears of
+ * it, checkpointed while it runs and recorded when it ends. A master that stops (or loses its HA
+ * term) leaves its unfinished jobs recorded as running, and the next master runs them again
+ * under the same id once its workers have had time to report their blocks: blocks cached
+ * meanwhile count as done, so a resumed job loads only what is still missing.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { FsError, StrataError } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import type { FileStatus } from '../../protocol/types.js';
@@ -22,6 +27,7 @@ import type { Resolved } from '../mounts/mount-table.js';
 import { ufsPathOf } from '../mounts/mount-table.js';
 import type { UfsSync } from '../mounts/ufs-sync.js';
 import type { WorkerClients } from '../mounts/worker-clients.js';
+import type { JobStore } from './job-store.js';
 
 /** Finished jobs remembered for `load --status`. */
 export const MAX_FINISHED_JOBS = 100;
@@ -31,6 +37,10 @@ export const MAX_RUNNING_JOBS = 16;
 export const LOAD_TASK_DEADLINE_MS = 10 * 60 * 1000;
 /** Block tasks a job's walk may queue ahead of the loads. */
 export const MAX_QUEUED_TASKS = 100_000;
+/** How often the progress of running jobs is written to the store. */
+export const LOAD_CHECKPOINT_INTERVAL_MS = 2_000;
+/** How often a resumed job looks for a live worker before it starts. */
+const RESUME_POLL_MS = 250;
 /** Directory pages read at a time while walking. */
 const WALK_PAGE = 1000;
 
@@ -47,6 +57,14 @@ export interface LoadJobsOptions {
   liveWorkers: () => number;
   /** Where an uncached block of a file comes from. */
   sourceOf: (file: FileInode, r: Resolved, block: { offset: number; length: number }) => UfsBlockSource;
+  /** Where jobs are recorded (absent: in memory only). */
+  store?: JobStore;
+  /**
+   * How long after `start()` an interrupted job waits before it runs again, so that workers
+   * re-register and report their blocks first (otherwise cached blocks look missing).
+   */
+  resumeGraceMs?: number;
+  checkpointIntervalMs?: number;
   log: Logger;
   clock?: () => number;
 }
@@ -75,9 +93,15 @@ class LoadJob {
   readonly status: LoadJobStatus;
   readonly controller = new AbortController();
   done: Promise<void> = Promise.resolve();
+  /** The status as last written to the store (checkpoints skip unchanged jobs). */
+  savedJson = '';
 
-  constructor(jobId: string, path: string, now: number) {
-    this.status = {
+  constructor(status: LoadJobStatus) {
+    this.status = status;
+  }
+
+  static fresh(jobId: string, path: string, now: number): LoadJob {
+    return new LoadJob({
       jobId,
       path,
       state: 'scanning',
@@ -88,13 +112,16 @@ class LoadJob {
       loadedBytes: 0,
       failedBlocks: 0,
       startedAtMs: now,
-    };
+    });
   }
 
   get finished(): boolean {
-    const s = this.status.state;
-    return s === 'completed' || s === 'failed' || s === 'cancelled';
+    return isFinished(this.status);
   }
+}
+
+function isFinished(s: LoadJobStatus): boolean {
+  return s.state === 'completed' || s.state === 'failed' || s.state === 'cancelled';
 }
 
 export class LoadJobs {
@@ -102,13 +129,57 @@ export class LoadJobs {
   readonly #clock: () => number;
   readonly #jobs = new Map<string, LoadJob>();
   readonly #slots = new Map<string, Semaphore>();
+  /** Interrupted jobs found by `restore()`, run again by `start()`. */
+  #toResume: LoadJob[] = [];
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  /** Set by `stop()`: jobs aborted by a shutdown stay recorded as running, to be resumed. */
+  #stopping = false;
+  /** Stops resumed jobs waiting for workers when the master stops. */
+  readonly #life = new AbortController();
 
   constructor(opts: LoadJobsOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? Date.now;
   }
 
-  submit(path: string): LoadJobStatus {
+  /** Reads the recorded jobs: finished ones for `--status`, unfinished ones to run again. */
+  async restore(): Promise<void> {
+    const store = this.#o.store;
+    if (store === undefined) return;
+    for (const status of await store.all()) {
+      const job = new LoadJob(status);
+      this.#jobs.set(status.jobId, job);
+      if (!job.finished) this.#toResume.push(job);
+    }
+    this.#trim();
+  }
+
+  /** Starts the checkpoints and runs the interrupted jobs again (after the resume grace). */
+  start(): void {
+    const every = this.#o.checkpointIntervalMs ?? LOAD_CHECKPOINT_INTERVAL_MS;
+    this.#checkpointTimer = setInterval(() => void this.#checkpoint(), every);
+    this.#checkpointTimer.unref();
+    const jobs = this.#toResume;
+    this.#toResume = [];
+    for (const job of jobs) {
+      const st = job.status;
+      this.#o.log.info({ jobId: st.jobId, path: st.path }, 'resuming an interrupted load job');
+      Object.assign(st, {
+        state: 'scanning',
+        totalFiles: 0,
+        totalBytes: 0,
+        doneFiles: 0,
+        doneBytes: 0,
+        loadedBytes: 0,
+        failedBlocks: 0,
+        resumedAtMs: this.#clock(),
+      });
+      delete st.error;
+      this.#launch(job, () => this.#awaitWorkers(job.controller.signal));
+    }
+  }
+
+  async submit(path: string): Promise<LoadJobStatus> {
     const r = this.#o.mounts.table.resolve(path);
     if (r === undefined) {
       throw new FsError(
@@ -128,18 +199,11 @@ export class LoadJobs {
     }
     const now = this.#clock();
     const id = `${now.toString(36)}-${randomBytes(3).toString('hex')}`;
-    const job = new LoadJob(id, path, now);
+    const job = LoadJob.fresh(id, path, now);
+    // Recorded before anyone hears of it: an acknowledged job survives a master restart.
+    await this.#o.store?.save(job.status);
     this.#jobs.set(id, job);
-    job.done = this.#run(job)
-      .catch((err: unknown) => {
-        job.status.state = 'failed';
-        job.status.error = err instanceof Error ? err.message : String(err);
-      })
-      .finally(() => {
-        job.status.endedAtMs = this.#clock();
-        this.#trim();
-        this.#o.log.info({ ...job.status }, 'load job finished');
-      });
+    this.#launch(job, async () => undefined);
     return { ...job.status };
   }
 
@@ -151,11 +215,13 @@ export class LoadJobs {
     return [...this.#jobs.values()].map((j) => ({ ...j.status }));
   }
 
-  cancel(jobId: string): LoadJobStatus {
+  async cancel(jobId: string): Promise<LoadJobStatus> {
     const job = this.#job(jobId);
     if (!job.finished) {
       job.status.state = 'cancelled';
       job.controller.abort(new StrataError('STRATA_CANCELLED', `load job ${jobId} was cancelled`));
+      // Recorded at once, so a restart right after the answer does not resume it.
+      await this.#o.store?.save(job.status);
     }
     return { ...job.status };
   }
@@ -167,9 +233,68 @@ export class LoadJobs {
     return { ...job.status };
   }
 
+  /**
+   * Stops every job without recording an end: they stay recorded as running and the next master
+   * (after a restart or an HA failover) runs them again.
+   */
   async stop(): Promise<void> {
-    for (const j of this.#jobs.values()) if (!j.finished) this.cancel(j.status.jobId);
+    this.#stopping = true;
+    this.#life.abort();
+    clearInterval(this.#checkpointTimer);
+    for (const j of this.#jobs.values())
+      if (!j.finished)
+        j.controller.abort(
+          new StrataError('STRATA_CANCELLED', 'the master is stopping; the job resumes on restart'),
+        );
     await Promise.allSettled([...this.#jobs.values()].map((j) => j.done));
+  }
+
+  #launch(job: LoadJob, before: () => Promise<void>): void {
+    job.done = before()
+      .then(() => this.#run(job))
+      .catch((err: unknown) => {
+        if (job.controller.signal.aborted) {
+          job.status.state = 'cancelled';
+          return;
+        }
+        job.status.state = 'failed';
+        job.status.error = err instanceof Error ? err.message : String(err);
+      })
+      .finally(async () => {
+        if (this.#stopping) return;
+        job.status.endedAtMs = this.#clock();
+        this.#o.log.info({ ...job.status }, 'load job finished');
+        try {
+          await this.#o.store?.save(job.status);
+        } catch (err) {
+          this.#o.log.warn({ err, jobId: job.status.jobId }, 'could not record the end of a load job');
+        }
+        this.#trim();
+      });
+  }
+
+  /** A resumed job waits out the grace period and for a live worker before it walks. */
+  async #awaitWorkers(signal: AbortSignal): Promise<void> {
+    const both = AbortSignal.any([signal, this.#life.signal]);
+    await delay(this.#o.resumeGraceMs ?? 0, undefined, { signal: both });
+    while (this.#o.liveWorkers() === 0) await delay(RESUME_POLL_MS, undefined, { signal: both });
+  }
+
+  /** Writes the progress of running jobs that moved since the last checkpoint. */
+  async #checkpoint(): Promise<void> {
+    const store = this.#o.store;
+    if (store === undefined) return;
+    for (const job of this.#jobs.values()) {
+      const json = JSON.stringify(job.status);
+      if (job.finished || json === job.savedJson || this.#stopping) continue;
+      try {
+        await store.save({ ...job.status });
+        job.savedJson = json;
+      } catch (err) {
+        this.#o.log.warn({ err, jobId: job.status.jobId }, 'could not checkpoint a load job');
+        return;
+      }
+    }
   }
 
   #job(jobId: string): LoadJob {
@@ -177,7 +302,7 @@ export class LoadJobs {
     if (job === undefined) {
       throw new StrataError(
         'STRATA_NOT_FOUND',
-        `no load job ${jobId} (jobs are kept in the master's memory: ${MAX_FINISHED_JOBS} most recent)`,
+        `no load job ${jobId} (the master keeps the ${MAX_FINISHED_JOBS} most recent finished jobs)`,
       );
     }
     return job;
@@ -185,8 +310,12 @@ export class LoadJobs {
 
   #trim(): void {
     const finished = [...this.#jobs.values()].filter((j) => j.finished);
-    for (const j of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_JOBS)))
+    for (const j of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_JOBS))) {
       this.#jobs.delete(j.status.jobId);
+      this.#o.store?.remove(j.status.jobId).catch((err: unknown) => {
+        this.#o.log.warn({ err, jobId: j.status.jobId }, 'could not remove an old load job record');
+      });
+    }
   }
 
   #slot(workerId: string): Semaphore {

@@ -8,6 +8,7 @@ import type { Logger } from '../../common/logging.js';
 import type { Registry } from '../../common/metrics.js';
 import type { MetaStore } from '../../meta/index.js';
 import type { BlockManager } from '../blocks/block-manager.js';
+import { MetaJobStore } from '../jobs/job-store.js';
 import { LoadJobs } from '../jobs/load-job.js';
 import type { Namespace } from '../namespace/index.js';
 import type { PlacementPolicy } from '../placement/index.js';
@@ -121,9 +122,13 @@ export class MasterUfs {
         if (late.service === undefined) throw new Error('mount service not ready');
         return late.service.sourceOf(file, r, b);
       },
+      store: new MetaJobStore(o.store, log),
+      // Workers re-register at their next heartbeat and report their blocks with it.
+      resumeGraceMs: 2 * c.master.heartbeat_interval,
       log,
       clock,
     });
+    await loads.restore();
     const metrics = new MountMetrics(o.metricsRegistry, {
       mounts: () => mounts.table.size,
       persistQueued: () => persist.stats().queued,
@@ -155,6 +160,7 @@ export class MasterUfs {
 
   start(): void {
     this.persist.start(PERSIST_PASS_INTERVAL_MS);
+    this.loads.start();
   }
 
   async stop(): Promise<void> {

@@ -69,6 +69,8 @@ export class UfsSync {
   readonly #clock: () => number;
   readonly #dirs = new Freshness();
   readonly #absent = new Freshness();
+  /** Directories whose UFS said it cannot list them (ENOTSUP), and when: asked again after the interval. */
+  readonly #unlistable = new Freshness();
   readonly #inflight = new Map<string, Promise<void>>();
 
   constructor(opts: UfsSyncOptions) {
@@ -80,6 +82,7 @@ export class UfsSync {
   invalidate(path: string): void {
     this.#dirs.dropUnder(path);
     this.#absent.dropUnder(path);
+    this.#unlistable.dropUnder(path);
   }
 
   /** The UFS state a file loaded from (or persisted to) a mount carries. */
@@ -175,8 +178,13 @@ export class UfsSync {
   /** Brings the namespace directory at `path` up to date with the UFS when its listing is stale. */
   async syncDir(path: string, r: Resolved): Promise<void> {
     const ufs = this.#o.mounts.ufs(r.mount);
-    if (!ufs.capabilities.canList) {
-      // HTTP origins cannot list: the directory shows what has been looked up by path.
+    const unlistableAt = this.#unlistable.get(path);
+    if (
+      !ufs.capabilities.canList ||
+      (unlistableAt !== undefined && this.#clock() - unlistableAt < this.#o.intervalMs)
+    ) {
+      // A UFS that cannot list (an HTTP origin without index pages): the directory shows what
+      // has been looked up by path.
       await this.ensure(path, r);
       return;
     }
@@ -213,6 +221,15 @@ export class UfsSync {
         // Gone from the UFS: what the namespace holds from it goes too (Strata-only files stay).
         await this.#dropVanished(path, r.mount, new Map());
         this.#dirs.set(path, started);
+        return;
+      }
+      if (err instanceof FsError && err.code === 'ENOTSUP') {
+        this.#o.log.info(
+          { path, err: err.message },
+          'UFS directory cannot be listed; its files are reached by path',
+        );
+        this.#unlistable.set(path, started);
+        await this.ensure(path, r);
         return;
       }
       throw err;

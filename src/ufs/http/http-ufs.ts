@@ -1,8 +1,10 @@
 /**
  * `http(s)://host/prefix`: a read-only UFS over a plain HTTP origin (a CDN, a web server, a
  * dataset mirror). HEAD gives the size and the validators (ETag, Last-Modified); reads are Range
- * GETs of exactly the bytes wanted. HTTP has no directory listing, so `list` fails with ENOTSUP:
- * files are reached by path. Writes fail with EROFS.
+ * GETs of exactly the bytes wanted. Directories are what web servers make of them: `dir` answers
+ * a redirect from `dir` to `dir/` (nginx, Apache, python's http.server all do), and `dir/` serves
+ * an index page whose links are the listing (index-page.ts). An origin without index pages
+ * cannot list (ENOTSUP): its files are reached by path. Writes fail with EROFS.
  *
  * Requests go through an undici Agent with connect, header and body timeouts; idempotent requests
  * are retried on connection errors and 502/503/504 before any body byte was returned.
@@ -24,12 +26,13 @@ import {
   ufsStale,
 } from '../errors.js';
 import { discard, exactLength, sliceStream } from '../exact-stream.js';
-import { HTTP_MAX_REDIRECTS, HTTP_MAX_SKIP_BYTES, UFS_MAX_SOCKETS } from '../limits.js';
+import { HTTP_MAX_REDIRECTS, HTTP_MAX_SKIP_BYTES, UFS_LIST_PAGE_MAX, UFS_MAX_SOCKETS } from '../limits.js';
 import type { HttpUfsOptions } from '../options.js';
-import { normaliseUfsPath, ufsBaseName, ufsPathParts } from '../paths.js';
+import { normaliseUfsPath, ufsBaseName, ufsJoin, ufsPathParts } from '../paths.js';
 import type {
   UfsCallOptions,
   UfsCapabilities,
+  UfsListOptions,
   UfsListPage,
   UfsRead,
   UfsReadOptions,
@@ -38,10 +41,15 @@ import type {
 } from '../ufs.js';
 import type { UfsUri } from '../uri.js';
 import { checkValidator, normaliseEtag } from '../validator.js';
+import { MAX_INDEX_PAGE_BYTES, parseHtmlIndex, parseJsonIndex } from './index-page.js';
+import type { IndexEntry } from './index-page.js';
 
 /** First retry delay of an idempotent request; doubles per attempt. */
 const RETRY_BASE_DELAY_MS = 100;
 const RETRY_STATUSES = new Set([502, 503, 504]);
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** HEADs in flight at once while a listing page learns the sizes its index page does not give. */
+const LIST_HEAD_CONCURRENCY = 8;
 
 type Method = 'HEAD' | 'GET';
 
@@ -80,7 +88,7 @@ export class HttpUfs implements UnderFileSystem {
   readonly scheme: 'http' | 'https';
   readonly capabilities: UfsCapabilities = {
     readOnly: true,
-    canList: false,
+    canList: true,
     atomicRename: false,
     realDirectories: false,
   };
@@ -119,13 +127,14 @@ export class HttpUfs implements UnderFileSystem {
     return path === '/' ? this.#uri : `${this.#uri}${path}`;
   }
 
-  #url(path: string): string {
+  /** The URL of a path; `dir`: of its index page (with the trailing slash). */
+  #url(path: string, dir = false): string {
     return (
       this.#base +
       ufsPathParts(path)
         .map((s) => `/${encodeURIComponent(s)}`)
         .join('') +
-      (path === '/' ? '/' : '')
+      (path === '/' || dir ? '/' : '')
     );
   }
 
@@ -155,14 +164,16 @@ export class HttpUfs implements UnderFileSystem {
     path: string,
     extra: Record<string, string>,
     signal: AbortSignal | undefined,
+    how: { follow?: boolean; dir?: boolean } = {},
   ): Promise<Response> {
     const headers = { ...this.#opts.headers, ...extra };
+    const dispatcher = how.follow === false ? this.#agent : this.#dispatcher;
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal);
       try {
-        const res = await this.#dispatcher.request({
+        const res = await dispatcher.request({
           origin: this.#origin,
-          path: this.#url(path).slice(this.#origin.length),
+          path: this.#url(path, how.dir).slice(this.#origin.length),
           method,
           headers,
           ...(signal === undefined ? {} : { signal }),
@@ -199,8 +210,18 @@ export class HttpUfs implements UnderFileSystem {
       await this.check(opts);
       return { path: p, name: '', type: 'dir', size: 0, mtimeMs: 0 };
     }
-    const res = await this.#request('HEAD', p, {}, opts.signal);
+    let res = await this.#request('HEAD', p, {}, opts.signal, { follow: false });
     drain(res);
+    if (REDIRECT_STATUSES.has(res.statusCode)) {
+      // `dir` → `dir/` is how web servers say "a directory"; any other redirect is followed.
+      const to = header(res.headers, 'location');
+      const dirUrl = this.#url(p, true);
+      if (to !== undefined && URL.canParse(to, dirUrl) && new URL(to, dirUrl).href === new URL(dirUrl).href) {
+        return { path: p, name: ufsBaseName(p), type: 'dir', size: 0, mtimeMs: 0 };
+      }
+      res = await this.#request('HEAD', p, {}, opts.signal);
+      drain(res);
+    }
     if (
       res.statusCode === 405 ||
       res.statusCode === 501 ||
@@ -242,12 +263,87 @@ export class HttpUfs implements UnderFileSystem {
     throw this.#statusError(res, path);
   }
 
-  async list(path: string, _opts: UfsCallOptions = {}): Promise<UfsListPage> {
+  async list(path: string, opts: UfsListOptions = {}): Promise<UfsListPage> {
     const p = normaliseUfsPath(path);
-    throw ufsNotSupported(
-      this.#where(p),
-      `${this.scheme}:// storage cannot list directories; read files by their path`,
+    const signal = opts.signal;
+    const all = await this.#index(p, signal);
+    const limit = Math.max(1, Math.min(opts.limit ?? UFS_LIST_PAGE_MAX, UFS_LIST_PAGE_MAX));
+    const from = opts.cursor === undefined ? 0 : all.findIndex((e) => e.name > (opts.cursor as string));
+    const page = from < 0 ? [] : all.slice(from, from + limit);
+    const entries = await this.#statuses(p, page, signal);
+    const more = from >= 0 && from + limit < all.length;
+    const last = page.at(-1);
+    return { entries, ...(more && last !== undefined ? { cursor: last.name } : {}) };
+  }
+
+  /** The children a directory's index page names, sorted by name. */
+  async #index(p: string, signal: AbortSignal | undefined): Promise<IndexEntry[]> {
+    const where = this.#where(p);
+    const res = await this.#request(
+      'GET',
+      p,
+      { accept: 'application/json;q=1, text/html;q=0.9, */*;q=0.1' },
+      signal,
+      { dir: true },
     );
+    if (res.statusCode === 404 || res.statusCode === 410) {
+      drain(res);
+      // A file asked for as a directory answers 404 on most servers: tell the two apart.
+      const st = await this.stat(p, signal === undefined ? {} : { signal });
+      if (st.type === 'file') throw notDir(where);
+      throw ufsNotSupported(
+        where,
+        `the origin serves no index page for this directory (HTTP ${res.statusCode})`,
+      );
+    }
+    if (res.statusCode === 403) {
+      drain(res);
+      throw ufsNotSupported(
+        where,
+        'the origin refuses to list this directory (HTTP 403); enable index pages (nginx: autoindex on) or read files by path',
+      );
+    }
+    if (res.statusCode !== 200) throw this.#statusError(res, p);
+    const type = (header(res.headers, 'content-type') ?? '').toLowerCase();
+    const isJson = type.includes('json');
+    if (!isJson && !type.includes('html') && type !== '') {
+      drain(res);
+      throw notDir(where);
+    }
+    let body: string;
+    try {
+      body = await readCapped(res.body, MAX_INDEX_PAGE_BYTES, where);
+    } catch (err) {
+      throw this.#mapNet(err, p, signal);
+    }
+    const entries = isJson ? parseJsonIndex(body) : parseHtmlIndex(body, new URL(this.#url(p, true)));
+    if (entries === undefined) throw notDir(where);
+    return entries;
+  }
+
+  /** Full statuses of index entries: HEAD for the files whose size the index did not give. */
+  async #statuses(dir: string, page: IndexEntry[], signal: AbortSignal | undefined): Promise<UfsStatus[]> {
+    const out: (UfsStatus | undefined)[] = new Array<UfsStatus | undefined>(page.length);
+    let next = 0;
+    const work = async (): Promise<void> => {
+      for (let i = next++; i < page.length; i = next++) {
+        const e = page[i] as IndexEntry;
+        const path = ufsJoin(dir, e.name);
+        if (e.type === 'dir') out[i] = { path, name: e.name, type: 'dir', size: 0, mtimeMs: 0 };
+        else if (e.size !== undefined)
+          out[i] = { path, name: e.name, type: 'file', size: e.size, mtimeMs: e.mtimeMs ?? 0 };
+        else {
+          try {
+            out[i] = await this.stat(path, signal === undefined ? {} : { signal });
+          } catch (err) {
+            // Removed since the index was made: not an entry any more.
+            if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_HEAD_CONCURRENCY, page.length) }, work));
+    return out.filter((s): s is UfsStatus => s !== undefined);
   }
 
   async openRead(path: string, opts: UfsReadOptions = {}): Promise<UfsRead> {
@@ -353,6 +449,26 @@ export class HttpUfs implements UnderFileSystem {
   async close(): Promise<void> {
     await this.#agent.close();
   }
+}
+
+function notDir(where: string): FsError {
+  return new FsError('ENOTDIR', `${where}: not a directory`, { details: { path: where } });
+}
+
+/** A response body as text, refused beyond `maxBytes`. */
+async function readCapped(body: AsyncIterable<Uint8Array>, maxBytes: number, where: string): Promise<string> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    if (n > maxBytes) {
+      throw new FsError('E2BIG', `${where}: index page larger than ${maxBytes} bytes`, {
+        details: { path: where },
+      });
+    }
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
 
 function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
