@@ -116,6 +116,25 @@ async function get(fs: FileSystem, path: string, chunk: Buffer): Promise<number>
   return rate(SIZE, ms);
 }
 
+/** Positional reads into one reused buffer, as fio does (the SDK's `read(buffer, position)`). */
+async function getInto(fs: FileSystem, path: string, chunk: Buffer): Promise<number> {
+  const started = performance.now();
+  const r = await fs.open(path);
+  const buf = Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  let got = 0;
+  for (;;) {
+    const n = await r.read(buf, got);
+    if (n === 0) break;
+    if (got === 0 && !buf.subarray(0, 64).equals(chunk.subarray(0, 64)))
+      throw new Error('get returned different bytes');
+    got += n;
+  }
+  await r.close();
+  const ms = performance.now() - started;
+  if (got !== SIZE) throw new Error(`get read ${got} bytes, expected ${SIZE}`);
+  return rate(SIZE, ms);
+}
+
 async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -154,6 +173,8 @@ async function main(): Promise<void> {
       net: [] as number[],
       putLocal: [] as number[],
       getLocal: [] as number[],
+      getLocalInto: [] as number[],
+      getRemoteInto: [] as number[],
       putRemote: [] as number[],
       getRemote: [] as number[],
     };
@@ -168,8 +189,14 @@ async function main(): Promise<void> {
       await step('put, remote', figures.putRemote, () => put(remote, '/bench/remote.bin', chunk));
       await step('fio read', figures.fioRead, () => fio(cluster.dir, 'read'));
       await step('get, short-circuit', figures.getLocal, () => get(local, '/bench/sc.bin', chunk));
+      await step('get, short-circuit, read(buffer)', figures.getLocalInto, () =>
+        getInto(local, '/bench/sc.bin', chunk),
+      );
       await step('iperf3', figures.net, () => iperf3());
       await step('get, remote', figures.getRemote, () => get(remote, '/bench/remote.bin', chunk));
+      await step('get, remote, read(buffer)', figures.getRemoteInto, () =>
+        getInto(remote, '/bench/remote.bin', chunk),
+      );
       rmSync(join(cluster.dir, 'fio.dat'), { force: true });
     }
     await local.delete('/bench', { recursive: true });
@@ -186,9 +213,17 @@ async function main(): Promise<void> {
         target: 0.5,
       },
       {
-        what: 'get 1 file, short-circuit',
+        what: 'get 1 file, short-circuit, chunks()',
         unit: 'MB/s',
         ours: best(figures.getLocal) / MB,
+        reference: fioRead / MB,
+        referenceName: 'fio seq read',
+        target: 0.8,
+      },
+      {
+        what: 'get 1 file, short-circuit, read(buffer)',
+        unit: 'MB/s',
+        ours: best(figures.getLocalInto) / MB,
         reference: fioRead / MB,
         referenceName: 'fio seq read',
         target: 0.8,
@@ -202,9 +237,17 @@ async function main(): Promise<void> {
         target: 0.5,
       },
       {
-        what: 'get 1 file, remote',
+        what: 'get 1 file, remote, chunks()',
         unit: 'MB/s',
         ours: best(figures.getRemote) / MB,
+        reference: net / MB,
+        referenceName: 'iperf3 loopback',
+        target: 0.5,
+      },
+      {
+        what: 'get 1 file, remote, read(buffer)',
+        unit: 'MB/s',
+        ours: best(figures.getRemoteInto) / MB,
         reference: net / MB,
         referenceName: 'iperf3 loopback',
         target: 0.5,

@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { ChunkChecksums } from '../../src/client/chunk-checksums.js';
 import { WorkerCalls } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
 
@@ -52,9 +53,19 @@ async function localWrite(): Promise<number> {
       lengthHint: blockBytes,
     });
     const fh = await open(path, 'r+');
-    for (let off = 0; off < blockBytes; off += MiB) await fh.write(chunk, 0, MiB, off);
+    // As the SDK's writer does: checksum each piece while the file write runs, hand the table over.
+    const sums = new ChunkChecksums(blockBytes);
+    for (let off = 0; off < blockBytes; off += MiB) {
+      const written = fh.write(chunk, 0, MiB, off);
+      sums.update(chunk);
+      await written;
+    }
     await fh.close();
-    await client.call(WorkerCalls.CommitLocalWrite, { blockId, length: blockBytes });
+    await client.call(
+      WorkerCalls.CommitLocalWrite,
+      { blockId, length: blockBytes, checksummed: true },
+      { payload: sums.table() },
+    );
   }
   return rate(blocks * blockBytes, t);
 }

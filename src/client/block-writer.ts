@@ -16,6 +16,7 @@ import { StrataError, toStrataError } from '../common/errors.js';
 import type { WriteCall } from '../rpc/api.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
+import { ChunkChecksums } from './chunk-checksums.js';
 import type { IoContext } from './io-context.js';
 import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
@@ -112,14 +113,17 @@ class LocalTarget implements ReplicaTarget {
   readonly #ctx: IoContext;
   readonly #blockId: number;
   readonly #fh: FileHandle;
+  /** The checksum table handed to the worker at commit, so it does not read the file back. */
+  readonly #sums: ChunkChecksums;
   #written = 0;
   #closed = false;
 
-  private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle) {
+  private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle, hint: number) {
     this.#ctx = ctx;
     this.worker = worker;
     this.#blockId = blockId;
     this.#fh = fh;
+    this.#sums = new ChunkChecksums(hint);
   }
 
   /**
@@ -150,16 +154,18 @@ class LocalTarget implements ReplicaTarget {
       await ch.call(AbortLocalWrite, { blockId }).catch(() => undefined);
       return undefined;
     }
-    return new LocalTarget(ctx, worker, blockId, fh);
+    return new LocalTarget(ctx, worker, blockId, fh, hint ?? 0);
   }
 
   async write(chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const n = Math.min(chunk.length - done, LOCAL_WRITE_CHUNK_BYTES);
-      const { bytesWritten } = await this.#fh.write(chunk, done, n, this.#written);
-      done += bytesWritten;
-      this.#written += bytesWritten;
+    for (let done = 0; done < chunk.length;) {
+      const piece = chunk.subarray(done, Math.min(chunk.length, done + LOCAL_WRITE_CHUNK_BYTES));
+      // The file write runs on libuv's thread pool while this thread checksums the same bytes.
+      const written = writeFully(this.#fh, piece, this.#written);
+      this.#sums.update(piece);
+      await written;
+      done += piece.length;
+      this.#written += piece.length;
     }
     this.#ctx.metrics?.write('local', chunk.length);
   }
@@ -171,10 +177,13 @@ class LocalTarget implements ReplicaTarget {
         `local block ${this.#blockId}: wrote ${this.#written}, expected ${length}`,
       );
     }
-    const body = await this.#ctx.workers.channel(this.worker).call(CommitLocalWrite, {
-      blockId: this.#blockId,
-      length,
-    });
+    const body = await this.#ctx.workers
+      .channel(this.worker)
+      .call(
+        CommitLocalWrite,
+        { blockId: this.#blockId, length, checksummed: true },
+        { payload: this.#sums.table() },
+      );
     if (body.length !== length) {
       throw new StrataError(
         'STRATA_BLOCK_LENGTH_MISMATCH',
@@ -210,6 +219,16 @@ class LocalTarget implements ReplicaTarget {
     if (this.#closed) return;
     this.#closed = true;
     await this.#fh.close().catch(() => undefined);
+  }
+}
+
+/** Writes all of `data` at `position` (a short write resumes where it stopped). */
+async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten === 0)
+      throw new StrataError('STRATA_INTERNAL', `write at ${position + done} wrote nothing`);
+    done += bytesWritten;
   }
 }
 

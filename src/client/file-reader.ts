@@ -119,7 +119,10 @@ export class FileReader {
     this.#sequentialRun = sequential ? this.#sequentialRun + 1 : 0;
     this.#lastEnd = position + n;
     const readAhead = this.#ctx.settings.readAheadBytes;
-    if (readAhead > 0 && this.#sequentialRun >= SEQUENTIAL_READS_TO_PREFETCH) {
+    // Short-circuit ranges go straight from the block file into the caller's buffer: the kernel
+    // reads ahead in the file, and a window would only add a buffer and a copy per byte.
+    const direct = this.#allLocal(position, position + n);
+    if (readAhead > 0 && !direct && this.#sequentialRun >= SEQUENTIAL_READS_TO_PREFETCH) {
       if (this.#window === undefined || this.#window.position !== position) {
         this.#window?.cancel();
         this.#window = new ReadAheadWindow(
@@ -182,6 +185,22 @@ export class FileReader {
 
   #chunkBytes(): number {
     return this.#ctx.settings.readChunkBytes;
+  }
+
+  /** Whether every block of [start, end) would be read short-circuit (holes count as local). */
+  #allLocal(start: number, end: number): boolean {
+    if (!this.#ctx.settings.shortCircuit) return false;
+    for (let pos = start; pos < end;) {
+      const seg = this.#segmentAt(pos, end);
+      const b = seg.block;
+      if (b !== undefined) {
+        if (b.fill === true) return false;
+        const first = this.#reader.order(b)[0];
+        if (first === undefined || !this.#ctx.workers.isLocal(first)) return false;
+      }
+      pos += seg.length;
+    }
+    return true;
   }
 
   /** Fetches the block locations again (after every replica of a block failed). */

@@ -59,11 +59,19 @@ export const OpenLocalWrite = unary(
   z.object({ path: z.string(), storageType: storageTypeSchema }),
 );
 
-/** Verifies the staged file's length, checksums it and publishes it as the block. */
+/** Chunk size of the checksum table a short-circuit writer may hand over at commit. */
+export const LOCAL_WRITE_CHECKSUM_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Verifies the staged file's length, checksums it and publishes it as the block. With
+ * `checksummed: true` the call's raw payload is the table of CRC32s (zlib's, little-endian u32)
+ * of every LOCAL_WRITE_CHECKSUM_CHUNK_BYTES chunk the writer wrote, and the worker uses it
+ * instead of reading the file back (workers that predate the field ignore it and read back).
+ */
 export const CommitLocalWrite = unary(
   304,
   'worker.commitLocalWrite',
-  z.object({ blockId: id, length: nonNegInt }),
+  z.object({ blockId: id, length: nonNegInt, checksummed: z.boolean().optional() }),
   z.object({ length: nonNegInt, storageType: storageTypeSchema }),
   { mutating: true },
 );

@@ -27,7 +27,7 @@ import {
   NoSpaceError,
   StoppingError,
 } from './errors.js';
-import { fsyncDir, unlinkIfExists, writeFileAtomic } from './fs-util.js';
+import { DirSyncer, fsyncDir, unlinkIfExists, writeFileAtomic } from './fs-util.js';
 import { blockFileName, recoverDirs } from './recovery.js';
 import type { RecoveryReport } from './recovery.js';
 import type { Tier, TierSet } from './tiers.js';
@@ -111,6 +111,8 @@ export class BlockStore {
   readonly #pins: Set<number>;
   readonly #listeners: ((e: BlockEvent) => void)[] = [];
   readonly #spaceWaiters = new Set<() => void>();
+  /** Publishes happening together share their directory syncs. */
+  readonly #dirSync = new DirSyncer();
   #pinsWrite: Promise<void> = Promise.resolve();
   #stopping = false;
 
@@ -362,7 +364,7 @@ export class BlockStore {
     return this.#withLock(staged.blockId, async () => {
       const finalPath = join(staged.dir.activeDir, blockFileName(staged.blockId));
       await rename(staged.stagingPath, finalPath);
-      await fsyncDir(staged.dir.activeDir);
+      await this.#dirSync.sync(staged.dir.activeDir);
       const old = this.#blocks.get(staged.blockId);
       if (old !== undefined) {
         this.#forget(old);

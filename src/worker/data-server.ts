@@ -151,10 +151,11 @@ export class DataServer {
 
   async commitLocalWrite(
     req: Req<typeof WorkerCalls.CommitLocalWrite>,
-    ctx: Pick<CallContext, 'signal'>,
+    ctx: Pick<CallContext, 'signal'> & { payload?: Buffer },
   ): Promise<Res<typeof WorkerCalls.CommitLocalWrite>> {
     const started = process.hrtime.bigint();
-    const info = await this.#o.localWrites.commit(req.blockId, req.length, ctx.signal);
+    const table = req.checksummed === true ? (ctx.payload ?? Buffer.alloc(0)) : undefined;
+    const info = await this.#o.localWrites.commit(req.blockId, req.length, ctx.signal, table);
     this.#o.metrics.writeBytes.inc({ path: 'local' }, info.lengthBytes);
     this.#o.metrics.writeSeconds.observe({ path: 'local' }, seconds(started));
     return { length: info.lengthBytes, storageType: info.storageType };

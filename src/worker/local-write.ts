@@ -8,7 +8,16 @@ import { open, stat } from 'node:fs/promises';
 import type { StorageType } from '../common/config/index.js';
 import { FsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
-import { ChunkChecksummer, encodeTrailer, fileSizeFor } from './block-format.js';
+import { LOCAL_WRITE_CHECKSUM_CHUNK_BYTES } from '../protocol/worker-calls.js';
+import {
+  CHUNK_SIZE_BYTES,
+  CRC_SIZE_BYTES,
+  ChunkChecksummer,
+  chunkCount,
+  chunkMatches,
+  encodeTrailer,
+  fileSizeFor,
+} from './block-format.js';
 import type { BlockInfo, BlockStore, WriteClaim } from './block-store.js';
 import { RESERVE_STEP_BYTES } from './block-writer.js';
 import { badRequest, WriteCancelledError } from './errors.js';
@@ -103,8 +112,12 @@ export class LocalWrites {
     return { path: s.path, storageType: s.tier.storageType };
   }
 
-  /** Checks the staged file is `length` bytes, checksums it and publishes it. */
-  async commit(blockId: number, length: number, signal?: AbortSignal): Promise<BlockInfo> {
+  /**
+   * Checks the staged file is `length` bytes, checksums it and publishes it. `table` is the
+   * writer's own checksum table (see CommitLocalWrite): then the file is not read back, only
+   * its first and last chunks are checked against the table.
+   */
+  async commit(blockId: number, length: number, signal?: AbortSignal, table?: Buffer): Promise<BlockInfo> {
     const s = this.#take(blockId);
     try {
       if (s.cancelled !== undefined) throw new WriteCancelledError(blockId, s.cancelled);
@@ -120,7 +133,8 @@ export class LocalWrites {
         await this.#store.grow(s.dir, need - s.reservedBytes, signal);
         s.reservedBytes = need;
       }
-      await appendChecksums(s.path, length, this.#store, signal);
+      if (table === undefined) await appendChecksums(s.path, length, this.#store, signal);
+      else await appendGivenChecksums(s.path, length, table);
       if (s.cancelled !== undefined) throw new WriteCancelledError(blockId, s.cancelled);
       return await this.#store.publishStaged({
         blockId,
@@ -175,6 +189,43 @@ export class LocalWrites {
     await unlinkIfExists(s.path).catch(() => undefined);
     s.dir.release(s.reservedBytes);
     this.#store.notifySpaceFreed();
+  }
+}
+
+if (LOCAL_WRITE_CHECKSUM_CHUNK_BYTES !== CHUNK_SIZE_BYTES) {
+  throw new Error('the short-circuit checksum chunk must be the block format chunk');
+}
+
+/**
+ * Appends the trailer built from the writer's table, after checking the table has one entry per
+ * chunk and matches the file's first and last chunks (a table of other bytes, or a file written
+ * short, is refused instead of publishing a block that fails every read), then syncs.
+ */
+async function appendGivenChecksums(path: string, length: number, table: Buffer): Promise<void> {
+  const chunks = chunkCount(length);
+  if (table.length !== chunks * CRC_SIZE_BYTES) {
+    throw badRequest(
+      `the checksum table holds ${table.length} bytes; ${chunks * CRC_SIZE_BYTES} expected for ${length} bytes`,
+    );
+  }
+  const fh = await open(path, 'r+');
+  try {
+    const probe = Buffer.allocUnsafe(CHUNK_SIZE_BYTES);
+    const probes = chunks === 0 ? [] : [...new Set([0, chunks - 1])];
+    for (const index of probes) {
+      const at = index * CHUNK_SIZE_BYTES;
+      const want = Math.min(CHUNK_SIZE_BYTES, length - at);
+      const { bytesRead } = await fh.read(probe, 0, want, at);
+      if (bytesRead !== want || !chunkMatches(table, index, probe.subarray(0, want))) {
+        throw badRequest(`the checksum table does not match chunk ${index} of the staged file ${path}`);
+      }
+    }
+    const trailer = encodeTrailer(length, table);
+    await fh.write(trailer, 0, trailer.length, length);
+    await fh.truncate(length + trailer.length);
+    await fh.datasync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -21,6 +21,7 @@ import { LocalWrites } from './local-write.js';
 import { MasterLink } from './master-link.js';
 import type { MasterClient } from './master-link.js';
 import { Replicator } from './replicator.js';
+import { Scrubber } from './scrubber.js';
 import type { PeerReader } from './replicator.js';
 import { buildTiers } from './tiers.js';
 import type { TierSet } from './tiers.js';
@@ -63,6 +64,7 @@ export class Worker {
   readonly store: BlockStore;
   readonly tiers: TierSet;
   readonly evictor: Evictor;
+  readonly scrubber: Scrubber;
   readonly link: MasterLink;
   readonly #rpc: WorkerRpc;
   readonly #http: OpsHttpServer;
@@ -80,6 +82,7 @@ export class Worker {
     store: BlockStore;
     tiers: TierSet;
     evictor: Evictor;
+    scrubber: Scrubber;
     link: MasterLink;
     rpc: WorkerRpc;
     http: OpsHttpServer;
@@ -95,6 +98,7 @@ export class Worker {
     this.store = parts.store;
     this.tiers = parts.tiers;
     this.evictor = parts.evictor;
+    this.scrubber = parts.scrubber;
     this.link = parts.link;
     this.#rpc = parts.rpc;
     this.#http = parts.http;
@@ -169,6 +173,15 @@ export class Worker {
       log,
     });
     const replicator = new Replicator({ store, peers: rpc.peers, log, metrics });
+    const scrubber = new Scrubber({
+      store,
+      rateBytesPerSec: w.scrub_rate,
+      intervalMs: w.scrub_interval,
+      // The store already queued the corrupt block for the heartbeat; send it now.
+      onCorrupt: () => holder.link?.heartbeatSoon(),
+      registry,
+      log: log.child({ component: 'worker.scrub' }),
+    });
 
     const state: { worker?: Worker } = {};
     const http = new OpsHttpServer({
@@ -239,6 +252,7 @@ export class Worker {
       store,
       tiers,
       evictor,
+      scrubber,
       link,
       rpc,
       http,
@@ -253,6 +267,7 @@ export class Worker {
     evictor.start();
     evictor.kick();
     link.start();
+    scrubber.start();
     log.info(
       {
         workerId,
@@ -298,6 +313,7 @@ export class Worker {
     await this.link.stop();
     await this.#replicator.stop();
     await this.evictor.stop();
+    await this.scrubber.stop();
     await this.#localWrites.close();
     await this.store.close();
     await this.#http.close();

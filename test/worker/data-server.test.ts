@@ -9,6 +9,7 @@ import type { TestContext } from 'node:test';
 import { createRegistry } from '../../src/common/metrics.js';
 import { silentLogger } from '../../src/common/logging.js';
 import type { StorageType } from '../../src/common/config/index.js';
+import { ChunkChecksums } from '../../src/client/chunk-checksums.js';
 import { BlockDelta } from '../../src/worker/block-delta.js';
 import { DataServer } from '../../src/worker/data-server.js';
 import { LocalWrites } from '../../src/worker/local-write.js';
@@ -50,6 +51,14 @@ async function openServer(t: TestContext, o: Partial<FixtureOptions> = {}): Prom
 }
 
 const ctx = (): { signal: AbortSignal } => ({ signal: new AbortController().signal });
+const withTable = (payload: Buffer): { signal: AbortSignal; payload: Buffer } => ({ ...ctx(), payload });
+
+/** The table a short-circuit writer computes, fed in uneven pieces. */
+function tableOf(data: Buffer): Buffer {
+  const sums = new ChunkChecksums(data.length);
+  for (let at = 0; at < data.length; at += 100_003) sums.update(data.subarray(at, at + 100_003));
+  return sums.table();
+}
 
 async function* chunks(data: Buffer, size: number, failAt?: number): AsyncGenerator<Buffer> {
   for (let off = 0; off < data.length; off += size) {
@@ -181,6 +190,46 @@ test('short-circuit reads return the same bytes as remote reads; short-circuit w
   // A block open for a short-circuit write cannot be written remotely at the same time.
   await s.server.openLocalWrite({ blockId: 9, storageType: 'DISK', lengthHint: 1 }, ctx());
   await assert.rejects(remoteWrite(s, 9, Buffer.alloc(1)), /already being written/);
+});
+
+test('a short-circuit commit with the writer’s checksum table publishes without reading back; a wrong table is refused', async (t) => {
+  const s = await openServer(t);
+  const data = randomData(3 * MiB + 700 * KiB + 3);
+  const commit = async (blockId: number, table: Buffer): Promise<unknown> => {
+    const open = await s.server.openLocalWrite(
+      { blockId, storageType: 'DISK', lengthHint: data.length },
+      ctx(),
+    );
+    writeFileSync(open.path, data);
+    return s.server.commitLocalWrite({ blockId, length: data.length, checksummed: true }, withTable(table));
+  };
+  assert.deepEqual(await commit(1, tableOf(data)), { length: data.length, storageType: 'DISK' });
+  assert.ok((await remoteRead(s, 1)).equals(data), 'the published block verifies on read');
+
+  // Wrong entry count, or a first/last chunk that does not match: refused, nothing published.
+  await assert.rejects(commit(2, tableOf(data).subarray(4)), /checksum table holds .* expected for/);
+  const badFirst = Buffer.from(tableOf(data));
+  badFirst[0] = (badFirst[0] as number) ^ 1;
+  await assert.rejects(commit(3, badFirst), /does not match chunk 0/);
+  const badLast = Buffer.from(tableOf(data));
+  badLast[badLast.length - 4] = (badLast[badLast.length - 4] as number) ^ 1;
+  await assert.rejects(commit(4, badLast), /does not match chunk 58/);
+  for (const id of [2, 3, 4]) assert.equal(s.store.has(id), false);
+
+  // A wrong entry in the middle is not looked for at commit; the first read of that chunk finds
+  // it and the block goes like any corrupt copy (no wrong byte is served).
+  const badMiddle = Buffer.from(tableOf(data));
+  badMiddle[20 * 4] = (badMiddle[20 * 4] as number) ^ 1;
+  await commit(5, badMiddle);
+  await assert.rejects(remoteRead(s, 5), /checksum mismatch in chunk 20/);
+  assert.equal(s.store.has(5), false);
+
+  // An empty block has an empty table.
+  const empty = await s.server.openLocalWrite({ blockId: 6, storageType: 'DISK', lengthHint: 0 }, ctx());
+  assert.ok(empty.path.length > 0);
+  await s.server.commitLocalWrite({ blockId: 6, length: 0, checksummed: true }, withTable(Buffer.alloc(0)));
+  assert.equal((await remoteRead(s, 6)).length, 0);
+  for (const d of s.tiers.allDirs()) assert.deepEqual(readdirSync(d.stagingDir), []);
 });
 
 test('a flipped byte fails the remote read with a clear error and the block is reported corrupt', async (t) => {

@@ -161,6 +161,10 @@ export const workerSection = z
     eviction_interval: duration('1s', 10),
     /** Blocks fetched from UFSes at once (read-through and load tasks); more wait their turn. */
     ufs_fill_concurrency: int(16, 1, 1024),
+    /** Bytes per second the background scrubber re-verifies block checksums at (0 disables it). */
+    scrub_rate: size('4MB', 0),
+    /** Time between the starts of two scrub passes over every stored block. */
+    scrub_interval: duration('24h', 10),
   })
   .prefault({});
 
