@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
 import { formatBytes } from '../../src/common/units.js';
 import { writeFileAtomic } from '../../src/fluid/index.js';
@@ -20,7 +20,7 @@ import { freePorts } from '../helpers/ports.js';
 import { run, runStrata, startStrata } from '../helpers/process.js';
 import type { Proc } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 import { FUSE_TOOLS, forceUnmount, shOk, waitMounted } from '../fuse/fuse-helper.js';
 import { startFluidPods } from './fluid-pods.js';
 import { REPO_ROOT } from './helpers.js';
@@ -87,12 +87,7 @@ test(
     t.after(() => s3.stop());
     const object = Buffer.alloc(3 * 1024 * 1024 + 5);
     for (let i = 0; i < object.length; i++) object[i] = (i * 31 + 7) & 0xff;
-    const raw = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    });
+    const raw = s3.client();
     t.after(() => raw.destroy());
     await raw.send(new PutObjectCommand({ Bucket: 'test', Key: 'obj.bin', Body: object }));
 

@@ -4,21 +4,16 @@
 // dataload of the S3 mount, report-summary.
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { runStrata } from '../helpers/process.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 import { startFluidPods } from './fluid-pods.js';
 
 test('cache-runtime master and worker entrypoints form a cluster that serves reads', async (t) => {
   const s3 = await S3Server.start(['test']);
   t.after(() => s3.stop());
   const object = Buffer.alloc(3 * 1024 * 1024 + 5, 's3');
-  const raw = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-  });
+  const raw = s3.client();
   t.after(() => raw.destroy());
   await raw.send(new PutObjectCommand({ Bucket: 'test', Key: 'obj.bin', Body: object }));
   const pods = await startFluidPods(t, { s3Endpoint: s3.endpoint });

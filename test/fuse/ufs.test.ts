@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
 import { requireTools } from '../helpers/ci.js';
@@ -16,7 +16,7 @@ import { MiniCluster } from '../helpers/mini-cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { HttpOrigin } from '../ufs/http-origin.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 import { FUSE_TOOLS, TEST_CLUSTER, mountFuse, shOk } from './fuse-helper.js';
 
 const skip = requireTools(...FUSE_TOOLS, 'dd', 'cmp', 'sha256sum');
@@ -26,14 +26,7 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 test('UFS mounts read and written through the FUSE mount', { skip, timeout: 180_000 }, async (t) => {
   const s3 = await S3Server.start(['data']);
   t.after(() => s3.stop());
-  const raw = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const raw = s3.client();
   t.after(() => raw.destroy());
   // 4 MiB blocks (TEST_CLUSTER): the big object spans three blocks and ends mid-block.
   const big = randomBytes(9 * MiB + 12_345);

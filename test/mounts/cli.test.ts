@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadLine } from '../../src/cli/commands/load.js';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
@@ -17,7 +17,7 @@ import type { RunResult } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { HttpOrigin } from '../ufs/http-origin.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3RVER_ACCESS_KEY, S3Server } from '../ufs/s3-server.js';
 
 /** Deadline for state that background work brings about (heartbeats, jobs, TTL) on a loaded machine. */
 const BACKGROUND_WAIT_MS = 60_000;
@@ -48,14 +48,7 @@ test('load progress line: bar, files, bytes, rate and ETA', () => {
 test('strata mount, load, free, fs ls --cache-only and report fluid-summary', async (t) => {
   const s3 = await S3Server.start(['data']);
   t.after(() => s3.stop());
-  const raw = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const raw = s3.client();
   t.after(() => raw.destroy());
   const cluster = await MiniCluster.start(t, {
     workers: 2,

@@ -7,14 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { PutObjectCommand, S3Client, HeadObjectCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, HeadObjectCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { FsError } from '../../src/common/errors.js';
 import * as M from '../../src/protocol/master-calls.js';
 import * as U from '../../src/protocol/mount-calls.js';
 import { tempDir } from '../helpers/tmp.js';
 import { address, openCore, tiers } from '../master/core-helpers.js';
 import type { TestCore } from '../master/core-helpers.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 
 const GiB = 1024 ** 3;
 const KiB = 1024;
@@ -51,14 +52,7 @@ async function rejectsCode(p: Promise<unknown>, code: string, pattern?: RegExp):
 }
 
 function raw(s: S3Server): S3Client {
-  return new S3Client({
-    endpoint: s.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return s.client();
 }
 
 async function setup(t: { after(fn: () => unknown): void }) {

@@ -5,7 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
 import { FsError } from '../../src/common/errors.js';
@@ -15,7 +16,7 @@ import { MiniCluster } from '../helpers/mini-cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { HttpOrigin } from '../ufs/http-origin.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 
 /** Deadline for state that background work brings about (heartbeats, jobs, TTL) on a loaded machine. */
 const BACKGROUND_WAIT_MS = 60_000;
@@ -73,14 +74,7 @@ describe('client read-through from UFS mounts', () => {
   before(async () => {
     s3 = await S3Server.start(['data']);
     hooks.after(() => s3.stop());
-    raw = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    raw = s3.client();
     hooks.after(() => raw.destroy());
     const root = tempDir(hooks, 'strata-origin-');
     mkdirSync(join(root, 'site'), { recursive: true });

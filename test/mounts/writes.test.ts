@@ -4,12 +4,13 @@
 import { strict as assert } from 'node:assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { waitFor } from '../helpers/wait.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from '../ufs/s3-server.js';
+import { S3Server } from '../ufs/s3-server.js';
 
 /** Deadline for state that background work brings about (heartbeats, jobs, TTL) on a loaded machine. */
 const BACKGROUND_WAIT_MS = 60_000;
@@ -17,15 +18,7 @@ const MiB = 1024 * 1024;
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 function s3Client(s3: S3Server): S3Client {
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-  });
+  return s3.client({ maxAttempts: 1 });
 }
 
 async function objectBytes(c: S3Client, key: string): Promise<Buffer | undefined> {

@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createRequire } from 'node:module';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -92,6 +94,22 @@ export class S3Server {
       's3.credentials.secret': S3RVER_SECRET_KEY,
       ...extra,
     };
+  }
+
+  /**
+   * A client for the test's own requests straight to this server (seeding, checking what
+   * reached the bucket). Checksums only when required: s3rver knows no flexible checksums.
+   */
+  client(extra: Partial<S3ClientConfig> = {}): S3Client {
+    return new S3Client({
+      endpoint: this.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      ...extra,
+    });
   }
 
   /** GETs of one object (path-style URL "/bucket/key"). */

@@ -4,22 +4,16 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { FsError } from '../../src/common/errors.js';
 import { openUfs } from '../../src/ufs/index.js';
 import { freePort } from '../helpers/ports.js';
 import { readAll, ufsConformance } from './conformance.js';
-import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, S3Server } from './s3-server.js';
+import { S3Server } from './s3-server.js';
 
 function rawClient(server: S3Server): S3Client {
-  return new S3Client({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return server.client();
 }
 
 ufsConformance('s3:// (s3rver)', async () => {

@@ -124,13 +124,7 @@ class LoadJob {
     return new LoadJob({
       jobId,
       path,
-      state: 'scanning',
-      totalFiles: 0,
-      totalBytes: 0,
-      doneFiles: 0,
-      doneBytes: 0,
-      loadedBytes: 0,
-      failedBlocks: 0,
+      ...NO_PROGRESS,
       ...(replicas === undefined ? {} : { replicas }),
       startedAtMs: now,
     });
@@ -140,6 +134,17 @@ class LoadJob {
     return isFinished(this.status);
   }
 }
+
+/** Where a job starts, and starts again when it is resumed. */
+const NO_PROGRESS = {
+  state: 'scanning',
+  totalFiles: 0,
+  totalBytes: 0,
+  doneFiles: 0,
+  doneBytes: 0,
+  loadedBytes: 0,
+  failedBlocks: 0,
+} as const satisfies Partial<LoadJobStatus>;
 
 function isFinished(s: LoadJobStatus): boolean {
   return s.state === 'completed' || s.state === 'failed' || s.state === 'cancelled';
@@ -185,16 +190,8 @@ export class LoadJobs {
     for (const job of jobs) {
       const st = job.status;
       this.#o.log.info({ jobId: st.jobId, path: st.path }, 'resuming an interrupted load job');
-      Object.assign(st, {
-        state: 'scanning',
-        totalFiles: 0,
-        totalBytes: 0,
-        doneFiles: 0,
-        doneBytes: 0,
-        loadedBytes: 0,
-        failedBlocks: 0,
-        resumedAtMs: this.#clock(),
-      });
+      // The walk starts again: blocks cached meanwhile count as done at once.
+      Object.assign(st, { ...NO_PROGRESS, resumedAtMs: this.#clock() });
       delete st.error;
       this.#launch(job, () => this.#awaitWorkers(job.controller.signal));
     }
