@@ -1,4 +1,5 @@
 /** The redis reference: a redis-server on a free port and redis-benchmark against it. */
+import { mkdirSync } from 'node:fs';
 import { freePort, requireTool, runOk, startBackground, waitForPort } from './proc.js';
 import type { Background } from './proc.js';
 
@@ -7,24 +8,22 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server without persistence on a free loopback port. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts redis-server on a free loopback port: without persistence, or with `durableDir` an
+ * append-only log there fsynced before every answer (`appendfsync always`; redis batches the
+ * writes of one event-loop turn into one fsync), the durable counterpart of a metadata commit.
+ */
+export async function startRedisServer(opts: { durableDir?: string } = {}): Promise<RedisServer> {
   const bin = requireTool('redis-server', 'redis-server');
   const port = await freePort();
+  const persistence =
+    opts.durableDir === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.durableDir];
+  if (opts.durableDir !== undefined) mkdirSync(opts.durableDir, { recursive: true });
   const bg: Background = await startBackground(
     bin,
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--protected-mode',
-      'no',
-    ],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'no'],
     () => waitForPort(port),
   );
   return { port, stop: () => bg.stop() };

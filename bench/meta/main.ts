@@ -23,7 +23,6 @@ import { spawn } from 'node:child_process';
 import {
   closeSync,
   fdatasyncSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -41,7 +40,7 @@ import { LmdbStore } from '../../src/meta/index.js';
 import { Namespace } from '../../src/master/namespace/index.js';
 import * as M from '../../src/protocol/master-calls.js';
 import { RpcClient } from '../../src/rpc/index.js';
-import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc.js';
+import { freePort } from '../lib/proc.js';
 import { runRedisBenchmark, startRedisServer } from '../lib/redis.js';
 import type { RedisServer } from '../lib/redis.js';
 import { printComparisons } from '../lib/report.js';
@@ -399,38 +398,6 @@ function printPhase(r: PhaseResult): void {
 /** Requests of the durable SET reference: fewer, as each waits for an fsync. */
 const DURABLE_SET_REQUESTS = 20_000;
 
-/**
- * A redis-server that appends every write to its log and fsyncs it before answering
- * (`appendfsync always`; redis also batches the writes of one event-loop turn into one fsync):
- * the durable counterpart of a create, which is acknowledged once its commit is on disk.
- */
-async function startDurableRedis(dir: string): Promise<RedisServer> {
-  const bin = requireTool('redis-server', 'redis-server');
-  const port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const bg = await startBackground(
-    bin,
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--dir',
-      dir,
-      '--protected-mode',
-      'no',
-    ],
-    () => waitForPort(port),
-  );
-  return { port, stop: () => bg.stop() };
-}
-
 interface RedisFigures {
   set: number;
   get: number;
@@ -455,7 +422,7 @@ async function redisBench(clients: number, dir: string): Promise<RedisFigures | 
   }
   let durable: RedisServer | undefined;
   try {
-    durable = await startDurableRedis(join(dir, 'redis-aof'));
+    durable = await startRedisServer({ durableDir: join(dir, 'redis-aof') });
     figures.durableSet = await runRedisBenchmark({
       port: durable.port,
       test: 'set',
@@ -515,54 +482,38 @@ async function main(): Promise<void> {
     }
     const redis = args.redis ? await redisBench(args.clients, dir) : undefined;
     if (redis !== undefined) {
-      const rate = (p: Phase): number => results.find((r) => r.phase === p)?.opsPerSec ?? 0;
+      // One row per phase that ran (a --phases subset leaves the others out, not at 0).
+      const row = (phase: Phase, what: string, reference: number, referenceName: string, goalOps: number) => {
+        const ours = results.find((r) => r.phase === phase)?.opsPerSec;
+        return ours === undefined
+          ? []
+          : [
+              {
+                what,
+                unit: 'ops/s',
+                ours,
+                reference,
+                referenceName,
+                target: Number((goalOps / reference).toFixed(2)),
+              },
+            ];
+      };
       printComparisons(
         `namespace over RPC beside redis-benchmark -c ${args.clients} -P 1 (targets: the absolute goals as ratios)`,
         [
-          {
-            what: 'create+complete vs SET',
-            unit: 'ops/s',
-            ours: rate('create'),
-            reference: redis.set,
-            referenceName: 'redis SET',
-            target: Number((CREATE_TARGET_OPS / redis.set).toFixed(2)),
-          },
+          ...row('create', 'create+complete vs SET', redis.set, 'redis SET', CREATE_TARGET_OPS),
           ...(redis.durableSet === undefined
             ? []
-            : [
-                {
-                  what: 'create+complete vs fsynced SET',
-                  unit: 'ops/s',
-                  ours: rate('create'),
-                  reference: redis.durableSet,
-                  referenceName: 'redis SET, appendfsync always',
-                  target: Number((CREATE_TARGET_OPS / redis.durableSet).toFixed(2)),
-                },
-              ]),
-          {
-            what: 'stat vs GET',
-            unit: 'ops/s',
-            ours: rate('stat'),
-            reference: redis.get,
-            referenceName: 'redis GET',
-            target: Number((STAT_TARGET_OPS / redis.get).toFixed(2)),
-          },
-          {
-            what: 'rename vs SET',
-            unit: 'ops/s',
-            ours: rate('rename'),
-            reference: redis.set,
-            referenceName: 'redis SET',
-            target: 0,
-          },
-          {
-            what: 'delete vs SET',
-            unit: 'ops/s',
-            ours: rate('delete'),
-            reference: redis.set,
-            referenceName: 'redis SET',
-            target: 0,
-          },
+            : row(
+                'create',
+                'create+complete vs fsynced SET',
+                redis.durableSet,
+                'redis SET, appendfsync always',
+                CREATE_TARGET_OPS,
+              )),
+          ...row('stat', 'stat vs GET', redis.get, 'redis GET', STAT_TARGET_OPS),
+          ...row('rename', 'rename vs SET', redis.set, 'redis SET', 0),
+          ...row('delete', 'delete vs SET', redis.set, 'redis SET', 0),
         ],
       );
     }
