@@ -180,8 +180,15 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
     'sub',
   ]);
 
-  // Load the whole mount, following it; then every file is cached.
-  const loaded = JSON.parse((await ok(['--json', 'load', '/data/ds', '--watch'])).stdout) as {
+  // Load the whole mount with two copies of each block, following it; then every file is cached.
+  await failsWith(
+    ['load', '/data/ds', '--replicas', 'two'],
+    2,
+    /--replicas expects an integer from 1 to 16 \(got "two"\)/,
+  );
+  const loaded = JSON.parse(
+    (await ok(['--json', 'load', '/data/ds', '--watch', '--replicas', '2'])).stdout,
+  ) as {
     jobId: string;
     state: string;
     totalFiles: number;
@@ -203,6 +210,16 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
     BACKGROUND_WAIT_MS,
   );
   assert.deepEqual(await cachedNames('/data/ds'), nonEmpty);
+  // --replicas 2: every block of every file has a copy on each of the two workers.
+  for (const name of ['f3.bin', 'f4.bin', 'sub/deep.bin']) {
+    const { blocks } = await fs.blockLocations(`/data/ds/${name}`);
+    assert.ok(blocks.length > 0, name);
+    for (const b of blocks) {
+      const at = `${name} block at ${String(b.offset)}`;
+      assert.notEqual(b.fill, true, at);
+      assert.equal(new Set(b.workers.map((w) => w.workerId)).size, 2, at);
+    }
+  }
   const summary = JSON.parse((await ok(['report', 'fluid-summary'])).stdout) as Record<string, string>;
   assert.deepEqual(Object.keys(summary).sort(), [
     'cacheCapacity',
@@ -226,6 +243,18 @@ test('strata mount, load, free, fs ls --cache-only and report fluid-summary', as
   assert.doesNotMatch((await ok(['fs', 'ls', '-R', '--cache-only', '/data/ds'])).stdout, /\.bin/);
   await fs.mkdir('/plain');
   await failsWith(['free', '/plain'], 1, /^strata: free \/plain: needs a UFS mount/);
+
+  // --read-only: reads work, every change is refused with EROFS, and the listing says so.
+  const roRoot = tempDir(t, 'strata-ro-ufs-');
+  writeFileSync(join(roRoot, 'kept.txt'), 'kept');
+  await ok(['mount', `file://${roRoot}`, '/ro', '--read-only']);
+  assert.match((await ok(['mount'])).stdout, /\/ro\s+file:\/\/\S+\s+cache\s+.*read-only/);
+  assert.equal((await ok(['fs', 'cat', '/ro/kept.txt'])).stdout, 'kept');
+  writeFileSync(join(dir, 'local.txt'), 'new');
+  await failsWith(['fs', 'put', 'local.txt', '/ro/new.txt'], 1, /is mounted read-only at \/ro$/m);
+  await failsWith(['fs', 'rm', '/ro/kept.txt'], 1, /is mounted read-only at \/ro$/m);
+  assert.equal((await ok(['fs', 'cat', '/ro/kept.txt'])).stdout, 'kept');
+  await ok(['umount', '/ro']);
 
   // A job long enough to cancel: a slow origin, 12 blocks.
   const root = tempDir(t, 'strata-slow-origin-');

@@ -1,14 +1,16 @@
 /**
- * `strata load <path> [--watch]`, `strata load --status ID`, `strata load --cancel ID`,
+ * `strata load <path> [--watch] [--replicas N]`, `strata load --status ID`, `strata load --cancel ID`,
  * `strata load` (list jobs): warming a mounted path from its UFS. The master runs the job
  * (per-block tasks spread over the workers); the CLI submits it and, with --watch, polls it and
  * draws a progress line on a terminal (files, bytes, rate, ETA). Ctrl-C while watching cancels
- * the job. `--json` prints the job's status as the master reports it.
+ * the job. `--replicas N` (Fluid's DataLoad `replicas`) leaves N cached copies of every block
+ * instead of one. `--json` prints the job's status as the master reports it.
  */
 import type { Command } from 'commander';
 import type { FileSystem } from '../../client/filesystem.js';
 import { StrataError, UsageError } from '../../common/errors.js';
 import { formatBytes, formatDuration } from '../../common/units.js';
+import { MAX_LOAD_REPLICAS } from '../../protocol/mount-calls.js';
 import type { LoadJobStatus } from '../../protocol/ufs-types.js';
 import { action, globalOptions, printJson, println } from '../context.js';
 import { cliPath, withFileSystem } from '../client.js';
@@ -24,6 +26,7 @@ interface LoadCliOptions {
   watch?: boolean;
   status?: string;
   cancel?: string;
+  replicas?: string;
 }
 
 export function register(program: Command): void {
@@ -34,6 +37,10 @@ export function register(program: Command): void {
     .option('-w, --watch', 'follow the job until it ends, with a progress line on a terminal')
     .option('--status <jobId>', 'show a job')
     .option('--cancel <jobId>', 'cancel a job (blocks already loaded stay cached)')
+    .option(
+      '--replicas <n>',
+      `cached copies of each block the job leaves (1-${MAX_LOAD_REPLICAS}; at most the live workers; default 1)`,
+    )
     .action(
       action(async (path: string | undefined, opts: LoadCliOptions, cmd: Command) => {
         const json = globalOptions(cmd).json === true;
@@ -41,6 +48,10 @@ export function register(program: Command): void {
           Boolean,
         );
         if (modes.length > 1) throw new UsageError('load: give one of <path>, --status ID or --cancel ID');
+        if (opts.replicas !== undefined && path === undefined) {
+          throw new UsageError('load: --replicas goes with a <path> to load');
+        }
+        const replicas = opts.replicas === undefined ? undefined : loadReplicas(opts.replicas);
         if (opts.watch === true && opts.cancel !== undefined) {
           throw new UsageError('load: --watch follows a job being loaded; it does not go with --cancel');
         }
@@ -60,7 +71,7 @@ export function register(program: Command): void {
           let s =
             opts.status !== undefined
               ? await fs.loadStatus(opts.status)
-              : await fs.load(cliPath(path ?? '/'));
+              : await fs.load(cliPath(path ?? '/'), replicas === undefined ? {} : { replicas });
           if (opts.watch === true) s = await watch(fs, s, json);
           if (json) printJson(s);
           else if (opts.watch === true) println(summary(s));
@@ -80,6 +91,17 @@ export function register(program: Command): void {
         });
       }),
     );
+}
+
+/** `--replicas` as a number, or a usage error naming what is allowed. */
+function loadReplicas(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(n) || n < 1 || n > MAX_LOAD_REPLICAS) {
+    throw new UsageError(
+      `load: --replicas expects an integer from 1 to ${MAX_LOAD_REPLICAS} (got "${text}")`,
+    );
+  }
+  return n;
 }
 
 /** Polls a job until it ends; draws progress on a terminal; Ctrl-C cancels it. */

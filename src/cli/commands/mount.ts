@@ -35,6 +35,7 @@ interface MountCliOptions {
   storageType?: string;
   check?: boolean;
   dryRun?: boolean;
+  readOnly?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -59,6 +60,10 @@ export function register(program: Command): void {
     .option(
       '--read-verify-ufs',
       're-check the UFS object when a cached file is opened; a changed one is re-read',
+    )
+    .option(
+      '--read-only',
+      'nothing under the mount may be created, written, renamed or deleted (EROFS); reads and loads work',
     )
     .option('--auto-cache <bool>', 'cache what reads fetch from the UFS: true (default) or false')
     .option(
@@ -134,6 +139,7 @@ function hasMountFlags(o: MountCliOptions): boolean {
       o.ttlAction,
       o.writeType,
       o.readVerifyUfs,
+      o.readOnly,
       o.autoCache,
       o.replicas,
       o.blockSize,
@@ -183,6 +189,7 @@ export function mountRequest(o: MountCliOptions): MountRequest {
     req.writeType = w satisfies WriteType;
   }
   if (o.readVerifyUfs === true) req.readVerifyUfs = true;
+  if (o.readOnly === true) req.mountReadOnly = true;
   if (o.autoCache !== undefined) {
     const v = o.autoCache.toLowerCase();
     if (v !== 'true' && v !== 'false') {
@@ -250,7 +257,7 @@ function printMounts(mounts: readonly MountInfo[]): void {
   const rows = [['PATH', 'UFS', 'WRITE', 'TTL', 'OPTIONS']];
   for (const m of mounts) {
     const flags = [
-      ...(m.readOnly ? ['read-only'] : []),
+      ...(m.readOnly || m.mountReadOnly === true ? ['read-only'] : []),
       ...(m.readVerifyUfs ? ['read-verify-ufs'] : []),
       ...(m.autoCache ? [] : ['auto-cache=false']),
       ...(m.replicas > 0 ? [`replicas=${m.replicas}`] : []),
