@@ -14,6 +14,7 @@ import { OpsHttpServer } from '../common/ops-http.js';
 import type { FuseBinding, MountedFs } from './binding.js';
 import { FuseMetrics, instrument } from './metrics.js';
 import { mountAt, prepareMountPoint } from './mount-point.js';
+import { KernelFuseBinding } from './kernel/engine.js';
 import { NativeFuseBinding } from './native-engine.js';
 import { StrataFs } from './strata-fs.js';
 
@@ -21,8 +22,8 @@ import { StrataFs } from './strata-fs.js';
 export const FUSE_FS_NAME = 'strata';
 /**
  * Options every mount gets first: other users may use it (root mounts it for the node's
- * pods), and the kernel checks permissions against the modes we report, since the binding
- * does not tell us who asks.
+ * pods), and the kernel checks permissions against the modes we report (the client acts as
+ * root on the master whoever asks).
  */
 export const DEFAULT_MOUNT_OPTIONS: readonly string[] = ['allow_other', 'default_permissions'];
 /** A request unanswered this long fails with ETIMEDOUT (a commit uploads up to a block). */
@@ -126,7 +127,14 @@ export class FuseService {
       });
       cleanup.push(() => http.close());
       const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
-      const binding = opts.binding ?? new NativeFuseBinding();
+      const binding =
+        opts.binding ??
+        (f.binding === 'kernel'
+          ? new KernelFuseBinding({
+              onInternalError: (err, opcode) =>
+                log.warn({ err, opcode }, 'a malformed FUSE request was answered EINVAL'),
+            })
+          : new NativeFuseBinding());
       const mount = await binding.mount(
         instrument(fs, metrics, log.child({ component: 'fuse.ops' }), f.debug),
         {

@@ -17,6 +17,12 @@ import { waitFor } from '../helpers/wait.js';
 
 type Ctx = Pick<TestContext, 'after'>;
 
+/**
+ * The engine the suites mount with: `[fuse] binding`'s default, or STRATA_FUSE_BINDING
+ * (kernel | fuse-native) to run every suite against the other one.
+ */
+export const FUSE_BINDING_UNDER_TEST = process.env.STRATA_FUSE_BINDING;
+
 /** Tools every FUSE suite needs. */
 export const FUSE_TOOLS = ['fusermount', 'mountpoint', 'umount'];
 
@@ -78,7 +84,9 @@ export async function mountFuse(
   writeFileSync(
     confPath,
     `${base}\n[fuse]\nmnt_path = "${mnt}"\nfs_path = "${opts.fsPath ?? '/'}"\nweb_port = ${webPort}\n` +
-      `options = "${opts.options ?? ''}"\n${opts.fuseToml ?? ''}\n`,
+      `options = "${opts.options ?? ''}"\n` +
+      (FUSE_BINDING_UNDER_TEST === undefined ? '' : `binding = "${FUSE_BINDING_UNDER_TEST}"\n`) +
+      `${opts.fuseToml ?? ''}\n`,
   );
   const env = { ...process.env };
   delete env.STRATA_CONF_FILE;
