@@ -59,6 +59,8 @@ export class FuseService {
   readonly #log: Logger;
   readonly #watch: NodeJS.Timeout;
   #stopping: Promise<void> | undefined;
+  readonly #onLost: (() => void) | undefined;
+  #lost = false;
 
   private constructor(
     mountPath: string,
@@ -77,14 +79,21 @@ export class FuseService {
     this.#mount = mount;
     this.#metrics = metrics;
     this.#log = log;
+    this.#onLost = onLost;
     this.#watch = setInterval(() => {
       void mountAt(mountPath).then((m) => {
-        if (m !== undefined || this.#stopping !== undefined) return;
-        log.error({ mountPath }, 'the mount disappeared (unmounted by someone else): stopping');
-        onLost?.();
+        if (m === undefined) this.lost('unmounted by someone else');
       });
     }, MOUNT_WATCH_INTERVAL_MS);
     this.#watch.unref();
+  }
+
+  /** The mount went away without `stop` (told once): the process should stop. */
+  lost(reason: string): void {
+    if (this.#stopping !== undefined || this.#lost) return;
+    this.#lost = true;
+    this.#log.error({ mountPath: this.mountPath, reason }, 'the mount disappeared: stopping');
+    this.#onLost?.();
   }
 
   get webPort(): number {
@@ -127,12 +136,16 @@ export class FuseService {
       });
       cleanup.push(() => http.close());
       const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
+      // The kernel engine knows at once when the kernel ends the session (unmounted from
+      // outside); the 2 s mount watch covers fuse-native.
+      let service: FuseService | undefined;
       const binding =
         opts.binding ??
         (f.binding === 'kernel'
           ? new KernelFuseBinding({
               onInternalError: (err, opcode) =>
                 log.warn({ err, opcode }, 'a malformed FUSE request was answered EINVAL'),
+              onEnd: (reason) => service?.lost(reason),
             })
           : new NativeFuseBinding());
       const mount = await binding.mount(
@@ -162,7 +175,8 @@ export class FuseService {
         },
         'strata fuse mounted',
       );
-      return new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
+      service = new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
+      return service;
     } catch (err) {
       await undo();
       throw err;

@@ -84,10 +84,14 @@ export class StrataFs implements FuseOperations {
 
   async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
     if (atimeMs === undefined && mtimeMs === undefined) return;
-    await this.#fs.setattr(this.#ns(path), {
+    const ns = this.#ns(path);
+    const times = {
       ...(atimeMs === undefined ? {} : { atimeMs }),
       ...(mtimeMs === undefined ? {} : { mtimeMs }),
-    });
+    };
+    await this.#fs.setattr(ns, times);
+    const file = this.#open.file(ns);
+    if (file?.hasWriter === true) file.pendingTimes = { ...file.pendingTimes, ...times };
   }
 
   async statfs(_path: string): Promise<FuseStatfs> {
@@ -270,7 +274,7 @@ export class StrataFs implements FuseOperations {
       ...attr,
       size,
       blocks: Math.ceil(size / 512),
-      mtimeMs: Math.max(attr.mtimeMs, file.lastWriteMs),
+      mtimeMs: file.pendingTimes?.mtimeMs ?? Math.max(attr.mtimeMs, file.lastWriteMs),
     };
   }
 

@@ -73,7 +73,7 @@ export async function waitMounted(mnt: string, proc: Proc): Promise<void> {
 export async function mountFuse(
   t: Ctx,
   cluster: MiniCluster,
-  opts: { fsPath?: string; options?: string; fuseToml?: string } = {},
+  opts: { fsPath?: string; options?: string; fuseToml?: string; binding?: string } = {},
 ): Promise<FuseMount> {
   // Not under the cluster's temp dir: that is removed by an earlier `after` hook than ours, and
   // must never be walked while the mount is still there.
@@ -85,7 +85,9 @@ export async function mountFuse(
     confPath,
     `${base}\n[fuse]\nmnt_path = "${mnt}"\nfs_path = "${opts.fsPath ?? '/'}"\nweb_port = ${webPort}\n` +
       `options = "${opts.options ?? ''}"\n` +
-      (FUSE_BINDING_UNDER_TEST === undefined ? '' : `binding = "${FUSE_BINDING_UNDER_TEST}"\n`) +
+      ((opts.binding ?? FUSE_BINDING_UNDER_TEST) === undefined
+        ? ''
+        : `binding = "${opts.binding ?? FUSE_BINDING_UNDER_TEST}"\n`) +
       `${opts.fuseToml ?? ''}\n`,
   );
   const env = { ...process.env };

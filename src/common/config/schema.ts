@@ -185,7 +185,7 @@ export const fuseSection = z
     /** Extra mount options passed to FUSE (comma-separated, like `-o`). */
     options: str(''),
     /** Which engine serves the mount: our kernel-protocol server, or libfuse 2 via fuse-native. */
-    binding: oneOf(FUSE_BINDINGS, 'fuse-native'),
+    binding: oneOf(FUSE_BINDINGS, 'kernel'),
   })
   .prefault({});
 
