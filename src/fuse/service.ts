@@ -138,14 +138,14 @@ export class FuseService {
       const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
       // The kernel engine knows at once when the kernel ends the session (unmounted from
       // outside); the 2 s mount watch covers fuse-native.
-      let service: FuseService | undefined;
+      const started: { service?: FuseService } = {};
       const binding =
         opts.binding ??
         (f.binding === 'kernel'
           ? new KernelFuseBinding({
               onInternalError: (err, opcode) =>
                 log.warn({ err, opcode }, 'a malformed FUSE request was answered EINVAL'),
-              onEnd: (reason) => service?.lost(reason),
+              onEnd: (reason) => started.service?.lost(reason),
             })
           : new NativeFuseBinding());
       const mount = await binding.mount(
@@ -175,8 +175,8 @@ export class FuseService {
         },
         'strata fuse mounted',
       );
-      service = new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
-      return service;
+      started.service = new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
+      return started.service;
     } catch (err) {
       await undo();
       throw err;
