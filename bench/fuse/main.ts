@@ -6,6 +6,7 @@
  * delete of 10,000 files) through both mounts.
  *
  *   node dist/bench/fuse/main.js [--size 1GiB] [--runtime 15] [--files 10000] [--concurrency 16]
+ *                                [--binding kernel|fuse-native]
  *
  * Targets: sequential read ≥ 0.5×, sequential write ≥ 0.5×, 4 KiB random read ≥ 0.3× of
  * passthrough_ll. fio's default `invalidate=1` drops the FUSE file's cached pages before each
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
+import { FUSE_BINDINGS } from '../../src/common/config/schema.js';
 import { formatBytes, parseSize } from '../../src/common/units.js';
 import { mountAt } from '../../src/fuse/mount-point.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
@@ -57,8 +59,13 @@ const { values } = parseArgs({
     runtime: { type: 'string', default: '15' },
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '16' },
+    binding: { type: 'string', default: 'kernel' },
   },
 });
+if (!(FUSE_BINDINGS as readonly string[]).includes(values.binding)) {
+  console.error(`--binding: expected one of ${FUSE_BINDINGS.join(', ')} (got ${values.binding})`);
+  process.exit(2);
+}
 const SIZE = parseSize(values.size) ?? 1024 * MiB;
 const RUNTIME_S = Number(values.runtime);
 const FILES = Number(values.files);
@@ -171,10 +178,10 @@ async function main(): Promise<void> {
     });
 
     const cluster = await MiniCluster.start(t, { clientToml: `block_size = "${BENCH_BLOCK_SIZE}"\n` });
-    const m = await mountFuse(t, cluster);
+    const m = await mountFuse(t, cluster, { binding: values.binding });
 
     const ref = await measure(pmnt, 'passthrough_ll');
-    const ours = await measure(m.mnt, 'strata fuse');
+    const ours = await measure(m.mnt, `strata fuse (${values.binding})`);
 
     const mb = (v: number): number => v / MB;
     const rows: Comparison[] = [
@@ -203,7 +210,10 @@ async function main(): Promise<void> {
         target: 0.3,
       },
     ];
-    printComparisons(`FUSE data path (${formatBytes(SIZE)} file, fio psync, 1 job)`, rows);
+    printComparisons(
+      `FUSE data path, ${values.binding} engine (${formatBytes(SIZE)} file, fio psync, 1 job)`,
+      rows,
+    );
     const metaRows: Comparison[] = (['create', 'stat', 'rename', 'delete'] as const).map((k) => ({
       what: `${k} (${FILES} files, ${CONCURRENCY} at once)`,
       unit: 'ops/s',

@@ -34,6 +34,16 @@ export interface FuseStatfs {
   namemax: number;
 }
 
+/**
+ * Who makes a request (the kernel's fuse_in_header). Operations that create entries use it for
+ * the owner; permission checks stay with the kernel (`default_permissions`).
+ */
+export interface FuseContext {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
 /** setxattr(2) flags. */
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
@@ -48,7 +58,8 @@ export interface FuseOperations {
   fgetattr(path: string, fh: number): Promise<FuseAttr>;
   readdir(path: string): Promise<string[]>;
   open(path: string, flags: number): Promise<number>;
-  create(path: string, mode: number): Promise<number>;
+  /** `flags` are the open(2) flags when the engine knows them (O_EXCL, O_APPEND…). */
+  create(path: string, mode: number, ctx: FuseContext, flags?: number): Promise<number>;
   /** Reads into `buf[0…length)`; resolves with the bytes read (0 at end of file). */
   read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
   /** `buf` belongs to the binding: copy what must outlive the call. Resolves with bytes written. */
@@ -59,15 +70,17 @@ export interface FuseOperations {
   truncate(path: string, size: number): Promise<void>;
   ftruncate(path: string, fh: number, size: number): Promise<void>;
   unlink(path: string): Promise<void>;
-  mkdir(path: string, mode: number): Promise<void>;
+  mkdir(path: string, mode: number, ctx: FuseContext): Promise<void>;
   rmdir(path: string): Promise<void>;
-  rename(src: string, dst: string): Promise<void>;
-  symlink(target: string, path: string): Promise<void>;
+  /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when `dst` exists). */
+  rename(src: string, dst: string, noReplace?: boolean): Promise<void>;
+  symlink(target: string, path: string, ctx: FuseContext): Promise<void>;
   readlink(path: string): Promise<string>;
   link(existing: string, path: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number, gid: number): Promise<void>;
-  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
+  /** Times in ms since the epoch; `undefined` leaves that stamp unchanged (UTIME_OMIT). */
+  utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void>;
   statfs(path: string): Promise<FuseStatfs>;
   setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void>;
   getxattr(path: string, name: string): Promise<Buffer>;

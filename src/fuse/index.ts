@@ -5,6 +5,7 @@ export { FuseService, DEFAULT_MOUNT_OPTIONS, FUSE_FS_NAME, splitOptions } from '
 export type { FuseServiceOptions } from './service.js';
 export type {
   FuseBinding,
+  FuseContext,
   FuseOperations,
   FuseAttr,
   FuseStatfs,
@@ -12,5 +13,6 @@ export type {
   MountedFs,
 } from './binding.js';
 export { NativeFuseBinding } from './native-engine.js';
+export { KernelFuseBinding } from './kernel/engine.js';
 export { StrataFs } from './strata-fs.js';
 export { listMounts, mountAt, prepareMountPoint } from './mount-point.js';

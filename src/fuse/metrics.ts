@@ -45,6 +45,9 @@ type MissingOps = Exclude<FuseOpName, (typeof FUSE_OP_NAMES)[number]>;
 const allOpsListed: MissingOps extends never ? true : false = true;
 void allOpsListed;
 
+/** Request sizes: a page up to 16 MiB (the largest max_write), by powers of two from 4 KiB. */
+const REQUEST_SIZE_BUCKETS_BYTES = Array.from({ length: 13 }, (_, i) => 4096 * 2 ** i);
+
 const ERRNO_NAMES = new Map<number, string>(
   Object.entries(constants.errno).map(([name, n]) => [n, name] as [number, string]),
 );
@@ -54,6 +57,7 @@ export class FuseMetrics {
   readonly errors: Counter<'op' | 'errno'>;
   readonly latency: Histogram<'op'>;
   readonly bytes: Counter<'op'>;
+  readonly requestBytes: Histogram<'op'>;
   readonly openHandles: Gauge;
   readonly mounted: Gauge;
   /** Where the open-handle gauge reads its value at scrape time. */
@@ -86,6 +90,13 @@ export class FuseMetrics {
       labelNames: ['op'],
       registers,
     });
+    this.requestBytes = new Histogram({
+      name: 'strata_fuse_request_bytes',
+      help: 'Size of each read and write request the kernel sent (the engine bounds it: 128 KiB for fuse-native, max_write for kernel)',
+      labelNames: ['op'],
+      buckets: REQUEST_SIZE_BUCKETS_BYTES,
+      registers,
+    });
     const source = (): number => this.openHandlesSource();
     this.openHandles = new Gauge({
       name: 'strata_fuse_open_handles',
@@ -106,6 +117,8 @@ export function instrument(ops: FuseOperations, m: FuseMetrics, log: Logger, deb
     const fn = (ops[op] as (...args: unknown[]) => Promise<unknown>).bind(ops);
     out[op] = async (...args: unknown[]): Promise<unknown> => {
       const end = m.latency.startTimer({ op });
+      // read/write(path, fh, buf, length, position): the request's size.
+      if (op === 'read' || op === 'write') m.requestBytes.observe({ op }, args[3] as number);
       try {
         const result = await fn(...args);
         if (op === 'read' || op === 'write') m.bytes.inc({ op }, result as number);

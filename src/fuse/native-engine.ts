@@ -16,6 +16,7 @@ import { StrataError } from '../common/errors.js';
 import type {
   FuseAttr,
   FuseBinding,
+  FuseContext,
   FuseOperations,
   FuseStatfs,
   MountOptions,
@@ -101,8 +102,14 @@ export function nativeOptionString(opts: MountOptions): string {
   return `-o${list.join(',')}`;
 }
 
+/** The library does not say who asks: everything is done as the mount's user. */
+function mountUser(): FuseContext {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: 0 };
+}
+
 /** Adapts our promise-returning operations to the library's callbacks (negative errno on failure). */
 function adapt(ops: FuseOperations): Record<string, unknown> {
+  const ctx = mountUser();
   const fail = (cb: Cb) => (err: unknown) => cb(-errnoOf(err));
   const done = (cb: Cb) => () => cb(0);
   const run = <T>(cb: Cb, p: () => Promise<T>, ok: (v: T) => void): void => {
@@ -143,7 +150,7 @@ function adapt(ops: FuseOperations): Record<string, unknown> {
     create: (path: string, mode: number, cb: Cb) =>
       run(
         cb,
-        () => ops.create(path, mode),
+        () => ops.create(path, mode, ctx),
         (fh) => cb(0, fh),
       ),
     // read/write answer with the byte count in the result slot.
@@ -167,11 +174,12 @@ function adapt(ops: FuseOperations): Record<string, unknown> {
     ftruncate: (path: string, fh: number, size: number, cb: Cb) =>
       run(cb, () => ops.ftruncate(path, fh, size), done(cb)),
     unlink: (path: string, cb: Cb) => run(cb, () => ops.unlink(path), done(cb)),
-    mkdir: (path: string, mode: number, cb: Cb) => run(cb, () => ops.mkdir(path, mode), done(cb)),
+    mkdir: (path: string, mode: number, cb: Cb) => run(cb, () => ops.mkdir(path, mode, ctx), done(cb)),
     rmdir: (path: string, cb: Cb) => run(cb, () => ops.rmdir(path), done(cb)),
     rename: (src: string, dst: string, cb: Cb) => run(cb, () => ops.rename(src, dst), done(cb)),
     // The library passes symlink(target, linkpath) as (src, dest).
-    symlink: (target: string, path: string, cb: Cb) => run(cb, () => ops.symlink(target, path), done(cb)),
+    symlink: (target: string, path: string, cb: Cb) =>
+      run(cb, () => ops.symlink(target, path, ctx), done(cb)),
     readlink: (path: string, cb: Cb) =>
       run(
         cb,

@@ -22,6 +22,11 @@ export class OpenFile {
   version = 0;
   /** When the current writer last changed the file (its mtime until committed). */
   lastWriteMs = 0;
+  /**
+   * Times set (utimens) while a writer is open: the commit would stamp mtime "now", so they are
+   * set again after it (`cp -p` and `tar` set times before closing). A later write clears them.
+   */
+  pendingTimes: { atimeMs?: number; mtimeMs?: number } | undefined;
   readonly #fs: FileSystem;
   #handle: RandomWriteHandle | undefined;
   #opening: Promise<RandomWriteHandle> | undefined;
@@ -81,6 +86,7 @@ export class OpenFile {
       const w = await this.writer();
       const n = await w.pwrite(data, append ? w.size : position);
       this.lastWriteMs = Date.now();
+      this.pendingTimes = undefined;
       return n;
     });
   }
@@ -90,6 +96,7 @@ export class OpenFile {
       const w = await this.writer();
       await w.truncate(size);
       this.lastWriteMs = Date.now();
+      this.pendingTimes = undefined;
     });
   }
 
@@ -108,6 +115,9 @@ export class OpenFile {
       } finally {
         this.version++;
       }
+      const times = this.pendingTimes;
+      this.pendingTimes = undefined;
+      if (times !== undefined) await this.#fs.setattr(this.path, times);
     });
   }
 

@@ -14,6 +14,7 @@ import { OpsHttpServer } from '../common/ops-http.js';
 import type { FuseBinding, MountedFs } from './binding.js';
 import { FuseMetrics, instrument } from './metrics.js';
 import { mountAt, prepareMountPoint } from './mount-point.js';
+import { KernelFuseBinding } from './kernel/engine.js';
 import { NativeFuseBinding } from './native-engine.js';
 import { StrataFs } from './strata-fs.js';
 
@@ -21,8 +22,8 @@ import { StrataFs } from './strata-fs.js';
 export const FUSE_FS_NAME = 'strata';
 /**
  * Options every mount gets first: other users may use it (root mounts it for the node's
- * pods), and the kernel checks permissions against the modes we report, since the binding
- * does not tell us who asks.
+ * pods), and the kernel checks permissions against the modes we report (the client acts as
+ * root on the master whoever asks).
  */
 export const DEFAULT_MOUNT_OPTIONS: readonly string[] = ['allow_other', 'default_permissions'];
 /** A request unanswered this long fails with ETIMEDOUT (a commit uploads up to a block). */
@@ -58,6 +59,8 @@ export class FuseService {
   readonly #log: Logger;
   readonly #watch: NodeJS.Timeout;
   #stopping: Promise<void> | undefined;
+  readonly #onLost: (() => void) | undefined;
+  #lost = false;
 
   private constructor(
     mountPath: string,
@@ -76,14 +79,21 @@ export class FuseService {
     this.#mount = mount;
     this.#metrics = metrics;
     this.#log = log;
+    this.#onLost = onLost;
     this.#watch = setInterval(() => {
       void mountAt(mountPath).then((m) => {
-        if (m !== undefined || this.#stopping !== undefined) return;
-        log.error({ mountPath }, 'the mount disappeared (unmounted by someone else): stopping');
-        onLost?.();
+        if (m === undefined) this.lost('unmounted by someone else');
       });
     }, MOUNT_WATCH_INTERVAL_MS);
     this.#watch.unref();
+  }
+
+  /** The mount went away without `stop` (told once): the process should stop. */
+  lost(reason: string): void {
+    if (this.#stopping !== undefined || this.#lost) return;
+    this.#lost = true;
+    this.#log.error({ mountPath: this.mountPath, reason }, 'the mount disappeared: stopping');
+    this.#onLost?.();
   }
 
   get webPort(): number {
@@ -126,7 +136,18 @@ export class FuseService {
       });
       cleanup.push(() => http.close());
       const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
-      const binding = opts.binding ?? new NativeFuseBinding();
+      // The kernel engine knows at once when the kernel ends the session (unmounted from
+      // outside); the 2 s mount watch covers fuse-native.
+      const started: { service?: FuseService } = {};
+      const binding =
+        opts.binding ??
+        (f.binding === 'kernel'
+          ? new KernelFuseBinding({
+              onInternalError: (err, opcode) =>
+                log.warn({ err, opcode }, 'a malformed FUSE request was answered EINVAL'),
+              onEnd: (reason) => started.service?.lost(reason),
+            })
+          : new NativeFuseBinding());
       const mount = await binding.mount(
         instrument(fs, metrics, log.child({ component: 'fuse.ops' }), f.debug),
         {
@@ -154,7 +175,8 @@ export class FuseService {
         },
         'strata fuse mounted',
       );
-      return new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
+      started.service = new FuseService(f.mnt_path, client, fs, http, mount, metrics, log, opts.onLost);
+      return started.service;
     } catch (err) {
       await undo();
       throw err;

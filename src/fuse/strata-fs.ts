@@ -3,15 +3,16 @@
  * the master, data from the workers, short-circuit when a worker shares this machine). Paths the
  * kernel gives are relative to the mount; `fsPath` roots them in the namespace.
  *
- * Permissions: the binding gives no caller identity, so the kernel checks them
- * (`default_permissions`) against the owners and modes we report, and the client acts as root.
+ * Permissions: the kernel checks them (`default_permissions`) against the owners and modes we
+ * report, and the client acts as root. Entries are created owned by the caller the binding names
+ * (the kernel engine passes the requester's uid/gid; fuse-native only knows the mount's user).
  */
 import { constants } from 'node:fs';
 import type { FileSystem } from '../client/index.js';
 import { FsError, fsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './binding.js';
-import type { FuseAttr, FuseOperations, FuseStatfs } from './binding.js';
+import type { FuseAttr, FuseContext, FuseOperations, FuseStatfs } from './binding.js';
 import { toAttr, toStatfs } from './attrs.js';
 import { OpenFiles } from './open-files.js';
 import type { Handle, OpenFile } from './open-files.js';
@@ -81,8 +82,16 @@ export class StrataFs implements FuseOperations {
     );
   }
 
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    await this.#fs.utimes(this.#ns(path), atimeMs, mtimeMs);
+  async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    if (atimeMs === undefined && mtimeMs === undefined) return;
+    const ns = this.#ns(path);
+    const times = {
+      ...(atimeMs === undefined ? {} : { atimeMs }),
+      ...(mtimeMs === undefined ? {} : { mtimeMs }),
+    };
+    await this.#fs.setattr(ns, times);
+    const file = this.#open.file(ns);
+    if (file?.hasWriter === true) file.pendingTimes = { ...file.pendingTimes, ...times };
   }
 
   async statfs(_path: string): Promise<FuseStatfs> {
@@ -91,8 +100,10 @@ export class StrataFs implements FuseOperations {
 
   // ---- namespace -----------------------------------------------------------------------------
 
-  async mkdir(path: string, mode: number): Promise<void> {
-    await this.#fs.mkdir(this.#ns(path), { mode: mode & PERMISSION_BITS });
+  async mkdir(path: string, mode: number, ctx: FuseContext): Promise<void> {
+    const ns = this.#ns(path);
+    const st = await this.#fs.mkdir(ns, { mode: mode & PERMISSION_BITS });
+    await this.#own(ns, st, ctx);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -107,15 +118,16 @@ export class StrataFs implements FuseOperations {
     await this.#fs.delete(this.#ns(path));
   }
 
-  async rename(src: string, dst: string): Promise<void> {
+  async rename(src: string, dst: string, noReplace = false): Promise<void> {
     const from = this.#ns(src);
     const to = this.#ns(dst);
-    await this.#fs.rename(from, to);
+    await this.#fs.rename(from, to, noReplace ? { noReplace: true } : {});
     this.#open.renamed(from, to);
   }
 
-  async symlink(target: string, path: string): Promise<void> {
-    await this.#fs.symlink(target, this.#ns(path));
+  async symlink(target: string, path: string, ctx: FuseContext): Promise<void> {
+    const ns = this.#ns(path);
+    await this.#own(ns, await this.#fs.symlink(target, ns), ctx);
   }
 
   async readlink(path: string): Promise<string> {
@@ -161,13 +173,14 @@ export class StrataFs implements FuseOperations {
     return fh;
   }
 
-  async create(path: string, mode: number): Promise<number> {
+  async create(path: string, mode: number, ctx: FuseContext, flags = 0): Promise<number> {
     const ns = this.#ns(path);
     const handle = await this.#fs.openForWrite(ns, { create: true, mode: mode & PERMISSION_BITS });
-    // The library does not pass the open flags of create; creating descriptors write at their offset.
     let fh: number;
     try {
-      fh = this.#open.open(ns, true, false);
+      await this.#own(ns, undefined, ctx);
+      // O_RDONLY|O_CREAT still gets a write handle (it created the file); O_APPEND is kept.
+      fh = this.#open.open(ns, true, (flags & constants.O_APPEND) !== 0);
     } catch (err) {
       await handle.close().catch(() => handle.abort());
       throw err;
@@ -238,6 +251,15 @@ export class StrataFs implements FuseOperations {
 
   // ---- internals -----------------------------------------------------------------------------
 
+  /**
+   * Gives a new entry to its creator: the master made it owned by the mount's user (root). One
+   * setattr, only when the caller is someone else.
+   */
+  async #own(ns: string, st: { uid: number; gid: number } | undefined, ctx: FuseContext): Promise<void> {
+    if (st !== undefined ? st.uid === ctx.uid && st.gid === ctx.gid : ctx.uid === 0 && ctx.gid === 0) return;
+    await this.#fs.chown(ns, ctx.uid, ctx.gid);
+  }
+
   #ns(path: string): string {
     return path === '/' ? this.#root || '/' : this.#root + path;
   }
@@ -252,7 +274,7 @@ export class StrataFs implements FuseOperations {
       ...attr,
       size,
       blocks: Math.ceil(size / 512),
-      mtimeMs: Math.max(attr.mtimeMs, file.lastWriteMs),
+      mtimeMs: file.pendingTimes?.mtimeMs ?? Math.max(attr.mtimeMs, file.lastWriteMs),
     };
   }
 

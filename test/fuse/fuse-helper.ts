@@ -17,6 +17,12 @@ import { waitFor } from '../helpers/wait.js';
 
 type Ctx = Pick<TestContext, 'after'>;
 
+/**
+ * The engine the suites mount with: `[fuse] binding`'s default, or STRATA_FUSE_BINDING
+ * (kernel | fuse-native) to run every suite against the other one.
+ */
+export const FUSE_BINDING_UNDER_TEST = process.env.STRATA_FUSE_BINDING;
+
 /** Tools every FUSE suite needs. */
 export const FUSE_TOOLS = ['fusermount', 'mountpoint', 'umount'];
 
@@ -67,7 +73,7 @@ export async function waitMounted(mnt: string, proc: Proc): Promise<void> {
 export async function mountFuse(
   t: Ctx,
   cluster: MiniCluster,
-  opts: { fsPath?: string; options?: string; fuseToml?: string } = {},
+  opts: { fsPath?: string; options?: string; fuseToml?: string; binding?: string } = {},
 ): Promise<FuseMount> {
   // Not under the cluster's temp dir: that is removed by an earlier `after` hook than ours, and
   // must never be walked while the mount is still there.
@@ -78,7 +84,11 @@ export async function mountFuse(
   writeFileSync(
     confPath,
     `${base}\n[fuse]\nmnt_path = "${mnt}"\nfs_path = "${opts.fsPath ?? '/'}"\nweb_port = ${webPort}\n` +
-      `options = "${opts.options ?? ''}"\n${opts.fuseToml ?? ''}\n`,
+      `options = "${opts.options ?? ''}"\n` +
+      ((opts.binding ?? FUSE_BINDING_UNDER_TEST) === undefined
+        ? ''
+        : `binding = "${opts.binding ?? FUSE_BINDING_UNDER_TEST}"\n`) +
+      `${opts.fuseToml ?? ''}\n`,
   );
   const env = { ...process.env };
   delete env.STRATA_CONF_FILE;

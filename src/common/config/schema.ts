@@ -16,6 +16,8 @@ export type TtlAction = (typeof TTL_ACTIONS)[number];
 export const WRITE_TYPES = ['cache', 'through', 'async'] as const;
 export type WriteType = (typeof WRITE_TYPES)[number];
 export const META_STORES = ['lmdb', 'etcd'] as const;
+export const FUSE_BINDINGS = ['kernel', 'fuse-native'] as const;
+export type FuseBindingName = (typeof FUSE_BINDINGS)[number];
 
 const MiB = 1024 * 1024;
 
@@ -182,6 +184,8 @@ export const fuseSection = z
     max_write: size('1MB', 4096, 16 * MiB),
     /** Extra mount options passed to FUSE (comma-separated, like `-o`). */
     options: str(''),
+    /** Which engine serves the mount: our kernel-protocol server, or libfuse 2 via fuse-native. */
+    binding: oneOf(FUSE_BINDINGS, 'kernel'),
   })
   .prefault({});
 
