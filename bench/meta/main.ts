@@ -467,7 +467,7 @@ async function main(): Promise<void> {
     const sync = probeSync(dir);
     process.stdout.write(
       `disk: fdatasync after a ${SYNC_PROBE_WRITE_BYTES / 1024} KiB append p50 ${sync.p50Ms.toFixed(2)} ms, mean ${sync.meanMs.toFixed(2)} ms` +
-        ` — a create waits for two synced commits, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
+        ` — a create waits for two ${args.wal ? 'log syncs' : 'synced commits'}, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
     );
     const results: PhaseResult[] = [];
     for (const phase of args.phases) {
