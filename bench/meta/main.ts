@@ -57,6 +57,8 @@ interface Args {
   direct: boolean;
   /** Clients of a thread share one connection (as the callers of one Strata client process do). */
   shared: boolean;
+  /** The master's write-ahead log (`master.meta_wal`). */
+  wal: boolean;
   phases: Phase[];
 }
 
@@ -87,6 +89,7 @@ function parseArgs(): Args {
     redis: flag('redis', 'true') !== 'false',
     direct: flag('direct', 'true') !== 'false',
     shared: flag('connections', 'client') === 'thread',
+    wal: flag('wal', 'true') !== 'false',
     phases: parsePhases(flag('phases', PHASES.join(','))),
   };
   for (const [k, v] of Object.entries(a))
@@ -300,7 +303,7 @@ async function rpcPhase(
 // ---- the namespace in this process --------------------------------------------------------------
 
 async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
-  const store = await LmdbStore.open({ dir: join(dir, 'direct'), durability: 'commit' });
+  const store = await LmdbStore.open({ dir: join(dir, 'direct'), durability: 'commit', wal: args.wal });
   const ns = await Namespace.open({
     store,
     clusterId: 'bench',
@@ -446,7 +449,7 @@ async function main(): Promise<void> {
   const conf = join(dir, 'master.toml');
   writeFileSync(
     conf,
-    `cluster_id = "bench"\n[master]\nhostname = "127.0.0.1"\nbind_host = "127.0.0.1"\nrpc_port = ${rpcPort}\nweb_port = ${webPort}\nmeta_dir = "${join(dir, 'meta')}"\n[log]\nlevel = "WARN"\nlog_dir = "stderr"\n`,
+    `cluster_id = "bench"\n[master]\nhostname = "127.0.0.1"\nbind_host = "127.0.0.1"\nrpc_port = ${rpcPort}\nweb_port = ${webPort}\nmeta_dir = "${join(dir, 'meta')}"\nmeta_wal = ${args.wal}\n[log]\nlevel = "WARN"\nlog_dir = "stderr"\n`,
   );
   const bin = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
   const extra = (process.env.STRATA_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
@@ -459,12 +462,12 @@ async function main(): Promise<void> {
     for (let c = 0; c < args.clients; c++) await setup.call(M.Mkdir, { path: `/bench/c${c}`, parents: true });
     await setup.close();
     process.stdout.write(
-      `strata master over RPC (lmdb, synced group commits) — ${args.clients} clients, ${args.files} files, ${args.threads} client threads\n`,
+      `strata master over RPC (lmdb, ${args.wal ? 'write-ahead log, group-committed syncs' : 'synced group commits'}) — ${args.clients} clients, ${args.files} files, ${args.threads} client threads\n`,
     );
     const sync = probeSync(dir);
     process.stdout.write(
       `disk: fdatasync after a ${SYNC_PROBE_WRITE_BYTES / 1024} KiB append p50 ${sync.p50Ms.toFixed(2)} ms, mean ${sync.meanMs.toFixed(2)} ms` +
-        ` — a create waits for two synced commits, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
+        ` — a create waits for two ${args.wal ? 'log syncs' : 'synced commits'}, so ${args.clients} clients can do at most ~${Math.round((args.clients * 1000) / (2 * sync.meanMs))} creates/s\n`,
     );
     const results: PhaseResult[] = [];
     for (const phase of args.phases) {

@@ -494,6 +494,7 @@ async function openLmdb(config: ClusterConfig, log: Logger): Promise<{ store: Me
     const store = await LmdbStore.open({
       dir,
       durability: m.meta_sync ? 'flush' : 'commit',
+      wal: m.meta_wal,
       log: log.child({ component: 'meta.lmdb' }),
     });
     return { store, lock };

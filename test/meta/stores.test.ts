@@ -1,5 +1,6 @@
 // Runs the MetaStore conformance suite against the LMDB engine (on a temp dir, reopened for the
-// persistence case), the in-memory engine, and the in-memory engine simulating a remote store.
+// persistence case), with and without its write-ahead log (small segments, so they rotate), the
+// in-memory engine, and the in-memory engine simulating a remote store.
 import { LmdbStore, MemoryStore } from '../../src/meta/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runMetaStoreConformance } from './conformance.js';
@@ -19,6 +20,26 @@ runMetaStoreConformance({
     if (dir === undefined) throw new Error('unknown store');
     await store.close();
     const again = await LmdbStore.open({ dir });
+    dirs.set(again, dir);
+    return again;
+  },
+});
+
+// Small segments: the suite's transactions rotate and release segments many times.
+const WAL_TEST_SEGMENT_BYTES = 4096;
+runMetaStoreConformance({
+  name: 'lmdb-wal',
+  open: async (t) => {
+    const dir = tempDir(t, 'strata-meta-wal-');
+    const store = await LmdbStore.open({ dir, wal: true, walSegmentBytes: WAL_TEST_SEGMENT_BYTES });
+    dirs.set(store, dir);
+    return store;
+  },
+  reopen: async (_t, store) => {
+    const dir = dirs.get(store);
+    if (dir === undefined) throw new Error('unknown store');
+    await store.close();
+    const again = await LmdbStore.open({ dir, wal: true, walSegmentBytes: WAL_TEST_SEGMENT_BYTES });
     dirs.set(again, dir);
     return again;
   },

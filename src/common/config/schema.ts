@@ -101,6 +101,12 @@ export const masterSection = z
      * transaction; a process crash loses nothing). Never corrupts.
      */
     meta_sync: bool(false),
+    /**
+     * true: acknowledge a change once it is in the master's write-ahead log (one fdatasync for
+     * every change that arrived meanwhile); LMDB commits, synced, in the background. Survives
+     * power loss like meta_sync = true, at a fraction of the syncs per change (docs/master.md).
+     */
+    meta_wal: bool(true),
     heartbeat_interval: duration('3s', 10),
     worker_blacklist_interval: duration('10s', 10),
     worker_lost_interval: duration('30s', 10),

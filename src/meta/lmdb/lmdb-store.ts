@@ -23,6 +23,14 @@
  *
  * Revisions: a counter kept in a second LMDB database (written with every transaction, in the
  * same LMDB transaction), stamped on every written entry through LMDB's per-entry version.
+ *
+ * With `wal: true` a transaction is acknowledged when its record is in the write-ahead log
+ * (wal.ts: one fdatasync for every transaction that arrived meanwhile), not when LMDB commits:
+ * LMDB still commits every batch synced (`durability` is then always 'flush'), but off the
+ * acknowledgement path, and each of its commits lets the log drop what it now holds. Plain reads
+ * then see LMDB's committed data under the writes of every transaction whose log record is
+ * durable (so an acknowledged write is visible at once, and a write not yet durable never is);
+ * on open, the log's records above LMDB's revision are applied before anything else runs.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,10 +38,12 @@ import { performance } from 'node:perf_hooks';
 import { getLastVersion, open } from 'lmdb';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Logger } from '../../common/logging.js';
+import { recoverWal, WriteAheadLog } from './wal.js';
+import { encodeWalRecord } from './wal-record.js';
+import type { WalWrite } from './wal-record.js';
 import { bytesEqual, bytesId, compareBytes, inInterval, normaliseScan } from '../bytes.js';
 import type { Interval } from '../bytes.js';
-import type { MetaError } from '../errors.js';
-import { MetaCompareError, metaClosed, metaIo } from '../errors.js';
+import { MetaCompareError, MetaError, metaClosed, metaIo } from '../errors.js';
 import { CheckedReader, TxnBuffer } from '../txn-buffer.js';
 import type { EngineReader } from '../txn-buffer.js';
 import type {
@@ -56,8 +66,20 @@ export interface LmdbStoreOptions {
   /** Directory holding the database file (created when missing). */
   dir: string;
   durability?: LmdbDurability;
+  /** Acknowledge at the write-ahead log's sync instead of LMDB's commit (see the module comment). */
+  wal?: boolean;
+  /** Segment size of the write-ahead log (tests make it small to exercise rotation). */
+  walSegmentBytes?: number;
   log?: Logger;
 }
+
+/**
+ * Writes LMDB may lag behind the write-ahead log before transactions wait for LMDB's commit too
+ * (bounds the memory of the overlay and the cost of scans merging it).
+ */
+export const WAL_MAX_PENDING_WRITES = 100_000;
+/** Log records applied per LMDB transaction on replay. */
+const REPLAY_BATCH_RECORDS = 1000;
 
 /** A write not committed yet: the latest one of its key wins in the overlay. */
 interface PendingWrite {
@@ -82,6 +104,14 @@ export class LmdbStore implements MetaStore {
   /** Committed data under the pending writes: what the next transaction sees. */
   readonly #latest: EngineReader;
   readonly #pending = new Map<string, PendingWrite>();
+  /** With a WAL: the writes of transactions durable in the log that LMDB has not committed yet. */
+  readonly #durable = new Map<string, PendingWrite>();
+  /** What plain reads see: committed data, under #durable with a WAL. */
+  readonly #visible: EngineReader;
+  #wal: WriteAheadLog | undefined;
+  readonly #walWanted: boolean;
+  readonly #walSegmentBytes: number | undefined;
+  #lastDurable: Promise<void> | undefined;
   #lastCommit: Promise<unknown> | undefined;
   #revision: number;
   #seq = 0;
@@ -98,7 +128,10 @@ export class LmdbStore implements MetaStore {
   private constructor(opts: LmdbStoreOptions) {
     mkdirSync(opts.dir, { recursive: true });
     this.#path = join(opts.dir, LMDB_FILE_NAME);
-    this.#durability = opts.durability ?? 'flush';
+    this.#walWanted = opts.wal === true;
+    this.#walSegmentBytes = opts.walSegmentBytes;
+    // With a log, LMDB's commits are what let the log drop records: they must be fully synced.
+    this.#durability = this.#walWanted ? 'flush' : (opts.durability ?? 'flush');
     this.#log = opts.log;
     // Plain synchronous commits: LMDB's overlapping sync measured slower here (one outstanding
     // sync serialises commits anyway). 'commit' skips the separate sync of the meta page.
@@ -145,16 +178,79 @@ export class LmdbStore implements MetaStore {
         }
         return this.#committed.getEntry(key);
       },
-      scanInterval: (iv) => this.#scanLatest(iv),
+      scanInterval: (iv) => this.#scanOverlay(this.#pending, iv),
+    };
+    this.#visible = {
+      get: (key) => {
+        if (this.#durable.size > 0) {
+          const p = this.#durable.get(bytesId(key));
+          if (p !== undefined) return copy(p.value);
+        }
+        return this.#committed.get(key);
+      },
+      getEntry: (key) => {
+        if (this.#durable.size > 0) {
+          const p = this.#durable.get(bytesId(key));
+          if (p !== undefined)
+            return p.value === undefined
+              ? undefined
+              : { key: copy(p.key), value: copy(p.value), modRevision: p.revision };
+        }
+        return this.#committed.getEntry(key);
+      },
+      scanInterval: (iv) => this.#scanOverlay(this.#durable, iv),
     };
   }
 
   static async open(opts: LmdbStoreOptions): Promise<LmdbStore> {
+    let store: LmdbStore;
     try {
-      return new LmdbStore(opts);
+      store = new LmdbStore(opts);
     } catch (err) {
       throw metaIo('lmdb', err);
     }
+    if (store.#walWanted) {
+      try {
+        store.#startWal(opts.dir);
+      } catch (err) {
+        await store.#root.close().catch(noop);
+        throw err instanceof MetaError ? err : metaIo('lmdb', err);
+      }
+    }
+    return store;
+  }
+
+  /**
+   * Applies the log's records above LMDB's revision (synced commits, so the log's segments are
+   * then redundant), then starts a fresh log. Idempotent: a crash anywhere in here leaves LMDB at
+   * some revision and the segments still holding everything above it.
+   */
+  #startWal(dir: string): void {
+    const records = recoverWal(dir, this.#revision, this.#log);
+    for (let i = 0; i < records.length; i += REPLAY_BATCH_RECORDS) {
+      const batch = records.slice(i, i + REPLAY_BATCH_RECORDS);
+      this.#root.transactionSync(() => {
+        for (const r of batch) {
+          for (const w of r.writes) {
+            if (w.value === undefined) this.#kv.removeSync(w.key);
+            else this.#kv.putSync(w.key, w.value, r.revision);
+          }
+          this.#revision = r.revision;
+        }
+        this.#engineDb.putSync(REVISION_KEY, this.#revision);
+      });
+    }
+    if (records.length > 0)
+      this.#log?.info(
+        { records: records.length, revision: this.#revision },
+        'applied write-ahead log records LMDB lacked',
+      );
+    this.#wal = new WriteAheadLog({
+      dir,
+      nextRevision: this.#revision + 1,
+      ...(this.#walSegmentBytes === undefined ? {} : { segmentBytes: this.#walSegmentBytes }),
+      ...(this.#log === undefined ? {} : { log: this.#log }),
+    });
   }
 
   /** False once closed, and once a commit has failed (the store then refuses all work). */
@@ -169,7 +265,7 @@ export class LmdbStore implements MetaStore {
   async read<T>(fn: (r: MetaReader) => T): Promise<T> {
     this.#check();
     if (this.#inFunction) throw new Error('MetaStore.read called inside a transaction function');
-    return fn(new CheckedReader(this.#committed));
+    return fn(new CheckedReader(this.#visible));
   }
 
   async transaction<T>(fn: (tx: MetaTxn) => T): Promise<T> {
@@ -198,19 +294,41 @@ export class LmdbStore implements MetaStore {
     this.#transactions++;
     if (buf.writes.size === 0) {
       // Read-only, but it may have read writes still in flight: answer once they have landed.
-      if (this.#pending.size > 0 && this.#lastCommit !== undefined) await this.#settle(this.#lastCommit);
+      if (this.#pending.size > 0) {
+        if (this.#wal !== undefined) await this.#settle(this.#lastDurable);
+        else if (this.#lastCommit !== undefined) await this.#settle(this.#lastCommit);
+      }
       return value;
     }
     this.#revision = rev;
     const seq = ++this.#seq;
     const ids: string[] = [];
+    const written: PendingWrite[] = [];
+    // With a log: the record holds copies of the written bytes, which the overlays keep after
+    // the transaction settles (when the caller may reuse its own buffers).
+    const views: WalWrite[] = [];
+    const record =
+      this.#wal === undefined
+        ? undefined
+        : encodeWalRecord(
+            rev,
+            [...buf.writes.values()].map((w) => ({
+              key: asBuffer(w.key),
+              value: w.value === undefined ? undefined : asBuffer(w.value),
+            })),
+            views,
+          );
     let committed: Promise<unknown>;
     try {
+      let i = 0;
       for (const [id, w] of buf.writes) {
-        const key = asBuffer(w.key);
-        const v = w.value === undefined ? undefined : asBuffer(w.value);
-        this.#pending.set(id, { key, value: v, revision: rev, seq });
+        const view = views[i++];
+        const key = view?.key ?? asBuffer(w.key);
+        const v = view !== undefined ? view.value : w.value === undefined ? undefined : asBuffer(w.value);
+        const p = { key, value: v, revision: rev, seq };
+        this.#pending.set(id, p);
         ids.push(id);
+        written.push(p);
         if (v === undefined) void this.#kv.remove(key).catch(noop);
         else void this.#kv.put(key, v, rev).catch(noop);
       }
@@ -228,6 +346,8 @@ export class LmdbStore implements MetaStore {
       committed.then(done, noop);
     }
     this.#lastCommit = committed;
+    if (this.#wal !== undefined && record !== undefined)
+      return this.#acknowledgeFromLog(this.#wal, value, committed, { rev, seq, ids, written, record });
     try {
       await this.#settle(committed);
     } finally {
@@ -236,7 +356,40 @@ export class LmdbStore implements MetaStore {
     return value;
   }
 
-  async #settle(commit: Promise<unknown>): Promise<void> {
+  /**
+   * With a WAL: resolves once the transaction's log record is durable; its writes then join what
+   * plain reads see until LMDB's commit (which keeps running in the background) lands them.
+   */
+  async #acknowledgeFromLog<T>(
+    wal: WriteAheadLog,
+    value: T,
+    committed: Promise<unknown>,
+    txn: { rev: number; seq: number; ids: string[]; written: PendingWrite[]; record: Buffer },
+  ): Promise<T> {
+    const { rev, seq, ids, written, record } = txn;
+    let landed = false;
+    committed.then(
+      () => {
+        landed = true;
+        for (const id of ids) {
+          if (this.#pending.get(id)?.seq === seq) this.#pending.delete(id);
+          if (this.#durable.get(id)?.seq === seq) this.#durable.delete(id);
+        }
+        wal.release(rev);
+      },
+      (err: unknown) => void this.#fail(err),
+    );
+    const durable = wal.append(rev, record);
+    this.#lastDurable = durable;
+    await this.#settle(durable);
+    // LMDB may have landed it first (then committed data already shows it).
+    if (!landed) written.forEach((p, i) => this.#durable.set(ids[i] ?? '', p));
+    // LMDB far behind: wait for it, so the overlay stays bounded.
+    if (this.#pending.size > WAL_MAX_PENDING_WRITES) await this.#settle(committed);
+    return value;
+  }
+
+  async #settle(commit: Promise<unknown> | undefined): Promise<void> {
     try {
       await commit;
     } catch (err) {
@@ -258,11 +411,10 @@ export class LmdbStore implements MetaStore {
     if (this.#failed !== undefined) throw this.#failed;
   }
 
-  /** Committed entries of an interval merged with the pending writes in it. */
-  #scanLatest(iv: Interval): MetaEntry[] {
+  /** Committed entries of an interval merged with the overlay's writes in it. */
+  #scanOverlay(overlay: Map<string, PendingWrite>, iv: Interval): MetaEntry[] {
     const mine: PendingWrite[] = [];
-    if (this.#pending.size > 0)
-      for (const p of this.#pending.values()) if (inInterval(p.key, iv)) mine.push(p);
+    if (overlay.size > 0) for (const p of overlay.values()) if (inInterval(p.key, iv)) mine.push(p);
     if (mine.length === 0) return this.#committed.scanInterval(iv);
     const base = this.#committed.scanInterval({ ...iv, limit: iv.limit + mine.length });
     const sign = iv.reverse ? -1 : 1;
@@ -314,10 +466,11 @@ export class LmdbStore implements MetaStore {
     return {
       engine: this.engine,
       revision: this.#revision,
-      commits: this.#commits,
+      // With a log, the durable commit is the log's sync.
+      commits: this.#wal?.syncs ?? this.#commits,
       transactions: this.#transactions,
       reruns: 0,
-      commitSeconds: this.#commitMs / 1000,
+      commitSeconds: (this.#wal?.syncMs ?? this.#commitMs) / 1000,
       ...(sizeBytes === undefined ? {} : { sizeBytes }),
     };
   }
@@ -326,8 +479,10 @@ export class LmdbStore implements MetaStore {
     if (this.#closing !== undefined) return this.#closing;
     this.#open = false;
     this.#closing = (async () => {
+      await this.#lastDurable?.catch(noop);
       await this.#lastCommit?.catch(noop);
       await Promise.resolve(this.#kv.flushed).catch(noop);
+      await this.#wal?.close().catch(noop);
       await this.#root.close();
     })();
     return this.#closing;
