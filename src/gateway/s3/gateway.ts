@@ -61,7 +61,8 @@ export class S3Gateway {
     this.settings = settings;
     this.#fs = fs;
     this.#log = opts.log;
-    const store = new ObjectStore(fs, opts.log, this.#hashes);
+    this.#metrics = createGatewayMetrics(opts.registry);
+    const store = new ObjectStore(fs, opts.log, this.#hashes, this.#metrics.uploadPhases);
     this.#deps = {
       store,
       lister: new Lister(fs),
@@ -74,7 +75,6 @@ export class S3Gateway {
       credentials: settings.credentials,
       anonymousRead: settings.anonymousRead,
     });
-    this.#metrics = createGatewayMetrics(opts.registry);
     this.#server = createServer((req, res) => this.#handle(req, res));
     // Uploads of large objects may take long: no whole-request deadline, but headers must come promptly.
     this.#server.requestTimeout = 0;
