@@ -5,7 +5,8 @@
  * sequentially with 16 jobs (PUT).
  *
  *   node dist/bench/s3/main.js [--small-count 256] [--large-count 16] [--concurrency 16]
- *                              [--runs 3] [--profile-dir DIR] (a CPU profile of the gateway, node --cpu-prof)
+ *                              [--runs 3] [--threadpool N] (UV_THREADPOOL_SIZE of the gateway)
+ *                              [--profile-dir DIR] (a CPU profile of the gateway, node --cpu-prof)
  *
  * After the runs of each size it prints where the time of the last PUT and GET step went: the
  * gateway's upload phases and the mean time of each RPC as the gateway called it and as the
@@ -57,6 +58,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     /** Runs of each figure; the best is kept (a shared machine is noisy downwards). */
     runs: { type: 'string', default: '3' },
+    /** UV_THREADPOOL_SIZE of the gateway process (default: what the environment says, else libuv's 4). */
+    threadpool: { type: 'string' },
     /** Writes a V8 CPU profile of the gateway (node --cpu-prof) into this directory. */
     'profile-dir': { type: 'string' },
   },
@@ -217,14 +220,12 @@ async function main(): Promise<void> {
     );
     const profileDir = values['profile-dir'];
     const profileFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-    const gw = startProcess(process.execPath, [
-      ...STRATA_NODE_FLAGS,
-      ...profileFlags,
-      STRATA_BIN,
-      's3',
-      '--conf',
-      conf,
-    ]);
+    const threadpool = values.threadpool;
+    const gw = startProcess(
+      process.execPath,
+      [...STRATA_NODE_FLAGS, ...profileFlags, STRATA_BIN, 's3', '--conf', conf],
+      threadpool === undefined ? {} : { env: { ...process.env, UV_THREADPOOL_SIZE: threadpool } },
+    );
     gatewayLog = () => gw.stderr;
     cleanups.push(async () => void (await gw.stop('SIGTERM')));
     await waitForPort(port, 20_000);

@@ -9,6 +9,7 @@
 /** Histograms read: [process, metric, label that names the series]. */
 const SOURCES = [
   ['gateway', 'strata_s3_upload_phase_seconds', 'phase'],
+  ['gateway', 'strata_s3_get_phase_seconds', 'phase'],
   ['gateway', 'strata_s3_request_seconds', 'op'],
   ['gateway', 'strata_client_master_call_seconds', 'call'],
   ['master', 'strata_rpc_server_request_duration_seconds', 'call'],
@@ -49,6 +50,7 @@ export function formatSplit(title: string, before: Snapshot, after: Snapshot): s
   const lines = [`${title} (mean ms per call; calls)`];
   const short: Record<string, string> = {
     strata_s3_upload_phase_seconds: 'upload phase',
+    strata_s3_get_phase_seconds: 'get phase',
     strata_s3_request_seconds: 'request',
     strata_client_master_call_seconds: 'rpc as called',
     strata_rpc_server_request_duration_seconds: 'rpc as served',

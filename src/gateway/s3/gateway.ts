@@ -19,6 +19,7 @@ import type { S3Context } from './http.js';
 import { GATEWAY_ROOT } from './keys.js';
 import { Lister } from './listing.js';
 import { createGatewayMetrics } from './metrics.js';
+import { SendBufferPool } from './send.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Multipart } from './multipart.js';
 import { isReadOnly, resolveTarget, route } from './router.js';
@@ -69,6 +70,8 @@ export class S3Gateway {
       multipart: new Multipart(store),
       limits: { maxObjectBytes: settings.maxObjectBytes, maxPartBytes: settings.maxPartBytes },
       region: settings.region,
+      sendBuffers: new SendBufferPool(),
+      getPhases: this.#metrics.getPhases,
     };
     this.#auth = new SigV4Authenticator({
       region: settings.region,

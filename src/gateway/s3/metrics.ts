@@ -12,7 +12,17 @@ export interface GatewayMetrics {
   sentBytes: Counter<'op'>;
   inFlight: Gauge;
   uploadPhases: UploadPhaseObserver;
+  getPhases: GetPhaseObserver;
 }
+
+/**
+ * Phases of a GET: `open` (the object's blocks located and its metadata read: one round trip to
+ * the master), `send` (the bytes read and handed to the response, until the last of them
+ * was; the socket may still be sending it).
+ */
+export type GetPhase = 'open' | 'send';
+
+export type GetPhaseObserver = (phase: GetPhase, seconds: number) => void;
 
 /**
  * Phases of an upload (PutObject, UploadPart, CopyObject), in order:
@@ -53,8 +63,16 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     buckets: LATENCY_BUCKETS_S,
     registers: [registry],
   });
+  const getPhases = new Histogram({
+    name: 'strata_s3_get_phase_seconds',
+    help: 'Time of each phase of a GetObject (open, send)',
+    labelNames: ['phase'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
   return {
     uploadPhases: (phase, seconds) => phases.observe({ phase }, seconds),
+    getPhases: (phase, seconds) => getPhases.observe({ phase }, seconds),
     requests: new Counter({
       name: 'strata_s3_requests_total',
       help: 'S3 requests by operation and HTTP status',
