@@ -85,8 +85,15 @@ export async function sendRange(
         throw new StrataError('STRATA_CANCELLED', 'the client closed the connection');
       }
       const buf = head.buf;
+      const data = n === buf.length ? buf : buf.subarray(0, n);
+      if (reads.length === 0 && next >= stop) {
+        // The last piece goes out with the end of the response (a 1 MiB object: one write).
+        res.end(data, () => pool.give(buf));
+        onSent(n);
+        return;
+      }
       // The buffer goes back to the pool once the socket has taken its bytes (or failed).
-      const fits = res.write(n === buf.length ? buf : buf.subarray(0, n), () => pool.give(buf));
+      const fits = res.write(data, () => pool.give(buf));
       onSent(n);
       // A full socket first drains: the buffers in use stay at SEND_DEPTH.
       if (!fits) await drained(res);
@@ -97,7 +104,7 @@ export async function sendRange(
     for (const r of reads) void r.done.finally(() => pool.give(r.buf)).catch(() => undefined);
     throw err;
   }
-  res.end();
+  res.end(); // an empty range (the callers send those without a body)
 }
 
 /** Reads exactly `n` bytes at `position` into the front of `buf`. */
