@@ -5,7 +5,12 @@
  * sequentially with 16 jobs (PUT).
  *
  *   node dist/bench/s3/main.js [--small-count 256] [--large-count 16] [--concurrency 16]
+ *                              [--runs 3] [--threadpool N] (UV_THREADPOOL_SIZE of the gateway)
  *                              [--profile-dir DIR] (a CPU profile of the gateway, node --cpu-prof)
+ *
+ * After the runs of each size it prints where the time of the last PUT and GET step went: the
+ * gateway's upload phases and the mean time of each RPC as the gateway called it and as the
+ * master and the worker served it (from their /metrics, see phases.ts).
  *
  * Targets (printed beside the ratios): GET ≥ 0.8× nginx, PUT ≥ 0.5× fio. One HTTP load
  * generator (node:http, keep-alive, presigned URLs so no per-request signing cost) drives both
@@ -15,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
@@ -28,6 +34,8 @@ import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc
 import type { Background } from '../lib/proc.js';
 import { best, printComparisons } from '../lib/report.js';
 import type { Comparison } from '../lib/report.js';
+import { formatSplit, snapshot } from './phases.js';
+import type { ProcessName, Snapshot } from './phases.js';
 
 // The gateway's clients move gigabytes per second too: run with the flags strata processes use.
 if (!STRATA_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
@@ -42,19 +50,22 @@ if (!STRATA_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
 }
 
 const MiB = 1024 * 1024;
-/** Runs of each figure; the best is kept (a shared machine is noisy downwards). */
-const RUNS = 3;
 
 const { values } = parseArgs({
   options: {
     'small-count': { type: 'string', default: '256' },
     'large-count': { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '16' },
+    /** Runs of each figure; the best is kept (a shared machine is noisy downwards). */
+    runs: { type: 'string', default: '3' },
+    /** UV_THREADPOOL_SIZE of the gateway process (default: what the environment says, else libuv's 4). */
+    threadpool: { type: 'string' },
     /** Writes a V8 CPU profile of the gateway (node --cpu-prof) into this directory. */
     'profile-dir': { type: 'string' },
   },
 });
 const CONCURRENCY = Number(values.concurrency);
+const RUNS = Number(values.runs);
 const SIZES = [
   { name: '1 MiB', bytes: MiB, count: Number(values['small-count']) },
   { name: '100 MiB', bytes: 100 * MiB, count: Number(values['large-count']) },
@@ -209,14 +220,12 @@ async function main(): Promise<void> {
     );
     const profileDir = values['profile-dir'];
     const profileFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-    const gw = startProcess(process.execPath, [
-      ...STRATA_NODE_FLAGS,
-      ...profileFlags,
-      STRATA_BIN,
-      's3',
-      '--conf',
-      conf,
-    ]);
+    const threadpool = values.threadpool;
+    const gw = startProcess(
+      process.execPath,
+      [...STRATA_NODE_FLAGS, ...profileFlags, STRATA_BIN, 's3', '--conf', conf],
+      threadpool === undefined ? {} : { env: { ...process.env, UV_THREADPOOL_SIZE: threadpool } },
+    );
     gatewayLog = () => gw.stderr;
     cleanups.push(async () => void (await gw.stop('SIGTERM')));
     await waitForPort(port, 20_000);
@@ -230,6 +239,12 @@ async function main(): Promise<void> {
     const nginx = await startNginx(cluster.dir, www, nginxPort);
     cleanups.push(() => nginx.stop());
 
+    const metricsUrls: Record<ProcessName, string> = {
+      gateway: `http://127.0.0.1:${webPort}/metrics`,
+      master: `http://127.0.0.1:${cluster.masters[0]?.webPort ?? 0}/metrics`,
+      worker: `http://127.0.0.1:${cluster.workers[0]?.webPort ?? 0}/metrics`,
+    };
+    const splits: string[] = [];
     const rows: Comparison[] = [];
     for (const size of SIZES.filter((s) => s.count > 0)) {
       const body = randomBytes(size.bytes);
@@ -246,6 +261,8 @@ async function main(): Promise<void> {
       const fios: number[] = [];
       const gets: number[] = [];
       const nginxGets: number[] = [];
+      let putSplit: [Snapshot, Snapshot] | undefined;
+      let getSplit: [Snapshot, Snapshot] | undefined;
       // References and ours interleave, run after run, so a busy moment hits both alike.
       for (let run = 0; run < RUNS; run++) {
         process.stderr.write(`${size.name} × ${size.count}: run ${run + 1}/${RUNS}…\n`);
@@ -253,14 +270,17 @@ async function main(): Promise<void> {
         settle();
         fios.push(await fioWrite(cluster.dir, size.bytes, size.count));
         settle();
+        const beforePut = await snapshot(metricsUrls);
         puts.push(
           await pool(keys, CONCURRENCY, async (k) => {
             await httpPut(putUrls.get(k) ?? '', body);
             return body.length;
           }),
         );
+        putSplit = [beforePut, await snapshot(metricsUrls)];
         settle();
         nginxGets.push(await pool(keys, CONCURRENCY, (k) => httpGet(`http://127.0.0.1:${nginxPort}/${k}`)));
+        const beforeGet = await snapshot(metricsUrls);
         gets.push(
           await pool(keys, CONCURRENCY, async (k) => {
             const n = await httpGet(getUrls.get(k) ?? '');
@@ -268,11 +288,14 @@ async function main(): Promise<void> {
             return n;
           }),
         );
+        getSplit = [beforeGet, await snapshot(metricsUrls)];
         const mbs = (v: number[]): string => `${((v[v.length - 1] ?? 0) / MB).toFixed(1)} MB/s`;
         process.stderr.write(
           `  fio write ${mbs(fios)}, PUT ${mbs(puts)}, nginx GET ${mbs(nginxGets)}, GET ${mbs(gets)}\n`,
         );
       }
+      if (putSplit !== undefined) splits.push(formatSplit(`PUT ${size.name}, last run`, ...putSplit));
+      if (getSplit !== undefined) splits.push(formatSplit(`GET ${size.name}, last run`, ...getSplit));
       rows.push({
         what: `GET ${size.name} ×${size.count}, c=${CONCURRENCY}`,
         unit: 'MB/s',
@@ -292,6 +315,12 @@ async function main(): Promise<void> {
       rmSync(join(www, String(size.bytes)), { recursive: true, force: true });
     }
     printComparisons('S3 gateway (strata s3) vs nginx (GET) and fio (PUT)', rows);
+    console.log(
+      `load average (1, 5, 15 min): ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(', ')}`,
+    );
+    for (const s of splits) console.log(`\n${s}`);
     // Every S3 byte crosses loopback TCP twice at most; what one stream gets here bounds PUT.
     const iperf = await startIperf3Server();
     try {

@@ -1,6 +1,8 @@
 /** What operation handlers share: the stores and the limits from `[s3_gateway]`. */
 import type { Lister } from './listing.js';
 import type { Multipart } from './multipart.js';
+import type { GetPhaseObserver } from './metrics.js';
+import type { SendBufferPool } from './send.js';
 import type { ObjectStore } from './store.js';
 
 export interface GatewayLimits {
@@ -14,6 +16,10 @@ export interface HandlerDeps {
   multipart: Multipart;
   limits: GatewayLimits;
   region: string;
+  /** Buffers GET responses are read into and sent from. */
+  sendBuffers: SendBufferPool;
+  /** Told how long each phase of a GET took. */
+  getPhases?: GetPhaseObserver;
 }
 
 /** The owner every listing shows (the gateway has one namespace for all its users). */

@@ -19,6 +19,7 @@ import type { S3Context } from './http.js';
 import { GATEWAY_ROOT } from './keys.js';
 import { Lister } from './listing.js';
 import { createGatewayMetrics } from './metrics.js';
+import { SendBufferPool } from './send.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Multipart } from './multipart.js';
 import { isReadOnly, resolveTarget, route } from './router.js';
@@ -61,20 +62,22 @@ export class S3Gateway {
     this.settings = settings;
     this.#fs = fs;
     this.#log = opts.log;
-    const store = new ObjectStore(fs, opts.log, this.#hashes);
+    this.#metrics = createGatewayMetrics(opts.registry);
+    const store = new ObjectStore(fs, opts.log, this.#hashes, this.#metrics.uploadPhases);
     this.#deps = {
       store,
       lister: new Lister(fs),
       multipart: new Multipart(store),
       limits: { maxObjectBytes: settings.maxObjectBytes, maxPartBytes: settings.maxPartBytes },
       region: settings.region,
+      sendBuffers: new SendBufferPool(),
+      getPhases: this.#metrics.getPhases,
     };
     this.#auth = new SigV4Authenticator({
       region: settings.region,
       credentials: settings.credentials,
       anonymousRead: settings.anonymousRead,
     });
-    this.#metrics = createGatewayMetrics(opts.registry);
     this.#server = createServer((req, res) => this.#handle(req, res));
     // Uploads of large objects may take long: no whole-request deadline, but headers must come promptly.
     this.#server.requestTimeout = 0;

@@ -5,7 +5,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import {
   STREAMING_SIGNED,
   STREAMING_SIGNED_TRAILER,
@@ -261,14 +260,6 @@ export function objectHeaders(info: ObjectInfo): Record<string, string> {
   for (const [k, v] of Object.entries(info.meta.headers)) if (v !== undefined) h[k] = v;
   for (const [k, v] of Object.entries(info.meta.user)) h[`x-amz-meta-${k}`] = v;
   return h;
-}
-
-/** Streams `source` into the response, counting bytes; a failure mid-body cuts the connection. */
-export async function streamOut(ctx: S3Context, source: Readable): Promise<void> {
-  source.on('data', (c: Buffer) => {
-    ctx.bytesOut += c.length;
-  });
-  await pipeline(source, ctx.res);
 }
 
 /** `encoding-type=url`: keys in listings are URL-encoded ('/' kept). */

@@ -1,4 +1,7 @@
-/** The gateway's Prometheus metrics: requests by operation and status, bytes, latency. */
+/**
+ * The gateway's Prometheus metrics: requests by operation and status, bytes, latency, and where
+ * an upload's time goes (`strata_s3_upload_phase_seconds`, one observation per phase per upload).
+ */
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS_S } from '../../common/metrics.js';
 import type { Registry } from '../../common/metrics.js';
 
@@ -8,10 +11,68 @@ export interface GatewayMetrics {
   receivedBytes: Counter<'op'>;
   sentBytes: Counter<'op'>;
   inFlight: Gauge;
+  uploadPhases: UploadPhaseObserver;
+  getPhases: GetPhaseObserver;
+}
+
+/**
+ * Phases of a GET: `open` (the object's blocks located and its metadata read: one round trip to
+ * the master), `send` (the bytes read and handed to the response, until the last of them
+ * was; the socket may still be sending it).
+ */
+export type GetPhase = 'open' | 'send';
+
+export type GetPhaseObserver = (phase: GetPhase, seconds: number) => void;
+
+/**
+ * Phases of an upload (PutObject, UploadPart, CopyObject), in order:
+ * - `create`: the temp file is created (master Create);
+ * - `receive`: waiting for body bytes after the create (they are read ahead during it), summed;
+ * - `write`: handing the body to the block writer, summed (the first block's placement,
+ *   AddBlock and the worker's staging open, happens in the first write of 1 MiB);
+ * - `digest`: waiting for the hash thread after the last byte;
+ * - `close`: the writer is closed: the last block is written out, committed and synced by the
+ *   worker, and the file completed (master Complete);
+ * - `meta`: the metadata attribute is set (runs beside `close`; master SetXattr);
+ * - `rename`: the temp file is renamed onto the key (master Rename).
+ */
+export type UploadPhase = 'create' | 'receive' | 'write' | 'digest' | 'close' | 'meta' | 'rename';
+
+export type UploadPhaseObserver = (phase: UploadPhase, seconds: number) => void;
+
+/** Times `fn` as `phase` (also when it fails: a slow failure is time spent too). */
+export async function timed<T>(
+  observe: UploadPhaseObserver | undefined,
+  phase: UploadPhase,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (observe === undefined) return fn();
+  const started = performance.now();
+  try {
+    return await fn();
+  } finally {
+    observe(phase, (performance.now() - started) / 1000);
+  }
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  const phases = new Histogram({
+    name: 'strata_s3_upload_phase_seconds',
+    help: 'Time of each phase of an upload (create, receive, write, digest, close, meta, rename)',
+    labelNames: ['phase'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
+  const getPhases = new Histogram({
+    name: 'strata_s3_get_phase_seconds',
+    help: 'Time of each phase of a GetObject (open, send)',
+    labelNames: ['phase'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
   return {
+    uploadPhases: (phase, seconds) => phases.observe({ phase }, seconds),
+    getPhases: (phase, seconds) => getPhases.observe({ phase }, seconds),
     requests: new Counter({
       name: 'strata_s3_requests_total',
       help: 'S3 requests by operation and HTTP status',

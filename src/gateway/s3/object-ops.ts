@@ -12,10 +12,10 @@ import {
   requestBody,
   sendEmpty,
   sendXml,
-  streamOut,
 } from './http.js';
 import type { S3Context } from './http.js';
 import { locateKey } from './keys.js';
+import { sendRange } from './send.js';
 import { metaFromRequest, partRange, partsCount } from './object-meta.js';
 import type { ObjectInfo, ObjectMeta } from './object-meta.js';
 import { childText, el, expectRoot, malformedXml, parseXml, xmlDocument } from './xml.js';
@@ -67,7 +67,9 @@ async function headOrGet(
     return;
   }
   // Opened (blocks located) before the headers go out: a missing key is a clean NoSuchKey.
+  const opening = performance.now();
   const { info, reader } = await d.store.open(bucket, key);
+  d.getPhases?.('open', (performance.now() - opening) / 1000);
   try {
     const r = responsePlan(ctx, info);
     if (r === undefined) return;
@@ -76,7 +78,9 @@ async function headOrGet(
       ctx.res.end();
       return;
     }
-    await streamOut(ctx, reader.createReadStream({ start: r.start, end: r.end }));
+    const sending = performance.now();
+    await sendRange(ctx.res, reader, r, d.sendBuffers, (n) => (ctx.bytesOut += n));
+    d.getPhases?.('send', (performance.now() - sending) / 1000);
   } finally {
     await reader.close().catch(() => undefined);
   }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FileReader, FileSystem } from '../../client/index.js';
+import type { FileReader, FileSystem, FileWriter } from '../../client/index.js';
 import { FsError } from '../../common/errors.js';
 import type { Logger } from '../../common/logging.js';
 import type { FileStatus } from '../../protocol/types.js';
@@ -14,6 +14,9 @@ import { algorithmsFor, verifyDigests } from './digests.js';
 import type { ExpectedDigests } from './digests.js';
 import { S3Error, toS3Error } from './errors.js';
 import type { HashPool } from './hash-pool.js';
+import { timed } from './metrics.js';
+import { ReadAhead } from './read-ahead.js';
+import type { UploadPhaseObserver } from './metrics.js';
 import {
   GATEWAY_ROOT,
   NAME_XATTR,
@@ -50,11 +53,14 @@ export class ObjectStore {
   readonly fs: FileSystem;
   readonly #log: Logger;
   readonly #hashes: HashPool;
+  readonly #phases: UploadPhaseObserver | undefined;
 
-  constructor(fs: FileSystem, log: Logger, hashes: HashPool) {
+  /** `phases` is told how long each phase of an upload took (see UploadPhase). */
+  constructor(fs: FileSystem, log: Logger, hashes: HashPool, phases?: UploadPhaseObserver) {
     this.fs = fs;
     this.#log = log;
     this.#hashes = hashes;
+    this.#phases = phases;
   }
 
   /** Creates the gateway's directories and removes temp files a crashed gateway left behind. */
@@ -214,28 +220,49 @@ export class ObjectStore {
     }
     const expectedNow = (): ExpectedDigests => (typeof expected === 'function' ? expected() : expected);
     const tmpPath = `${TMP_DIR}/${randomUUID()}`;
-    const writer = await this.fs.create(tmpPath, {
-      ...(limits.expectedBytes === undefined ? {} : { sizeHintBytes: limits.expectedBytes }),
-    });
     // Trailer checksums are known only at the end; what to hash is known now.
     const hasher = this.#hashes.session(
       algorithmsFor(expectedNow(), checksumAlgorithm),
       limits.expectedBytes,
     );
-    let bytes = 0;
+    // The body is received and hashed while the temp file is being created (one master round
+    // trip), not left in the socket until then; the size limit is checked as bytes arrive.
+    let received = 0;
+    const input = new ReadAhead(body, (chunk) => {
+      received += chunk.length;
+      if (received > limits.maxBytes) {
+        throw new S3Error(
+          'EntityTooLarge',
+          `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
+        );
+      }
+      return hasher.update(chunk);
+    });
+    let writer: FileWriter;
     try {
-      for await (const chunk of body) {
-        bytes += chunk.length;
-        if (bytes > limits.maxBytes) {
-          throw new S3Error(
-            'EntityTooLarge',
-            `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
-          );
-        }
-        // Handed to the hash thread first, so it hashes while the bytes go to the workers.
-        const hashed = hasher.update(chunk);
-        await writer.write(chunk);
-        await hashed;
+      writer = await timed(this.#phases, 'create', () =>
+        this.fs.create(tmpPath, {
+          ...(limits.expectedBytes === undefined ? {} : { sizeHintBytes: limits.expectedBytes }),
+        }),
+      );
+    } catch (err) {
+      input.stop();
+      hasher.drop();
+      throw err;
+    }
+    let bytes = 0;
+    let receiveMs = 0;
+    let writeMs = 0;
+    try {
+      for (let waitedAt = performance.now(); ;) {
+        const next = await input.next();
+        const gotAt = performance.now();
+        receiveMs += gotAt - waitedAt;
+        if (next === undefined) break;
+        bytes += next.length;
+        await writer.write(next);
+        waitedAt = performance.now();
+        writeMs += waitedAt - gotAt;
       }
       if (limits.expectedBytes !== undefined && bytes !== limits.expectedBytes) {
         throw new S3Error(
@@ -243,15 +270,20 @@ export class ObjectStore {
           `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${limits.expectedBytes}).`,
         );
       }
-      const digests = await hasher.digest();
+      this.#phases?.('receive', receiveMs / 1000);
+      this.#phases?.('write', writeMs / 1000);
+      const digests = await timed(this.#phases, 'digest', () => hasher.digest());
       verifyDigests(digests, expectedNow());
       const meta = metaOf?.(digests.md5);
       await Promise.all([
-        writer.close(),
-        meta === undefined ? undefined : this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta)),
+        timed(this.#phases, 'close', () => writer.close()),
+        meta === undefined
+          ? undefined
+          : timed(this.#phases, 'meta', () => this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta))),
       ]);
       return { tmpPath, size: bytes, md5: digests.md5 };
     } catch (err) {
+      input.stop();
       hasher.drop();
       await writer
         .abort()
@@ -268,13 +300,15 @@ export class ObjectStore {
    */
   async commit(tmpPath: string, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
     try {
-      if (meta !== undefined) await this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta));
+      if (meta !== undefined) {
+        await timed(this.#phases, 'meta', () => this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta)));
+      }
       if (loc.leaf.hashed || loc.beside.hashed) await this.fs.setXattr(tmpPath, NAME_XATTR, loc.leaf.segment);
       for (let attempt = 1; ; attempt++) {
         let target = loc.path;
         try {
           try {
-            await this.fs.rename(tmpPath, target);
+            await timed(this.#phases, 'rename', () => this.fs.rename(tmpPath, target));
           } catch (err) {
             if (!(err instanceof FsError && err.code === 'EISDIR')) throw err;
             target = loc.besidePath;
