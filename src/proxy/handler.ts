@@ -44,6 +44,7 @@ import {
 } from './policy.js';
 import type { PolicySettings, RequestLike } from './policy.js';
 import { SliceAssembler } from './slices.js';
+import { readBuffers } from './store/buffer-pool.js';
 import type { EntryMeta, HeaderPairs, StoreHit, StoreWriter } from './store/types.js';
 import type { TieredCache, TieredHit } from './tiered.js';
 import type { Upstream, UpstreamResponse } from './upstream.js';
@@ -638,9 +639,8 @@ export class ProxyHandler {
     try {
       if (found.tier === 'l2' && ctx.method !== 'HEAD' && hit.bodyBytes > 0) {
         try {
-          for await (const _ of hit.read(0, Math.min(hit.bodyBytes, PREVERIFY_BYTES))) {
-            // reading verifies the checksums of the first frames
-          }
+          // Reading verifies the checksums of the first frames; the bytes themselves are not kept.
+          for await (const c of hit.read(0, Math.min(hit.bodyBytes, PREVERIFY_BYTES))) readBuffers.recycle(c);
         } catch (err) {
           if (!(err instanceof CorruptEntryError)) throw err;
           this.#deps.metrics.cacheErrors.inc({ store: 'l2', op: 'verify' });

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { flatten, getHeader } from './headers.js';
 import { contentRange, evaluateRange, ifRangeAllows, planMultipart } from './range.js';
+import { readBuffers } from '../store/buffer-pool.js';
 import type { HeaderPairs } from '../store/types.js';
 
 export interface BodySource {
@@ -52,11 +53,18 @@ function drained(res: ServerResponse): Promise<boolean> {
  */
 export const PUMP_BUFFER_BYTES = 2 * 1024 * 1024;
 
-/** Streams chunks to the client. Returns false when the client left before the end. */
+/**
+ * Streams chunks to the client. Returns false when the client left before the end. A chunk
+ * read into a pooled buffer (disk hits) goes back to the pool once the socket has taken its
+ * bytes (the write callback), so large hits allocate nothing per chunk.
+ */
 export async function pump(res: ServerResponse, chunks: AsyncIterable<Buffer>): Promise<boolean> {
   for await (const chunk of chunks) {
     if (res.destroyed || res.writableEnded) return false;
-    if (!res.write(chunk) && res.writableLength >= PUMP_BUFFER_BYTES) {
+    const written = readBuffers.owns(chunk)
+      ? res.write(chunk, () => readBuffers.recycle(chunk))
+      : res.write(chunk);
+    if (!written && res.writableLength >= PUMP_BUFFER_BYTES) {
       if (!(await drained(res))) return false;
     }
   }
