@@ -24,8 +24,16 @@ import { parseContentRange } from './http/range.js';
 import { Fill } from './fill.js';
 import { evaluatePreconditions, notModifiedHeaders } from './http/conditional.js';
 import { HOP_BY_HOP, flatten, getHeader, isCompressible, requestRecord } from './http/headers.js';
-import { noBody, pump, sendFromSource, sendText } from './http/respond.js';
-import type { BodySource } from './http/respond.js';
+import {
+  noBody,
+  planResponse,
+  pump,
+  sendFromSource,
+  sendPlannedBody,
+  sendText,
+  writePlannedHead,
+} from './http/respond.js';
+import type { BodySource, ResponsePlan } from './http/respond.js';
 import type { ProxyMetrics } from './metrics.js';
 import {
   SURROGATE_CAPABILITY,
@@ -44,6 +52,7 @@ import {
 } from './policy.js';
 import type { PolicySettings, RequestLike } from './policy.js';
 import { SliceAssembler } from './slices.js';
+import { readBuffers } from './store/buffer-pool.js';
 import type { EntryMeta, HeaderPairs, StoreHit, StoreWriter } from './store/types.js';
 import type { TieredCache, TieredHit } from './tiered.js';
 import type { Upstream, UpstreamResponse } from './upstream.js';
@@ -57,6 +66,12 @@ export const CACHE_STATUS_HEADER = 'x-strata-cache';
 export const WAIT_FOR_FILL_MAX_BYTES = 1024 * 1024;
 /** A disk hit's first bytes are checked before the response starts (damage there costs nothing). */
 export const PREVERIFY_BYTES = 256 * 1024;
+/**
+ * A miss whose body may be larger than this sends its response head to the client the moment
+ * the origin's headers arrive, before the cache decision, the cache writer and the first body
+ * chunk (an extra packet, worth it only when the body is not about to follow at once).
+ */
+export const EARLY_HEAD_MIN_BYTES = 64 * 1024;
 const VIA = '1.1 strata';
 
 /** Settings a SIGHUP may change; read per request. */
@@ -88,6 +103,8 @@ export interface Ctx {
   started: number;
   cache: string;
   headSent: boolean;
+  /** The response head already written for a miss (see EARLY_HEAD_MIN_BYTES); the body follows it. */
+  sentPlan?: ResponsePlan;
 }
 
 type FlightResult =
@@ -519,6 +536,7 @@ export class ProxyHandler {
       return { kind: 'error', error: err };
     }
     m.upstreamSeconds.observe({ kind }, up.headersMs / 1000);
+    if (stored === undefined && flight.initiator === ctx) this.#sendHeadEarly(ctx, up);
     const reqLike = this.policyLike(ctx);
     if (stored !== undefined) {
       const storedPolicy = CachePolicyClass.fromObject(stored.policy);
@@ -607,6 +625,30 @@ export class ProxyHandler {
     return { kind: 'fill', fill, shareable, storable: verdict.store, meta, storageKey, varyNames };
   }
 
+  /**
+   * The first byte of a miss must not wait for the cache: the initiator of a fill gets its
+   * response head as soon as the origin's headers are in, unless the body is known to be small
+   * (then head and body leave together a moment later). The head is exactly what #serveFill
+   * would send: it depends only on the origin's status and headers and the client's request.
+   */
+  #sendHeadEarly(ctx: Ctx, up: UpstreamResponse): void {
+    if (ctx.method !== 'GET' || ctx.res.headersSent || ctx.res.destroyed) return;
+    const length = contentLengthOf(up.headers);
+    if (length !== undefined && length <= EARLY_HEAD_MIN_BYTES) return;
+    const headers: HeaderPairs = [...clientHeaders(up.headers), [CACHE_STATUS_HEADER, 'MISS']];
+    if (evaluatePreconditions(ctx.reqHeaders, up.status, up.headers) !== 'proceed') return;
+    const plan = planResponse(up.status, headers, length, {
+      method: ctx.method,
+      ranges: length !== undefined,
+      reqHeaders: ctx.reqHeaders,
+    });
+    ctx.cache = 'MISS';
+    ctx.sentPlan = plan;
+    this.markHead(ctx);
+    writePlannedHead(ctx.res, plan);
+    ctx.res.flushHeaders();
+  }
+
   #rememberPass(key: string): void {
     if (this.#hitForPass.size >= HIT_FOR_PASS_MAX_ENTRIES) {
       const oldest = this.#hitForPass.keys().next();
@@ -638,9 +680,8 @@ export class ProxyHandler {
     try {
       if (found.tier === 'l2' && ctx.method !== 'HEAD' && hit.bodyBytes > 0) {
         try {
-          for await (const _ of hit.read(0, Math.min(hit.bodyBytes, PREVERIFY_BYTES))) {
-            // reading verifies the checksums of the first frames
-          }
+          // Reading verifies the checksums of the first frames; the bytes themselves are not kept.
+          for await (const c of hit.read(0, Math.min(hit.bodyBytes, PREVERIFY_BYTES))) readBuffers.recycle(c);
         } catch (err) {
           if (!(err instanceof CorruptEntryError)) throw err;
           this.#deps.metrics.cacheErrors.inc({ store: 'l2', op: 'verify' });
@@ -739,6 +780,14 @@ export class ProxyHandler {
   }
 
   async #serveFill(ctx: Ctx, fill: Fill): Promise<void> {
+    if (ctx.sentPlan !== undefined) {
+      // The head went out when the origin's headers arrived: only the body is left.
+      await sendPlannedBody(ctx.res, ctx.sentPlan, {
+        length: fill.contentLength,
+        read: (a, b) => fill.read(a, b),
+      });
+      return;
+    }
     const headers: HeaderPairs = [...clientHeaders(fill.headers), [CACHE_STATUS_HEADER, ctx.cache]];
     const pre = evaluatePreconditions(ctx.reqHeaders, fill.status, fill.headers);
     if (pre !== 'proceed') {

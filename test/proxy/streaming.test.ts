@@ -188,3 +188,51 @@ test('memory stays flat while a 256 MiB uncached object streams through', async 
   t.diagnostic(`proxy RSS grew by ${(growth / MiB).toFixed(1)} MiB while streaming ${size / MiB} MiB`);
   assert.ok(growth < 64 * MiB, `RSS growth ${(growth / MiB).toFixed(1)} MiB stays under 64 MiB`);
 });
+
+test('a large miss sends its response head before the origin sends any body byte; the body is still stored', async (t) => {
+  const dir = scratch(t);
+  const size = 2 * MiB;
+  let clientHasHead = false;
+  const origin = await startOrigin(t, async (req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=600', 'content-length': size, etag: '"h1"' });
+    res.flushHeaders();
+    if (req.url === '/early.bin') {
+      // The body is held back until the client has the head: only a proxy that forwards the
+      // head on its own (not with the first body chunk, nor after the cache is ready) passes.
+      await waitFor('client received the head', () => clientHasHead, 10_000);
+    }
+    await trickle(res, 4, size, 256 * 1024, 0);
+  });
+  const proxy = await startProxy(t, dir, {
+    upstream_address: origin.address,
+    l1_cache_size_bytes: '64MB',
+    enable_l2_cache: true,
+    l2_backend: 'file',
+    l2_cache_dir: join(dir, 'l2'),
+  });
+  const body = await new Promise<{ res: IncomingMessage; body: Buffer }>((resolve, reject) => {
+    httpRequest(proxy.url('/early.bin'), { agent: false }, (res) => {
+      clientHasHead = true;
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ res, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  assert.equal(body.res.statusCode, 200);
+  assert.equal(body.res.headers['x-strata-cache'], 'MISS');
+  assert.equal(body.res.headers['content-length'], String(size));
+  assert.equal(body.res.headers['accept-ranges'], 'bytes');
+  assert.ok(body.body.equals(pattern(4, size)), 'body intact');
+  await waitFor(
+    'stored',
+    async () => (await get(proxy.url('/early.bin'))).headers['x-strata-cache'] === 'HIT',
+  );
+  // A conditional miss is still answered by its precondition, not by an early 200 head.
+  const cond = await get(proxy.url('/cond.bin'), { 'if-none-match': '"h1"' });
+  assert.equal(cond.status, 304);
+  assert.equal(cond.body.length, 0);
+  assert.equal(origin.count('/early.bin'), 1);
+});

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { flatten, getHeader } from './headers.js';
 import { contentRange, evaluateRange, ifRangeAllows, planMultipart } from './range.js';
+import { readBuffers } from '../store/buffer-pool.js';
 import type { HeaderPairs } from '../store/types.js';
 
 export interface BodySource {
@@ -52,11 +53,18 @@ function drained(res: ServerResponse): Promise<boolean> {
  */
 export const PUMP_BUFFER_BYTES = 2 * 1024 * 1024;
 
-/** Streams chunks to the client. Returns false when the client left before the end. */
+/**
+ * Streams chunks to the client. Returns false when the client left before the end. A chunk
+ * read into a pooled buffer (disk hits) goes back to the pool once the socket has taken its
+ * bytes (the write callback), so large hits allocate nothing per chunk.
+ */
 export async function pump(res: ServerResponse, chunks: AsyncIterable<Buffer>): Promise<boolean> {
   for await (const chunk of chunks) {
     if (res.destroyed || res.writableEnded) return false;
-    if (!res.write(chunk) && res.writableLength >= PUMP_BUFFER_BYTES) {
+    const written = readBuffers.owns(chunk)
+      ? res.write(chunk, () => readBuffers.recycle(chunk))
+      : res.write(chunk);
+    if (!written && res.writableLength >= PUMP_BUFFER_BYTES) {
       if (!(await drained(res))) return false;
     }
   }
@@ -64,24 +72,34 @@ export async function pump(res: ServerResponse, chunks: AsyncIterable<Buffer>): 
 }
 
 /**
- * Sends status, headers and body. Errors of the source after the headers went out destroy the
- * connection (a truncated response the client can detect), never a wrong body.
+ * What a response to a body source will be: status and headers after the client's Range (206,
+ * multipart, 416) and HEAD are applied, and which bytes follow. Computed before any byte goes
+ * out, so the head can be sent as soon as it is known (a miss sends it when the origin's
+ * headers arrive, before the body is read or stored).
  */
-export async function sendFromSource(
-  res: ServerResponse,
+export interface ResponsePlan {
+  status: number;
+  headers: HeaderPairs;
+  /** No body follows the head (HEAD, 204/304/1xx, 416). */
+  headOnly: boolean;
+  /** Single body range [start, end) (end undefined: to the end of the source). */
+  start: number;
+  end: number | undefined;
+  /** Several ranges: multipart/byteranges parts. */
+  multipart: { ranges: [number, number][]; heads: Buffer[]; tail: Buffer } | undefined;
+}
+
+export function planResponse(
   status: number,
   headers: HeaderPairs,
-  source: BodySource | undefined,
+  length: number | undefined,
   opts: SendOptions,
-): Promise<boolean> {
+): ResponsePlan {
   const out: HeaderPairs = headers.filter(([k]) => k !== 'content-length');
-  const length = source?.length;
-  const head = opts.method === 'HEAD';
   let start = 0;
   let end: number | undefined = length;
   let outStatus = status;
-  let multipart: ReturnType<typeof planMultipart> | undefined;
-  let ranges: [number, number][] = [];
+  let multipart: ResponsePlan['multipart'];
   const rangeHeader = opts.reqHeaders.range;
   if (
     opts.ranges &&
@@ -98,12 +116,10 @@ export async function sendFromSource(
     if (d.kind === 'unsatisfiable') {
       const h = out.filter(([k]) => k !== 'content-type' && k !== 'content-range');
       h.push(['content-range', `bytes */${length}`], ['content-length', '0']);
-      res.writeHead(416, flatten(h));
-      res.end();
-      return true;
+      return { status: 416, headers: h, headOnly: true, start: 0, end: 0, multipart: undefined };
     }
     if (d.kind === 'partial') {
-      ranges = d.ranges.map(([a, b]) => [a, b]);
+      const ranges = d.ranges.map(([a, b]): [number, number] => [a, b]);
       outStatus = 206;
       if (ranges.length === 1) {
         const r = ranges[0] as [number, number];
@@ -111,10 +127,11 @@ export async function sendFromSource(
         end = r[1] + 1;
         out.push(['content-range', contentRange(r, length)]);
       } else {
-        multipart = planMultipart(ranges, length, getHeader(headers, 'content-type'));
+        const plan = planMultipart(ranges, length, getHeader(headers, 'content-type'));
         for (let i = out.length - 1; i >= 0; i--)
           if ((out[i] as [string, string])[0] === 'content-type') out.splice(i, 1);
-        out.push(['content-type', multipart.contentType]);
+        out.push(['content-type', plan.contentType], ['content-length', String(plan.totalBytes)]);
+        multipart = { ranges, heads: plan.heads, tail: plan.tail };
       }
     }
   }
@@ -126,32 +143,67 @@ export async function sendFromSource(
   )
     out.push(['accept-ranges', 'bytes']);
   const bodyLess = noBody(outStatus);
-  if (!bodyLess) {
-    if (multipart !== undefined) out.push(['content-length', String(multipart.totalBytes)]);
-    else if (end !== undefined) out.push(['content-length', String(end - start)]);
-  }
-  res.writeHead(outStatus, flatten(out));
-  if (head || bodyLess || source === undefined) {
+  if (!bodyLess && multipart === undefined && end !== undefined)
+    out.push(['content-length', String(end - start)]);
+  return {
+    status: outStatus,
+    headers: out,
+    headOnly: bodyLess || opts.method === 'HEAD',
+    start,
+    end,
+    multipart,
+  };
+}
+
+/** Writes the planned status line and headers (sent with the first body bytes, or by `flushHeaders`). */
+export function writePlannedHead(res: ServerResponse, plan: ResponsePlan): void {
+  res.writeHead(plan.status, flatten(plan.headers));
+}
+
+/**
+ * Sends the planned body after its head was written; ends the response. Errors of the source
+ * destroy the connection (a truncated response the client can detect), never a wrong body.
+ */
+export async function sendPlannedBody(
+  res: ServerResponse,
+  plan: ResponsePlan,
+  source: BodySource | undefined,
+): Promise<boolean> {
+  if (plan.headOnly || source === undefined) {
     res.end();
     return true;
   }
   try {
-    if (multipart !== undefined) {
-      for (let i = 0; i < ranges.length; i++) {
-        const [a, b] = ranges[i] as [number, number];
-        if (!res.write(multipart.heads[i]) && !(await drained(res))) return false;
+    const mp = plan.multipart;
+    if (mp !== undefined) {
+      for (let i = 0; i < mp.ranges.length; i++) {
+        const [a, b] = mp.ranges[i] as [number, number];
+        if (!res.write(mp.heads[i]) && !(await drained(res))) return false;
         if (!(await pump(res, source.read(a, b + 1)))) return false;
       }
-      res.end(multipart.tail);
+      res.end(mp.tail);
       return true;
     }
-    if (!(await pump(res, source.read(start, end)))) return false;
+    if (!(await pump(res, source.read(plan.start, plan.end)))) return false;
     res.end();
     return true;
   } catch (err) {
     res.destroy(err instanceof Error ? err : new Error(String(err)));
     throw err;
   }
+}
+
+/** Sends status, headers and body (see planResponse and sendPlannedBody). */
+export async function sendFromSource(
+  res: ServerResponse,
+  status: number,
+  headers: HeaderPairs,
+  source: BodySource | undefined,
+  opts: SendOptions,
+): Promise<boolean> {
+  const plan = planResponse(status, headers, source?.length, opts);
+  writePlannedHead(res, plan);
+  return sendPlannedBody(res, plan, source);
 }
 
 /** A small complete response (errors, PURGE results, 504 only-if-cached). */

@@ -19,6 +19,7 @@ import { pack, unpack } from 'msgpackr';
 import type { Logger } from '../../common/logging.js';
 import { familyOf } from '../cache-key.js';
 import { CorruptEntryError, StoreFullError } from '../errors.js';
+import { READ_BUFFER_BYTES, readBuffers } from './buffer-pool.js';
 import { FRAME_BYTES, FrameHasher, VerifiedFrames, crcOf, frameCount, frameCrc } from './frames.js';
 import { S3FifoPolicy } from './s3fifo.js';
 import type { EntryMeta, ProxyStore, PutOptions, StoreHit, StoreStats, StoreWriter } from './types.js';
@@ -26,8 +27,12 @@ import type { EntryMeta, ProxyStore, PutOptions, StoreHit, StoreStats, StoreWrit
 const META_MAGIC = 0x5350584d; // "SPXM"
 const META_VERSION = 1;
 const META_HEADER_BYTES = 16;
-/** Bytes read from a body file per step of a hit (whole frames, verified one by one). */
-export const FILE_READ_STEP_BYTES = 16 * FRAME_BYTES;
+/**
+ * Bytes read from a body file per step of a hit: whole frames (verified one by one) into one
+ * pooled buffer, so a large hit costs one pread and one socket write per step.
+ */
+export const FILE_READ_STEP_BYTES = READ_BUFFER_BYTES;
+if (FILE_READ_STEP_BYTES % FRAME_BYTES !== 0) throw new Error('read step must be whole frames');
 /** Metadata file size counted against capacity besides the body. */
 const META_OVERHEAD_BYTES = 4096;
 
@@ -394,13 +399,12 @@ class FileHit implements StoreHit {
     const self = this;
     return (async function* () {
       if (start >= end) return;
-      {
-        const first = Math.floor(start / FRAME_BYTES) * FRAME_BYTES;
-        let pos = first;
-        const readStep = (at: number): Promise<Buffer> =>
-          self.#readVerified(at, Math.min(FILE_READ_STEP_BYTES, end - at));
-        // Read-ahead: the next step is in flight while the current one is being sent.
-        let next: Promise<Buffer> | undefined = readStep(pos);
+      let pos = Math.floor(start / FRAME_BYTES) * FRAME_BYTES;
+      const readStep = (at: number): Promise<Buffer> =>
+        self.#readVerified(at, Math.min(FILE_READ_STEP_BYTES, end - at));
+      // Read-ahead: the next step is in flight while the current one is being sent.
+      let next: Promise<Buffer> | undefined = readStep(pos);
+      try {
         while (next !== undefined) {
           const buf: Buffer = await next;
           const stepEnd: number = pos + buf.length;
@@ -408,25 +412,39 @@ class FileHit implements StoreHit {
           next?.catch(() => undefined);
           const from = Math.max(start, pos) - pos;
           const to = Math.min(end, stepEnd) - pos;
-          if (to > from) yield buf.subarray(from, to);
           pos = stepEnd;
+          // Each yielded chunk is a view of one pooled buffer and the only one handed out.
+          if (to > from) yield from === 0 && to === buf.length ? buf : buf.subarray(from, to);
         }
+      } finally {
+        // The consumer stopped early: the read-ahead buffer was never handed out.
+        void next?.then((b) => readBuffers.recycle(b)).catch(() => undefined);
       }
     })();
   }
 
-  /** Reads whole frames starting at `at` (a frame boundary) and checks each one's CRC. */
+  /**
+   * Reads whole frames starting at `at` (a frame boundary) into a pooled buffer and checks the
+   * CRC of each frame not verified before. The caller owns the returned buffer (see
+   * buffer-pool.ts: the response pump recycles it once the socket is done with it).
+   */
   async #readVerified(at: number, wantBytes: number): Promise<Buffer> {
     const frames = Math.max(1, Math.ceil(wantBytes / FRAME_BYTES));
-    const len = Math.min(frames * FRAME_BYTES, this.bodyBytes - at);
-    const buf = Buffer.allocUnsafe(len);
+    const len = Math.min(frames * FRAME_BYTES, this.bodyBytes - at, FILE_READ_STEP_BYTES);
+    const buf = readBuffers.take().subarray(0, len);
     let got = 0;
-    while (got < len) {
-      const { bytesRead } = await this.#fh.read(buf, got, len - got, at + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+    try {
+      while (got < len) {
+        const { bytesRead } = await this.#fh.read(buf, got, len - got, at + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+    } catch (err) {
+      readBuffers.recycle(buf);
+      throw err;
     }
     if (got !== len) {
+      readBuffers.recycle(buf);
       this.#onCorrupt();
       throw new CorruptEntryError(this.meta.key, `body file is short at offset ${at + got}`);
     }
@@ -435,6 +453,7 @@ class FileHit implements StoreHit {
       if (this.#verified[idx] === 1) continue;
       const frame = buf.subarray(off, Math.min(off + FRAME_BYTES, len));
       if (crcOf(frame) !== frameCrc(this.#frames, idx)) {
+        readBuffers.recycle(buf);
         this.#onCorrupt();
         throw new CorruptEntryError(this.meta.key, `checksum mismatch in frame ${idx}`);
       }
