@@ -144,15 +144,15 @@ export class BlockStore {
     const flagMs = root === undefined ? undefined : await UnsyncedFills.leftFlagMs(root);
     const unsynced = new UnsyncedFills(root ?? '.', opts.log, flagMs !== undefined);
     const store = new BlockStore(opts, report, pins, unsynced);
+    const tierOf = new Map<TierDir, Tier>();
+    for (const t of opts.tiers.tiers) for (const d of t.dirs) tierOf.set(d, t);
     if (flagMs !== undefined) {
       // A previous run ended with read-through fills not yet synced: any file written since may
       // be torn. Verify those end to end before serving them; the good ones are synced now.
-      await store.#verifySuspects(report, flagMs - FLAG_MTIME_SLACK_MS);
+      await store.#verifySuspects(report, flagMs - FLAG_MTIME_SLACK_MS, tierOf);
       await unsynced.settle();
     }
     unsynced.start();
-    const tierOf = new Map<TierDir, Tier>();
-    for (const t of opts.tiers.tiers) for (const d of t.dirs) tierOf.set(d, t);
     for (const f of report.blocks) {
       f.dir.adopt(f.fileBytes);
       store.#blocks.set(f.blockId, {
@@ -184,9 +184,14 @@ export class BlockStore {
    * Reads every block file written since `sinceMs` through the verified reader; a damaged one
    * (trailer, length or any chunk's checksum) is removed and listed as corrupt in the report.
    */
-  async #verifySuspects(report: RecoveryReport, sinceMs: number): Promise<void> {
+  async #verifySuspects(
+    report: RecoveryReport,
+    sinceMs: number,
+    tierOf: ReadonlyMap<TierDir, Tier>,
+  ): Promise<void> {
     const kept: FoundBlock[] = [];
     let checked = 0;
+    let damaged = 0;
     for (const f of report.blocks) {
       if (f.mtimeMs < sinceMs) {
         kept.push(f);
@@ -194,7 +199,8 @@ export class BlockStore {
       }
       checked++;
       try {
-        const reader = await BlockReader.open(f.blockId, f.path, f.lengthBytes, 'DISK', this.pool);
+        const type = (tierOf.get(f.dir) as Tier).storageType;
+        const reader = await BlockReader.open(f.blockId, f.path, f.lengthBytes, type, this.pool);
         try {
           await reader.readAll(() => undefined);
         } finally {
@@ -209,13 +215,11 @@ export class BlockStore {
         );
         await unlinkIfExists(f.path);
         report.corrupt.push(f.blockId);
+        damaged++;
       }
     }
     report.blocks = kept;
-    this.#log.info(
-      { checked, damaged: report.corrupt.length },
-      'verified blocks written since the last sync of read-through fills',
-    );
+    this.#log.info({ checked, damaged }, 'verified blocks written since the last sync of read-through fills');
   }
 
   /** Subscribes to block changes (heartbeat deltas, metrics). */
