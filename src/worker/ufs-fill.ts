@@ -345,18 +345,27 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
       );
       fill.writer = writer;
       const w = writer;
-      const pass = async (chunk: Buffer): Promise<void> => {
+      const pass = async (pieces: Buffer[], bytes: number): Promise<void> => {
         const at = fill.position;
-        fill.position += chunk.length;
-        await Promise.all([w.write(chunk, signal), fill.deliver(chunk, at)]);
+        fill.position += bytes;
+        const store = (async () => {
+          for (const piece of pieces) await w.write(piece, signal);
+        })();
+        // Readers get the MiB as one buffer (one RPC frame); with none (a load task, or every
+        // reader gone) the pieces go to the file as they are, by one writev, with no copy.
+        const delivered =
+          fill.subscribers.size === 0
+            ? undefined
+            : fill.deliver(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, bytes), at);
+        await Promise.all([store, delivered]);
       };
-      // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time costs one copy
-      // and saves the per-piece work of the store write and of every reader's RPC frame. One
-      // hand-off runs while the next MiB arrives (hand-offs stay in order, one at a time), so
-      // the UFS connection is not left idle while the store and the readers take a chunk.
-      const handOn = async (chunk: Buffer): Promise<void> => {
+      // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time saves the
+      // per-piece work of every reader's RPC frame. One hand-off runs while the next MiB arrives
+      // (hand-offs stay in order, one at a time), so the UFS connection is not left idle while
+      // the store and the readers take a chunk.
+      const handOn = async (pieces: Buffer[], bytes: number): Promise<void> => {
         if (handing !== undefined) await handing;
-        handing = pass(chunk);
+        handing = pass(pieces, bytes);
         // Awaited before the next hand-off or at the end; never an unhandled rejection meanwhile.
         handing.catch(() => undefined);
       };
@@ -364,20 +373,17 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
       let gathered = 0;
       for await (const data of read.body) {
         const chunk = data as Buffer;
-        if (gathered === 0 && chunk.length >= FILL_CHUNK_BYTES) {
-          await handOn(chunk);
-          continue;
-        }
         gather.push(chunk);
         gathered += chunk.length;
         if (gathered >= FILL_CHUNK_BYTES) {
-          const joined = Buffer.concat(gather, gathered);
+          const pieces = gather;
+          const bytes = gathered;
           gather = [];
           gathered = 0;
-          await handOn(joined);
+          await handOn(pieces, bytes);
         }
       }
-      if (gathered > 0) await handOn(Buffer.concat(gather, gathered));
+      if (gathered > 0) await handOn(gather, gathered);
       if (handing !== undefined) await handing;
       await this.#o.store.commitWriter(writer, source.length);
       writer = undefined;
