@@ -22,7 +22,7 @@ import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
 import { ReadThrough } from '../protocol/ufs-worker-calls.js';
 import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
-import { MAX_OPEN_LOCAL_FILES } from './settings.js';
+import { LOCAL_READS_IN_FLIGHT, MAX_OPEN_LOCAL_FILES } from './settings.js';
 import { workerKey } from './worker-pool.js';
 
 interface LocalFile {
@@ -131,7 +131,8 @@ export class BlockReader {
       try {
         const local = this.#ctx.workers.isLocal(w) ? await this.#localFile(w, block.blockId) : undefined;
         if (local !== undefined) {
-          // One read ahead of the consumer: the next chunk is read while this one is used.
+          // Reads ahead of the consumer, LOCAL_READS_IN_FLIGHT at a time: each fills a fresh
+          // buffer (faulting in its pages), and several on libuv's pool use more than one core.
           let next = done;
           const issue = (): Promise<Buffer> => {
             const n = Math.min(localChunkBytes, length - next);
@@ -147,15 +148,14 @@ export class BlockReader {
             p.catch(() => undefined);
             return p;
           };
-          let pending = issue();
-          for (;;) {
-            const buf = await pending;
-            const more = next < length;
-            if (more) pending = issue();
+          const pending: Promise<Buffer>[] = [];
+          while (pending.length < LOCAL_READS_IN_FLIGHT && next < length) pending.push(issue());
+          while (pending.length > 0) {
+            const buf = await (pending.shift() as Promise<Buffer>);
+            if (next < length) pending.push(issue());
             this.#ctx.metrics?.read('local', buf.length);
             done += buf.length;
             yield buf;
-            if (!more) break;
           }
           this.#ctx.metrics?.blockRead('local');
           return;

@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { FsError, fsError, toStrataError } from '../common/errors.js';
 import type { Caller, FileStatus, LocatedBlock } from '../protocol/types.js';
 import { GetBlockLocations } from '../protocol/master-calls.js';
+import { LoadBlock } from '../protocol/ufs-worker-calls.js';
 import { BlockReader } from './block-reader.js';
 import { closedError } from './errors.js';
 import { backoffMs, sleep } from './io-context.js';
@@ -58,6 +59,8 @@ export class FileReader {
   #lastEnd = -1;
   #sequentialRun = 0;
   #window: ReadAheadWindow | undefined;
+  /** Blocks this reader asked a worker to fill ahead of it (see #fillAhead). */
+  readonly #filledAhead = new Set<number>();
 
   private constructor(
     ctx: IoContext,
@@ -292,6 +295,7 @@ export class FileReader {
       }
       try {
         const b = seg.block;
+        if (b.fill === true) this.#fillAhead(b, end);
         for await (const chunk of this.#reader.stream(b, pos - b.offset, seg.length, localChunk)) {
           pos += chunk.length;
           attempt = 0;
@@ -301,6 +305,32 @@ export class FileReader {
         attempt = await this.#retryOrThrow(err, attempt);
       }
     }
+  }
+
+  /**
+   * A sequential reader starting to read block `b` through from the UFS: the next block's fill
+   * starts now too (worker.loadBlock on the worker assigned to it), so its fetch overlaps this
+   * one's; reaching it, the reader joins that fill where it is (the worker streams the bytes
+   * received so far from its staging file, then the rest live). One block ahead, within the
+   * range read; best effort (a failure only means the reader starts that fill itself).
+   */
+  #fillAhead(b: LocatedBlock, end: number): void {
+    const i = this.#blocks.indexOf(b);
+    const next = i >= 0 ? this.#blocks[i + 1] : undefined;
+    if (next === undefined || next.offset >= end || next.fill !== true || next.ufs === undefined) return;
+    if (!next.ufs.cache || this.#filledAhead.has(next.blockId)) return;
+    const w = next.workers[0];
+    if (w === undefined) return;
+    this.#filledAhead.add(next.blockId);
+    this.#ctx.workers
+      .channel(w)
+      .call(LoadBlock, { blockId: next.blockId, source: next.ufs })
+      .catch((err: unknown) =>
+        this.#ctx.log.debug(
+          { err, blockId: next.blockId, path: this.path },
+          'filling the next block ahead failed',
+        ),
+      );
   }
 }
 

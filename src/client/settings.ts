@@ -13,6 +13,13 @@ const MiB = 1024 * 1024;
 export const DEFAULT_MEMORY_BUDGET_BYTES = 256 * MiB;
 /** Largest piece a short-circuit reader reads from a block file in one call. */
 export const LOCAL_READ_CHUNK_BYTES = 4 * MiB;
+/**
+ * Block-file reads a short-circuit stream keeps in flight ahead of its consumer. Each chunk goes
+ * into a fresh buffer the caller keeps, so the kernel faults in new pages on every read; with
+ * several reads on libuv's pool at once that work runs on more than one core (measured on the
+ * 2-core build machine: 1 in flight 7.6 GB/s, 2–3 in flight 13.6–14 GB/s, a reused buffer 12.7).
+ */
+export const LOCAL_READS_IN_FLIGHT = 3;
 /** Largest piece a short-circuit writer writes to a block file in one call. */
 export const LOCAL_WRITE_CHUNK_BYTES = 4 * MiB;
 /** How many times one block is re-placed on other workers before a write gives up. */

@@ -29,7 +29,8 @@ import {
 } from './errors.js';
 import { DirSyncer, fsyncDir, unlinkIfExists, writeFileAtomic } from './fs-util.js';
 import { blockFileName, recoverDirs } from './recovery.js';
-import type { RecoveryReport } from './recovery.js';
+import type { FoundBlock, RecoveryReport } from './recovery.js';
+import { FLAG_MTIME_SLACK_MS, UnsyncedFills } from './unsynced-fills.js';
 import type { Tier, TierSet } from './tiers.js';
 import type { TierDir } from './tier-dir.js';
 
@@ -113,10 +114,19 @@ export class BlockStore {
   readonly #spaceWaiters = new Set<() => void>();
   /** Publishes happening together share their directory syncs. */
   readonly #dirSync = new DirSyncer();
+  /** Read-through fills published without a sync (see unsynced-fills.ts). */
+  readonly #unsynced: UnsyncedFills;
+  readonly #nonDurable = new Set<BlockWriter>();
   #pinsWrite: Promise<void> = Promise.resolve();
   #stopping = false;
 
-  private constructor(opts: BlockStoreOptions, recovery: RecoveryReport, pins: Set<number>) {
+  private constructor(
+    opts: BlockStoreOptions,
+    recovery: RecoveryReport,
+    pins: Set<number>,
+    unsynced: UnsyncedFills,
+  ) {
+    this.#unsynced = unsynced;
     this.tiers = opts.tiers;
     this.#opts = opts;
     this.#log = opts.log;
@@ -129,10 +139,20 @@ export class BlockStore {
   static async open(opts: BlockStoreOptions): Promise<BlockStore> {
     const dirs = opts.tiers.allDirs();
     const report = await recoverDirs(dirs, opts.log);
-    const pins = await readPins(dirs[0]?.root);
-    const store = new BlockStore(opts, report, pins);
+    const root = dirs[0]?.root;
+    const pins = await readPins(root);
+    const flagMs = root === undefined ? undefined : await UnsyncedFills.leftFlagMs(root);
+    const unsynced = new UnsyncedFills(root ?? '.', opts.log, flagMs !== undefined);
+    const store = new BlockStore(opts, report, pins, unsynced);
     const tierOf = new Map<TierDir, Tier>();
     for (const t of opts.tiers.tiers) for (const d of t.dirs) tierOf.set(d, t);
+    if (flagMs !== undefined) {
+      // A previous run ended with read-through fills not yet synced: any file written since may
+      // be torn. Verify those end to end before serving them; the good ones are synced now.
+      await store.#verifySuspects(report, flagMs - FLAG_MTIME_SLACK_MS, tierOf);
+      await unsynced.settle();
+    }
+    unsynced.start();
     for (const f of report.blocks) {
       f.dir.adopt(f.fileBytes);
       store.#blocks.set(f.blockId, {
@@ -158,6 +178,48 @@ export class BlockStore {
       }
     }
     return store;
+  }
+
+  /**
+   * Reads every block file written since `sinceMs` through the verified reader; a damaged one
+   * (trailer, length or any chunk's checksum) is removed and listed as corrupt in the report.
+   */
+  async #verifySuspects(
+    report: RecoveryReport,
+    sinceMs: number,
+    tierOf: ReadonlyMap<TierDir, Tier>,
+  ): Promise<void> {
+    const kept: FoundBlock[] = [];
+    let checked = 0;
+    let damaged = 0;
+    for (const f of report.blocks) {
+      if (f.mtimeMs < sinceMs) {
+        kept.push(f);
+        continue;
+      }
+      checked++;
+      try {
+        const type = (tierOf.get(f.dir) as Tier).storageType;
+        const reader = await BlockReader.open(f.blockId, f.path, f.lengthBytes, type, this.pool);
+        try {
+          await reader.readAll(() => undefined);
+        } finally {
+          await reader.close();
+        }
+        this.#unsynced.adopt(f.path, f.dir.activeDir);
+        kept.push(f);
+      } catch (err) {
+        this.#log.error(
+          { blockId: f.blockId, path: f.path, err: err instanceof Error ? err.message : String(err) },
+          'block written by an unsynced read-through fill is damaged after a crash: removed',
+        );
+        await unlinkIfExists(f.path);
+        report.corrupt.push(f.blockId);
+        damaged++;
+      }
+    }
+    report.blocks = kept;
+    this.#log.info({ checked, damaged }, 'verified blocks written since the last sync of read-through fills');
   }
 
   /** Subscribes to block changes (heartbeat deltas, metrics). */
@@ -285,6 +347,7 @@ export class BlockStore {
     type: StorageType,
     lengthHint = 0,
     signal?: AbortSignal,
+    durable = true,
   ): Promise<BlockWriter> {
     if (this.#stopping) throw new StoppingError();
     if (this.#writers.has(blockId)) throw new BlockBusyError(blockId, 'is already being written');
@@ -295,15 +358,25 @@ export class BlockStore {
     try {
       const { tier, dir } = await this.reserve(type, reserved, signal);
       try {
-        const writer = await BlockWriter.create(
-          blockId,
-          tier,
-          dir,
-          this.stagingPath(dir, blockId, 'w'),
-          reserved,
-          this,
-          lengthHint,
-        );
+        // The flag that makes a restart verify unsynced fills exists before the first byte.
+        if (!durable) await this.#unsynced.beginWriter();
+        let writer: BlockWriter;
+        try {
+          writer = await BlockWriter.create(
+            blockId,
+            tier,
+            dir,
+            this.stagingPath(dir, blockId, 'w'),
+            reserved,
+            this,
+            lengthHint,
+            durable,
+          );
+        } catch (err) {
+          if (!durable) this.#unsynced.endWriter();
+          throw err;
+        }
+        if (!durable) this.#nonDurable.add(writer);
         if (placeholder.reason !== undefined) writer.cancel(placeholder.reason);
         this.#writers.set(blockId, writer);
         return writer;
@@ -323,11 +396,13 @@ export class BlockStore {
       const staged = await writer.stage(expectedLength);
       const info = await this.publishStaged(staged);
       writer.markPublished();
+      this.#endNonDurable(writer, info.path, staged.dir.activeDir);
       return info;
     } catch (err) {
       await writer.abort();
       throw err;
     } finally {
+      this.#endNonDurable(writer);
       if (this.#writers.get(writer.blockId) === writer) this.#writers.delete(writer.blockId);
     }
   }
@@ -336,9 +411,26 @@ export class BlockStore {
     try {
       await writer.abort();
     } finally {
+      this.#endNonDurable(writer);
       if (this.#writers.get(writer.blockId) === writer) this.#writers.delete(writer.blockId);
       this.notifySpaceFreed();
     }
+  }
+
+  /** A non-durable writer is done; `path` names its file when it was published unsynced. */
+  #endNonDurable(writer: BlockWriter, path?: string, dir?: string): void {
+    if (!this.#nonDurable.delete(writer)) return;
+    this.#unsynced.endWriter(path === undefined || dir === undefined ? undefined : { path, dir });
+  }
+
+  /** Syncs the read-through fills published unsynced so far (tests; also runs on a timer). */
+  syncFills(): Promise<void> {
+    return this.#unsynced.settle();
+  }
+
+  /** Unsynced fills published and not yet synced. */
+  get unsyncedFills(): number {
+    return this.#unsynced.pending;
   }
 
   /** Claims a block id for a write (also used by short-circuit write sessions). */
@@ -364,7 +456,8 @@ export class BlockStore {
     return this.#withLock(staged.blockId, async () => {
       const finalPath = join(staged.dir.activeDir, blockFileName(staged.blockId));
       await rename(staged.stagingPath, finalPath);
-      await this.#dirSync.sync(staged.dir.activeDir);
+      // An unsynced fill's rename is made durable with its data, later (unsynced-fills.ts).
+      if (staged.synced) await this.#dirSync.sync(staged.dir.activeDir);
       const old = this.#blocks.get(staged.blockId);
       if (old !== undefined) {
         this.#forget(old);
@@ -567,6 +660,8 @@ export class BlockStore {
     this.notifySpaceFreed();
     for (const w of this.#writers.values()) w.cancel('the worker is stopping');
     await this.#pinsWrite;
+    // A clean stop leaves every fill synced and no flag (a write still running keeps the flag).
+    await this.#unsynced.close();
   }
 
   get stopping(): boolean {

@@ -3,6 +3,9 @@
  * reservation grows ahead of them, and `commit` appends the trailer, syncs and hands the file to
  * the store to publish (an atomic rename into `active/`). Until then nothing is visible: an
  * aborted, broken or crashed write leaves only a staging file, removed on abort or at restart.
+ *
+ * A writer made with `durable: false` (a read-through fill: the UFS holds the bytes) skips the
+ * syncs; the store publishes its file unsynced and syncs it later (see unsynced-fills.ts).
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
@@ -39,6 +42,8 @@ export interface StagedBlock {
   dir: TierDir;
   tier: Tier;
   reservedBytes: number;
+  /** Whether the data was synced before publishing (false: a fill the UFS can give again). */
+  synced: boolean;
 }
 
 export class BlockWriter {
@@ -58,11 +63,16 @@ export class BlockWriter {
   #batchBytes = 0;
   /** The one file write in flight: the next chunk is accepted while it runs. */
   #inflight: Promise<void> = Promise.resolve();
+  /** Bytes whose write into the file completed. */
+  #inFileBytes = 0;
+  /** Woken when bytes are accepted or written (see whenWritten). */
+  #progress: (() => void)[] = [];
   /** A background sync started at `#syncedUpTo` bytes (see EARLY_SYNC_BYTES). */
   #earlySync: Promise<void> | undefined;
   #syncedUpTo = 0;
   #state: 'open' | 'staged' | 'closed' = 'open';
   #cancelReason: string | undefined;
+  readonly #durable: boolean;
 
   private constructor(
     blockId: number,
@@ -73,8 +83,10 @@ export class BlockWriter {
     fh: FileHandle,
     host: WriterHost,
     lengthHint: number,
+    durable: boolean,
   ) {
     this.blockId = blockId;
+    this.#durable = durable;
     this.tier = tier;
     this.dir = dir;
     this.stagingPath = stagingPath;
@@ -92,9 +104,15 @@ export class BlockWriter {
     reservedBytes: number,
     host: WriterHost,
     lengthHint: number,
+    durable = true,
   ): Promise<BlockWriter> {
     const fh = await open(stagingPath, 'wx', 0o644);
-    return new BlockWriter(blockId, tier, dir, stagingPath, reservedBytes, fh, host, lengthHint);
+    return new BlockWriter(blockId, tier, dir, stagingPath, reservedBytes, fh, host, lengthHint, durable);
+  }
+
+  /** False for a writer whose block is published unsynced (a read-through fill). */
+  get durable(): boolean {
+    return this.#durable;
   }
 
   get writtenBytes(): number {
@@ -131,25 +149,40 @@ export class BlockWriter {
     if (chunk.length === 0) return;
     this.#batch.push(chunk);
     this.#batchBytes += chunk.length;
+    this.#wake();
     if (this.#batchBytes >= WRITE_BATCH_BYTES || this.#batch.length >= MAX_BATCH_CHUNKS)
       await this.#flushBatch();
   }
 
-  /** Waits for the write in flight, then starts writing the batch. */
+  /**
+   * Queues the batch behind the write in flight and waits for that one (so at most one write
+   * runs and one waits: the caller's next chunks arrive while they do).
+   */
   async #flushBatch(): Promise<void> {
     if (this.#batchBytes === 0) return;
     const batch = this.#batch;
     const bytes = this.#batchBytes;
     this.#batch = [];
     this.#batchBytes = 0;
-    await this.#inflight;
+    // Positions are taken in call order, and each write starts when the previous one ended.
     const position = this.#filePos;
     this.#filePos += bytes;
     const fh = this.#fh;
-    this.#inflight = writevFully(fh, batch, position);
+    const previous = this.#inflight;
+    this.#inflight = previous
+      .then(() => writevFully(fh, batch, position))
+      .then(() => {
+        this.#inFileBytes = position + bytes;
+        this.#wake();
+      });
     // Observed on the next call; never an unhandled rejection meanwhile.
     this.#inflight.catch(() => undefined);
-    if (this.#earlySync === undefined && this.#filePos - this.#syncedUpTo >= EARLY_SYNC_BYTES) {
+    await previous;
+    if (
+      this.#durable &&
+      this.#earlySync === undefined &&
+      this.#filePos - this.#syncedUpTo >= EARLY_SYNC_BYTES
+    ) {
       const upTo = this.#filePos;
       this.#earlySync = this.#inflight
         .then(() => fh.datasync())
@@ -164,7 +197,27 @@ export class BlockWriter {
   }
 
   /**
-   * Appends the trailer and syncs the file; the store then publishes it. `expectedLength`
+   * Resolves once the first `bytes` bytes are in the staging file (readable from
+   * `stagingPath`): a reader joining a fill late catches up from there. Throws when the write
+   * fails or is aborted first.
+   */
+  async whenWritten(bytes: number): Promise<void> {
+    for (;;) {
+      if (this.#inFileBytes >= bytes) return;
+      if (this.#state === 'closed') throw new Error(`write of block ${this.blockId} was aborted`);
+      if (this.#filePos >= bytes) await this.#inflight;
+      else if (this.#filePos + this.#batchBytes >= bytes) await this.#flushBatch();
+      else await new Promise<void>((resolve) => this.#progress.push(resolve));
+    }
+  }
+
+  #wake(): void {
+    for (const w of this.#progress.splice(0)) w();
+  }
+
+  /**
+   * Appends the trailer and syncs the file (unless the writer is not durable); the store then
+   * publishes it. `expectedLength`
    * (when the client announced one) must match what arrived.
    */
   async stage(expectedLength?: number): Promise<StagedBlock> {
@@ -186,7 +239,7 @@ export class BlockWriter {
       );
     }
     await this.#fh.write(trailer, 0, trailer.length, this.#written);
-    await this.#fh.datasync();
+    if (this.#durable) await this.#fh.datasync();
     await this.#fh.close();
     this.#state = 'staged';
     return {
@@ -197,6 +250,7 @@ export class BlockWriter {
       dir: this.dir,
       tier: this.tier,
       reservedBytes: this.#reservedBytes,
+      synced: this.#durable,
     };
   }
 
@@ -205,6 +259,7 @@ export class BlockWriter {
     if (this.#state === 'closed') return;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
+    this.#wake();
     await this.#inflight.catch(() => undefined);
     await this.#earlySync?.catch(() => undefined);
     this.#batch = [];

@@ -143,6 +143,7 @@ export class LocalWrites {
         stagingPath: s.path,
         dir: s.dir,
         tier: s.tier,
+        synced: true,
         reservedBytes: s.reservedBytes,
       });
     } catch (err) {

@@ -6,9 +6,13 @@
  *
  * Readers join a fill in progress instead of fetching again (one upstream fetch however many
  * readers). A reader whose range starts at or after the bytes received so far follows the fill
- * live; one whose range starts before them (it arrived late) waits for the block to be published
- * and reads it from the store, so no fill has to keep the bytes it already passed on.
+ * live; one whose range starts before them (it arrived late, e.g. at a block a read-ahead
+ * started) reads the bytes already received from the fill's staging file and then follows the
+ * fill live from where it was when the reader joined, so no fill keeps the bytes it passed on
+ * and no reader waits for the whole block. A late reader whose whole range was received already
+ * reads the block from the store once it is published.
  */
+import { open } from 'node:fs/promises';
 import type { StorageType } from '../common/config/data-dir.js';
 import { FsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
@@ -21,13 +25,24 @@ export const FILL_CHUNK_BYTES = 1024 * 1024;
 /** What a fill needs from the block store (BlockStore satisfies it). */
 export interface FillStore<W extends FillWriter = FillWriter> {
   has(blockId: number): boolean;
-  createWriter(blockId: number, type: StorageType, lengthHint?: number, signal?: AbortSignal): Promise<W>;
+  /** `durable` false: publish without syncing (the store verifies such blocks after a crash). */
+  createWriter(
+    blockId: number,
+    type: StorageType,
+    lengthHint?: number,
+    signal?: AbortSignal,
+    durable?: boolean,
+  ): Promise<W>;
   commitWriter(writer: W, expectedLength?: number): Promise<unknown>;
   abortWriter(writer: W): Promise<void>;
 }
 
 export interface FillWriter {
   write(chunk: Buffer, signal?: AbortSignal): Promise<void>;
+  /** The file the bytes go to until the block is published. */
+  readonly stagingPath: string;
+  /** Resolves once the first `bytes` bytes written are in `stagingPath`. */
+  whenWritten(bytes: number): Promise<void>;
 }
 
 /** Receives a reader's bytes in order; resolves when it can take more. */
@@ -62,10 +77,12 @@ interface Subscriber {
   reject: (err: unknown) => void;
 }
 
-class Fill {
+class Fill<W extends FillWriter = FillWriter> {
   readonly blockId: number;
   /** Bytes received from the UFS so far. */
   position = 0;
+  /** The staging writer, once the fetch started. */
+  writer: W | undefined;
   readonly subscribers = new Set<Subscriber>();
   readonly done: Promise<void>;
   readonly controller = new AbortController();
@@ -121,7 +138,7 @@ class Fill {
 
 export class FillCoordinator<W extends FillWriter = FillWriter> {
   readonly #o: FillOptions<W>;
-  readonly #fills = new Map<number, Fill>();
+  readonly #fills = new Map<number, Fill<W>>();
   #running = 0;
   readonly #queue: (() => void)[] = [];
   #stopped = false;
@@ -159,6 +176,11 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
         await this.#follow(existing, offset, length, sink, signal);
         return 'fill';
       }
+      const writer = existing.writer;
+      if (writer !== undefined && offset + length > existing.position) {
+        await this.#catchUp(existing, writer, offset, length, sink, signal);
+        return 'fill';
+      }
       await waitOrAbort(existing.done, signal);
       return 'store';
     }
@@ -187,8 +209,52 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     for (const wake of this.#queue.splice(0)) wake();
   }
 
+  /**
+   * A reader that joined late: bytes [offset, position) come from the staging file, the rest live.
+   * The live part is subscribed first (from the position at joining), and its first chunk waits
+   * for the catch-up: the fill cannot publish (and move the staging file) while it waits, and
+   * the bytes before the position are all handed to the writer already.
+   */
+  async #catchUp(
+    fill: Fill<W>,
+    writer: W,
+    offset: number,
+    length: number,
+    sink: FillSink,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const joinedAt = fill.position;
+    let release!: () => void;
+    let fail!: (err: unknown) => void;
+    const caughtUp = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      fail = reject;
+    });
+    caughtUp.catch(() => undefined);
+    const live = this.#follow(
+      fill,
+      joinedAt,
+      offset + length - joinedAt,
+      async (chunk) => {
+        await caughtUp;
+        await sink(chunk);
+      },
+      signal,
+    );
+    live.catch(() => undefined);
+    try {
+      await writer.whenWritten(joinedAt);
+      await copyFromFile(writer.stagingPath, offset, joinedAt - offset, sink, signal);
+      release();
+    } catch (err) {
+      fail(err);
+      throw err;
+    }
+    await live;
+  }
+
   #follow(
-    fill: Fill,
+    fill: Fill<W>,
     offset: number,
     length: number,
     sink: FillSink,
@@ -214,8 +280,8 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     });
   }
 
-  #start(blockId: number, source: UfsBlockSource): Fill {
-    const fill = new Fill(blockId);
+  #start(blockId: number, source: UfsBlockSource): Fill<W> {
+    const fill = new Fill<W>(blockId);
     this.#fills.set(blockId, fill);
     void this.#run(fill, source).then(
       () => {
@@ -243,7 +309,7 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     this.#queue.shift()?.();
   }
 
-  async #run(fill: Fill, source: UfsBlockSource): Promise<void> {
+  async #run(fill: Fill<W>, source: UfsBlockSource): Promise<void> {
     await this.#acquire();
     const signal = fill.controller.signal;
     let writer: W | undefined;
@@ -268,20 +334,38 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
           `${ufs.describe()}${source.ufsPath}: block ${fill.blockId} covers ${source.length} bytes at ${source.objectOffset} but the object has ${read.length} there`,
         );
       }
-      writer = await this.#o.store.createWriter(fill.blockId, source.storageType, source.length, signal);
+      // Not synced: the UFS holds these bytes, so a fill torn by a power failure is found at the
+      // next start (unsynced-fills.ts) and fetched again; a sync would only slow the reader.
+      writer = await this.#o.store.createWriter(
+        fill.blockId,
+        source.storageType,
+        source.length,
+        signal,
+        false,
+      );
+      fill.writer = writer;
       const w = writer;
-      const pass = async (chunk: Buffer): Promise<void> => {
+      const pass = async (pieces: Buffer[], bytes: number): Promise<void> => {
         const at = fill.position;
-        fill.position += chunk.length;
-        await Promise.all([w.write(chunk, signal), fill.deliver(chunk, at)]);
+        fill.position += bytes;
+        const store = (async () => {
+          for (const piece of pieces) await w.write(piece, signal);
+        })();
+        // Readers get the MiB as one buffer (one RPC frame); with none (a load task, or every
+        // reader gone) the pieces go to the file as they are, by one writev, with no copy.
+        const delivered =
+          fill.subscribers.size === 0
+            ? undefined
+            : fill.deliver(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, bytes), at);
+        await Promise.all([store, delivered]);
       };
-      // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time costs one copy
-      // and saves the per-piece work of the store write and of every reader's RPC frame. One
-      // hand-off runs while the next MiB arrives (hand-offs stay in order, one at a time), so
-      // the UFS connection is not left idle while the store and the readers take a chunk.
-      const handOn = async (chunk: Buffer): Promise<void> => {
+      // Network reads arrive in pieces of tens of KiB: handing on ~1 MiB at a time saves the
+      // per-piece work of every reader's RPC frame. One hand-off runs while the next MiB arrives
+      // (hand-offs stay in order, one at a time), so the UFS connection is not left idle while
+      // the store and the readers take a chunk.
+      const handOn = async (pieces: Buffer[], bytes: number): Promise<void> => {
         if (handing !== undefined) await handing;
-        handing = pass(chunk);
+        handing = pass(pieces, bytes);
         // Awaited before the next hand-off or at the end; never an unhandled rejection meanwhile.
         handing.catch(() => undefined);
       };
@@ -289,20 +373,17 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
       let gathered = 0;
       for await (const data of read.body) {
         const chunk = data as Buffer;
-        if (gathered === 0 && chunk.length >= FILL_CHUNK_BYTES) {
-          await handOn(chunk);
-          continue;
-        }
         gather.push(chunk);
         gathered += chunk.length;
         if (gathered >= FILL_CHUNK_BYTES) {
-          const joined = Buffer.concat(gather, gathered);
+          const pieces = gather;
+          const bytes = gathered;
           gather = [];
           gathered = 0;
-          await handOn(joined);
+          await handOn(pieces, bytes);
         }
       }
-      if (gathered > 0) await handOn(Buffer.concat(gather, gathered));
+      if (gathered > 0) await handOn(gather, gathered);
       if (handing !== undefined) await handing;
       await this.#o.store.commitWriter(writer, source.length);
       writer = undefined;
@@ -319,6 +400,31 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     } finally {
       this.#release();
     }
+  }
+}
+
+/** Streams bytes [offset, offset + length) of a file to `sink` in FILL_CHUNK_BYTES pieces. */
+async function copyFromFile(
+  path: string,
+  offset: number,
+  length: number,
+  sink: FillSink,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    for (let done = 0; done < length;) {
+      signal?.throwIfAborted();
+      const n = Math.min(FILL_CHUNK_BYTES, length - done);
+      // A fresh buffer each time: the sink may hold the chunk after it returned.
+      const buf = Buffer.allocUnsafe(n);
+      const { bytesRead } = await fh.read(buf, 0, n, offset + done);
+      if (bytesRead !== n) throw new FsError('EIO', `staging file ${path} is short at ${offset + done}`);
+      await sink(buf);
+      done += n;
+    }
+  } finally {
+    await fh.close();
   }
 }
 
