@@ -429,3 +429,28 @@ test('kernel mount options: kernel and VFS options pass, libfuse ones are absorb
     /unknown FUSE mount option "bogus" for the kernel binding \(allowed: allow_other/,
   );
 });
+
+test('security.capability, asked before every write, is answered from a cache of its absence', async (t) => {
+  const h = harness();
+  t.after(() => h.session.close());
+  await h.init();
+  let asked = 0;
+  const inner = h.ops.getxattr.bind(h.ops);
+  h.ops.getxattr = (path, name) => {
+    asked++;
+    return inner(path, name);
+  };
+  const cap = (): Buffer =>
+    request(Op.GETXATTR, 1n, Buffer.concat([u32s(0, 0), cstr('security.capability')]));
+  for (let i = 0; i < 5; i++) assert.equal((await h.send(cap()))?.error, -E.ENODATA);
+  assert.equal(asked, 1, 'one call for five writes');
+  // Setting it through the mount drops the cached absence.
+  const set = request(
+    Op.SETXATTR,
+    1n,
+    Buffer.concat([u32s(1, 0), cstr('security.capability'), Buffer.from('x')]),
+  );
+  assert.equal((await h.send(set))?.error, 0);
+  await h.send(cap());
+  assert.equal(asked, 2);
+});
