@@ -187,6 +187,16 @@ export class WriteAheadLog {
     );
   }
 
+  /** True once the next segment is preallocated (the writer moves into it at its next batch). */
+  get spareReady(): boolean {
+    return this.#spareReady !== undefined;
+  }
+
+  /** The segment files in use, oldest first (closed ones waiting for release, then the current). */
+  get segments(): string[] {
+    return [...this.#closed.map((c) => c.name), this.#current.name];
+  }
+
   /** fdatasync calls and the milliseconds they took, write included. */
   get syncs(): number {
     return this.#syncs;
@@ -311,12 +321,15 @@ export class WriteAheadLog {
   #rotate(spare: string, firstRevision: number): void {
     const next: Segment = { name: segmentName(firstRevision), lastRevision: firstRevision - 1 };
     const path = join(this.#dir, next.name);
+    // An empty current segment (the first one, before any batch) has this very name: the rename
+    // replaces it, and it must not be listed as closed (releasing it would delete the new one).
+    const replacesCurrent = this.#sizeBytes === 0 && this.#current.name === next.name;
     renameSync(spare, path);
     this.#spareReady = undefined;
     syncDir(this.#dir);
     const fd = openSync(path, 'r+');
     closeSync(this.#fd);
-    this.#closed.push(this.#current);
+    if (!replacesCurrent) this.#closed.push(this.#current);
     this.#current = next;
     this.#fd = fd;
     this.#sizeBytes = 0;
