@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LmdbStore } from '../../src/meta/index.js';
+import { recoverWal, WriteAheadLog } from '../../src/meta/lmdb/wal.js';
 import { encodeWalRecord, scanWalSegment } from '../../src/meta/lmdb/wal-record.js';
 import { startProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -80,22 +81,26 @@ test('open replays the records LMDB lacks and drops a torn tail; new transaction
   const last = recs.pop() ?? Buffer.alloc(0);
   // Revision 6 was being written when the process died: half of it reached the file.
   writeFileSync(join(dir, segmentName(2)), Buffer.concat([...recs, last.subarray(0, last.length >> 1)]));
+  // Closed before the temp dir goes (a store writes its next segment in the background).
   const s = await LmdbStore.open({ dir, wal: true });
-  t.after(() => s.close());
-  assert.equal(s.stats().revision, 5);
-  assert.equal(str(await s.get(enc('base'))), '1');
-  assert.equal(str(await s.get(enc('r/2'))), undefined, 'deleted by record 3');
-  assert.equal(str(await s.get(enc('r/3'))), 'v3');
-  assert.equal(str(await s.get(enc('r/5'))), 'v5');
-  assert.equal(await s.get(enc('r/6')), undefined, 'the torn record is not applied');
-  const [entry] = await s.scan({ prefix: enc('r/5') });
-  assert.equal(entry?.modRevision, 5);
-  // The replayed segment is gone; the next transaction takes the next revision.
-  assert.ok(!readdirSync(dir).includes(segmentName(2)));
-  await s.put(enc('after'), enc('x'));
-  assert.equal(s.stats().revision, 6);
-  const [after] = await s.scan({ prefix: enc('after') });
-  assert.equal(after?.modRevision, 6);
+  try {
+    assert.equal(s.stats().revision, 5);
+    assert.equal(str(await s.get(enc('base'))), '1');
+    assert.equal(str(await s.get(enc('r/2'))), undefined, 'deleted by record 3');
+    assert.equal(str(await s.get(enc('r/3'))), 'v3');
+    assert.equal(str(await s.get(enc('r/5'))), 'v5');
+    assert.equal(await s.get(enc('r/6')), undefined, 'the torn record is not applied');
+    const [entry] = await s.scan({ prefix: enc('r/5') });
+    assert.equal(entry?.modRevision, 5);
+    // The replayed segment is gone; the next transaction takes the next revision.
+    assert.ok(!readdirSync(dir).includes(segmentName(2)));
+    await s.put(enc('after'), enc('x'));
+    assert.equal(s.stats().revision, 6);
+    const [after] = await s.scan({ prefix: enc('after') });
+    assert.equal(after?.modRevision, 6);
+  } finally {
+    await s.close();
+  }
 });
 
 test('a corrupt record in the last segment drops it and what follows; the rest is applied', async (t) => {
@@ -107,11 +112,14 @@ test('a corrupt record in the last segment drops it and what follows; the rest i
   file[at] = (file[at] ?? 0) ^ 0xff;
   writeFileSync(join(dir, segmentName(2)), file);
   const s = await LmdbStore.open({ dir, wal: true });
-  t.after(() => s.close());
-  assert.equal(s.stats().revision, 2);
-  assert.equal(str(await s.get(enc('r/2'))), 'v2');
-  assert.equal(await s.get(enc('r/3')), undefined);
-  assert.equal(await s.get(enc('r/4')), undefined);
+  try {
+    assert.equal(s.stats().revision, 2);
+    assert.equal(str(await s.get(enc('r/2'))), 'v2');
+    assert.equal(await s.get(enc('r/3')), undefined);
+    assert.equal(await s.get(enc('r/4')), undefined);
+  } finally {
+    await s.close();
+  }
 });
 
 test('damage before the last segment, or a gap in revisions, refuses to open', async (t) => {
@@ -135,6 +143,50 @@ test('damage before the last segment, or a gap in revisions, refuses to open', a
     assert.match(err.message, /jumps to revision 3, expected 2/);
     return true;
   });
+});
+
+test('segments rotate into preallocated spares; released segments go, the live one never does', async (t) => {
+  const dir = tempDir(t, 'strata-wal-rotate-');
+  const segmentBytes = 4096;
+  const wal = new WriteAheadLog({ dir, nextRevision: 1, segmentBytes });
+  try {
+    let rev = 0;
+    const appendSome = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        rev++;
+        await wal.append(rev, record(rev));
+      }
+    };
+    await appendSome(3);
+    assert.deepEqual(wal.segments, [segmentName(1)]);
+    assert.equal(wal.spareReady, false, 'no zeros written for a log that wrote little');
+    wal.release(rev);
+    assert.ok(readdirSync(dir).includes(segmentName(1)), 'the live segment is not deleted');
+    // Busy: a spare is prepared, and the next batch moves into it.
+    await waitFor('a second segment', async () => {
+      await appendSome(5);
+      return wal.segments.length >= 2;
+    });
+    const live = wal.segments[1] ?? '';
+    assert.equal(wal.segments[0], segmentName(1));
+    wal.release(3);
+    assert.equal(wal.segments.length, 2, 'a segment is kept until all its records are released');
+    wal.release(rev);
+    assert.deepEqual(wal.segments, [live]);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.log')),
+      [live],
+    );
+    // Everything after the released revision is still replayable from the files.
+    await appendSome(2);
+    const replay = recoverWal(dir, rev - 2);
+    assert.deepEqual(
+      replay.map((r) => r.revision),
+      [rev - 1, rev],
+    );
+  } finally {
+    await wal.close();
+  }
 });
 
 /** Acknowledged transactions per writer, from the child's output. */
@@ -211,19 +263,22 @@ test('SIGKILL while replaying a long log: the next open finishes the replay', as
     await child.exited;
   }
   const s = await LmdbStore.open({ dir, wal: true });
-  t.after(() => s.close());
-  assert.equal(s.stats().revision, n + 1);
-  const rows = await s.scan({ prefix: enc('r/') });
-  // Every third record deletes its predecessor.
-  const expected = Array.from({ length: n }, (_, i) => i + 2).filter(
-    (rev) => (rev + 1) % 3 !== 0 || rev === n + 1,
-  );
-  assert.equal(rows.length, expected.length);
-  for (const rev of [2, 3, 5, 6, n + 1]) {
-    const want = expected.includes(rev) ? `v${rev}` : undefined;
-    assert.equal(str(await s.get(enc(`r/${rev}`))), want, `r/${rev}`);
+  try {
+    assert.equal(s.stats().revision, n + 1);
+    const rows = await s.scan({ prefix: enc('r/') });
+    // Every third record deletes its predecessor.
+    const expected = Array.from({ length: n }, (_, i) => i + 2).filter(
+      (rev) => (rev + 1) % 3 !== 0 || rev === n + 1,
+    );
+    assert.equal(rows.length, expected.length);
+    for (const rev of [2, 3, 5, 6, n + 1]) {
+      const want = expected.includes(rev) ? `v${rev}` : undefined;
+      assert.equal(str(await s.get(enc(`r/${rev}`))), want, `r/${rev}`);
+    }
+    const segments = readdirSync(dir).filter((f) => f.startsWith('wal-') && f.endsWith('.log'));
+    assert.equal(segments.length, 1, 'replayed segments are deleted');
+    assert.equal(readFileSync(join(dir, segments[0] ?? '')).length, 0);
+  } finally {
+    await s.close();
   }
-  const segments = readdirSync(dir).filter((f) => f.startsWith('wal-') && f.endsWith('.log'));
-  assert.equal(segments.length, 1, 'replayed segments are deleted');
-  assert.equal(readFileSync(join(dir, segments[0] ?? '')).length, 0);
 });
