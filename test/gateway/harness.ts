@@ -34,6 +34,8 @@ export interface GatewayHarness {
 export interface HarnessOptions {
   /** Extra lines in [s3_gateway]. */
   gatewayToml?: string;
+  /** Extra lines in the cluster's [client] (the gateway's client settings). */
+  clientToml?: string;
   echo?: boolean;
 }
 
@@ -41,7 +43,10 @@ export async function startGateway(
   t: Pick<TestContext, 'after'>,
   opts: HarnessOptions = {},
 ): Promise<GatewayHarness> {
-  const cluster = await MiniCluster.start(t, { workers: 1 });
+  const cluster = await MiniCluster.start(t, {
+    workers: 1,
+    ...(opts.clientToml === undefined ? {} : { clientToml: opts.clientToml }),
+  });
   const port = await freePort();
   const webPort = await freePort();
   const confPath = join(cluster.dir, 's3.toml');

@@ -27,7 +27,8 @@ export type GetPhaseObserver = (phase: GetPhase, seconds: number) => void;
 /**
  * Phases of an upload (PutObject, UploadPart, CopyObject), in order:
  * - `create`: the temp file is created (master Create);
- * - `receive`: waiting for body bytes after the create (they are read ahead during it), summed;
+ * - `receive`: waiting for body bytes after the create (they are read and hashed ahead, also
+ *   during it), summed; a hash thread that falls behind shows here too;
  * - `write`: handing the body to the block writer, summed (the first block's placement,
  *   AddBlock and the worker's staging open, happens in the first write of 1 MiB);
  * - `digest`: waiting for the hash thread after the last byte;
