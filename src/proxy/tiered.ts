@@ -9,6 +9,7 @@ import type { Logger } from '../common/logging.js';
 import { familyOf } from './cache-key.js';
 import { CorruptEntryError, StoreFullError } from './errors.js';
 import type { MemoryStore } from './store/memory.js';
+import { readBuffers } from './store/buffer-pool.js';
 import { memoryHit } from './store/memory.js';
 import type { EntryMeta, ProxyStore, PutOptions, StoreHit, StoreWriter } from './store/types.js';
 
@@ -143,7 +144,10 @@ export class TieredCache {
       if (again === undefined) return;
       try {
         const chunks: Buffer[] = [];
-        for await (const c of again.read(0, again.bodyBytes)) chunks.push(Buffer.from(c));
+        for await (const c of again.read(0, again.bodyBytes)) {
+          chunks.push(Buffer.from(c)); // a copy: the read buffer goes back to the pool
+          readBuffers.recycle(c);
+        }
         this.l1.insert(again.meta, chunks);
       } finally {
         again.release();

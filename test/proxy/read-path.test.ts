@@ -1,6 +1,7 @@
 // Proves the disk-hit read path that reuses pooled buffers stays correct: the pool's contract,
 // byte-exact bodies for concurrent (fast and stalled) clients served by the real pump from a
-// file-store hit, and damage to a body that was already verified still being caught.
+// file-store hit, an L2 hit copied into L1 staying intact while the pool's buffers are reused, and
+// damage to a body that was already verified still being caught.
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
@@ -13,7 +14,10 @@ import { CorruptEntryError } from '../../src/proxy/errors.js';
 import { pump } from '../../src/proxy/http/respond.js';
 import { BufferPool, readBuffers } from '../../src/proxy/store/buffer-pool.js';
 import { FileStore } from '../../src/proxy/store/file.js';
+import { MemoryStore } from '../../src/proxy/store/memory.js';
 import type { EntryMeta, StoreHit } from '../../src/proxy/store/types.js';
+import { TieredCache } from '../../src/proxy/tiered.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir } from '../helpers/tmp.js';
 import { pattern } from './helpers.js';
 
@@ -161,4 +165,31 @@ test('damage to a body already verified and served is still caught on a later hi
   second.release();
   assert.ok(delivered <= 2 * MiB, `no byte of the damaged step was delivered (${delivered})`);
   assert.equal(await store.get('/v'), undefined, 'the damaged entry is dropped');
+});
+
+test('an L2 hit copied into L1 keeps its bytes while the read buffers are reused by other hits', async (t) => {
+  const dir = join(tempDir(t), 'l2');
+  const l2 = new FileStore({ dir, capacityBytes: 256 * MiB, log: silentLogger() });
+  const l1 = new MemoryStore(64 * MiB, 16 * MiB);
+  const tiers = new TieredCache(l1, l2, silentLogger(), { onError: () => undefined });
+  t.after(() => tiers.close());
+  await l2.ready();
+  const small = randomBytes(3 * MiB + 5);
+  const other = randomBytes(6 * MiB);
+  await storeBody(l2, '/small', small);
+  await storeBody(l2, '/other', other);
+  await waitFor('L2 in use', () => tiers.l2State === 'ok');
+  const found = await tiers.get('/small');
+  assert.equal(found?.tier, 'l2');
+  found?.hit.release();
+  await waitFor('copied into L1', () => l1.peek('/small') !== undefined);
+  // Reading another body recycles pool buffers: an L1 copy that shared them would change.
+  const hit = (await l2.get('/other')) as StoreHit;
+  for await (const c of hit.read(0, hit.bodyBytes)) {
+    c.fill(0xee);
+    readBuffers.recycle(c);
+  }
+  hit.release();
+  const e = l1.peek('/small');
+  assert.ok(e !== undefined && Buffer.concat([...e.chunks]).equals(small), 'the L1 copy is intact');
 });
