@@ -116,7 +116,8 @@ export class BlockStore {
   readonly #dirSync = new DirSyncer();
   /** Read-through fills published without a sync (see unsynced-fills.ts). */
   readonly #unsynced: UnsyncedFills;
-  readonly #nonDurable = new Set<BlockWriter>();
+  /** Non-durable writers → their UnsyncedFills token. */
+  readonly #nonDurable = new Map<BlockWriter, number>();
   #pinsWrite: Promise<void> = Promise.resolve();
   #stopping = false;
 
@@ -359,7 +360,7 @@ export class BlockStore {
       const { tier, dir } = await this.reserve(type, reserved, signal);
       try {
         // The flag that makes a restart verify unsynced fills exists before the first byte.
-        if (!durable) await this.#unsynced.beginWriter();
+        const token = durable ? undefined : await this.#unsynced.beginWriter();
         let writer: BlockWriter;
         try {
           writer = await BlockWriter.create(
@@ -373,10 +374,10 @@ export class BlockStore {
             durable,
           );
         } catch (err) {
-          if (!durable) this.#unsynced.endWriter();
+          if (token !== undefined) this.#unsynced.endWriter(token);
           throw err;
         }
-        if (!durable) this.#nonDurable.add(writer);
+        if (token !== undefined) this.#nonDurable.set(writer, token);
         if (placeholder.reason !== undefined) writer.cancel(placeholder.reason);
         this.#writers.set(blockId, writer);
         return writer;
@@ -419,8 +420,10 @@ export class BlockStore {
 
   /** A non-durable writer is done; `path` names its file when it was published unsynced. */
   #endNonDurable(writer: BlockWriter, path?: string, dir?: string): void {
-    if (!this.#nonDurable.delete(writer)) return;
-    this.#unsynced.endWriter(path === undefined || dir === undefined ? undefined : { path, dir });
+    const token = this.#nonDurable.get(writer);
+    if (token === undefined) return;
+    this.#nonDurable.delete(writer);
+    this.#unsynced.endWriter(token, path === undefined || dir === undefined ? undefined : { path, dir });
   }
 
   /** Syncs the read-through fills published unsynced so far (tests; also runs on a timer). */

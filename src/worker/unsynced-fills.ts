@@ -6,7 +6,9 @@
  * - before the first non-durable writer starts, `unsynced-fills` is created and synced (its
  *   mtime marks the earliest moment an unsynced block file can have been written);
  * - every SETTLE_INTERVAL_MS (and at a clean shutdown) the published unsynced files and their
- *   directories are synced; when no unsynced fill is left or being written, the flag is removed;
+ *   directories are synced; when no unsynced fill is left or being written, the flag is removed,
+ *   else its mtime moves up to the oldest start of what may still be unsynced (so a worker that
+ *   fills without a pause re-verifies only its last seconds after a crash, not all it holds);
  * - at start, a flag left behind (crash or power loss) makes the store verify every block file
  *   written since (mtime ≥ the flag's − slack) end to end — trailer, length and every chunk's
  *   CRC32 — before it is served: a damaged one is dropped and reported corrupt (the master then
@@ -15,7 +17,7 @@
  * Blocks whose only copy is in Strata (client writes, replication, moves) are always synced
  * before they are published; this never applies to them.
  */
-import { open, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../common/logging.js';
 import { fsyncDir } from './fs-util.js';
@@ -32,9 +34,14 @@ export const FLAG_MTIME_SLACK_MS = 60_000;
 export class UnsyncedFills {
   readonly #flagPath: string;
   readonly #log: Logger;
-  /** Published unsynced block files → their directory. */
-  readonly #published = new Map<string, string>();
-  #writers = 0;
+  /** Published unsynced block files → their directory and when they were published (a count). */
+  readonly #published = new Map<string, { dir: string; seq: number }>();
+  #seq = 0;
+  /** Open non-durable writers → when each started (ms). */
+  readonly #open = new Map<number, number>();
+  #nextToken = 1;
+  /** The flag's mtime as last set (ms). */
+  #stampMs = 0;
   #flagged: boolean;
   /** Flag creations and removals, in order. */
   #flagOps: Promise<void> = Promise.resolve();
@@ -77,17 +84,22 @@ export class UnsyncedFills {
     this.#timer.unref();
   }
 
-  /** A non-durable writer starts: the flag exists (durably) before it writes a byte. */
-  async beginWriter(): Promise<void> {
-    this.#writers++;
+  /**
+   * A non-durable writer starts: the flag exists (durably) before it writes a byte. Returns the
+   * token to pass to endWriter.
+   */
+  async beginWriter(): Promise<number> {
+    const token = this.#nextToken++;
+    this.#open.set(token, Date.now());
     try {
       if (!this.#flagged) {
         this.#flagged = true;
         this.#flagOps = this.#flagOps.then(() => this.#createFlag());
       }
       await this.#flagOps;
+      return token;
     } catch (err) {
-      this.#writers--;
+      this.#open.delete(token);
       this.#flagged = false;
       this.#flagOps = Promise.resolve();
       throw err;
@@ -95,14 +107,15 @@ export class UnsyncedFills {
   }
 
   /** A non-durable writer ended: `published` names its file when it was published unsynced. */
-  endWriter(published?: { path: string; dir: string }): void {
-    this.#writers--;
-    if (published !== undefined) this.#published.set(published.path, published.dir);
+  endWriter(token: number, published?: { path: string; dir: string }): void {
+    this.#open.delete(token);
+    if (published !== undefined)
+      this.#published.set(published.path, { dir: published.dir, seq: ++this.#seq });
   }
 
   /** Adds files found at start that must be synced before the flag goes. */
   adopt(path: string, dir: string): void {
-    this.#published.set(path, dir);
+    this.#published.set(path, { dir, seq: ++this.#seq });
   }
 
   /**
@@ -126,16 +139,21 @@ export class UnsyncedFills {
 
   async #settleOnce(): Promise<void> {
     if (!this.#flagged) return;
+    // Everything unsynced after this pass was started by a writer open now or later.
+    let markMs = Date.now();
+    for (const startedMs of this.#open.values()) markMs = Math.min(markMs, startedMs);
     const files = [...this.#published];
     const dirs = new Set<string>();
-    for (const [path, dir] of files) {
+    for (const [path, { dir }] of files) {
       if (await syncFileIfExists(path)) dirs.add(dir);
     }
     for (const dir of dirs) await fsyncDir(dir);
-    for (const [path, dir] of files) if (this.#published.get(path) === dir) this.#published.delete(path);
+    // A path published again meanwhile (the block filled anew) stays for the next pass.
+    for (const [path, { seq }] of files)
+      if (this.#published.get(path)?.seq === seq) this.#published.delete(path);
     // Decided synchronously: a writer starting from here on creates the flag again after this
     // removal (the operations are chained in order).
-    if (this.#writers === 0 && this.#published.size === 0 && this.#flagged) {
+    if (this.#open.size === 0 && this.#published.size === 0 && this.#flagged) {
       this.#flagged = false;
       // A failed removal only means a needless verification at the next start.
       this.#flagOps = this.#flagOps
@@ -144,17 +162,29 @@ export class UnsyncedFills {
           this.#log.warn({ err, path: this.#flagPath }, 'cannot remove the unsynced-fills flag'),
         );
       await this.#flagOps;
+    } else if (this.#flagged && markMs > this.#stampMs) {
+      // Files published after the snapshot were written by writers open at markMs or later.
+      this.#flagOps = this.#flagOps
+        .then(() => this.#stampFlag(markMs))
+        .catch((err: unknown) =>
+          this.#log.warn({ err, path: this.#flagPath }, 'cannot update the unsynced-fills flag'),
+        );
+      await this.#flagOps;
     }
   }
 
+  /** Moves the flag's mtime up to `ms` (durably): recovery verifies files written since. */
+  async #stampFlag(ms: number): Promise<void> {
+    if (!this.#flagged) return;
+    await utimes(this.#flagPath, ms / 1000, ms / 1000);
+    await syncFile(this.#flagPath);
+    this.#stampMs = ms;
+  }
+
   async #createFlag(): Promise<void> {
+    this.#stampMs = Date.now();
     await writeFile(this.#flagPath, `${new Date().toISOString()}\n`);
-    const fh = await open(this.#flagPath, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await syncFile(this.#flagPath);
     await fsyncDir(dirname(this.#flagPath));
   }
 
@@ -165,6 +195,15 @@ export class UnsyncedFills {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     await fsyncDir(dirname(this.#flagPath));
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
