@@ -2,12 +2,14 @@
 // non-root caller are owned by that caller (and others get EACCES), atime and mtime are set
 // apart and exactly, a 1 MiB write arrives as one request (/metrics request sizes), opcodes we
 // do not implement answer ENOSYS and the mount keeps serving, and an unmount from outside ends
-// the process (exit 1, no mount left).
+// the process (exit 1, no mount left), as does SIGTERM while another process holds a file open
+// on the mount (exit 0: the detached session's connection is aborted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mountAt } from '../../src/fuse/mount-point.js';
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
@@ -127,3 +129,30 @@ test('unmounting from outside ends the kernel engine process', { skip, timeout: 
   assert.match(m.proc.stdout + m.proc.stderr, /the mount disappeared: stopping/);
   assert.equal(await mountAt(m.mnt), undefined);
 });
+
+test(
+  'SIGTERM while a process holds a file open on the mount: exit 0, no mount left',
+  { skip, timeout: 90_000 },
+  async (t) => {
+    const cluster = await MiniCluster.start(t, TEST_CLUSTER);
+    const m = await mountFuse(t, cluster, { binding: 'kernel' });
+    await shOk('echo held > held.txt', m.mnt);
+    // The holder keeps the detached mount busy: the kernel would keep the session (and our
+    // reader thread blocked in read(2), which keeps Node from exiting) until it lets go.
+    const holder = spawn('sh', ['-c', 'exec 3<held.txt; sleep 300'], { cwd: m.mnt, stdio: 'ignore' });
+    t.after(() => holder.kill('SIGKILL'));
+    await waitFor(
+      'the holder has the file open',
+      () => {
+        try {
+          return readdirSync(`/proc/${String(holder.pid)}/fd`).includes('3');
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+    );
+    assert.equal(await m.proc.stop('SIGTERM', 30_000), 0);
+    assert.equal(await mountAt(m.mnt), undefined);
+  },
+);

@@ -10,7 +10,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { StrataError } from '../../common/errors.js';
 import type { FuseBinding, FuseOperations, MountOptions, MountedFs } from '../binding.js';
-import { mountWithFd, unmountLazy } from './mount.js';
+import { abortConnection, connectionOf, mountWithFd, unmountLazy } from './mount.js';
 import { PAGE_SIZE_BYTES } from './protocol.js';
 import type { ReaderEnd, ReaderThreadData } from './reader-thread.js';
 import { FuseSession } from './session.js';
@@ -19,6 +19,23 @@ import type { SessionStats } from './session.js';
 export const FUSE_DEVICE = '/dev/fuse';
 /** Requests smaller than this are copied out of the reader's buffer (most are headers and a name). */
 const COPY_BELOW_BYTES = 64 * 1024;
+/** How long a lazy unmount may take to end the session before the connection is aborted. */
+const UNMOUNT_SETTLE_MS = 2_000;
+/** How long an aborted connection may take to end the session (the reader's read returning). */
+const ABORT_SETTLE_MS = 5_000;
+
+/** Whether `p` settles within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface KernelBindingOptions {
   /** Told when the session ends without our unmount (someone unmounted it, or the kernel aborted it). */
@@ -31,12 +48,19 @@ export class KernelMount implements MountedFs {
   readonly mountPath: string;
   readonly #session: FuseSession;
   readonly #ended: Promise<string>;
+  readonly #connection: number | undefined;
   #unmounting: Promise<void> | undefined;
 
-  constructor(mountPath: string, session: FuseSession, ended: Promise<string>) {
+  constructor(
+    mountPath: string,
+    session: FuseSession,
+    ended: Promise<string>,
+    connection: number | undefined,
+  ) {
     this.mountPath = mountPath;
     this.#session = session;
     this.#ended = ended;
+    this.#connection = connection;
   }
 
   get stats(): SessionStats {
@@ -48,8 +72,30 @@ export class KernelMount implements MountedFs {
     return this.#ended;
   }
 
+  /**
+   * Lazy unmount, then the session's end. A detached mount the kernel keeps alive (a descriptor
+   * still open on it, a request of a killed process still pending) would leave the reader
+   * thread blocked in read(2), and Node cannot exit while a thread is in a system call: after
+   * UNMOUNT_SETTLE_MS the connection is aborted (what closing libfuse's descriptor does).
+   */
   unmount(): Promise<void> {
-    this.#unmounting ??= unmountLazy(this.mountPath);
+    this.#unmounting ??= (async () => {
+      await unmountLazy(this.mountPath);
+      if (await settlesWithin(this.#ended, UNMOUNT_SETTLE_MS)) return;
+      if (this.#connection === undefined) {
+        throw new StrataError(
+          'STRATA_INTERNAL',
+          `${this.mountPath}: the detached FUSE session did not end and its connection number is unknown`,
+        );
+      }
+      await abortConnection(this.#connection);
+      if (!(await settlesWithin(this.#ended, ABORT_SETTLE_MS))) {
+        throw new StrataError(
+          'STRATA_INTERNAL',
+          `${this.mountPath}: FUSE connection ${this.#connection} aborted but the session did not end`,
+        );
+      }
+    })();
     return this.#unmounting;
   }
 }
@@ -86,6 +132,7 @@ export class KernelFuseBinding implements FuseBinding {
       closeSync(fd);
       throw err;
     }
+    const connection = await connectionOf(opts.mountPath).catch(() => undefined);
     let closed = false;
     const session = new FuseSession(
       ops,
@@ -135,6 +182,6 @@ export class KernelFuseBinding implements FuseBinding {
       worker.on('error', (err) => finish(`reader thread failed: ${err.message}`));
       worker.on('exit', (code) => finish(`reader thread exited with ${code}`));
     });
-    return new KernelMount(opts.mountPath, session, ended);
+    return new KernelMount(opts.mountPath, session, ended, connection);
   }
 }

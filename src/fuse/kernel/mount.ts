@@ -7,6 +7,8 @@
  * anything else is refused with a clear line (the kernel would refuse it with EINVAL).
  */
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { StrataError, UsageError } from '../../common/errors.js';
 
@@ -147,4 +149,46 @@ export async function unmountLazy(mountPath: string): Promise<void> {
     `unmounting ${mountPath} failed: ${(last as Error | undefined)?.message ?? 'unknown'}`,
     { cause: last },
   );
+}
+
+/** Where the kernel's fusectl file system shows one directory per FUSE connection. */
+const FUSECTL_DIR = '/sys/fs/fuse/connections';
+
+/**
+ * The connection number of the FUSE mount at `mountPath`: the minor of its device in
+ * /proc/self/mountinfo ("<id> <parent> 0:NN …"), which names its fusectl directory. Read from
+ * mountinfo, not stat(2): a stat of our own mount from the event loop would wait on itself.
+ */
+export async function connectionOf(mountPath: string): Promise<number | undefined> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  let found: number | undefined;
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const [, , dev, , point] = fields;
+    if (point === undefined || dev === undefined) continue;
+    const fsType = line.split(' - ')[1]?.split(' ')[0] ?? '';
+    if (!fsType.startsWith('fuse')) continue;
+    if (point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) !== mountPath)
+      continue;
+    const minor = Number(dev.split(':')[1]);
+    if (Number.isInteger(minor)) found = minor; // the topmost mount wins
+  }
+  return found;
+}
+
+/**
+ * Ends a FUSE connection at once (fusectl's `abort`): pending and future requests fail with
+ * ENOTCONN and the reader's blocked read(2) returns ENODEV. Needed after a lazy unmount the
+ * kernel keeps alive (a file still open, a request still pending): a thread blocked in a system
+ * call keeps Node from exiting, and libfuse's way out (cancelling the thread) does not exist
+ * here. fusectl is mounted when it is not (as root; systemd usually has it mounted already).
+ */
+export async function abortConnection(connection: number): Promise<void> {
+  const abortFile = `${FUSECTL_DIR}/${connection}/abort`;
+  if (!existsSync(abortFile)) {
+    await run('mount', ['-t', 'fusectl', 'fusectl', FUSECTL_DIR], { timeout: MOUNT_TIMEOUT_MS }).catch(
+      () => undefined,
+    );
+  }
+  await writeFile(abortFile, '1');
 }
