@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { StrataError } from '../../common/errors.js';
+import { StrataError, UsageError } from '../../common/errors.js';
 import type { FuseBinding, FuseOperations, MountOptions, MountedFs } from '../binding.js';
 import { abortConnection, connectionOf, mountWithFd, unmountLazy } from './mount.js';
 import { PAGE_SIZE_BYTES } from './protocol.js';
@@ -109,6 +109,12 @@ export class KernelFuseBinding implements FuseBinding {
   }
 
   async mount(ops: FuseOperations, opts: MountOptions): Promise<KernelMount> {
+    // mount(2) of a FUSE file system without fusermount's setuid help needs root.
+    if (process.getuid !== undefined && process.getuid() !== 0) {
+      throw new UsageError(
+        `fuse.binding = "kernel" mounts as root (uid ${process.getuid()} here): run strata fuse as root, or set [fuse] binding = "fuse-native"`,
+      );
+    }
     let fd: number;
     try {
       fd = openSync(FUSE_DEVICE, 'r+');
