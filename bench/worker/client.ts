@@ -7,7 +7,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ChunkChecksums } from '../../src/client/chunk-checksums.js';
+import { ChunkChecksummer } from '../../src/protocol/chunk-checksums.js';
 import { WorkerCalls } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
 
@@ -54,7 +54,7 @@ async function localWrite(): Promise<number> {
     });
     const fh = await open(path, 'r+');
     // As the SDK's writer does: checksum each piece while the file write runs, hand the table over.
-    const sums = new ChunkChecksums(blockBytes);
+    const sums = new ChunkChecksummer(blockBytes);
     for (let off = 0; off < blockBytes; off += MiB) {
       const written = fh.write(chunk, 0, MiB, off);
       sums.update(chunk);
@@ -64,7 +64,7 @@ async function localWrite(): Promise<number> {
     await client.call(
       WorkerCalls.CommitLocalWrite,
       { blockId, length: blockBytes, checksummed: true },
-      { payload: sums.table() },
+      { payload: sums.finish() },
     );
   }
   return rate(blocks * blockBytes, t);

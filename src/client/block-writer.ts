@@ -16,7 +16,7 @@ import { StrataError, toStrataError } from '../common/errors.js';
 import type { WriteCall } from '../rpc/api.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
-import { ChunkChecksums } from './chunk-checksums.js';
+import { ChunkChecksummer } from '../protocol/chunk-checksums.js';
 import type { IoContext } from './io-context.js';
 import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
@@ -114,7 +114,7 @@ class LocalTarget implements ReplicaTarget {
   readonly #blockId: number;
   readonly #fh: FileHandle;
   /** The checksum table handed to the worker at commit, so it does not read the file back. */
-  readonly #sums: ChunkChecksums;
+  readonly #sums: ChunkChecksummer;
   #written = 0;
   #closed = false;
 
@@ -123,7 +123,7 @@ class LocalTarget implements ReplicaTarget {
     this.worker = worker;
     this.#blockId = blockId;
     this.#fh = fh;
-    this.#sums = new ChunkChecksums(hint);
+    this.#sums = new ChunkChecksummer(hint);
   }
 
   /**
@@ -182,7 +182,7 @@ class LocalTarget implements ReplicaTarget {
       .call(
         CommitLocalWrite,
         { blockId: this.#blockId, length, checksummed: true },
-        { payload: this.#sums.table() },
+        { payload: this.#sums.finish() },
       );
     if (body.length !== length) {
       throw new StrataError(

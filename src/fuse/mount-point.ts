@@ -15,6 +15,8 @@ const UNMOUNT_TIMEOUT_MS = 10_000;
 
 export interface MountEntry {
   mountPoint: string;
+  /** The mount's device, "major:minor" (for FUSE the minor names its fusectl connection). */
+  device: string;
   fsType: string;
   source: string;
 }
@@ -36,6 +38,7 @@ export async function listMounts(): Promise<MountEntry[]> {
     if (fields.length < 5 || tail.length < 2) continue;
     out.push({
       mountPoint: unescapeMountinfo(fields[4] as string),
+      device: fields[2] as string,
       fsType: tail[0] as string,
       source: unescapeMountinfo(tail[1] as string),
     });

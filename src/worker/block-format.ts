@@ -80,55 +80,8 @@ export function decodeFooter(f: Buffer): Footer | string {
   return { lengthBytes: Number(length), chunkSizeBytes, tableCrc: f.readUInt32LE(24) };
 }
 
-/**
- * Computes per-chunk CRC32s over bytes arriving in pieces of any size. The table grows in
- * place (doubling) so a long stream does not allocate per chunk.
- */
-export class ChunkChecksummer {
-  #table: Buffer;
-  #chunks = 0;
-  #partialCrc = 0;
-  #partialBytes = 0;
-  #totalBytes = 0;
-
-  constructor(expectedBytes = 0) {
-    this.#table = Buffer.allocUnsafe(Math.max(64, CRC_SIZE_BYTES * (chunkCount(expectedBytes) + 1)));
-  }
-
-  get totalBytes(): number {
-    return this.#totalBytes;
-  }
-
-  update(data: Uint8Array): void {
-    let pos = 0;
-    while (pos < data.length) {
-      const take = Math.min(CHUNK_SIZE_BYTES - this.#partialBytes, data.length - pos);
-      this.#partialCrc = crc32(data.subarray(pos, pos + take), this.#partialCrc);
-      this.#partialBytes += take;
-      pos += take;
-      if (this.#partialBytes === CHUNK_SIZE_BYTES) this.#closeChunk();
-    }
-    this.#totalBytes += data.length;
-  }
-
-  /** The table of the bytes seen so far (the last chunk may be short). Call once, at the end. */
-  finish(): Buffer {
-    if (this.#partialBytes > 0) this.#closeChunk();
-    return this.#table.subarray(0, this.#chunks * CRC_SIZE_BYTES);
-  }
-
-  #closeChunk(): void {
-    if ((this.#chunks + 1) * CRC_SIZE_BYTES > this.#table.length) {
-      const bigger = Buffer.allocUnsafe(this.#table.length * 2);
-      this.#table.copy(bigger, 0, 0, this.#chunks * CRC_SIZE_BYTES);
-      this.#table = bigger;
-    }
-    this.#table.writeUInt32LE(this.#partialCrc >>> 0, this.#chunks * CRC_SIZE_BYTES);
-    this.#chunks++;
-    this.#partialCrc = 0;
-    this.#partialBytes = 0;
-  }
-}
+/** The per-chunk checksums are computed the same way by a short-circuit client writer. */
+export { ChunkChecksummer } from '../protocol/chunk-checksums.js';
 
 /** The trailer (table + footer) to append after `length` data bytes. */
 export function encodeTrailer(lengthBytes: number, table: Buffer): Buffer {

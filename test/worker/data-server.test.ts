@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 import { createRegistry } from '../../src/common/metrics.js';
 import { silentLogger } from '../../src/common/logging.js';
 import type { StorageType } from '../../src/common/config/index.js';
-import { ChunkChecksums } from '../../src/client/chunk-checksums.js';
+import { ChunkChecksummer } from '../../src/protocol/chunk-checksums.js';
 import { BlockDelta } from '../../src/worker/block-delta.js';
 import { DataServer } from '../../src/worker/data-server.js';
 import { LocalWrites } from '../../src/worker/local-write.js';
@@ -55,9 +55,9 @@ const withTable = (payload: Buffer): { signal: AbortSignal; payload: Buffer } =>
 
 /** The table a short-circuit writer computes, fed in uneven pieces. */
 function tableOf(data: Buffer): Buffer {
-  const sums = new ChunkChecksums(data.length);
+  const sums = new ChunkChecksummer(data.length);
   for (let at = 0; at < data.length; at += 100_003) sums.update(data.subarray(at, at + 100_003));
-  return sums.table();
+  return sums.finish();
 }
 
 async function* chunks(data: Buffer, size: number, failAt?: number): AsyncGenerator<Buffer> {

@@ -8,9 +8,10 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { StrataError, UsageError } from '../../common/errors.js';
+import { mountAt } from '../mount-point.js';
 
 const run = promisify(execFile);
 /** Bound on mount(8) and umount(8). */
@@ -156,24 +157,14 @@ const FUSECTL_DIR = '/sys/fs/fuse/connections';
 
 /**
  * The connection number of the FUSE mount at `mountPath`: the minor of its device in
- * /proc/self/mountinfo ("<id> <parent> 0:NN …"), which names its fusectl directory. Read from
- * mountinfo, not stat(2): a stat of our own mount from the event loop would wait on itself.
+ * /proc/self/mountinfo, which names its fusectl directory. Read from mountinfo, not stat(2): a
+ * stat of our own mount from the event loop would wait on itself.
  */
 export async function connectionOf(mountPath: string): Promise<number | undefined> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  let found: number | undefined;
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    const [, , dev, , point] = fields;
-    if (point === undefined || dev === undefined) continue;
-    const fsType = line.split(' - ')[1]?.split(' ')[0] ?? '';
-    if (!fsType.startsWith('fuse')) continue;
-    if (point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) !== mountPath)
-      continue;
-    const minor = Number(dev.split(':')[1]);
-    if (Number.isInteger(minor)) found = minor; // the topmost mount wins
-  }
-  return found;
+  const m = await mountAt(mountPath);
+  if (m === undefined || !m.fsType.startsWith('fuse')) return undefined;
+  const minor = Number(m.device.split(':')[1]);
+  return Number.isInteger(minor) ? minor : undefined;
 }
 
 /**

@@ -160,46 +160,8 @@ export class LmdbStore implements MetaStore {
       },
       scanInterval: (iv) => scanLmdb(kv, iv),
     };
-    this.#latest = {
-      get: (key) => {
-        if (this.#pending.size > 0) {
-          const p = this.#pending.get(bytesId(key));
-          if (p !== undefined) return copy(p.value);
-        }
-        return this.#committed.get(key);
-      },
-      getEntry: (key) => {
-        if (this.#pending.size > 0) {
-          const p = this.#pending.get(bytesId(key));
-          if (p !== undefined)
-            return p.value === undefined
-              ? undefined
-              : { key: copy(p.key), value: copy(p.value), modRevision: p.revision };
-        }
-        return this.#committed.getEntry(key);
-      },
-      scanInterval: (iv) => this.#scanOverlay(this.#pending, iv),
-    };
-    this.#visible = {
-      get: (key) => {
-        if (this.#durable.size > 0) {
-          const p = this.#durable.get(bytesId(key));
-          if (p !== undefined) return copy(p.value);
-        }
-        return this.#committed.get(key);
-      },
-      getEntry: (key) => {
-        if (this.#durable.size > 0) {
-          const p = this.#durable.get(bytesId(key));
-          if (p !== undefined)
-            return p.value === undefined
-              ? undefined
-              : { key: copy(p.key), value: copy(p.value), modRevision: p.revision };
-        }
-        return this.#committed.getEntry(key);
-      },
-      scanInterval: (iv) => this.#scanOverlay(this.#durable, iv),
-    };
+    this.#latest = this.#overlaid(this.#pending);
+    this.#visible = this.#overlaid(this.#durable);
   }
 
   static async open(opts: LmdbStoreOptions): Promise<LmdbStore> {
@@ -412,6 +374,30 @@ export class LmdbStore implements MetaStore {
   }
 
   /** Committed entries of an interval merged with the overlay's writes in it. */
+  /** Committed data seen under `overlay` (writes not yet in LMDB; a deletion is `value: undefined`). */
+  #overlaid(overlay: Map<string, PendingWrite>): EngineReader {
+    return {
+      get: (key) => {
+        if (overlay.size > 0) {
+          const p = overlay.get(bytesId(key));
+          if (p !== undefined) return copy(p.value);
+        }
+        return this.#committed.get(key);
+      },
+      getEntry: (key) => {
+        if (overlay.size > 0) {
+          const p = overlay.get(bytesId(key));
+          if (p !== undefined)
+            return p.value === undefined
+              ? undefined
+              : { key: copy(p.key), value: copy(p.value), modRevision: p.revision };
+        }
+        return this.#committed.getEntry(key);
+      },
+      scanInterval: (iv) => this.#scanOverlay(overlay, iv),
+    };
+  }
+
   #scanOverlay(overlay: Map<string, PendingWrite>, iv: Interval): MetaEntry[] {
     const mine: PendingWrite[] = [];
     if (overlay.size > 0) for (const p of overlay.values()) if (inInterval(p.key, iv)) mine.push(p);
