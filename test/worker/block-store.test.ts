@@ -2,16 +2,7 @@
 // staging → active with per-chunk CRCs, a flipped byte is caught on read, restarts rediscover
 // blocks from names and sizes alone, and aborted writes leave nothing behind.
 import { strict as assert } from 'node:assert';
-import {
-  existsSync,
-  openSync,
-  readFileSync,
-  readSync,
-  readdirSync,
-  writeFileSync,
-  writeSync,
-  closeSync,
-} from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -24,6 +15,7 @@ import {
 import type { BlockEvent } from '../../src/worker/block-store.js';
 import { BlockCorruptError, BlockNotFoundError } from '../../src/worker/errors.js';
 import { openFixture, randomData, readBlock, writeBlock } from './store-fixture.js';
+import { flipByte } from './worker-fixture.js';
 
 test('the block file size is a one-to-one function of the block length', () => {
   for (const len of [0, 1, CHUNK_SIZE_BYTES - 1, CHUNK_SIZE_BYTES, CHUNK_SIZE_BYTES + 1, 128 * 1024 * 1024]) {
@@ -192,13 +184,4 @@ test('a data directory of another cluster is refused; format_worker wipes it', a
 
 function otherCluster(format = false): { clusterId: string; format: boolean } {
   return { clusterId: 'other', format };
-}
-
-function flipByte(path: string, at: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, at);
-  b[0] = (b[0] ?? 0) ^ 0x40;
-  writeSync(fd, b, 0, 1, at);
-  closeSync(fd);
 }

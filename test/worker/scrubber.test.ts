@@ -2,7 +2,7 @@
 // drops it and reports it, paces itself at the configured rate (injected clock), and in a real
 // cluster (MiniCluster) the master drops the bad location and copies the block again.
 import { strict as assert } from 'node:assert';
-import { openSync, readSync, writeSync, closeSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { silentLogger } from '../../src/common/logging.js';
 import { createRegistry } from '../../src/common/metrics.js';
@@ -15,21 +15,9 @@ import { Scrubber } from '../../src/worker/scrubber.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 import { openFixture, randomData, readBlock, writeBlock } from './store-fixture.js';
-import { rpcRead, rpcWrite } from './worker-fixture.js';
+import { rpcRead, rpcWrite, flipByte } from './worker-fixture.js';
 
 const MiB = 1024 * 1024;
-
-function flipByte(path: string, at: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0] = (b[0] as number) ^ 0x40;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function metric(
   registry: ReturnType<typeof createRegistry>,

@@ -3,18 +3,7 @@
 // to end (flipped byte, truncation → dropped), a corrupt fill is refetched from the UFS, and a
 // clean sync or stop removes the flag. In-process stores on temp dirs and a file:// UFS.
 import { strict as assert } from 'node:assert';
-import {
-  existsSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  statSync,
-  truncateSync,
-  utimesSync,
-  writeFileSync,
-  writeSync,
-  closeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../../src/common/logging.js';
@@ -29,6 +18,7 @@ import { UNSYNCED_FLAG_FILE } from '../../src/worker/unsynced-fills.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { openFixture, randomData, readBlock, writeBlock } from './store-fixture.js';
+import { flipByte } from './worker-fixture.js';
 
 const DATA_DIRS = ['[DISK:64MB]{dir}/disk'];
 
@@ -40,18 +30,6 @@ async function writeFill(store: BlockStore, blockId: number, data: Buffer): Prom
   const w = await store.createWriter(blockId, 'DISK', data.length, undefined, false);
   await w.write(data);
   return (await store.commitWriter(w, data.length)).path;
-}
-
-function flipByte(path: string, at: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0] = (b[0] as number) ^ 0xff;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 test('an unsynced fill raises the flag until it is synced; durable writes never do', async (t) => {

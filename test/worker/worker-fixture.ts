@@ -14,6 +14,7 @@ import { createWorkerRpc } from '../../src/worker/rpc-wiring.js';
 import { Worker } from '../../src/worker/worker.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { FakeMaster } from './fake-master.js';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
 export interface WorkerHandle {
   worker: Worker;
@@ -106,4 +107,17 @@ export async function rpcRead(
   const out = Buffer.concat(parts);
   if (res.bytes !== out.length) throw new Error(`read reported ${res.bytes} bytes, got ${out.length}`);
   return out;
+}
+
+/** Corrupts one byte of a file in place (a bit flip on disk, for checksum tests). */
+export function flipByte(path: string, at: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    b[0] = (b[0] ?? 0) ^ 0x40;
+    writeSync(fd, b, 0, 1, at);
+  } finally {
+    closeSync(fd);
+  }
 }
