@@ -14,6 +14,7 @@
  * through a worker that answered the same way. An error the UFS gave (unreachable, changed,
  * denied) is the reader's error as it is: another replica cannot do better.
  */
+import { readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { StrataError, toStrataError } from '../common/errors.js';
@@ -305,7 +306,10 @@ export class BlockReader {
     if (this.#ctx.workers.isLocal(w)) {
       const local = await this.#localFile(w, block.blockId);
       if (local !== undefined) {
-        const got = await readFull(local.fh, target, blockOffset, length, targetOffset);
+        const got =
+          length <= (this.#ctx.settings.syncLocalReadMaxBytes ?? 0)
+            ? readFullSync(local.fh.fd, target, blockOffset, length, targetOffset)
+            : await readFull(local.fh, target, blockOffset, length, targetOffset);
         this.#ctx.metrics?.read('local', got);
         this.#ctx.metrics?.blockRead('local');
         return got;
@@ -393,6 +397,23 @@ async function readFull(
     const { bytesRead } = await fh.read(target, targetOffset + got, length - got, position + got);
     if (bytesRead === 0) break;
     got += bytesRead;
+  }
+  return got;
+}
+
+/** `readFull` on the calling thread (see `ClientSettings.syncLocalReadMaxBytes`). */
+function readFullSync(
+  fd: number,
+  target: Uint8Array,
+  position: number,
+  length: number,
+  targetOffset: number,
+): number {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, target, targetOffset + got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
   }
   return got;
 }

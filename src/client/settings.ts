@@ -67,6 +67,13 @@ export interface ClientSettings {
   memoryBudgetBytes: number;
   /** Where writers spill data beyond the memory budget. */
   spillDir: string;
+  /**
+   * Short-circuit reads of at most this many bytes run synchronously on the calling thread
+   * instead of on libuv's pool (0: never). Saves two thread hand-overs per read, at the price
+   * of blocking the event loop for the read; for callers whose block files are in the page
+   * cache or on a memory tier and who serve small reads one after another (the FUSE mount).
+   */
+  syncLocalReadMaxBytes?: number;
 }
 
 export function settingsFromConfig(

@@ -60,8 +60,18 @@ export interface FuseOperations {
   open(path: string, flags: number): Promise<number>;
   /** `flags` are the open(2) flags when the engine knows them (O_EXCL, O_APPEND…). */
   create(path: string, mode: number, ctx: FuseContext, flags?: number): Promise<number>;
-  /** Reads into `buf[0…length)`; resolves with the bytes read (0 at end of file). */
-  read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  /**
+   * Reads into `buf[0…length)`; resolves with the bytes read (0 at end of file). `signal` is
+   * aborted when the kernel interrupts the request (its answer is then dropped).
+   */
+  read(
+    path: string,
+    fh: number,
+    buf: Buffer,
+    length: number,
+    position: number,
+    signal?: AbortSignal,
+  ): Promise<number>;
   /** `buf` belongs to the binding: copy what must outlive the call. Resolves with bytes written. */
   write(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
   flush(path: string, fh: number): Promise<void>;

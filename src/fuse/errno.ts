@@ -37,6 +37,12 @@ export function isRoutineErrno(errno: number): boolean {
     errno === e.EPERM ||
     errno === e.ENODATA ||
     errno === e.ERANGE ||
-    errno === e.EINVAL
+    errno === e.EINVAL ||
+    errno === e.EINTR
   );
+}
+
+/** What an operation abandoned after a FUSE_INTERRUPT throws (its answer, EINTR, was already sent). */
+export function interruptedError(what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${what}: interrupted`), { code: 'EINTR' });
 }

@@ -28,6 +28,13 @@ export const FUSE_FS_NAME = 'strata';
 export const DEFAULT_MOUNT_OPTIONS: readonly string[] = ['allow_other', 'default_permissions'];
 /** A request unanswered this long fails with ETIMEDOUT (a commit uploads up to a block). */
 export const FUSE_REQUEST_TIMEOUT_MS = 120_000;
+/**
+ * Short-circuit reads up to this size run on the event loop (`syncLocalReadMaxBytes`): a 4 KiB
+ * random read then costs one thread hand-over fewer each way, the largest share of its time.
+ * Block files of a local worker are in its memory tier or the page cache in the common case;
+ * a read from a cold disk blocks the loop for that one small read.
+ */
+export const FUSE_SYNC_LOCAL_READ_MAX_BYTES = 128 * 1024;
 /** How often the mount is checked to still exist (an admin may `umount` it under us). */
 export const MOUNT_WATCH_INTERVAL_MS = 2_000;
 
@@ -109,6 +116,7 @@ export class FuseService {
     const options = [...DEFAULT_MOUNT_OPTIONS, ...splitOptions(f.options), ...(opts.extraOptions ?? [])];
     const client = FileSystem.create({
       config,
+      settings: { syncLocalReadMaxBytes: FUSE_SYNC_LOCAL_READ_MAX_BYTES },
       caller: null,
       registry,
       log: log.child({ component: 'fuse.client' }),

@@ -189,13 +189,24 @@ export class StrataFs implements FuseOperations {
     return fh;
   }
 
-  async read(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+  async read(
+    _path: string,
+    fh: number,
+    buf: Buffer,
+    length: number,
+    position: number,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const h = this.#open.handle(fh);
     const writer = await h.file.currentWriter();
     // This mount's own uncommitted bytes first: a descriptor reads what any descriptor wrote.
     if (writer !== undefined) return writer.pread(buf, position, 0, length);
-    // One read at a time per descriptor: the reader's read-ahead follows one position.
-    return h.serial(async () => (await this.#reader(h)).read(buf, position, 0, length));
+    // One read at a time per descriptor: the reader's read-ahead follows one position. A read
+    // interrupted while it waited its turn is not started.
+    return h.serial(async () => {
+      signal?.throwIfAborted();
+      return (await this.#reader(h)).read(buf, position, 0, length);
+    });
   }
 
   async write(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {

@@ -12,13 +12,19 @@ import { StrataError, UsageError } from '../../common/errors.js';
 import type { FuseBinding, FuseOperations, MountOptions, MountedFs } from '../binding.js';
 import { abortConnection, connectionOf, mountWithFd, unmountLazy } from './mount.js';
 import { PAGE_SIZE_BYTES } from './protocol.js';
-import type { ReaderEnd, ReaderThreadData } from './reader-thread.js';
+import { releaseSlot } from './reader-thread.js';
+import type { ReaderEnd, ReaderThreadData, SlotRequest } from './reader-thread.js';
 import { FuseSession } from './session.js';
 import type { SessionStats } from './session.js';
 
 export const FUSE_DEVICE = '/dev/fuse';
-/** Requests smaller than this are copied out of the reader's buffer (most are headers and a name). */
+/** Requests smaller than this are copied out of the reader's slot (most are headers and a name). */
 const COPY_BELOW_BYTES = 64 * 1024;
+/**
+ * Request slots shared with the reader thread (each max_write plus a page): how many large
+ * requests (writes) may be in service at once before the reader waits for one to finish.
+ */
+const READER_SLOTS = 16;
 /** How long a lazy unmount may take to end the session before the connection is aborted. */
 const UNMOUNT_SETTLE_MS = 2_000;
 /** How long an aborted connection may take to end the session (the reader's read returning). */
@@ -163,11 +169,16 @@ export class KernelFuseBinding implements FuseBinding {
         ...(this.#opts.onInternalError === undefined ? {} : { onInternalError: this.#opts.onInternalError }),
       },
     );
+    const slotBytes = opts.maxWriteBytes + PAGE_SIZE_BYTES;
     const data: ReaderThreadData = {
       fd,
-      bufferBytes: opts.maxWriteBytes + PAGE_SIZE_BYTES,
+      slots: new SharedArrayBuffer(slotBytes * READER_SLOTS),
+      slotBytes,
+      slotCount: READER_SLOTS,
+      control: new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (READER_SLOTS + 1)),
       copyBelowBytes: COPY_BELOW_BYTES,
     };
+    const control = new Int32Array(data.control);
     const worker = new Worker(new URL('./reader-thread.js', import.meta.url), { workerData: data });
     // A reader blocked on a lazily unmounted but busy mount must not keep the process alive.
     worker.unref();
@@ -180,10 +191,14 @@ export class KernelFuseBinding implements FuseBinding {
         resolve(reason);
         this.#opts.onEnd?.(reason);
       };
-      worker.on('message', (msg: ArrayBuffer | { bytes: number; buffer: ArrayBuffer } | ReaderEnd) => {
+      worker.on('message', (msg: ArrayBuffer | SlotRequest | ReaderEnd) => {
         if (msg instanceof ArrayBuffer) session.handle(Buffer.from(msg));
         else if ('end' in msg) finish(`${msg.end}: ${msg.message}`);
-        else session.handle(Buffer.from(msg.buffer, 0, msg.bytes));
+        else {
+          session.handle(Buffer.from(data.slots, msg.slot * slotBytes, msg.bytes), () =>
+            releaseSlot(control, READER_SLOTS, msg.slot),
+          );
+        }
       });
       worker.on('error', (err) => finish(`reader thread failed: ${err.message}`));
       worker.on('exit', (code) => finish(`reader thread exited with ${code}`));

@@ -9,7 +9,7 @@
 import { constants } from 'node:os';
 import { FsError } from '../../common/errors.js';
 import type { FuseAttr, FuseContext, FuseOperations } from '../binding.js';
-import { errnoOf } from '../errno.js';
+import { errnoOf, interruptedError } from '../errno.js';
 import { NodeTable } from './nodes.js';
 import {
   ATTR_OUT_BYTES,
@@ -41,6 +41,7 @@ import {
   writeEntryOut,
   writeKstatfs,
   writeOpenOut,
+  writeOutHeader,
 } from './protocol.js';
 import type { InHeader } from './protocol.js';
 
@@ -60,6 +61,8 @@ const WANTED_INIT_FLAGS =
  */
 const MAX_BACKGROUND = 12;
 const CONGESTION_THRESHOLD = 9;
+/** READ reply buffers kept for reuse (each max_write plus a header; above the background limit). */
+const READ_POOL_BUFFERS = 16;
 /** Directory entry types (d_type) from the mode's type bits. */
 const DT_UNKNOWN = 0;
 /** S_IFMT of a regular file (mknod of anything else is refused). */
@@ -99,6 +102,8 @@ export interface SessionStats {
   requests: number;
   enosys: number;
   malformed: number;
+  /** Requests answered EINTR after the kernel interrupted them. */
+  interrupted: number;
   largestWriteBytes: number;
 }
 
@@ -108,17 +113,52 @@ interface OpenDir {
 
 interface InFlight {
   startedMs: number;
+  opcode: number;
+  /** Answered (by the operation, a timeout or an interrupt): a later answer is dropped. */
   done: boolean;
+  /** Aborted when the kernel interrupts the request (FUSE_INTERRUPT). */
+  abort: AbortController;
+  interrupted: boolean;
+  /** A READ's reply buffer from the pool, given back once the operation settled. */
+  pooled?: Buffer;
 }
+
+/**
+ * Requests an INTERRUPT answers at once with EINTR: they change nothing, so abandoning them
+ * leaves nothing half done (their operation is told through its signal and its late answer is
+ * dropped). Anything that changes the namespace or a file's data finishes and answers as if
+ * never interrupted (libfuse's behaviour without interrupt support): answering EINTR while the
+ * change still happens would tell the application it did not.
+ */
+const INTERRUPTIBLE: ReadonlySet<number> = new Set([
+  Op.LOOKUP,
+  Op.GETATTR,
+  Op.READLINK,
+  Op.READ,
+  Op.STATFS,
+  Op.GETXATTR,
+  Op.LISTXATTR,
+  Op.OPENDIR,
+  Op.READDIR,
+  Op.READDIRPLUS,
+  Op.ACCESS,
+]);
 
 export class FuseSession {
   readonly nodes = new NodeTable();
-  readonly stats: SessionStats = { requests: 0, enosys: 0, malformed: 0, largestWriteBytes: 0 };
+  readonly stats: SessionStats = {
+    requests: 0,
+    enosys: 0,
+    malformed: 0,
+    interrupted: 0,
+    largestWriteBytes: 0,
+  };
   readonly #ops: FuseOperations;
   readonly #sink: ReplySink;
   readonly #opts: SessionOptions;
   readonly #dirs = new Map<number, OpenDir>();
   readonly #inFlight = new Map<bigint, InFlight>();
+  readonly #readPool: Buffer[] = [];
   /** Node id → until when `security.capability` is known to be absent. */
   readonly #noCapability = new Map<bigint, number>();
   #nextDirHandle = 1;
@@ -144,43 +184,88 @@ export class FuseSession {
     this.#sweep = undefined;
   }
 
-  /** Serves one request read from /dev/fuse (the buffer holds exactly the request). */
-  handle(req: Buffer): void {
+  /**
+   * Serves one request read from /dev/fuse (the buffer holds exactly the request). `done` is
+   * called once nothing reads `req` any more (its buffer may then be reused): at once for
+   * requests answered here, after the operation settles for the others.
+   */
+  handle(req: Buffer, done?: () => void): void {
+    const settled = this.#serve(req);
+    if (settled === undefined) done?.();
+    else if (done !== undefined) void settled.then(done);
+  }
+
+  #serve(req: Buffer): Promise<void> | undefined {
     this.stats.requests++;
     if (req.length < IN_HEADER_BYTES) {
       this.stats.malformed++;
       // Too short to carry even the header: answer EIO if we can at least read `unique`.
       if (req.length >= 16) this.#send(errorReply(req.readBigUInt64LE(8), E.EIO));
-      return;
+      return undefined;
     }
     const h = decodeInHeader(req);
     if (h.len !== req.length) {
       this.stats.malformed++;
       this.#send(errorReply(h.unique, E.EIO));
-      return;
+      return undefined;
     }
     // Replies go only to requests that expect one.
-    if (h.opcode === Op.FORGET) return this.#forget(h, req);
-    if (h.opcode === Op.BATCH_FORGET) return this.#batchForget(req);
-    if (h.opcode === Op.INTERRUPT) return; // we do not cancel: the request finishes and replies
     const body = req.subarray(IN_HEADER_BYTES);
-    if (h.opcode === Op.INIT) return this.#init(h, body);
-    if (!this.#initialised) return this.#send(errorReply(h.unique, E.EIO));
-    const entry: InFlight = { startedMs: Date.now(), done: false };
+    if (h.opcode === Op.FORGET) this.#forget(h, req);
+    else if (h.opcode === Op.BATCH_FORGET) this.#batchForget(req);
+    else if (h.opcode === Op.INTERRUPT) this.#interrupt(req);
+    else if (h.opcode === Op.INIT) this.#init(h, body);
+    else if (!this.#initialised) this.#send(errorReply(h.unique, E.EIO));
+    else return this.#start(h, body);
+    return undefined;
+  }
+
+  #start(h: InHeader, body: Buffer): Promise<void> {
+    const entry: InFlight = {
+      startedMs: Date.now(),
+      opcode: h.opcode,
+      done: false,
+      abort: new AbortController(),
+      interrupted: false,
+    };
     this.#inFlight.set(h.unique, entry);
     // #dispatch is async: whatever it throws arrives as a rejection.
-    this.#dispatch(h, body).then(
-      (reply) => this.#finish(h, entry, reply ?? replyBuffer(h.unique, 0)),
+    return this.#dispatch(h, body, entry).then(
+      (reply) => {
+        this.#finish(h, entry, reply ?? replyBuffer(h.unique, 0));
+        this.#giveBack(entry);
+      },
       (err: unknown) => {
         if (err instanceof RangeError) {
           this.stats.malformed++;
           this.#opts.onInternalError?.(err, h.opcode);
           this.#finish(h, entry, errorReply(h.unique, E.EINVAL));
-          return;
+        } else {
+          this.#finish(h, entry, errorReply(h.unique, entry.interrupted ? E.EINTR : errnoOf(err)));
         }
-        this.#finish(h, entry, errorReply(h.unique, errnoOf(err)));
+        this.#giveBack(entry);
       },
     );
+  }
+
+  /**
+   * FUSE_INTERRUPT: the caller of request `unique` got a signal. Requests that change nothing
+   * are answered EINTR now and their operation is aborted; the others finish (see
+   * INTERRUPTIBLE). An unknown `unique` has already been answered: nothing to do (the kernel
+   * only interrupts requests it sent us, and we read requests in order).
+   */
+  #interrupt(req: Buffer): undefined {
+    if (req.length < IN_HEADER_BYTES + 8) return undefined;
+    const unique = req.readBigUInt64LE(IN_HEADER_BYTES);
+    const entry = this.#inFlight.get(unique);
+    if (entry === undefined || entry.done || !INTERRUPTIBLE.has(entry.opcode)) return undefined;
+    this.stats.interrupted++;
+    entry.interrupted = true;
+    entry.abort.abort(interruptedError(`request ${unique}`));
+    entry.done = true;
+    this.#inFlight.delete(unique);
+    this.#send(errorReply(unique, E.EINTR));
+    return undefined;
   }
 
   #finish(h: InHeader, entry: InFlight, reply: Buffer): void {
@@ -192,6 +277,25 @@ export class FuseSession {
 
   #send(reply: Buffer): void {
     this.#sink.write(reply);
+  }
+
+  /**
+   * A reply buffer for a READ of `size` bytes: from the pool when it fits (the sink writes
+   * synchronously, so a buffer is free again once its request settled). A fresh 1 MiB buffer
+   * per read is garbage the collector then spends its time on.
+   */
+  #readBuffer(entry: InFlight, size: number): Buffer {
+    const capacity = OUT_HEADER_BYTES + this.#opts.maxWriteBytes;
+    if (OUT_HEADER_BYTES + size > capacity) return Buffer.allocUnsafe(OUT_HEADER_BYTES + size);
+    const b = this.#readPool.pop() ?? Buffer.allocUnsafeSlow(capacity);
+    entry.pooled = b;
+    return b.subarray(0, OUT_HEADER_BYTES + size);
+  }
+
+  #giveBack(entry: InFlight): void {
+    if (entry.pooled === undefined) return;
+    if (this.#readPool.length < READ_POOL_BUFFERS) this.#readPool.push(entry.pooled);
+    entry.pooled = undefined;
   }
 
   /** Requests past the deadline answer ETIMEDOUT so a wedged call never hangs the caller. */
@@ -253,7 +357,7 @@ export class FuseSession {
 
   // ---- dispatch ------------------------------------------------------------------------------
 
-  async #dispatch(h: InHeader, b: Buffer): Promise<Buffer | undefined> {
+  async #dispatch(h: InHeader, b: Buffer, entry: InFlight): Promise<Buffer | undefined> {
     const ops = this.#ops;
     const ctx: FuseContext = { uid: h.uid, gid: h.gid, pid: h.pid };
     switch (h.opcode) {
@@ -344,10 +448,17 @@ export class FuseSession {
         const fh = Number(b.readBigUInt64LE(0));
         const offset = Number(b.readBigUInt64LE(8));
         const size = b.readUInt32LE(16);
-        const r = replyBuffer(h.unique, size);
-        const n = await ops.read(this.#pathOrEmpty(h.nodeid), fh, r.subarray(OUT_HEADER_BYTES), size, offset);
+        const r = this.#readBuffer(entry, size);
+        const n = await ops.read(
+          this.#pathOrEmpty(h.nodeid),
+          fh,
+          r.subarray(OUT_HEADER_BYTES),
+          size,
+          offset,
+          entry.abort.signal,
+        );
         const out = r.subarray(0, OUT_HEADER_BYTES + Math.max(0, Math.min(n, size)));
-        out.writeUInt32LE(out.length, 0);
+        writeOutHeader(out, h.unique, 0);
         return out;
       }
       case Op.WRITE: {
