@@ -21,6 +21,12 @@ export interface FuseAttr {
   ctimeMs: number;
 }
 
+/** A directory entry with its attributes when the listing carried them ("." and ".." do not). */
+export interface FuseDirEntry {
+  name: string;
+  attr?: FuseAttr;
+}
+
 /** statvfs(3) fields; counts in `frsize` units. */
 export interface FuseStatfs {
   bsize: number;
@@ -57,6 +63,11 @@ export interface FuseOperations {
   getattr(path: string): Promise<FuseAttr>;
   fgetattr(path: string, fh: number): Promise<FuseAttr>;
   readdir(path: string): Promise<string[]>;
+  /**
+   * The listing with each entry's attributes, from the same call (the kernel engine answers
+   * READDIRPLUS with them, so `ls -l` needs no lookup per entry).
+   */
+  readdirPlus(path: string): Promise<FuseDirEntry[]>;
   open(path: string, flags: number): Promise<number>;
   /** `flags` are the open(2) flags when the engine knows them (O_EXCL, O_APPEND…). */
   create(path: string, mode: number, ctx: FuseContext, flags?: number): Promise<number>;
@@ -79,11 +90,18 @@ export interface FuseOperations {
   release(path: string, fh: number): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
   ftruncate(path: string, fh: number, size: number): Promise<void>;
-  unlink(path: string): Promise<void>;
+  /**
+   * Resolves with the mount-relative path the entry now lives under when it was kept for
+   * descriptors still open on it (hidden until their last release), else undefined.
+   */
+  unlink(path: string): Promise<string | undefined>;
   mkdir(path: string, mode: number, ctx: FuseContext): Promise<void>;
   rmdir(path: string): Promise<void>;
-  /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when `dst` exists). */
-  rename(src: string, dst: string, noReplace?: boolean): Promise<void>;
+  /**
+   * `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when `dst` exists). Resolves with the
+   * hidden path of a replaced target kept for its open descriptors (as `unlink`), else undefined.
+   */
+  rename(src: string, dst: string, noReplace?: boolean): Promise<string | undefined>;
   symlink(target: string, path: string, ctx: FuseContext): Promise<void>;
   readlink(path: string): Promise<string>;
   link(existing: string, path: string): Promise<void>;

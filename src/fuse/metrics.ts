@@ -14,6 +14,7 @@ export const FUSE_OP_NAMES = [
   'getattr',
   'fgetattr',
   'readdir',
+  'readdirPlus',
   'open',
   'create',
   'read',

@@ -27,6 +27,11 @@ export class OpenFile {
    * set again after it (`cp -p` and `tar` set times before closing). A later write clears them.
    */
   pendingTimes: { atimeMs?: number; mtimeMs?: number } | undefined;
+  /**
+   * Unlinked (or replaced by a rename) while open: `path` is a hidden name in the same
+   * directory, removed at the last release (POSIX keeps an open file alive after unlink).
+   */
+  hidden = false;
   readonly #fs: FileSystem;
   #handle: RandomWriteHandle | undefined;
   #opening: Promise<RandomWriteHandle> | undefined;

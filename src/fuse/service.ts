@@ -4,8 +4,9 @@
  * `fs_path` is a directory, the web port is free, the mount point is usable) so a bad setup fails
  * with one clear line instead of a half-made mount.
  */
+import { createHash } from 'node:crypto';
 import type { FileSystem as StrataClient } from '../client/index.js';
-import { FileSystem } from '../client/index.js';
+import { FileSystem, localHostId } from '../client/index.js';
 import type { ClusterConfig } from '../common/config/index.js';
 import { FsError, UsageError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
@@ -35,6 +36,8 @@ export const FUSE_REQUEST_TIMEOUT_MS = 120_000;
  * a read from a cold disk blocks the loop for that one small read.
  */
 export const FUSE_SYNC_LOCAL_READ_MAX_BYTES = 128 * 1024;
+/** Hex digits of a mount's tag (64 bits: no two mounts of one cluster share one). */
+const MOUNT_TAG_CHARS = 16;
 /** How often the mount is checked to still exist (an admin may `umount` it under us). */
 export const MOUNT_WATCH_INTERVAL_MS = 2_000;
 
@@ -143,7 +146,16 @@ export class FuseService {
         throw new UsageError(`fuse.web_port ${f.web_port}: cannot listen (${err.code ?? err.message})`);
       });
       cleanup.push(() => http.close());
-      const fs = new StrataFs({ fs: client, fsPath: f.fs_path, ioSizeBytes: f.max_write, log });
+      const fs = new StrataFs({
+        fs: client,
+        fsPath: f.fs_path,
+        ioSizeBytes: f.max_write,
+        log,
+        mountTag: mountTag(localHostId(), f.mnt_path),
+      });
+      // Files a crashed predecessor at this mount point kept open after unlinking them.
+      const leftovers = await fs.cleanHidden();
+      if (leftovers > 0) log.info({ files: leftovers }, 'removed files a previous mount kept after unlink');
       // The kernel engine knows at once when the kernel ends the session (unmounted from
       // outside); the 2 s mount watch covers fuse-native.
       const started: { service?: FuseService } = {};
@@ -204,6 +216,15 @@ export class FuseService {
     })();
     return this.#stopping;
   }
+}
+
+/**
+ * Names this mount's hidden files and their registry: one per machine and mount point, so the
+ * next mount at the same place (the only one that can succeed a crashed one) cleans up after it
+ * while mounts elsewhere keep theirs.
+ */
+export function mountTag(hostId: string, mntPath: string): string {
+  return createHash('sha256').update(`${hostId}\0${mntPath}`).digest('hex').slice(0, MOUNT_TAG_CHARS);
 }
 
 /** fs_path must be a directory; it is created when missing (Fluid points mounts at new paths). */

@@ -8,14 +8,29 @@
  * (the kernel engine passes the requester's uid/gid; fuse-native only knows the mount's user).
  */
 import { constants } from 'node:fs';
+import { basename, dirname } from 'node:path/posix';
 import type { FileSystem } from '../client/index.js';
 import { FsError, fsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './binding.js';
-import type { FuseAttr, FuseContext, FuseOperations, FuseStatfs } from './binding.js';
+import type { FuseAttr, FuseContext, FuseDirEntry, FuseOperations, FuseStatfs } from './binding.js';
 import { toAttr, toStatfs } from './attrs.js';
 import { OpenFiles } from './open-files.js';
 import type { Handle, OpenFile } from './open-files.js';
+
+/**
+ * Name prefix of a file unlinked while open: it is renamed to `<prefix><mount tag>-<n>` in its
+ * directory and deleted at its last release (libfuse's `.fuse_hidden`, hard_remove off).
+ * Listings through the mount leave such names out.
+ */
+export const HIDDEN_PREFIX = '.strata-hidden-';
+/**
+ * Namespace directory holding one directory per mount (named by its tag) with a marker per
+ * hidden file; the next mount with the same tag deletes what a crash left (see `cleanHidden`).
+ */
+export const HIDDEN_REGISTRY_DIR = '/.strata-fuse-hidden';
+/** xattr of a marker naming its hidden file's namespace path. */
+const HIDDEN_PATH_XATTR = 'user.strata.hidden_path';
 
 /** chown's "leave unchanged" (-1 as an unsigned 32-bit id). */
 const ID_UNCHANGED = 0xffff_ffff;
@@ -30,6 +45,8 @@ export interface StrataFsOptions {
   /** st_blksize reported for files (tools size their I/O by it). */
   ioSizeBytes: number;
   log: Logger;
+  /** Names this mount's hidden files and their registry (host and mount point, see service). */
+  mountTag: string;
 }
 
 export class StrataFs implements FuseOperations {
@@ -38,6 +55,8 @@ export class StrataFs implements FuseOperations {
   readonly #ioSize: number;
   readonly #log: Logger;
   readonly #open: OpenFiles;
+  readonly #tag: string;
+  #hiddenSeq = 0;
 
   constructor(opts: StrataFsOptions) {
     this.#fs = opts.fs;
@@ -45,6 +64,7 @@ export class StrataFs implements FuseOperations {
     this.#ioSize = opts.ioSizeBytes;
     this.#log = opts.log;
     this.#open = new OpenFiles(opts.fs);
+    this.#tag = opts.mountTag;
   }
 
   get openHandles(): number {
@@ -65,9 +85,21 @@ export class StrataFs implements FuseOperations {
   }
 
   async readdir(path: string): Promise<string[]> {
-    const names = ['.', '..'];
-    for await (const page of this.#fs.list(this.#ns(path))) for (const e of page) names.push(e.name);
-    return names;
+    return (await this.readdirPlus(path)).map((e) => e.name);
+  }
+
+  async readdirPlus(path: string): Promise<FuseDirEntry[]> {
+    const dir = this.#ns(path);
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    const out: FuseDirEntry[] = [{ name: '.' }, { name: '..' }];
+    for await (const page of this.#fs.list(dir)) {
+      for (const e of page) {
+        if (isHiddenName(dir, e.name)) continue;
+        const attr = toAttr(e, this.#ioSize);
+        out.push({ name: e.name, attr: this.#overlay(this.#open.file(prefix + e.name), attr) });
+      }
+    }
+    return out;
   }
 
   async chmod(path: string, mode: number): Promise<void> {
@@ -114,15 +146,30 @@ export class StrataFs implements FuseOperations {
     await this.#fs.delete(ns);
   }
 
-  async unlink(path: string): Promise<void> {
-    await this.#fs.delete(this.#ns(path));
+  async unlink(path: string): Promise<string | undefined> {
+    const ns = this.#ns(path);
+    const open = this.#open.file(ns);
+    if (open === undefined || open.refs === 0) {
+      await this.#fs.delete(ns);
+      return undefined;
+    }
+    return this.#hide(path, open);
   }
 
-  async rename(src: string, dst: string, noReplace = false): Promise<void> {
+  async rename(src: string, dst: string, noReplace = false): Promise<string | undefined> {
     const from = this.#ns(src);
     const to = this.#ns(dst);
-    await this.#fs.rename(from, to, noReplace ? { noReplace: true } : {});
+    // A replaced target that is open here lives on under a hidden name, as after unlink.
+    const target = noReplace || from === to ? undefined : this.#open.file(to);
+    const hidden = target !== undefined && target.refs > 0 ? await this.#hide(dst, target) : undefined;
+    try {
+      await this.#fs.rename(from, to, noReplace ? { noReplace: true } : {});
+    } catch (err) {
+      if (hidden !== undefined && target !== undefined) await this.#unhide(target, to);
+      throw err;
+    }
     this.#open.renamed(from, to);
+    return hidden;
   }
 
   async symlink(target: string, path: string, ctx: FuseContext): Promise<void> {
@@ -238,6 +285,41 @@ export class StrataFs implements FuseOperations {
         this.#log.error({ err, path: handle.file.path }, 'committing a file at release failed');
       });
     }
+    if (last && handle.file.hidden) await this.#dropHidden(handle.file);
+  }
+
+  /**
+   * Deletes what a crashed predecessor with the same tag left: every hidden file its registry
+   * names, then the registry. Run before mounting (nothing of this mount is hidden yet).
+   * Resolves with the number of hidden files removed.
+   */
+  async cleanHidden(): Promise<number> {
+    const registry = this.#registry();
+    let removed = 0;
+    try {
+      for await (const page of this.#fs.list(registry)) {
+        for (const marker of page) {
+          const markerPath = `${registry}/${marker.name}`;
+          const target = (
+            await this.#fs.getXattr(markerPath, HIDDEN_PATH_XATTR).catch(() => undefined)
+          )?.toString();
+          // Only ever a hidden name: a marker never deletes a file someone can still see.
+          if (target !== undefined && basename(target).startsWith(HIDDEN_PREFIX)) {
+            await this.#fs.delete(target).then(
+              () => removed++,
+              (err: unknown) => {
+                if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+              },
+            );
+          }
+          await this.#fs.delete(markerPath, { recursive: true });
+        }
+      }
+    } catch (err) {
+      if (err instanceof FsError && err.code === 'ENOENT') return removed;
+      throw err;
+    }
+    return removed;
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -262,6 +344,51 @@ export class StrataFs implements FuseOperations {
 
   // ---- internals -----------------------------------------------------------------------------
 
+  #registry(): string {
+    return `${HIDDEN_REGISTRY_DIR}/${this.#tag}`;
+  }
+
+  /**
+   * Unlink of an open file: rename it to a hidden name in its directory (its descriptors keep
+   * reading and writing it) and record the name in this mount's registry, so a crash before the
+   * last release leaves nothing the next mount does not remove. Resolves with the hidden
+   * mount-relative path.
+   */
+  async #hide(path: string, file: OpenFile): Promise<string> {
+    const name = `${HIDDEN_PREFIX}${this.#tag}-${Date.now().toString(36)}-${this.#hiddenSeq++}`;
+    const dir = dirname(path);
+    const hiddenPath = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const from = file.path;
+    const to = this.#ns(hiddenPath);
+    const marker = `${this.#registry()}/${name}`;
+    await this.#fs.mkdir(marker, { parents: true });
+    await this.#fs.setXattr(marker, HIDDEN_PATH_XATTR, to);
+    await this.#fs.rename(from, to);
+    this.#open.renamed(from, to);
+    file.hidden = true;
+    return hiddenPath;
+  }
+
+  /** Undoes #hide when the rename it made room for failed. */
+  async #unhide(file: OpenFile, ns: string): Promise<void> {
+    const hiddenNs = file.path;
+    await this.#fs.rename(hiddenNs, ns);
+    this.#open.renamed(hiddenNs, ns);
+    file.hidden = false;
+    await this.#fs.delete(`${this.#registry()}/${basename(hiddenNs)}`).catch(() => undefined);
+  }
+
+  /** The last release of a hidden file: delete it and its marker. */
+  async #dropHidden(file: OpenFile): Promise<void> {
+    try {
+      await this.#fs.delete(file.path);
+      await this.#fs.delete(`${this.#registry()}/${basename(file.path)}`, { recursive: true });
+    } catch (err) {
+      // Left for the next mount's cleanHidden (its marker stays unless the file is gone).
+      this.#log.warn({ err, path: file.path }, 'removing an unlinked file at its last close failed');
+    }
+  }
+
   /**
    * Gives a new entry to its creator: the master made it owned by the mount's user (root). One
    * setattr, only when the caller is someone else.
@@ -275,8 +402,9 @@ export class StrataFs implements FuseOperations {
     return path === '/' ? this.#root || '/' : this.#root + path;
   }
 
-  /** An open file's size and mtime come from its writer until it commits. */
-  #overlay(file: OpenFile | undefined, attr: FuseAttr): FuseAttr {
+  /** An open file's size and mtime come from its writer until it commits; a hidden one has one link less. */
+  #overlay(file: OpenFile | undefined, st: FuseAttr): FuseAttr {
+    const attr = file?.hidden === true ? { ...st, nlink: Math.max(0, st.nlink - 1) } : st;
     if (file === undefined || !file.hasWriter) return attr;
     const writer = file.writerNow;
     if (writer === undefined) return attr;
@@ -312,4 +440,9 @@ export class StrataFs implements FuseOperations {
     }
     return h.reader;
   }
+}
+
+/** Names listings leave out: hidden open files, and the hidden-file registry at the namespace root. */
+function isHiddenName(dir: string, name: string): boolean {
+  return name.startsWith(HIDDEN_PREFIX) || (dir === '/' && `/${name}` === HIDDEN_REGISTRY_DIR);
 }

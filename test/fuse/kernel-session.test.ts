@@ -2,7 +2,8 @@
 // go into a FuseSession over recording operations, and the reply bytes are decoded and checked:
 // INIT negotiation, ENOSYS for unknown opcodes, garbage that must not crash, xattr size probes,
 // readdir paging, setattr times (mtime kept apart from atime), renameat2 flags, the caller's
-// uid/gid reaching create, and the node table following renames and forgets.
+// uid/gid reaching create, the node table following renames and forgets, readdirplus entries
+// counted as lookups, and INTERRUPT (EINTR for a pending read, a pending mkdir left to finish).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
@@ -53,6 +54,18 @@ function fakeOps() {
       calls.push(['readdir', path]);
       return ['.', '..', ...Array.from({ length: 50 }, (_, i) => `entry-${i}`)];
     },
+    // Fifty entries: even ones files (ino 100 + i), odd ones directories.
+    readdirPlus: async (path) => {
+      calls.push(['readdirPlus', path]);
+      return [
+        { name: '.' },
+        { name: '..' },
+        ...Array.from({ length: 50 }, (_, i) => ({
+          name: `entry-${i}`,
+          attr: attr(100 + i, i % 2 === 0 ? 0o100644 : 0o40755, i),
+        })),
+      ];
+    },
     open: async () => 7,
     create: async (path: string, mode: number, ctx: FuseContext, flags?: number) => {
       calls.push(['create', path, mode, ctx, flags]);
@@ -66,7 +79,10 @@ function fakeOps() {
     release: async (path, fh) => void calls.push(['release', path, fh]),
     truncate: async (path, size) => void calls.push(['truncate', path, size]),
     ftruncate: async (path, fh, size) => void calls.push(['ftruncate', path, fh, size]),
-    unlink: async (path) => void entries.delete(path),
+    unlink: async (path) => {
+      entries.delete(path);
+      return undefined;
+    },
     mkdir: async (path, mode, ctx) => {
       calls.push(['mkdir', path, mode, ctx]);
       entries.set(path, attr(11, 0o40000 | mode));
@@ -76,6 +92,7 @@ function fakeOps() {
       calls.push(['rename', src, dst, noReplace]);
       entries.set(dst, get(src));
       entries.delete(src);
+      return undefined;
     },
     symlink: async (target, path, ctx) => {
       calls.push(['symlink', target, path, ctx]);
@@ -186,7 +203,7 @@ function harness(opts: { requestTimeoutMs?: number } = {}) {
   return { session, replies, send, init, ...fake };
 }
 
-test('INIT: version, flags we asked for (no writeback cache, no readdirplus) and 1 MiB requests', async (t) => {
+test('INIT: version, flags we asked for (readdirplus, no writeback cache) and 1 MiB requests', async (t) => {
   const h = harness();
   t.after(() => h.session.close());
   const r = await h.init();
@@ -197,7 +214,7 @@ test('INIT: version, flags we asked for (no writeback cache, no readdirplus) and
   const flags = r.body.readUInt32LE(12);
   assert.ok((flags & InitFlag.MAX_PAGES) !== 0 && (flags & InitFlag.BIG_WRITES) !== 0);
   assert.equal(flags & (1 << 16), 0, 'no writeback cache');
-  assert.equal(flags & (1 << 13), 0, 'no readdirplus');
+  assert.notEqual(flags & InitFlag.DO_READDIRPLUS, 0, 'readdirplus');
   assert.equal(r.body.readUInt32LE(20), MiB, 'max_write');
   assert.equal(r.body.readUInt16LE(28), 256, 'max_pages');
 });
@@ -362,6 +379,11 @@ test('getxattr/listxattr size probes and ERANGE; readdir pages with 8-byte align
     for (let o = 0; o < body.length;) {
       const len = body.readUInt32LE(o + 16);
       names.push(body.toString('utf8', o + 24, o + 24 + len));
+      if (names.at(-1) === 'entry-3') {
+        assert.equal(body.readBigUInt64LE(o), 103n, 'd_ino from the listing');
+        assert.equal(body.readUInt32LE(o + 20), 4, 'DT_DIR');
+      }
+      if (names.at(-1) === 'entry-4') assert.equal(body.readUInt32LE(o + 20), 8, 'DT_REG');
       offset = body.readBigUInt64LE(o + 8);
       const size = (24 + len + 7) & ~7;
       assert.equal(size % 8, 0);
@@ -371,7 +393,7 @@ test('getxattr/listxattr size probes and ERANGE; readdir pages with 8-byte align
   assert.equal(names.length, 52);
   assert.deepEqual(names.slice(0, 3), ['.', '..', 'entry-0']);
   assert.equal(names.at(-1), 'entry-49');
-  assert.equal(h.calls.filter((c) => c[0] === 'readdir').length, 1, 'one listing per opendir');
+  assert.equal(h.calls.filter((c) => c[0] === 'readdirPlus').length, 1, 'one listing per opendir');
   await h.send(request(Op.RELEASEDIR, 1n, Buffer.concat([u64(fh), u32s(0, 0), u64(0n)])));
   const gone = await h.send(
     request(Op.READDIR, 1n, Buffer.concat([u64(fh), u64(0n), u32s(256, 0), u64(0n), u32s(0, 0)])),
@@ -453,4 +475,102 @@ test('security.capability, asked before every write, is answered from a cache of
   assert.equal((await h.send(set))?.error, 0);
   await h.send(cap());
   assert.equal(asked, 2);
+});
+
+test('readdirplus: entries with node ids and attributes, counted as lookups; "." and ".." with none', async (t) => {
+  const h = harness();
+  t.after(() => h.session.close());
+  await h.init();
+  const open = await h.send(request(Op.OPENDIR, 1n, u32s(0, 0)));
+  const fh = open!.body.readBigUInt64LE(0);
+  const seen: { name: string; nodeid: bigint; ino: bigint; mode: number; size: bigint }[] = [];
+  let offset = 0n;
+  for (let pages = 0; pages < 100; pages++) {
+    const r = await h.send(
+      request(Op.READDIRPLUS, 1n, Buffer.concat([u64(fh), u64(offset), u32s(1024, 0), u64(0n), u32s(0, 0)])),
+    );
+    assert.equal(r?.error, 0);
+    const body = r.body;
+    assert.ok(body.length <= 1024, 'never more than asked');
+    if (body.length === 0) break;
+    for (let o = 0; o < body.length;) {
+      // fuse_entry_out (128 bytes), then fuse_dirent.
+      const d = o + 128;
+      const len = body.readUInt32LE(d + 16);
+      seen.push({
+        name: body.toString('utf8', d + 24, d + 24 + len),
+        nodeid: body.readBigUInt64LE(o),
+        ino: body.readBigUInt64LE(o + 40),
+        size: body.readBigUInt64LE(o + 48),
+        mode: body.readUInt32LE(o + 40 + 60),
+      });
+      offset = body.readBigUInt64LE(d + 8);
+      o += 128 + ((24 + len + 7) & ~7);
+    }
+  }
+  assert.equal(seen.length, 52, 'every entry once across pages');
+  assert.deepEqual(
+    seen.slice(0, 2).map((e) => [e.name, e.nodeid]),
+    [
+      ['.', 0n],
+      ['..', 0n],
+    ],
+  );
+  const e7 = seen.find((e) => e.name === 'entry-7');
+  assert.ok(e7 !== undefined && e7.nodeid > 1n);
+  assert.equal(e7.ino, 107n);
+  assert.equal(e7.size, 7n);
+  assert.equal(e7.mode, 0o40755);
+  // The node ids are the table's: a path each, and one lookup the kernel must FORGET.
+  assert.equal(h.session.nodes.path(e7.nodeid), '/entry-7');
+  const before = h.session.nodes.size;
+  h.session.handle(request(Op.FORGET, e7.nodeid, u64(1n)));
+  assert.equal(h.session.nodes.size, before - 1, 'one FORGET drops the entry readdirplus counted');
+  assert.equal(h.calls.filter((c) => c[0] === 'readdir').length, 0, 'one listing call: readdirPlus');
+});
+
+test('INTERRUPT: a pending read answers EINTR at once (its late answer dropped); a pending mkdir finishes', async (t) => {
+  const h = harness();
+  t.after(() => h.session.close());
+  await h.init();
+  let finishRead: () => void = () => undefined;
+  let signal: AbortSignal | undefined;
+  h.ops.read = (_p, _fh, buf, _length, _pos, s) =>
+    new Promise<number>((res) => {
+      signal = s;
+      finishRead = () => res(buf.write('late'));
+    });
+  const read = request(Op.READ, 3n, Buffer.concat([u64(7n), u64(0n), u32s(4096, 0), u64(0n), u32s(0, 0)]));
+  const readUnique = read.readBigUInt64LE(8);
+  h.session.handle(read);
+  await new Promise((res) => setImmediate(res));
+  assert.equal(h.replies.filter((r) => r.unique === readUnique).length, 0, 'still pending');
+  h.session.handle(request(Op.INTERRUPT, 0n, u64(readUnique)));
+  assert.deepEqual(
+    h.replies.filter((r) => r.unique === readUnique).map((r) => r.error),
+    [-E.EINTR],
+  );
+  assert.equal(signal?.aborted, true, 'the operation is told through its signal');
+  finishRead();
+  await new Promise((res) => setTimeout(res, 20));
+  assert.equal(h.replies.filter((r) => r.unique === readUnique).length, 1, 'the late answer is dropped');
+  assert.equal(h.session.stats.interrupted, 1);
+
+  let finishMkdir: () => void = () => undefined;
+  h.ops.mkdir = () => new Promise<void>((res) => (finishMkdir = res));
+  const mkdir = request(Op.MKDIR, 1n, Buffer.concat([u32s(0o755, 0), cstr('dir')]));
+  const mkdirUnique = mkdir.readBigUInt64LE(8);
+  h.session.handle(mkdir);
+  await new Promise((res) => setImmediate(res));
+  h.session.handle(request(Op.INTERRUPT, 0n, u64(mkdirUnique)));
+  assert.equal(h.replies.filter((r) => r.unique === mkdirUnique).length, 0, 'a change is not abandoned');
+  finishMkdir();
+  const deadline = Date.now() + 5_000;
+  while (!h.replies.some((r) => r.unique === mkdirUnique) && Date.now() < deadline)
+    await new Promise((res) => setTimeout(res, 5));
+  assert.equal(h.replies.find((r) => r.unique === mkdirUnique)?.error, 0, 'it answers as if never interrupted');
+  // An interrupt for a request already answered is ignored (no reply to the INTERRUPT itself).
+  const count = h.replies.length;
+  h.session.handle(request(Op.INTERRUPT, 0n, u64(readUnique)));
+  assert.equal(h.replies.length, count);
 });

@@ -221,10 +221,20 @@ export function direntBytes(nameBytes: number): number {
   return (DIRENT_HEADER_BYTES + nameBytes + 7) & ~7;
 }
 
-/** Writes one fuse_dirent; `nextOffset` is what readdir is called with to continue after it. */
-export function writeDirent(b: Buffer, off: number, name: Buffer, nextOffset: number, type: number): number {
+/**
+ * Writes one fuse_dirent; `nextOffset` is what readdir is called with to continue after it,
+ * `ino` the entry's inode number (FUSE_UNKNOWN_INO when unknown).
+ */
+export function writeDirent(
+  b: Buffer,
+  off: number,
+  name: Buffer,
+  nextOffset: number,
+  type: number,
+  ino: number = FUSE_UNKNOWN_INO,
+): number {
   const size = direntBytes(name.length);
-  b.writeBigUInt64LE(BigInt(FUSE_UNKNOWN_INO), off);
+  b.writeBigUInt64LE(BigInt(ino), off);
   b.writeBigUInt64LE(BigInt(nextOffset), off + 8);
   b.writeUInt32LE(name.length, off + 16);
   b.writeUInt32LE(type, off + 20);

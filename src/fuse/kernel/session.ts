@@ -7,6 +7,7 @@
  * a crash.
  */
 import { constants } from 'node:os';
+import { basename } from 'node:path/posix';
 import { FsError } from '../../common/errors.js';
 import type { FuseAttr, FuseContext, FuseOperations } from '../binding.js';
 import { errnoOf, interruptedError } from '../errno.js';
@@ -53,6 +54,8 @@ const WANTED_INIT_FLAGS =
   InitFlag.BIG_WRITES |
   InitFlag.AUTO_INVAL_DATA |
   InitFlag.PARALLEL_DIROPS |
+  InitFlag.DO_READDIRPLUS |
+  InitFlag.READDIRPLUS_AUTO |
   InitFlag.MAX_PAGES;
 /**
  * Background requests (async read-ahead) the kernel may have outstanding at once: libfuse's
@@ -109,6 +112,8 @@ export interface SessionStats {
 
 interface OpenDir {
   names: Buffer[];
+  /** Each entry's attributes from the listing (none for "." and ".."). */
+  attrs: (FuseAttr | undefined)[];
 }
 
 interface InFlight {
@@ -411,9 +416,12 @@ export class FuseSession {
       case Op.RMDIR: {
         const [name] = readCString(b, 0);
         const path = this.nodes.childPath(h.nodeid, name);
-        if (h.opcode === Op.UNLINK) await ops.unlink(path);
+        let hidden: string | undefined;
+        if (h.opcode === Op.UNLINK) hidden = await ops.unlink(path);
         else await ops.rmdir(path);
-        this.nodes.removed(h.nodeid, name);
+        // An open file kept under a hidden name: its node follows it (fstat, setattr by path).
+        if (hidden !== undefined) this.nodes.renamed(h.nodeid, name, h.nodeid, basename(hidden));
+        else this.nodes.removed(h.nodeid, name);
         return undefined;
       }
       case Op.RENAME:
@@ -521,15 +529,20 @@ export class FuseSession {
         return undefined;
       }
       case Op.OPENDIR: {
-        const names = await ops.readdir(this.nodes.path(h.nodeid));
+        const entries = await ops.readdirPlus(this.nodes.path(h.nodeid));
         const fh = this.#nextDirHandle++;
-        this.#dirs.set(fh, { names: names.map((n) => Buffer.from(n)) });
+        this.#dirs.set(fh, {
+          names: entries.map((e) => Buffer.from(e.name)),
+          attrs: entries.map((e) => e.attr),
+        });
         const r = replyBuffer(h.unique, OPEN_OUT_BYTES);
         writeOpenOut(r, OUT_HEADER_BYTES, fh, 0);
         return r;
       }
       case Op.READDIR:
         return this.#readdir(h, b);
+      case Op.READDIRPLUS:
+        return this.#readdirPlus(h, b);
       case Op.RELEASEDIR:
         this.#dirs.delete(Number(b.readBigUInt64LE(0)));
         return undefined;
@@ -627,7 +640,9 @@ export class FuseSession {
     if ((flags & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', `rename flags ${flags}`);
     const src = this.nodes.childPath(h.nodeid, name);
     const dst = this.nodes.childPath(newDir, newName);
-    await this.#ops.rename(src, dst, (flags & RENAME_NOREPLACE) !== 0);
+    const hidden = await this.#ops.rename(src, dst, (flags & RENAME_NOREPLACE) !== 0);
+    // A replaced target kept open under a hidden name: its node moves there first.
+    if (hidden !== undefined) this.nodes.renamed(newDir, newName, newDir, basename(hidden));
     this.nodes.renamed(h.nodeid, name, newDir, newName);
     return undefined;
   }
@@ -668,25 +683,62 @@ export class FuseSession {
     return withFh ? ops.fgetattr(path, fh) : ops.getattr(path);
   }
 
-  async #readdir(h: InHeader, b: Buffer): Promise<Buffer> {
+  #openDir(b: Buffer): { dir: OpenDir; offset: number; size: number } {
     const fh = Number(b.readBigUInt64LE(0));
-    const offset = Number(b.readBigUInt64LE(8));
-    const size = b.readUInt32LE(16);
     const dir = this.#dirs.get(fh);
     if (dir === undefined) throw new FsError('EBADF', `directory handle ${fh}`);
+    return { dir, offset: Number(b.readBigUInt64LE(8)), size: b.readUInt32LE(16) };
+  }
+
+  async #readdir(h: InHeader, b: Buffer): Promise<Buffer> {
+    const { dir, offset, size } = this.#openDir(b);
     const r = Buffer.allocUnsafe(OUT_HEADER_BYTES + size);
     let used = 0;
     for (let i = offset; i < dir.names.length; i++) {
       const name = dir.names[i] as Buffer;
       if (used + direntBytes(name.length) > size) break;
-      used += writeDirent(r, OUT_HEADER_BYTES + used, name, i + 1, DT_UNKNOWN);
+      const a = dir.attrs[i];
+      used += writeDirent(r, OUT_HEADER_BYTES + used, name, i + 1, direntType(a), a?.ino);
     }
     const out = r.subarray(0, OUT_HEADER_BYTES + used);
-    out.writeUInt32LE(out.length, 0);
-    out.writeInt32LE(0, 4);
-    out.writeBigUInt64LE(h.unique, 8);
+    writeOutHeader(out, h.unique, 0);
     return out;
   }
+
+  /**
+   * READDIRPLUS: each entry with its entry_out (node id, attributes and their timeouts), so the
+   * kernel fills its dentry and attribute caches without a LOOKUP per entry. Every entry sent
+   * with a node id counts as a lookup (the kernel FORGETs it later), so an entry is remembered
+   * only once it is known to fit; "." and ".." go with node id 0, which the kernel skips.
+   */
+  async #readdirPlus(h: InHeader, b: Buffer): Promise<Buffer> {
+    const { dir, offset, size } = this.#openDir(b);
+    const r = Buffer.allocUnsafe(OUT_HEADER_BYTES + size);
+    let used = 0;
+    for (let i = offset; i < dir.names.length; i++) {
+      const name = dir.names[i] as Buffer;
+      const bytes = ENTRY_OUT_BYTES + direntBytes(name.length);
+      if (used + bytes > size) break;
+      const at = OUT_HEADER_BYTES + used;
+      const a = dir.attrs[i];
+      if (a === undefined) r.fill(0, at, at + ENTRY_OUT_BYTES);
+      else {
+        const id = this.nodes.remember(h.nodeid, name.toString());
+        this.nodes.sawAttr(id, stamp(a));
+        writeEntryOut(r, at, id, a, this.#opts.entryTimeoutMs, this.#opts.attrTimeoutMs);
+      }
+      writeDirent(r, at + ENTRY_OUT_BYTES, name, i + 1, direntType(a), a?.ino);
+      used += bytes;
+    }
+    const out = r.subarray(0, OUT_HEADER_BYTES + used);
+    writeOutHeader(out, h.unique, 0);
+    return out;
+  }
+}
+
+/** d_type of an entry: the mode's type bits (DT_REG, DT_DIR, DT_LNK), unknown without attributes. */
+function direntType(a: FuseAttr | undefined): number {
+  return a === undefined ? DT_UNKNOWN : (a.mode & S_IFMT) >>> 12;
 }
 
 /** What auto_cache compares across opens: the file's mtime and size. */
