@@ -568,7 +568,11 @@ test('INTERRUPT: a pending read answers EINTR at once (its late answer dropped);
   const deadline = Date.now() + 5_000;
   while (!h.replies.some((r) => r.unique === mkdirUnique) && Date.now() < deadline)
     await new Promise((res) => setTimeout(res, 5));
-  assert.equal(h.replies.find((r) => r.unique === mkdirUnique)?.error, 0, 'it answers as if never interrupted');
+  assert.equal(
+    h.replies.find((r) => r.unique === mkdirUnique)?.error,
+    0,
+    'it answers as if never interrupted',
+  );
   // An interrupt for a request already answered is ignored (no reply to the INTERRUPT itself).
   const count = h.replies.length;
   h.session.handle(request(Op.INTERRUPT, 0n, u64(readUnique)));
