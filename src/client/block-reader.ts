@@ -306,9 +306,12 @@ export class BlockReader {
     if (this.#ctx.workers.isLocal(w)) {
       const local = await this.#localFile(w, block.blockId);
       if (local !== undefined) {
+        // A handle being closed (evicted) shows fd -1 at once: its number may already belong to
+        // another file, so only a live one is read synchronously (the async path fails cleanly).
+        const fd = local.fh.fd;
         const got =
-          length <= (this.#ctx.settings.syncLocalReadMaxBytes ?? 0)
-            ? readFullSync(local.fh.fd, target, blockOffset, length, targetOffset)
+          fd >= 0 && length <= (this.#ctx.settings.syncLocalReadMaxBytes ?? 0)
+            ? readFullSync(fd, target, blockOffset, length, targetOffset)
             : await readFull(local.fh, target, blockOffset, length, targetOffset);
         this.#ctx.metrics?.read('local', got);
         this.#ctx.metrics?.blockRead('local');
