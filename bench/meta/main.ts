@@ -12,7 +12,8 @@
  * Clients run in worker threads (`--threads`), each client with its own connection (like
  * redis-benchmark's), or with `--connections=thread` the clients of a thread share one connection,
  * as the callers of one Strata client process do. Operations: create+complete (a file = two RPCs,
- * counted as one create), stat, list (pages of 100), rename, delete. Each phase also prints the
+ * counted as one create), empty (an empty file in one call: Create with `complete: true`, one
+ * transaction, in directories of its own), stat, list (pages of 100), rename, delete. Each phase also prints the
  * CPU time per operation of the master and of the client process (robust on a busy machine, where
  * ops/s mostly measure the share of CPU we got) and the master's transactions per physical commit.
  * The create reference includes redis with `appendfsync always`, as creates are acknowledged
@@ -111,8 +112,8 @@ async function waitReady(url: string, ms: number): Promise<void> {
   throw new Error(`${url} not ready within ${ms} ms`);
 }
 
-type Phase = 'create' | 'stat' | 'list' | 'rename' | 'delete';
-const PHASES: readonly Phase[] = ['create', 'stat', 'list', 'rename', 'delete'];
+type Phase = 'create' | 'empty' | 'stat' | 'list' | 'rename' | 'delete';
+const PHASES: readonly Phase[] = ['create', 'empty', 'stat', 'list', 'rename', 'delete'];
 
 interface PhaseResult {
   phase: Phase;
@@ -222,6 +223,7 @@ async function runThread(job: ThreadJob): Promise<void> {
       const r = await rpc(c).call(M.Create, { path: `/bench/c${c}/f${i}` });
       await rpc(c).call(M.Complete, { fileId: r.status.id, leaseId: r.leaseId, blocks: [], length: 0 });
     },
+    empty: (c, i) => rpc(c).call(M.Create, { path: `/bench/e${c}/f${i}`, complete: true }),
     stat: (c, i) => rpc(c).call(M.GetStatus, { path: `/bench/c${c}/f${i}` }),
     list: (c, i) =>
       i % LIST_PAGE === 0
@@ -319,12 +321,16 @@ async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
   });
   const perClient = Math.floor(args.files / args.clients);
   const clients = Array.from({ length: args.clients }, (_, c) => c);
-  for (const c of clients) await ns.mkdir(`/bench/c${c}`, { parents: true });
+  for (const c of clients) {
+    await ns.mkdir(`/bench/c${c}`, { parents: true });
+    await ns.mkdir(`/bench/e${c}`);
+  }
   const ops: Record<Phase, Op> = {
     create: async (c, i) => {
       const r = await ns.create(`/bench/c${c}/f${i}`);
       await ns.complete(r.status.id, r.leaseId, [], 0);
     },
+    empty: (c, i) => ns.create(`/bench/e${c}/f${i}`, { complete: true }),
     stat: (c, i) => ns.getStatus(`/bench/c${c}/f${i}`),
     list: (c, i) =>
       i % LIST_PAGE === 0
@@ -337,8 +343,12 @@ async function directPhases(args: Args, dir: string): Promise<PhaseResult[]> {
   try {
     for (const phase of args.phases) {
       const t0 = performance.now();
+      const cpu0 = ownCpuUs();
       const { latUs } = await drive(clients, perClient, ops[phase]);
-      out.push(summarise(phase, (performance.now() - t0) / 1000, latUs));
+      const r = summarise(phase, (performance.now() - t0) / 1000, latUs);
+      // The namespace, the store and its threads are all this process: its CPU per operation.
+      if (latUs.length > 0) r.masterCpuUs = (ownCpuUs() - cpu0) / latUs.length;
+      out.push(r);
     }
   } finally {
     await store.close();
@@ -391,7 +401,9 @@ function printPhase(r: PhaseResult): void {
       : `  ${r.txnsPerCommit.toFixed(1)} txn/commit${r.commitMs === undefined || Number.isNaN(r.commitMs) ? '' : `, ${r.commitMs.toFixed(1)} ms/commit`}`;
   const cpu =
     r.clientCpuUs === undefined
-      ? ''
+      ? r.masterCpuUs === undefined
+        ? ''
+        : `  cpu/op: ${Math.round(r.masterCpuUs)} µs`
       : `  cpu/op: master ${r.masterCpuUs === undefined ? '?' : Math.round(r.masterCpuUs)} µs, clients ${Math.round(r.clientCpuUs)} µs`;
   process.stdout.write(
     `  ${r.phase.padEnd(8)} ${Math.round(r.opsPerSec).toString().padStart(8)} ${unit.padEnd(22)} p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms${cpu}${group}\n`,
@@ -459,7 +471,10 @@ async function main(): Promise<void> {
   try {
     await waitReady(`http://127.0.0.1:${webPort}/ready`, 20_000);
     const setup = new RpcClient({ addresses: [{ host: '127.0.0.1', port: rpcPort }] });
-    for (let c = 0; c < args.clients; c++) await setup.call(M.Mkdir, { path: `/bench/c${c}`, parents: true });
+    for (let c = 0; c < args.clients; c++) {
+      await setup.call(M.Mkdir, { path: `/bench/c${c}`, parents: true });
+      await setup.call(M.Mkdir, { path: `/bench/e${c}` });
+    }
     await setup.close();
     process.stdout.write(
       `strata master over RPC (lmdb, ${args.wal ? 'write-ahead log, group-committed syncs' : 'synced group commits'}) — ${args.clients} clients, ${args.files} files, ${args.threads} client threads\n`,
@@ -510,6 +525,16 @@ async function main(): Promise<void> {
             : row(
                 'create',
                 'create+complete vs fsynced SET',
+                redis.durableSet,
+                'redis SET, appendfsync always',
+                CREATE_TARGET_OPS,
+              )),
+          ...row('empty', 'empty file (one call) vs SET', redis.set, 'redis SET', CREATE_TARGET_OPS),
+          ...(redis.durableSet === undefined
+            ? []
+            : row(
+                'empty',
+                'empty file (one call) vs fsynced SET',
                 redis.durableSet,
                 'redis SET, appendfsync always',
                 CREATE_TARGET_OPS,

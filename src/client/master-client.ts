@@ -13,9 +13,9 @@
  * no leader change to wait for: only "unavailable" answers are asked again, and a master that
  * does not answer fails the call after the channel's retries.
  */
-import { randomUUID } from 'node:crypto';
 import { FsError, StrataError } from '../common/errors.js';
 import type { CallOptions, UnaryCall } from '../rpc/api.js';
+import { newRequestId } from '../rpc/client.js';
 import { isUnreachable, mastersUnavailable, normaliseError } from './errors.js';
 import type { ClientMetrics } from './metrics.js';
 import type { RpcChannel } from './transport.js';
@@ -83,7 +83,7 @@ export class MasterClient {
     const budgetMs = opts?.deadlineMs ?? this.#callTimeoutMs;
     if (budgetMs === undefined) return this.#channel.callWithPayload(def, req, opts);
     const deadlineAt = started + budgetMs;
-    const callOpts: CallOptions = { ...opts, requestId: opts?.requestId ?? randomUUID() };
+    const callOpts: CallOptions = { ...opts, requestId: opts?.requestId ?? newRequestId() };
     for (let round = 0; ; round++) {
       try {
         const remainingMs = Math.max(1, Math.ceil(deadlineAt - performance.now()));

@@ -85,6 +85,12 @@ export const Create = unary(
     ttlAction: ttlActionSchema.optional(),
     /** The writer's host name, for lease diagnostics and local-first placement. */
     clientHost: z.string().max(255).optional(),
+    /**
+     * An empty file: the master may create it complete (length 0, no lease, one transaction);
+     * then `leaseId` is "" and `status.state` is "complete". Where completing takes more (under a
+     * UFS mount) it creates the file for writing as without the flag: the caller completes it.
+     */
+    complete: z.boolean().optional(),
     caller,
   }),
   z.object({ status: fileStatusSchema, leaseId: z.string() }),

@@ -24,7 +24,7 @@ export {
   type WriteCall,
 } from './api.js';
 export { RpcServer, type RpcServerOptions } from './server.js';
-export { RpcClient, type RpcClientOptions } from './client.js';
+export { RpcClient, newRequestId, type RpcClientOptions } from './client.js';
 export {
   ConnectionError,
   ProtocolError,

@@ -42,7 +42,8 @@ function step(root: string, i: number): Step {
     case 1:
       return {
         apply: (t) => void t.set(`${root}/f${i}`, 'file'),
-        run: (c) => c.call(M.Create, { path: `${root}/f${i}` }),
+        // Every other create makes an empty, complete file in one call (one transaction).
+        run: (c) => c.call(M.Create, { path: `${root}/f${i}`, ...(i % 8 === 1 ? { complete: true } : {}) }),
       };
     case 2:
       return {

@@ -79,6 +79,13 @@ describe('strata master process', () => {
       { code: 'EEXIST' },
       'a new request id runs for real',
     );
+    // An empty file created complete in one call: a retry gets the same file, no second one.
+    const empty = randomUUID();
+    const e1 = await client.call(M.Create, { path: '/empty', complete: true }, { requestId: empty });
+    const e2 = await client.call(M.Create, { path: '/empty', complete: true }, { requestId: empty });
+    assert.deepEqual([e1.leaseId, e1.status.state, e1.status.size], ['', 'complete', 0]);
+    assert.equal(e2.status.id, e1.status.id);
+    assert.equal((await client.call(M.GetStatus, { path: '/empty' })).state, 'complete');
     const mk = randomUUID();
     await client.call(M.Mkdir, { path: '/d' }, { requestId: mk });
     await client.call(M.Mkdir, { path: '/d' }, { requestId: mk });

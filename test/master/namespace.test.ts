@@ -305,6 +305,31 @@ describe('namespace', () => {
   });
 
   nsTest(
+    'create with complete: an empty, complete file in one transaction, no lease',
+    async ({ ns, store }) => {
+      await ns.mkdir('/e');
+      const before = store.stats().transactions;
+      const { status, leaseId } = await ns.create('/e/f', { complete: true, mode: 0o640 });
+      assert.equal(store.stats().transactions - before, 1, 'one store transaction');
+      assert.equal(leaseId, '');
+      assert.equal(status.state, 'complete');
+      assert.equal(status.size, 0);
+      assert.equal(status.mode, 0o640);
+      assert.deepEqual(ns.openLeases(), []);
+      assert.equal((await ns.getStatus('/e/f')).state, 'complete');
+      assert.deepEqual((await ns.getBlocks('/e/f', 0)).blocks, []);
+      await assert.rejects(ns.complete(status.id, '', [], 0), { code: 'EBADF' }, 'no lease to complete');
+      await assert.rejects(ns.create('/e/f', { complete: true }), { code: 'EEXIST' });
+      // No lease held: a writer opens it at once, and it can be replaced.
+      const w = await ns.openForWrite('/e/f');
+      await ns.complete(status.id, w.leaseId, [], 0);
+      const again = await ns.create('/e/f', { complete: true, overwrite: true });
+      assert.notEqual(again.status.id, status.id);
+      assert.equal(ns.counts().files, 1);
+    },
+  );
+
+  nsTest(
     'leases: one writer, block allocation, complete, abandon, expiry',
     async ({ ns, clock, removed }) => {
       const { status, leaseId } = await ns.create('/f', { blockSize: 4096 });

@@ -146,8 +146,10 @@ export class MountService {
       if (res === undefined) return call(M.Create, r, ctx);
       this.#refuseReadOnly(r.path, res, 'create a file');
       const m = res.mount;
+      // A file under a mount is never created complete: Complete persists or pins it (below).
+      const { complete: _complete, ...plain } = r;
       const req = {
-        ...r,
+        ...plain,
         ...(r.blockSize === undefined && m.blockSize > 0 ? { blockSize: m.blockSize } : {}),
         ...(r.replicas === undefined && m.replicas > 0 ? { replicas: m.replicas } : {}),
         ...(r.storageType === undefined && m.storageType !== undefined ? { storageType: m.storageType } : {}),

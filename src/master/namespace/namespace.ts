@@ -168,6 +168,11 @@ export interface CreateOptions {
   ttlMs?: number;
   ttlAction?: TtlAction;
   clientHost?: string;
+  /**
+   * Create the file complete and empty (length 0, no lease): an empty file in one transaction
+   * instead of create + complete.
+   */
+  complete?: boolean;
 }
 
 export interface ImportUfsFile {
@@ -682,8 +687,10 @@ export class Namespace {
     const ttlAction =
       opts.ttlAction ??
       (opts.ttlMs !== undefined && opts.ttlMs > 0 && d.ttlAction === 'none' ? 'delete' : d.ttlAction);
-    const ids = await this.#inodeIds.take(Math.max(1, comps.length));
-    const leaseId = randomUUID();
+    // Only `parents` can create directories on the way: otherwise the file's id is the only one.
+    const ids = await this.#inodeIds.take(opts.parents === true ? Math.max(1, comps.length) : 1);
+    const complete = opts.complete === true;
+    const leaseId = complete ? '' : randomUUID();
     const host = opts.clientHost ?? '';
     const now = this.#clock();
     const ino = await this.#mutate((tx) => {
@@ -727,14 +734,14 @@ export class Namespace {
         blockSize,
         replicas,
         storageType: opts.storageType ?? d.storageType,
-        state: 'writing',
+        state: complete ? 'complete' : 'writing',
         blocks: [],
-        lease: { id: leaseId, host },
+        lease: complete ? null : { id: leaseId, host },
         pending: [],
       };
       tx.putInode(file, true);
       addEntry(tx, p.id, name, file, now);
-      tx.grantLease(file.id, leaseId, host);
+      if (!complete) tx.grantLease(file.id, leaseId, host);
       return file;
     });
     // From the inode: a replayed retry returns the lease its first attempt granted.

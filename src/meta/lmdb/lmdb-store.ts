@@ -31,6 +31,13 @@
  * then see LMDB's committed data under the writes of every transaction whose log record is
  * durable (so an acknowledged write is visible at once, and a write not yet durable never is);
  * on open, the log's records above LMDB's revision are applied before anything else runs.
+ *
+ * Behind the log, LMDB is fed in batches (`LMDB_APPLY_INTERVAL_MS`): the writes of every
+ * transaction since the last batch go to lmdb-js together once its previous commit has landed,
+ * and at most one batch per interval. Durability does not depend on LMDB there, so fewer, larger
+ * LMDB commits only save work: each commit rewrites the hot pages (directories, tree spines) and
+ * syncs twice, and lmdb-js wakes its write thread for every put that arrives while it waits in a
+ * transaction. The overlay holds the writes of those batches until they land.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,8 +85,33 @@ export interface LmdbStoreOptions {
  * (bounds the memory of the overlay and the cost of scans merging it).
  */
 export const WAL_MAX_PENDING_WRITES = 100_000;
+/**
+ * With a log: the least time between the starts of two LMDB commits. Transactions meanwhile go
+ * into one LMDB commit (written pages and syncs shared); the overlay, which scans merge by walking
+ * it, holds the writes of about two intervals. 20 ms is at most 50 LMDB commits per second.
+ */
+export const LMDB_APPLY_INTERVAL_MS = 20;
 /** Log records applied per LMDB transaction on replay. */
 const REPLAY_BATCH_RECORDS = 1000;
+
+/** A transaction acknowledged from the log, waiting for LMDB. */
+interface LoggedTxn {
+  seq: number;
+  ids: string[];
+  written: PendingWrite[];
+  /** Set once LMDB has committed it. */
+  landed: boolean;
+}
+
+/** Transactions handed to LMDB together (one lmdb-js commit). */
+interface ApplyBatch {
+  txns: LoggedTxn[];
+  lastRevision: number;
+  /** Settles when LMDB has committed (and synced) the batch. */
+  landed: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 /** A write not committed yet: the latest one of its key wins in the overlay. */
 interface PendingWrite {
@@ -113,6 +145,12 @@ export class LmdbStore implements MetaStore {
   readonly #walSegmentBytes: number | undefined;
   #lastDurable: Promise<void> | undefined;
   #lastCommit: Promise<unknown> | undefined;
+  /** With a log: the batch taking transactions, not handed to LMDB yet. */
+  #nextBatch: ApplyBatch | undefined;
+  /** With a log: a batch is being committed by LMDB (the next waits for it). */
+  #applying = false;
+  #applyTimer: NodeJS.Timeout | undefined;
+  #lastApplyMs = 0;
   #revision: number;
   #seq = 0;
   #open = true;
@@ -264,33 +302,15 @@ export class LmdbStore implements MetaStore {
     }
     this.#revision = rev;
     const seq = ++this.#seq;
+    if (this.#wal !== undefined) return this.#logTransaction(this.#wal, value, buf, rev, seq);
     const ids: string[] = [];
-    const written: PendingWrite[] = [];
-    // With a log: the record holds copies of the written bytes, which the overlays keep after
-    // the transaction settles (when the caller may reuse its own buffers).
-    const views: WalWrite[] = [];
-    const record =
-      this.#wal === undefined
-        ? undefined
-        : encodeWalRecord(
-            rev,
-            [...buf.writes.values()].map((w) => ({
-              key: asBuffer(w.key),
-              value: w.value === undefined ? undefined : asBuffer(w.value),
-            })),
-            views,
-          );
     let committed: Promise<unknown>;
     try {
-      let i = 0;
       for (const [id, w] of buf.writes) {
-        const view = views[i++];
-        const key = view?.key ?? asBuffer(w.key);
-        const v = view !== undefined ? view.value : w.value === undefined ? undefined : asBuffer(w.value);
-        const p = { key, value: v, revision: rev, seq };
-        this.#pending.set(id, p);
+        const key = asBuffer(w.key);
+        const v = w.value === undefined ? undefined : asBuffer(w.value);
+        this.#pending.set(id, { key, value: v, revision: rev, seq });
         ids.push(id);
-        written.push(p);
         if (v === undefined) void this.#kv.remove(key).catch(noop);
         else void this.#kv.put(key, v, rev).catch(noop);
       }
@@ -299,23 +319,103 @@ export class LmdbStore implements MetaStore {
       // lmdb-js refused a write synchronously (closed, oversized): the batch may be partial.
       throw this.#fail(err);
     }
-    if (committed !== this.#lastCommit) {
-      this.#commits++;
-      const startedMs = performance.now();
-      const done = (): void => {
-        this.#commitMs += performance.now() - startedMs;
-      };
-      committed.then(done, noop);
-    }
+    if (committed !== this.#lastCommit) this.#countCommit(committed);
     this.#lastCommit = committed;
-    if (this.#wal !== undefined && record !== undefined)
-      return this.#acknowledgeFromLog(this.#wal, value, committed, { rev, seq, ids, written, record });
     try {
       await this.#settle(committed);
     } finally {
       for (const id of ids) if (this.#pending.get(id)?.seq === seq) this.#pending.delete(id);
     }
     return value;
+  }
+
+  #countCommit(committed: Promise<unknown>): void {
+    this.#commits++;
+    const startedMs = performance.now();
+    committed.then(() => {
+      this.#commitMs += performance.now() - startedMs;
+    }, noop);
+  }
+
+  /**
+   * With a log: the record holds copies of the written bytes, which the overlays keep after the
+   * transaction settles (when the caller may reuse its own buffers). The writes join the next
+   * batch for LMDB; the transaction is acknowledged at the record's sync.
+   */
+  #logTransaction<T>(wal: WriteAheadLog, value: T, buf: TxnBuffer, rev: number, seq: number): Promise<T> {
+    const views: WalWrite[] = [];
+    const writes: WalWrite[] = [];
+    for (const w of buf.writes.values())
+      writes.push({ key: asBuffer(w.key), value: w.value === undefined ? undefined : asBuffer(w.value) });
+    const record = encodeWalRecord(rev, writes, views);
+    const ids: string[] = [];
+    const written: PendingWrite[] = [];
+    let i = 0;
+    for (const id of buf.writes.keys()) {
+      const view = views[i++];
+      if (view === undefined) throw new Error('write-ahead log record lacks a write');
+      const p = { key: view.key, value: view.value, revision: rev, seq };
+      this.#pending.set(id, p);
+      ids.push(id);
+      written.push(p);
+    }
+    const txn: LoggedTxn = { seq, ids, written, landed: false };
+    const batch = (this.#nextBatch ??= newBatch());
+    batch.txns.push(txn);
+    batch.lastRevision = rev;
+    this.#scheduleApply();
+    return this.#acknowledgeFromLog(wal, value, batch.landed, txn, rev, record);
+  }
+
+  /** Hands the next batch to LMDB once the previous one landed and the interval has passed. */
+  #scheduleApply(): void {
+    if (this.#applying || this.#applyTimer !== undefined || this.#nextBatch === undefined) return;
+    const waitMs = Math.max(0, this.#lastApplyMs + LMDB_APPLY_INTERVAL_MS - performance.now());
+    this.#applyTimer = setTimeout(() => {
+      this.#applyTimer = undefined;
+      this.#apply();
+    }, waitMs);
+  }
+
+  #apply(): void {
+    const batch = this.#nextBatch;
+    if (batch === undefined || this.#applying) return;
+    this.#nextBatch = undefined;
+    this.#applying = true;
+    this.#lastApplyMs = performance.now();
+    let committed: Promise<unknown>;
+    try {
+      for (const t of batch.txns)
+        for (const p of t.written) {
+          if (p.value === undefined) void this.#kv.remove(p.key).catch(noop);
+          else void this.#kv.put(p.key, p.value, p.revision).catch(noop);
+        }
+      committed = this.#engineDb.put(REVISION_KEY, batch.lastRevision);
+    } catch (err) {
+      // lmdb-js refused a write synchronously (closed, oversized): the batch may be partial.
+      batch.reject(this.#fail(err));
+      return;
+    }
+    this.#countCommit(committed);
+    this.#lastCommit = committed;
+    committed.then(
+      () => {
+        for (const t of batch.txns) {
+          t.landed = true;
+          for (const id of t.ids) {
+            if (this.#pending.get(id)?.seq === t.seq) this.#pending.delete(id);
+            if (this.#durable.get(id)?.seq === t.seq) this.#durable.delete(id);
+          }
+        }
+        this.#wal?.release(batch.lastRevision);
+        this.#applying = false;
+        batch.resolve();
+        this.#scheduleApply();
+      },
+      (err: unknown) => {
+        batch.reject(this.#fail(err));
+      },
+    );
   }
 
   /**
@@ -325,29 +425,18 @@ export class LmdbStore implements MetaStore {
   async #acknowledgeFromLog<T>(
     wal: WriteAheadLog,
     value: T,
-    committed: Promise<unknown>,
-    txn: { rev: number; seq: number; ids: string[]; written: PendingWrite[]; record: Buffer },
+    landed: Promise<void>,
+    txn: LoggedTxn,
+    rev: number,
+    record: Buffer,
   ): Promise<T> {
-    const { rev, seq, ids, written, record } = txn;
-    let landed = false;
-    committed.then(
-      () => {
-        landed = true;
-        for (const id of ids) {
-          if (this.#pending.get(id)?.seq === seq) this.#pending.delete(id);
-          if (this.#durable.get(id)?.seq === seq) this.#durable.delete(id);
-        }
-        wal.release(rev);
-      },
-      (err: unknown) => void this.#fail(err),
-    );
     const durable = wal.append(rev, record);
     this.#lastDurable = durable;
     await this.#settle(durable);
     // LMDB may have landed it first (then committed data already shows it).
-    if (!landed) written.forEach((p, i) => this.#durable.set(ids[i] ?? '', p));
+    if (!txn.landed) txn.written.forEach((p, i) => this.#durable.set(txn.ids[i] ?? '', p));
     // LMDB far behind: wait for it, so the overlay stays bounded.
-    if (this.#pending.size > WAL_MAX_PENDING_WRITES) await this.#settle(committed);
+    if (this.#pending.size > WAL_MAX_PENDING_WRITES) await this.#settle(landed);
     return value;
   }
 
@@ -466,6 +555,14 @@ export class LmdbStore implements MetaStore {
     this.#open = false;
     this.#closing = (async () => {
       await this.#lastDurable?.catch(noop);
+      // Hand LMDB what the log holds beyond it now (the log would replay it on open anyway).
+      while (this.#nextBatch !== undefined || this.#applying) {
+        if (this.#applyTimer !== undefined) clearTimeout(this.#applyTimer);
+        this.#applyTimer = undefined;
+        if (!this.#applying) this.#apply();
+        if (this.#failed !== undefined) break;
+        await this.#lastCommit?.catch(noop);
+      }
       await this.#lastCommit?.catch(noop);
       await Promise.resolve(this.#kv.flushed).catch(noop);
       await this.#wal?.close().catch(noop);
@@ -473,6 +570,18 @@ export class LmdbStore implements MetaStore {
     })();
     return this.#closing;
   }
+}
+
+function newBatch(): ApplyBatch {
+  let resolve: () => void = noop;
+  let reject: (err: unknown) => void = noop;
+  const landed = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Observed by the transactions that wait for it; never an unhandled rejection.
+  landed.catch(noop);
+  return { txns: [], lastRevision: 0, landed, resolve, reject };
 }
 
 function noop(): void {
