@@ -543,8 +543,12 @@ export class ProxyHandler {
       return { kind: 'error', error: err };
     }
     m.upstreamSeconds.observe({ kind }, up.headersMs / 1000);
-    if (up.hookError !== undefined)
-      this.#deps.log.warn({ err: up.hookError, target: ctx.target }, 'early response head failed');
+    if (up.hookError !== undefined) {
+      // Writing the early head failed: the flight fails as it did when the head was written
+      // here, and the origin body is dropped so its connection goes back to the pool.
+      up.body.destroy();
+      throw up.hookError;
+    }
     const reqLike = this.policyLike(ctx);
     if (stored !== undefined) {
       const storedPolicy = CachePolicyClass.fromObject(stored.policy);

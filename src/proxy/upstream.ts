@@ -37,7 +37,7 @@ export interface UpstreamResponse {
   /** Time from sending the request to receiving the response headers. */
   headersMs: number;
   /** What `onResponse` threw, if it did. */
-  hookError?: unknown;
+  hookError?: Error;
 }
 
 export class Upstream {
@@ -132,7 +132,10 @@ export class Upstream {
               req.onResponse(up);
             } catch (hookErr) {
               // The hook must never break undici's parser; the caller still gets the response.
-              up.hookError = hookErr;
+              up.hookError =
+                hookErr instanceof Error
+                  ? hookErr
+                  : new Error('the response headers hook failed', { cause: hookErr });
             }
           }
           resolve(up);
