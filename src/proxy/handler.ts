@@ -524,8 +524,15 @@ export class ProxyHandler {
     let up: UpstreamResponse;
     const m = this.#deps.metrics;
     m.upstreamRequests.inc({ kind });
+    // The initiator of a fill gets its response head from inside the origin's headers callback.
+    const early = stored === undefined && flight.initiator === ctx;
     try {
-      up = await this.#deps.upstream.request({ method: 'GET', path: ctx.target, headers });
+      up = await this.#deps.upstream.request({
+        method: 'GET',
+        path: ctx.target,
+        headers,
+        ...(early ? { onResponse: (r: UpstreamResponse) => this.#sendHeadEarly(ctx, r) } : {}),
+      });
     } catch (err) {
       m.upstreamErrors.inc({ kind });
       if (
@@ -536,7 +543,12 @@ export class ProxyHandler {
       return { kind: 'error', error: err };
     }
     m.upstreamSeconds.observe({ kind }, up.headersMs / 1000);
-    if (stored === undefined && flight.initiator === ctx) this.#sendHeadEarly(ctx, up);
+    if (up.hookError !== undefined) {
+      // Writing the early head failed: the flight fails as it did when the head was written
+      // here, and the origin body is dropped so its connection goes back to the pool.
+      up.body.destroy();
+      throw up.hookError;
+    }
     const reqLike = this.policyLike(ctx);
     if (stored !== undefined) {
       const storedPolicy = CachePolicyClass.fromObject(stored.policy);

@@ -5,7 +5,6 @@
  */
 import type { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
-import type { Dispatcher } from 'undici';
 import { UpstreamError } from './errors.js';
 import { pairsFromRecord } from './http/headers.js';
 import type { HeaderPairs } from './store/types.js';
@@ -20,6 +19,14 @@ export interface UpstreamRequest {
   headers: Record<string, string | string[]>;
   body?: Readable | Buffer | null;
   signal?: AbortSignal;
+  /**
+   * Called synchronously when the response headers arrive, inside undici's callback: before the
+   * returned promise resolves (a chain of microtasks later) and before the body bytes that came
+   * with the headers are parsed. The miss path writes the client's response head here, so the
+   * first byte goes out in the same turn of the event loop that received the origin's head. Must
+   * not throw (a throw is caught and kept in `hookError`).
+   */
+  onResponse?: (up: UpstreamResponse) => void;
 }
 
 export interface UpstreamResponse {
@@ -29,6 +36,8 @@ export interface UpstreamResponse {
   body: Readable;
   /** Time from sending the request to receiving the response headers. */
   headersMs: number;
+  /** What `onResponse` threw, if it did. */
+  hookError?: Error;
 }
 
 export class Upstream {
@@ -74,39 +83,65 @@ export class Upstream {
     void old.close().catch(() => undefined);
   }
 
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+  /**
+   * Sends a request; resolves with the response once its headers are in. `req.onResponse`, when
+   * given, sees the response synchronously in undici's headers callback, before the promise
+   * resolves and before the rest of the socket read is parsed (see UpstreamRequest.onResponse).
+   */
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const t0 = performance.now();
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this.#pool.request({
-        method: req.method,
-        path: req.path,
-        headers: req.headers,
-        body: req.body ?? null,
-        signal: req.signal ?? null,
-        // Never let undici replay a request: the origin must see each one exactly once.
-        idempotent: false,
-        // One request per connection at a time anyway (pipelining: 1).
-        blocking: false,
-      });
-    } catch (err) {
-      const timedOut =
-        err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError;
-      throw new UpstreamError(
-        `upstream ${this.#address}: ${timedOut ? 'timed out' : 'request failed'}: ${(err as Error).message}`,
-        timedOut,
-        { cause: err },
+    return new Promise((resolve, reject) => {
+      this.#pool.request(
+        {
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          body: req.body ?? null,
+          signal: req.signal ?? null,
+          // Never let undici replay a request: the origin must see each one exactly once.
+          idempotent: false,
+          // One request per connection at a time anyway (pipelining: 1).
+          blocking: false,
+        },
+        (err, res) => {
+          if (err !== null) {
+            const timedOut =
+              err instanceof undiciErrors.HeadersTimeoutError ||
+              err instanceof undiciErrors.ConnectTimeoutError;
+            reject(
+              new UpstreamError(
+                `upstream ${this.#address}: ${timedOut ? 'timed out' : 'request failed'}: ${err.message}`,
+                timedOut,
+                { cause: err },
+              ),
+            );
+            return;
+          }
+          // Bodies are often dropped unread (a 304, a retried slice, a client gone): destroying
+          // one emits 'error', which must never be unhandled. Readers still see errors through
+          // iteration.
+          res.body.on('error', ignoreError);
+          const up: UpstreamResponse = {
+            status: res.statusCode,
+            headers: pairsFromRecord(res.headers),
+            body: res.body,
+            headersMs: performance.now() - t0,
+          };
+          if (req.onResponse !== undefined) {
+            try {
+              req.onResponse(up);
+            } catch (hookErr) {
+              // The hook must never break undici's parser; the caller still gets the response.
+              up.hookError =
+                hookErr instanceof Error
+                  ? hookErr
+                  : new Error('the response headers hook failed', { cause: hookErr });
+            }
+          }
+          resolve(up);
+        },
       );
-    }
-    // Bodies are often dropped unread (a 304, a retried slice, a client gone): destroying one
-    // emits 'error', which must never be unhandled. Readers still see errors through iteration.
-    res.body.on('error', ignoreError);
-    return {
-      status: res.statusCode,
-      headers: pairsFromRecord(res.headers),
-      body: res.body,
-      headersMs: performance.now() - t0,
-    };
+    });
   }
 
   async close(): Promise<void> {
