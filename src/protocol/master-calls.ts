@@ -85,9 +85,21 @@ export const Create = unary(
     ttlAction: ttlActionSchema.optional(),
     /** The writer's host name, for lease diagnostics and local-first placement. */
     clientHost: z.string().max(255).optional(),
+    /**
+     * Also allocate and place the first block (as AddBlock would, in the create's commit): one
+     * round trip less for a writer that will write. Its fields are AddBlock's.
+     */
+    firstBlock: z
+      .object({ clientHostId: z.string().max(255).optional(), lengthHint: nonNegInt.optional() })
+      .optional(),
     caller,
   }),
-  z.object({ status: fileStatusSchema, leaseId: z.string() }),
+  z.object({
+    status: fileStatusSchema,
+    leaseId: z.string(),
+    /** The first block, when asked for and a placement was found (else the writer calls AddBlock). */
+    firstBlock: z.object({ blockId: id, workers: z.array(workerAddressSchema) }).optional(),
+  }),
   { mutating: true },
 );
 
@@ -283,6 +295,36 @@ export const GetContentSummary = unary(
   z.object({ length: nonNegInt, files: nonNegInt, dirs: nonNegInt, cachedBytes: nonNegInt }),
 );
 
+/** Most attributes one CompleteAs sets. */
+export const MAX_COMPLETE_XATTRS = 16;
+
+/**
+ * Complete + SetXattr + Rename in one transaction (one durable commit): commits the block list
+ * as Complete does, sets `xattrs` (their values concatenated in order as the call's raw payload,
+ * `length` bytes each) and with `renameTo` renames the file there, replacing a file. A refusal of
+ * any part (ENOENT/ENOTDIR for a missing parent, EISDIR for a directory at `renameTo`, a lost
+ * lease) changes nothing: the file stays open under its lease. Replies with the final status.
+ */
+export const CompleteAs = unary(
+  121,
+  'master.completeAs',
+  z.object({
+    fileId: id,
+    leaseId: z.string(),
+    blocks: z.array(fileBlockSchema.extend({ workers: z.array(z.string()).optional() })),
+    length: nonNegInt,
+    mtimeMs: z.number().optional(),
+    xattrs: z
+      .array(z.object({ name: xattrName, length: z.number().int().min(0).max(MAX_XATTR_VALUE_BYTES) }))
+      .max(MAX_COMPLETE_XATTRS)
+      .optional(),
+    renameTo: pathSchema.optional(),
+    caller,
+  }),
+  fileStatusSchema,
+  { mutating: true },
+);
+
 // ---- cluster and operations -----------------------------------------------------------------
 
 const tierTotalsSchema = z.object({
@@ -407,6 +449,7 @@ export const MASTER_CALLS = [
   ListXattr,
   RemoveXattr,
   GetContentSummary,
+  CompleteAs,
   GetClusterInfo,
   ListWorkers,
   DecommissionWorker,
