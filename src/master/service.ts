@@ -10,6 +10,7 @@ import { FsError, StrataError } from '../common/errors.js';
 import { STRATA_VERSION } from '../common/version.js';
 import * as M from '../protocol/master-calls.js';
 import type { MasterInfo } from '../protocol/types.js';
+import { withPayload } from '../rpc/api.js';
 import type { CallContext, ReplyWithPayload, UnaryCall } from '../rpc/api.js';
 import type { BlockManager } from './blocks/block-manager.js';
 import type { Namespace } from './namespace/index.js';
@@ -174,13 +175,19 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
     }),
     bind(M.GetBlockLocations, async (r) => {
       const { status, blocks } = await ns.getBlocks(r.path, r.offset ?? 0, r.length, caller(r.caller));
-      return {
+      const located = {
         status,
         blocks: blocks.map((b) => ({
           ...b,
           workers: d.blocks.readableReplicas(b.blockId).map((x) => x.address),
         })),
       };
+      if (r.xattr === undefined) return located;
+      const value = await ns.getXattr(r.path, r.xattr, caller(r.caller)).catch((err: unknown) => {
+        if (err instanceof FsError && err.code === 'ENODATA') return undefined;
+        throw err;
+      });
+      return withPayload({ ...located, xattrFound: value !== undefined }, value ?? Buffer.alloc(0));
     }),
     bind(M.Delete, async (r) => {
       await ns.delete(r.path, { recursive: r.recursive === true }, caller(r.caller));

@@ -180,9 +180,19 @@ export const GetBlockLocations = unary(
     offset: nonNegInt.optional(),
     /** Bytes wanted from offset; absent = to the end. */
     length: nonNegInt.optional(),
+    /**
+     * Also read this extended attribute (one round trip for a reader that needs the file's
+     * metadata too): its value is the reply's raw payload, `xattrFound` says whether it exists.
+     */
+    xattr: z.string().min(1).max(MAX_XATTR_NAME_BYTES).optional(),
     caller,
   }),
-  z.object({ status: fileStatusSchema, blocks: z.array(locatedBlockSchema) }),
+  z.object({
+    status: fileStatusSchema,
+    blocks: z.array(locatedBlockSchema),
+    /** With `xattr`: whether the file has it. Absent: not looked up (ask GetXattr). */
+    xattrFound: z.boolean().optional(),
+  }),
 );
 
 export const Delete = unary(

@@ -1,6 +1,7 @@
 // FileWriter.close({ xattrs, renameTo }) against a real cluster (MiniCluster): the file appears under
 // its new name whole, with its attributes, replacing a file; a refused rename leaves the writer open to close again or abort;
-// placeFirstBlock gets the first block with the create (no AddBlock call) and gives it back unused.
+// placeFirstBlock gets the first block with the create (no AddBlock call) and gives it back unused; openWithXattr
+// opens a file and reads one attribute in one call (GetBlockLocations with xattr).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
@@ -95,4 +96,18 @@ test('close with attributes and a rename commits the file into place in one step
   const st7 = await w7.close();
   assert.equal(st7.size, 0);
   assert.deepEqual((await fs.blockLocations('/tmp/u7')).blocks, [], 'an unused first block is given back');
+
+  // Open and one attribute together: one master call instead of two.
+  const opened = await fs.openWithXattr('/bucket/key', 'user.s3.object');
+  assert.equal(opened.xattr?.toString(), '{"etag":"e"}');
+  const back = Buffer.alloc(data.length);
+  assert.equal(await opened.reader.read(back, 0), data.length);
+  assert.ok(back.equals(data));
+  await opened.reader.close();
+  const plain = await fs.openWithXattr('/bucket/small', 'user.s3.object');
+  assert.equal(plain.xattr, undefined);
+  assert.equal(plain.reader.size, small.length);
+  await plain.reader.close();
+  await assert.rejects(fs.openWithXattr('/bucket/none', 'user.s3.object'), hasCode('ENOENT'));
+  await assert.rejects(fs.openWithXattr('/bucket/dir', 'user.s3.object'), hasCode('EISDIR'));
 });
