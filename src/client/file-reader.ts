@@ -77,8 +77,16 @@ export class FileReader {
     this.#reader = new BlockReader(ctx, path);
   }
 
-  static async open(ctx: IoContext, path: string, caller?: Caller): Promise<FileReader> {
-    const r = await ctx.master.call(GetBlockLocations, caller === undefined ? { path } : { path, caller });
+  /** `located`: the file's status and blocks when the caller has them already (one call less). */
+  static async open(
+    ctx: IoContext,
+    path: string,
+    caller?: Caller,
+    located?: { status: FileStatus; blocks: LocatedBlock[] },
+  ): Promise<FileReader> {
+    const r =
+      located ??
+      (await ctx.master.call(GetBlockLocations, caller === undefined ? { path } : { path, caller }));
     if (r.status.type === 'dir') throw fsError('EISDIR', path);
     return new FileReader(ctx, path, r.status, r.blocks, caller);
   }

@@ -11,8 +11,9 @@
 import { Writable } from 'node:stream';
 import type { StorageType, TtlAction } from '../common/config/index.js';
 import { FsError, StrataError } from '../common/errors.js';
-import type { Caller, FileStatus } from '../protocol/types.js';
-import { Complete, Create, Delete } from '../protocol/master-calls.js';
+import type { Caller, FileStatus, WorkerAddress } from '../protocol/types.js';
+import { Complete, CompleteAs, Create, Delete, MAX_COMPLETE_XATTRS } from '../protocol/master-calls.js';
+import { MAX_XATTR_VALUE_BYTES } from '../protocol/types.js';
 import { BlockWriteError } from './block-writer.js';
 import type { BlockWriteSession } from './block-writer.js';
 import { closedError, isUnreachable, normaliseError } from './errors.js';
@@ -44,7 +45,31 @@ export interface CreateOptions {
   ttlAction?: TtlAction;
   /** Expected length, if known: lets workers reserve space. */
   sizeHintBytes?: number;
+  /**
+   * The master places the first block with the create (one round trip less before the first
+   * byte goes out). For writers that will write: an unused block is given back at close.
+   */
+  placeFirstBlock?: boolean;
 }
+
+/**
+ * How `close` commits the file. With either field the file is completed, given its attributes and
+ * renamed in one master transaction (CompleteAs): it appears under `renameTo` whole, with its
+ * attributes, or not at all.
+ */
+export interface CloseOptions {
+  /** Extended attributes set on the file as it completes (at most MAX_COMPLETE_XATTRS). */
+  xattrs?: Readonly<Record<string, Uint8Array>>;
+  /**
+   * Path the completed file is renamed to, replacing a file there. When the master refuses the
+   * rename (a missing parent: ENOENT/ENOTDIR, a directory there: EISDIR) nothing is committed and
+   * the writer stays open for another `close` (no more writes) or `abort`.
+   */
+  renameTo?: string;
+}
+
+/** Refusals of a close's rename that leave the writer ready for another close. */
+const RENAME_REFUSALS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
 
 /**
  * The block being written, or one being finished: its write session and, when no replica is
@@ -64,6 +89,10 @@ export class FileWriter {
   readonly #placer: BlockPlacer;
   readonly #lease: LeaseKeeper;
   readonly #sizeHint: number | undefined;
+  /** The first block as the master placed it with the create, until the first write uses it. */
+  #preplaced: { blockId: number; workers: WorkerAddress[] } | undefined;
+  /** Who the writer acts as (CompleteAs checks the rename and attributes against it). */
+  readonly #caller: Caller | undefined;
   /** Committed-to-be block list; a slot is filled when its block is finished. */
   readonly #blocks: (PlacedBlock | undefined)[] = [];
   #current: OpenBlock | undefined;
@@ -75,12 +104,20 @@ export class FileWriter {
   #gather: Buffer | undefined;
   #gathered = 0;
   #bytes = 0;
-  #state: 'open' | 'closing' | 'closed' | 'failed' = 'open';
+  /** `sealed`: every block is finished, the commit was refused and may be asked again (close). */
+  #state: 'open' | 'closing' | 'sealed' | 'closed' | 'failed' = 'open';
   #failure: StrataError | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #final: FileStatus | undefined;
 
-  private constructor(ctx: IoContext, path: string, status: FileStatus, leaseId: string, sizeHint?: number) {
+  private constructor(
+    ctx: IoContext,
+    path: string,
+    status: FileStatus,
+    leaseId: string,
+    sizeHint?: number,
+    caller?: Caller,
+  ) {
     this.#ctx = ctx;
     this.path = path;
     this.#status = status;
@@ -89,6 +126,7 @@ export class FileWriter {
     this.#placer = new BlockPlacer(ctx, path, status.id, leaseId, status.storageType);
     this.#lease = new LeaseKeeper(ctx.master, status.id, leaseId, ctx.log);
     this.#sizeHint = sizeHint;
+    this.#caller = caller;
   }
 
   static async create(
@@ -109,9 +147,21 @@ export class FileWriter {
       ttlMs: opts.ttlMs ?? s.ttlMs,
       ttlAction: opts.ttlAction ?? s.ttlAction,
       clientHost: s.clientHost,
+      ...(opts.placeFirstBlock === true
+        ? {
+            firstBlock: {
+              clientHostId: s.hostId,
+              ...(opts.sizeHintBytes === undefined
+                ? {}
+                : { lengthHint: Math.min(opts.sizeHintBytes, opts.blockSizeBytes ?? s.blockSizeBytes) }),
+            },
+          }
+        : {}),
       ...(caller === undefined ? {} : { caller }),
     });
-    return new FileWriter(ctx, path, r.status, r.leaseId, opts.sizeHintBytes);
+    const w = new FileWriter(ctx, path, r.status, r.leaseId, opts.sizeHintBytes, caller);
+    w.#preplaced = r.firstBlock;
+    return w;
   }
 
   /** The file as created (state "writing"); `close` returns the final status. */
@@ -129,16 +179,25 @@ export class FileWriter {
     return this.#enqueue(() => this.#write(data));
   }
 
-  /** Ends the file: the last block is finished and the block list committed. */
-  close(): Promise<FileStatus> {
+  /**
+   * Ends the file: the last block is finished and the block list committed (with `opts`, also
+   * its attributes and a rename, in the same commit: see CloseOptions).
+   */
+  close(opts: CloseOptions = {}): Promise<FileStatus> {
     return this.#enqueue(async () => {
       if (this.#state === 'closed' && this.#final !== undefined) return this.#final;
-      this.#checkWritable();
-      this.#state = 'closing';
+      if (this.#state !== 'sealed') {
+        this.#checkWritable();
+        this.#state = 'closing';
+        try {
+          await this.#flushGather();
+          if (this.#current !== undefined) await this.#finishBlock(false);
+          await this.#settleFinishing();
+        } catch (err) {
+          throw this.#fail(err);
+        }
+      }
       try {
-        await this.#flushGather();
-        if (this.#current !== undefined) await this.#finishBlock(false);
-        await this.#settleFinishing();
         const lost = this.#lease.lost;
         if (lost !== undefined) throw lost;
         const blocks = this.#blocks.map((b) => {
@@ -146,20 +205,58 @@ export class FileWriter {
             throw new StrataError('STRATA_INTERNAL', `${this.path}: a block was never finished`);
           return { blockId: b.blockId, length: b.length, workers: b.workers };
         });
-        this.#final = await this.#ctx.master.call(Complete, {
-          fileId: this.#status.id,
-          leaseId: this.#leaseId,
-          blocks,
-          length: this.#bytes,
-        });
+        const base = { fileId: this.#status.id, leaseId: this.#leaseId, blocks, length: this.#bytes };
+        this.#final =
+          opts.xattrs === undefined && opts.renameTo === undefined
+            ? await this.#ctx.master.call(Complete, base)
+            : await this.#completeAs(base, opts);
         this.#state = 'closed';
+        this.#lease.stop();
         return this.#final;
       } catch (err) {
-        throw this.#fail(err);
-      } finally {
+        if (opts.renameTo !== undefined && err instanceof FsError && RENAME_REFUSALS.has(err.code)) {
+          // Nothing was committed and the lease is still held: the caller may close again.
+          this.#state = 'sealed';
+          throw err;
+        }
         this.#lease.stop();
+        throw this.#fail(err);
       }
     });
+  }
+
+  /** The CompleteAs call: attribute values travel concatenated as the raw payload. */
+  async #completeAs(
+    base: {
+      fileId: number;
+      leaseId: string;
+      blocks: { blockId: number; length: number; workers: string[] }[];
+      length: number;
+    },
+    opts: CloseOptions,
+  ): Promise<FileStatus> {
+    const entries = Object.entries(opts.xattrs ?? {});
+    if (entries.length > MAX_COMPLETE_XATTRS)
+      throw new FsError('E2BIG', `${this.path}: at most ${MAX_COMPLETE_XATTRS} attributes on close`);
+    for (const [name, value] of entries) {
+      if (value.length > MAX_XATTR_VALUE_BYTES)
+        throw new FsError(
+          'E2BIG',
+          `${this.path}: attribute ${name} of ${value.length} bytes exceeds ${MAX_XATTR_VALUE_BYTES}`,
+        );
+    }
+    return this.#ctx.master.call(
+      CompleteAs,
+      {
+        ...base,
+        ...(entries.length === 0
+          ? {}
+          : { xattrs: entries.map(([name, value]) => ({ name, length: value.length })) }),
+        ...(opts.renameTo === undefined ? {} : { renameTo: opts.renameTo }),
+        ...(this.#caller === undefined ? {} : { caller: this.#caller }),
+      },
+      { payload: Buffer.concat(entries.map(([, value]) => value)) },
+    );
   }
 
   /**
@@ -278,7 +375,9 @@ export class FileWriter {
   }
 
   async #openBlock(): Promise<OpenBlock> {
-    const session = await this.#placer.open(this.#lengthHint());
+    const preplaced = this.#preplaced;
+    this.#preplaced = undefined;
+    const session = await this.#placer.open(this.#lengthHint(), preplaced);
     return {
       session,
       retained: session.hasLocalTarget

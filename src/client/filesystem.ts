@@ -367,6 +367,33 @@ export class FileSystem {
     return FileReader.open(this.#ctx, this.#path(path), this.#caller);
   }
 
+  /**
+   * Opens a file for reading and reads one extended attribute with it, in one master round trip
+   * (undefined when the file has no such attribute).
+   */
+  async openWithXattr(
+    path: string,
+    name: string,
+  ): Promise<{ reader: FileReader; xattr: Buffer | undefined }> {
+    this.#checkOpen();
+    const p = this.#path(path);
+    const r = await this.#ctx.master.callWithPayload(GetBlockLocations, {
+      path: p,
+      xattr: name,
+      ...this.#who(),
+    });
+    const reader = await FileReader.open(this.#ctx, p, this.#caller, r.body);
+    if (r.body.xattrFound !== undefined) return { reader, xattr: r.body.xattrFound ? r.payload : undefined };
+    // A master that did not look it up (a path under a mount): ask separately.
+    try {
+      return { reader, xattr: await this.getXattr(p, name) };
+    } catch (err) {
+      if (err instanceof FsError && err.code === 'ENODATA') return { reader, xattr: undefined };
+      await reader.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** A Readable of a file's bytes [start, end] (opened lazily: a missing file is an 'error' event). */
   createReadStream(path: string, opts: ReadStreamOptions = {}): Readable {
     this.#checkOpen();

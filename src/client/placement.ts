@@ -48,19 +48,28 @@ export class BlockPlacer {
     }
   }
 
-  /** AddBlock + open a session on its workers, retrying (excluding failed workers) a bounded number of times. */
-  async open(lengthHint?: number): Promise<BlockWriteSession> {
+  /**
+   * AddBlock + open a session on its workers, retrying (excluding failed workers) a bounded number
+   * of times. `preplaced`: a block the master placed already (with the create), tried first.
+   */
+  async open(
+    lengthHint?: number,
+    preplaced?: { blockId: number; workers: WorkerAddress[] },
+  ): Promise<BlockWriteSession> {
     let last: BlockWriteError | undefined;
     for (let attempt = 0; attempt < MAX_BLOCK_PLACEMENTS; attempt++) {
       const excluded = new Set([...this.#excluded, ...this.#ctx.workers.failed.list()]);
-      const placed = await this.#ctx.master.call(AddBlock, {
-        fileId: this.#fileId,
-        leaseId: this.#leaseId,
-        clientHost: this.#ctx.settings.clientHost,
-        clientHostId: this.#ctx.settings.hostId,
-        ...(excluded.size > 0 ? { excludeWorkers: [...excluded] } : {}),
-        ...(lengthHint === undefined ? {} : { lengthHint }),
-      });
+      const placed =
+        attempt === 0 && preplaced !== undefined
+          ? preplaced
+          : await this.#ctx.master.call(AddBlock, {
+              fileId: this.#fileId,
+              leaseId: this.#leaseId,
+              clientHost: this.#ctx.settings.clientHost,
+              clientHostId: this.#ctx.settings.hostId,
+              ...(excluded.size > 0 ? { excludeWorkers: [...excluded] } : {}),
+              ...(lengthHint === undefined ? {} : { lengthHint }),
+            });
       try {
         return await BlockWriteSession.open(
           this.#ctx,

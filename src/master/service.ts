@@ -6,10 +6,11 @@
  */
 import type { StorageType } from '../common/config/data-dir.js';
 import { STORAGE_TYPES } from '../common/config/data-dir.js';
-import { StrataError } from '../common/errors.js';
+import { FsError, StrataError } from '../common/errors.js';
 import { STRATA_VERSION } from '../common/version.js';
 import * as M from '../protocol/master-calls.js';
 import type { MasterInfo } from '../protocol/types.js';
+import { withPayload } from '../rpc/api.js';
 import type { CallContext, ReplyWithPayload, UnaryCall } from '../rpc/api.js';
 import type { BlockManager } from './blocks/block-manager.js';
 import type { Namespace } from './namespace/index.js';
@@ -98,8 +99,33 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       ),
     ),
     bind(M.Create, async (r) => {
-      const { caller: c, path, ...opts } = r;
-      return ns.create(path, opts, caller(c));
+      const { caller: c, path, firstBlock, ...opts } = r;
+      const out = await ns.create(path, { ...opts, firstBlock: firstBlock !== undefined }, caller(c));
+      const blockId = out.firstBlockId;
+      if (firstBlock === undefined || blockId === undefined)
+        return { status: out.status, leaseId: out.leaseId };
+      const st = out.status;
+      let placed: ReturnType<typeof placeReplicas>;
+      try {
+        placed = placeReplicas(d.policy, d.registry.candidates(), {
+          replicas: st.replicas,
+          storageType: st.storageType,
+          blockSizeBytes: st.blockSize,
+          ...(r.clientHost === undefined ? {} : { clientHost: r.clientHost }),
+          ...(firstBlock.clientHostId === undefined ? {} : { clientHostId: firstBlock.clientHostId }),
+          exclude: new Set<string>(),
+        });
+      } catch {
+        // No placement now: the block goes back and the writer's AddBlock reports why.
+        await ns.abandonBlock(st.id, out.leaseId, blockId).catch(() => undefined);
+        return { status: st, leaseId: out.leaseId };
+      }
+      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, st.blockSize);
+      return {
+        status: st,
+        leaseId: out.leaseId,
+        firstBlock: { blockId, workers: placed.map((p) => p.worker.address) },
+      };
     }),
     bind(M.OpenForWrite, async (r) => ns.openForWrite(r.path, r.clientHost ?? '', caller(r.caller))),
     bind(M.AddBlock, async (r) => {
@@ -117,6 +143,31 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       return { blockId, workers: placed.map((p) => p.worker.address) };
     }),
     bind(M.Complete, async (r) => ns.complete(r.fileId, r.leaseId, r.blocks, r.length, r.mtimeMs)),
+    bind(M.CompleteAs, async (r, ctx) => {
+      let at = 0;
+      const xattrs = (r.xattrs ?? []).map((x) => {
+        const value = ctx.payload.subarray(at, at + x.length);
+        at += x.length;
+        return { name: x.name, value };
+      });
+      if (at !== ctx.payload.length)
+        throw new FsError(
+          'EINVAL',
+          `completeAs: the payload holds ${ctx.payload.length} bytes, the attributes name ${at}`,
+        );
+      return ns.completeAs(
+        r.fileId,
+        r.leaseId,
+        {
+          blocks: r.blocks,
+          length: r.length,
+          ...(r.mtimeMs === undefined ? {} : { mtimeMs: r.mtimeMs }),
+          xattrs,
+          ...(r.renameTo === undefined ? {} : { renameTo: r.renameTo }),
+        },
+        caller(r.caller),
+      );
+    }),
     bind(M.RenewLease, async (r) => ({ expiresAtMs: ns.renewLease(r.fileId, r.leaseId) })),
     bind(M.AbandonBlock, async (r) => {
       await ns.abandonBlock(r.fileId, r.leaseId, r.blockId);
@@ -124,13 +175,19 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
     }),
     bind(M.GetBlockLocations, async (r) => {
       const { status, blocks } = await ns.getBlocks(r.path, r.offset ?? 0, r.length, caller(r.caller));
-      return {
+      const located = {
         status,
         blocks: blocks.map((b) => ({
           ...b,
           workers: d.blocks.readableReplicas(b.blockId).map((x) => x.address),
         })),
       };
+      if (r.xattr === undefined) return located;
+      const value = await ns.getXattr(r.path, r.xattr, caller(r.caller)).catch((err: unknown) => {
+        if (err instanceof FsError && err.code === 'ENODATA') return undefined;
+        throw err;
+      });
+      return withPayload({ ...located, xattrFound: value !== undefined }, value ?? Buffer.alloc(0));
     }),
     bind(M.Delete, async (r) => {
       await ns.delete(r.path, { recursive: r.recursive === true }, caller(r.caller));

@@ -91,9 +91,21 @@ export const Create = unary(
      * UFS mount) it creates the file for writing as without the flag: the caller completes it.
      */
     complete: z.boolean().optional(),
+    /**
+     * Also allocate and place the first block (as AddBlock would, in the create's commit): one
+     * round trip less for a writer that will write. Its fields are AddBlock's.
+     */
+    firstBlock: z
+      .object({ clientHostId: z.string().max(255).optional(), lengthHint: nonNegInt.optional() })
+      .optional(),
     caller,
   }),
-  z.object({ status: fileStatusSchema, leaseId: z.string() }),
+  z.object({
+    status: fileStatusSchema,
+    leaseId: z.string(),
+    /** The first block, when asked for and a placement was found (else the writer calls AddBlock). */
+    firstBlock: z.object({ blockId: id, workers: z.array(workerAddressSchema) }).optional(),
+  }),
   { mutating: true },
 );
 
@@ -174,9 +186,19 @@ export const GetBlockLocations = unary(
     offset: nonNegInt.optional(),
     /** Bytes wanted from offset; absent = to the end. */
     length: nonNegInt.optional(),
+    /**
+     * Also read this extended attribute (one round trip for a reader that needs the file's
+     * metadata too): its value is the reply's raw payload, `xattrFound` says whether it exists.
+     */
+    xattr: z.string().min(1).max(MAX_XATTR_NAME_BYTES).optional(),
     caller,
   }),
-  z.object({ status: fileStatusSchema, blocks: z.array(locatedBlockSchema) }),
+  z.object({
+    status: fileStatusSchema,
+    blocks: z.array(locatedBlockSchema),
+    /** With `xattr`: whether the file has it. Absent: not looked up (ask GetXattr). */
+    xattrFound: z.boolean().optional(),
+  }),
 );
 
 export const Delete = unary(
@@ -287,6 +309,36 @@ export const GetContentSummary = unary(
   'master.getContentSummary',
   z.object({ path: pathSchema, caller }),
   z.object({ length: nonNegInt, files: nonNegInt, dirs: nonNegInt, cachedBytes: nonNegInt }),
+);
+
+/** Most attributes one CompleteAs sets. */
+export const MAX_COMPLETE_XATTRS = 16;
+
+/**
+ * Complete + SetXattr + Rename in one transaction (one durable commit): commits the block list
+ * as Complete does, sets `xattrs` (their values concatenated in order as the call's raw payload,
+ * `length` bytes each) and with `renameTo` renames the file there, replacing a file. A refusal of
+ * any part (ENOENT/ENOTDIR for a missing parent, EISDIR for a directory at `renameTo`, a lost
+ * lease) changes nothing: the file stays open under its lease. Replies with the final status.
+ */
+export const CompleteAs = unary(
+  121,
+  'master.completeAs',
+  z.object({
+    fileId: id,
+    leaseId: z.string(),
+    blocks: z.array(fileBlockSchema.extend({ workers: z.array(z.string()).optional() })),
+    length: nonNegInt,
+    mtimeMs: z.number().optional(),
+    xattrs: z
+      .array(z.object({ name: xattrName, length: z.number().int().min(0).max(MAX_XATTR_VALUE_BYTES) }))
+      .max(MAX_COMPLETE_XATTRS)
+      .optional(),
+    renameTo: pathSchema.optional(),
+    caller,
+  }),
+  fileStatusSchema,
+  { mutating: true },
 );
 
 // ---- cluster and operations -----------------------------------------------------------------
@@ -413,6 +465,7 @@ export const MASTER_CALLS = [
   ListXattr,
   RemoveXattr,
   GetContentSummary,
+  CompleteAs,
   GetClusterInfo,
   ListWorkers,
   DecommissionWorker,

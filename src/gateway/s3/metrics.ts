@@ -26,18 +26,19 @@ export type GetPhaseObserver = (phase: GetPhase, seconds: number) => void;
 
 /**
  * Phases of an upload (PutObject, UploadPart, CopyObject), in order:
- * - `create`: the temp file is created (master Create);
+ * - `create`: the temp file is created with its first block placed (master Create);
  * - `receive`: waiting for body bytes after the create (they are read and hashed ahead, also
  *   during it), summed; a hash thread that falls behind shows here too;
- * - `write`: handing the body to the block writer, summed (the first block's placement,
- *   AddBlock and the worker's staging open, happens in the first write of 1 MiB);
+ * - `write`: handing the body to the block writer, summed (the worker's staging open happens
+ *   in the first write; AddBlock for blocks after the first);
  * - `digest`: waiting for the hash thread after the last byte;
  * - `close`: the writer is closed: the last block is written out, committed and synced by the
- *   worker, and the file completed (master Complete);
- * - `meta`: the metadata attribute is set (runs beside `close`; master SetXattr);
- * - `rename`: the temp file is renamed onto the key (master Rename).
+ *   worker, and the file completed; for an object, with its metadata and the rename onto the
+ *   key in the same master call (CompleteAs);
+ * - `meta`: the metadata attribute is set on its own (master SetXattr beside the close: an
+ *   upload completed in place, with no key to rename onto).
  */
-export type UploadPhase = 'create' | 'receive' | 'write' | 'digest' | 'close' | 'meta' | 'rename';
+export type UploadPhase = 'create' | 'receive' | 'write' | 'digest' | 'close' | 'meta';
 
 export type UploadPhaseObserver = (phase: UploadPhase, seconds: number) => void;
 
@@ -59,7 +60,7 @@ export async function timed<T>(
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   const phases = new Histogram({
     name: 'strata_s3_upload_phase_seconds',
-    help: 'Time of each phase of an upload (create, receive, write, digest, close, meta, rename)',
+    help: 'Time of each phase of an upload (create, receive, write, digest, close, meta)',
     labelNames: ['phase'],
     buckets: LATENCY_BUCKETS_S,
     registers: [registry],

@@ -199,16 +199,19 @@ export class Multipart {
           yield chunk as Buffer;
       }
     }
-    const tmp = await this.#store.writeTemp(
-      concatenated(),
-      { maxBytes: Number.MAX_SAFE_INTEGER, expectedBytes: total },
-      {},
-    );
     const md5s = createHash('md5');
     for (const p of chosen) md5s.update(Buffer.from(p.etag, 'hex'));
     const etag = `${md5s.digest('hex')}-${chosen.length}`;
     const meta: ObjectMeta = { ...rec.meta, etag, parts: compactParts(chosen.map((p) => p.size)) };
-    await this.#store.commit(tmp.tmpPath, locateKey(rec.bucket, rec.key), meta);
+    // Completed onto the key with its metadata in one namespace commit.
+    await this.#store.writeTemp(
+      concatenated(),
+      { maxBytes: Number.MAX_SAFE_INTEGER, expectedBytes: total },
+      {},
+      undefined,
+      () => meta,
+      locateKey(rec.bucket, rec.key),
+    );
     await this.#fs.delete(dir, { recursive: true }).catch(() => undefined);
     return { etag };
   }

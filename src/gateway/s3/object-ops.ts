@@ -34,7 +34,8 @@ const RESPONSE_OVERRIDES: Readonly<Record<string, string>> = {
 export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, key: string): Promise<void> {
   const loc = locateKey(bucket, key);
   const meta = metaFromRequest(ctx.req.headers);
-  // No bucket check up front: the rename into place finds a missing bucket (NoSuchBucket).
+  // No bucket check up front: the rename into place finds a missing bucket (NoSuchBucket). The
+  // upload is completed onto the key with its metadata in one namespace commit.
   const body = requestBody(ctx);
   const tmp = await d.store.writeTemp(
     body.stream,
@@ -45,9 +46,9 @@ export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, 
     body.expected,
     body.checksumAlgorithm,
     (md5) => ({ ...meta, etag: md5.toString('hex') }),
+    loc,
   );
   const etag = tmp.md5.toString('hex');
-  await d.store.commit(tmp.tmpPath, loc, undefined);
   const echo = body.checksumEcho();
   sendEmpty(ctx, 200, { etag: `"${etag}"`, ...(echo === undefined ? {} : { [echo[0]]: echo[1] }) });
 }
@@ -262,8 +263,11 @@ export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string,
     source as AsyncIterable<Buffer>,
     { maxBytes: d.limits.maxObjectBytes, expectedBytes: info.size },
     {},
+    undefined,
+    (md5) => ({ ...base, etag: md5.toString('hex') }),
+    loc,
   );
-  const path = await d.store.commit(tmp.tmpPath, loc, { ...base, etag: tmp.md5.toString('hex') });
+  const path = tmp.path ?? loc.path;
   let mtimeMs: number;
   try {
     mtimeMs = (await d.store.fs.stat(path)).mtimeMs;

@@ -40,6 +40,8 @@ export interface TempUpload {
   tmpPath: string;
   size: number;
   md5: Buffer;
+  /** With a target: where the object now is (the upload was completed into place). */
+  path?: string;
 }
 
 export interface WriteLimits {
@@ -141,18 +143,24 @@ export class ObjectStore {
   }
 
   /**
-   * Opens an object for reading: its info and an open reader (close it). The block locations
-   * come with the open, so a GET costs one namespace round trip (the open and the metadata
-   * attribute are asked for together).
+   * Opens an object for reading: its info and an open reader (close it). The status, the block
+   * locations and the metadata attribute come in one namespace call, so a GET costs one round
+   * trip (two for a key whose object is beside a folder).
    */
   async open(bucket: string, key: string): Promise<{ info: ObjectInfo; reader: FileReader }> {
     const loc = locateKey(bucket, key);
-    const found = await this.#find(
-      loc,
-      (path) => this.fs.open(path),
-      (r) => r.status,
-    );
-    return { info: found.info, reader: found.handle };
+    for (const path of [loc.path, loc.besidePath]) {
+      const got = await this.fs.openWithXattr(path, META_XATTR).catch((err: unknown) => {
+        // A directory of the key's name (EISDIR): the object is beside it.
+        if (isNotFound(err)) return undefined;
+        throw toS3Error(err, { bucket, key });
+      });
+      if (got === undefined) continue;
+      const st = got.reader.status;
+      const meta = decodeMeta(got.xattr, st);
+      return { info: { key, path, size: st.size, mtimeMs: st.mtimeMs, meta }, reader: got.reader };
+    }
+    throw await this.#noSuchKey(loc);
   }
 
   /**
@@ -178,8 +186,13 @@ export class ObjectStore {
       const info = { key: loc.key, path, size: st.size, mtimeMs: st.mtimeMs, meta: decodeMeta(raw, st) };
       return { info, handle };
     }
+    throw await this.#noSuchKey(loc);
+  }
+
+  /** NoSuchBucket when the bucket is missing, else NoSuchKey. */
+  async #noSuchKey(loc: KeyLocation): Promise<S3Error> {
     await this.bucketStatus(loc.bucket);
-    throw new S3Error('NoSuchKey', 'The specified key does not exist.', {
+    return new S3Error('NoSuchKey', 'The specified key does not exist.', {
       BucketName: loc.bucket,
       Key: loc.key,
     });
@@ -203,7 +216,9 @@ export class ObjectStore {
    * Streams a body into a new temp file, checking the size limit as it goes and the digests at
    * the end (hashed on a hash thread while the bytes go to the workers). With `metaOf`, the
    * object's metadata attribute is set while the file is being completed (one round trip less
-   * before the rename). The temp file is removed on any failure (including the client going away).
+   * before the rename). With `target`, the file is completed, given its attributes and renamed
+   * onto the key in one namespace commit (see #closeInto) instead of three. The temp file is
+   * removed on any failure (including the client going away).
    */
   async writeTemp(
     body: AsyncIterable<Buffer>,
@@ -211,6 +226,7 @@ export class ObjectStore {
     expected: ExpectedDigests | (() => ExpectedDigests),
     checksumAlgorithm?: string,
     metaOf?: (md5: Buffer) => ObjectMeta,
+    target?: KeyLocation,
   ): Promise<TempUpload> {
     if (limits.expectedBytes !== undefined && limits.expectedBytes > limits.maxBytes) {
       throw new S3Error(
@@ -243,6 +259,8 @@ export class ObjectStore {
       writer = await timed(this.#phases, 'create', () =>
         this.fs.create(tmpPath, {
           ...(limits.expectedBytes === undefined ? {} : { sizeHintBytes: limits.expectedBytes }),
+          // The first block is placed with the create: one master round trip less per upload.
+          placeFirstBlock: limits.expectedBytes !== 0,
         }),
       );
     } catch (err) {
@@ -275,6 +293,10 @@ export class ObjectStore {
       const digests = await timed(this.#phases, 'digest', () => hasher.digest());
       verifyDigests(digests, expectedNow());
       const meta = metaOf?.(digests.md5);
+      if (target !== undefined) {
+        const path = await timed(this.#phases, 'close', () => this.#closeInto(writer, target, meta));
+        return { tmpPath, size: bytes, md5: digests.md5, path };
+      }
       await Promise.all([
         timed(this.#phases, 'close', () => writer.close()),
         meta === undefined
@@ -293,38 +315,34 @@ export class ObjectStore {
   }
 
   /**
-   * Sets the metadata of a temp file (unless writeTemp did) and renames it onto the key (an atomic replace); returns
-   * the object's path. Parent directories are made only when the rename says they are missing
-   * (most keys land in existing folders); a directory with the key's name sends the object
-   * beside it, an object with the name of a needed directory is moved beside it first.
+   * Completes an upload onto its key in one namespace commit: block list, metadata attribute (and
+   * the name attribute of a hashed name) and the rename (an atomic replace). A
+   * directory with the key's name sends the object beside it, and missing parents (ENOENT,
+   * ENOTDIR: the master changed nothing, the writer stays open) are made before asking again.
    */
-  async commit(tmpPath: string, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
+  async #closeInto(writer: FileWriter, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
+    const xattrs: Record<string, Uint8Array> = {};
+    if (meta !== undefined) xattrs[META_XATTR] = encodeMeta(meta);
+    if (loc.leaf.hashed || loc.beside.hashed) xattrs[NAME_XATTR] = Buffer.from(loc.leaf.segment);
     try {
-      if (meta !== undefined) {
-        await timed(this.#phases, 'meta', () => this.fs.setXattr(tmpPath, META_XATTR, encodeMeta(meta)));
-      }
-      if (loc.leaf.hashed || loc.beside.hashed) await this.fs.setXattr(tmpPath, NAME_XATTR, loc.leaf.segment);
       for (let attempt = 1; ; attempt++) {
         let target = loc.path;
         try {
           try {
-            await timed(this.#phases, 'rename', () => this.fs.rename(tmpPath, target));
+            await writer.close({ xattrs, renameTo: target });
           } catch (err) {
             if (!(err instanceof FsError && err.code === 'EISDIR')) throw err;
             target = loc.besidePath;
-            await this.fs.rename(tmpPath, target);
+            await writer.close({ xattrs, renameTo: target });
           }
           return target;
         } catch (err) {
-          // Missing parents (or ones a concurrent delete pruned), or an object where a folder
-          // must be: make the folders and try again.
           const code = err instanceof FsError ? err.code : undefined;
           if ((code !== 'ENOENT' && code !== 'ENOTDIR') || attempt >= COMMIT_ATTEMPTS) throw err;
           await this.#ensureParent(loc);
         }
       }
     } catch (err) {
-      await this.fs.delete(tmpPath).catch(() => undefined);
       throw toS3Error(err, { bucket: loc.bucket, key: loc.key });
     }
   }

@@ -214,6 +214,56 @@ export class MountService {
       return this.#decorate(st, res);
     });
 
+    wrap(M.CompleteAs, async (r, ctx) => {
+      const found = await this.#d.namespace.inodeWithPath(r.fileId);
+      const a = found === undefined ? undefined : this.#resolve(found.path);
+      const b = r.renameTo === undefined ? undefined : this.#resolve(r.renameTo);
+      if (a === undefined && b === undefined) return call(M.CompleteAs, r, ctx);
+      // Under a mount the steps keep their mount rules (UFS writes, read-only refusals), one by
+      // one: not one transaction there. A rename the mounts refuse is refused before anything.
+      const src = found?.path ?? `file ${r.fileId}`;
+      if (r.renameTo !== undefined) {
+        this.#refuseMountPoints(r.renameTo, 'rename onto');
+        if (a?.mount.mountId !== b?.mount.mountId)
+          throw new FsError('EXDEV', `${src} → ${r.renameTo}: rename across mounts is not possible`, {
+            details: { path: src },
+          });
+      }
+      const { xattrs, renameTo, caller: who, ...complete } = r;
+      const completeHandler = wrapped.get(M.Complete.code) as (
+        req: typeof complete,
+        ctx: CallContext,
+      ) => Promise<FileStatus>;
+      let st = await completeHandler(complete, ctx);
+      let at = 0;
+      for (const x of xattrs ?? []) {
+        if (a !== undefined) this.#refuseReadOnly(st.path, a, 'set an extended attribute');
+        const value = ctx.payload.subarray(at, at + x.length);
+        at += x.length;
+        await call(
+          M.SetXattr,
+          { path: st.path, name: x.name, ...(who === undefined ? {} : { caller: who }) },
+          { ...ctx, payload: value },
+        );
+      }
+      if (renameTo !== undefined) {
+        try {
+          await this.#rename(
+            { src: st.path, dst: renameTo, ...(who === undefined ? {} : { caller: who }) },
+            ctx,
+            call,
+          );
+        } catch (err) {
+          // The file is complete already: not a refusal the writer may retry after.
+          throw new FsError('EIO', `${st.path} was completed but not renamed to ${renameTo}`, {
+            cause: err,
+          });
+        }
+        st = await call(M.GetStatus, { path: renameTo, ...(who === undefined ? {} : { caller: who }) }, ctx);
+      }
+      return st;
+    });
+
     wrap(M.Mkdir, async (r, ctx) => {
       const res = this.#resolve(r.path);
       if (res === undefined) return call(M.Mkdir, r, ctx);

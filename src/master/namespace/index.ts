@@ -13,6 +13,7 @@ export type {
   NamespaceEvents,
   NamespaceCounts,
   CommittedBlock,
+  CompleteAsOptions,
   CreateOptions,
   SetAttrOptions,
   LocatedFileBlock,

@@ -173,6 +173,22 @@ export interface CreateOptions {
    * instead of create + complete.
    */
   complete?: boolean;
+  /**
+   * Allocate the file's first block in the same transaction (as `addBlock` would right after):
+   * one commit instead of two for a writer that knows it will write.
+   */
+  firstBlock?: boolean;
+}
+
+/** What `completeAs` commits besides the block list. */
+export interface CompleteAsOptions {
+  blocks: readonly CommittedBlock[];
+  length: number;
+  mtimeMs?: number;
+  /** Attributes set on the file in the same transaction. */
+  xattrs?: readonly { name: string; value: Uint8Array }[];
+  /** Where the completed file is renamed (an existing file there is replaced). */
+  renameTo?: string;
 }
 
 export interface ImportUfsFile {
@@ -666,7 +682,7 @@ export class Namespace {
     path: string,
     opts: CreateOptions = {},
     caller: Caller = ROOT_CALLER,
-  ): Promise<{ status: FileStatus; leaseId: string }> {
+  ): Promise<{ status: FileStatus; leaseId: string; firstBlockId?: number }> {
     const comps = parsePath(path);
     const d = this.#opts.defaults;
     const mode = checkMode(opts.mode ?? DEFAULT_FILE_MODE, path);
@@ -690,6 +706,8 @@ export class Namespace {
     // Only `parents` can create directories on the way: otherwise the file's id is the only one.
     const ids = await this.#inodeIds.take(opts.parents === true ? Math.max(1, comps.length) : 1);
     const complete = opts.complete === true;
+    // A file created complete is empty: it has no first block to allocate.
+    const firstBlockId = opts.firstBlock === true && !complete ? await this.#blockIds.takeOne() : undefined;
     const leaseId = complete ? '' : randomUUID();
     const host = opts.clientHost ?? '';
     const now = this.#clock();
@@ -737,15 +755,21 @@ export class Namespace {
         state: complete ? 'complete' : 'writing',
         blocks: [],
         lease: complete ? null : { id: leaseId, host },
-        pending: [],
+        pending: firstBlockId === undefined ? [] : [firstBlockId],
       };
       tx.putInode(file, true);
+      if (firstBlockId !== undefined) tx.indexBlock(firstBlockId, file.id);
       addEntry(tx, p.id, name, file, now);
       if (!complete) tx.grantLease(file.id, leaseId, host);
       return file;
     });
-    // From the inode: a replayed retry returns the lease its first attempt granted.
-    return { status: this.#status(ino, path), leaseId: ino.lease?.id ?? leaseId };
+    // From the inode: a replayed retry returns the lease (and block) its first attempt granted.
+    const status = this.#status(ino, path);
+    const leased = ino.lease?.id ?? leaseId;
+    const first = ino.type === 'file' ? ino.pending[0] : undefined;
+    return first === undefined
+      ? { status, leaseId: leased }
+      : { status, leaseId: leased, firstBlockId: first };
   }
 
   /**
@@ -964,44 +988,7 @@ export class Namespace {
     if (sc.length === 0) throw fsError('EBUSY', src, 'the root directory cannot be renamed');
     if (dc.length === 0) throw fsError('EBUSY', dst, 'cannot rename onto the root directory');
     const now = this.#clock();
-    await this.#mutate((tx) => {
-      const s = lookupExisting(tx, sc, caller, src);
-      const sParent = s.parent as DirInode;
-      const ino = s.inode;
-      const dParent = resolveParent(tx, dc, caller, dst);
-      const dName = dc[dc.length - 1] as string;
-      requireAccess(dParent, caller, X, dst);
-      if (ino.type === 'dir' && isAncestorOrSelf(tx, ino.id, dParent))
-        throw fsError('EINVAL', dst, `cannot move ${src} into its own subtree`);
-      const dd = tx.dentry(dParent.id, dName);
-      const target = dd === undefined ? undefined : entryInode(tx, dd, dst);
-      if (target !== undefined) {
-        if (target.id === ino.id) return;
-        if (opts.noReplace === true) throw fsError('EEXIST', dst);
-        if (ino.type === 'dir' && target.type !== 'dir') throw fsError('ENOTDIR', dst);
-        if (ino.type !== 'dir' && target.type === 'dir') throw fsError('EISDIR', dst);
-        if (target.type === 'dir' && target.children > 0) throw fsError('ENOTEMPTY', dst);
-      }
-      requireAccess(sParent, caller, W | X, src);
-      requireAccess(dParent, caller, W | X, dst);
-      requireStickyAllows(sParent, ino, caller, src);
-      if (target !== undefined) requireStickyAllows(dParent, target, caller, dst);
-      if (ino.type === 'dir' && sParent.id !== dParent.id) requireAccess(ino, caller, W, src);
-      if (target !== undefined) {
-        removeEntry(tx, dParent.id, dName, target, now);
-        if (target.type === 'dir') destroyInode(tx, target);
-        else unlinkInode(tx, target, dParent.id, dName, now);
-      }
-      removeEntry(tx, sParent.id, s.name, ino, now);
-      const cur = tx.inode(ino.id) ?? ino;
-      const moved: Inode = {
-        ...cur,
-        links: [...withoutLink(cur.links, sParent.id, s.name), [dParent.id, dName]],
-        ctimeMs: now,
-      };
-      tx.putInode(moved);
-      addEntry(tx, dParent.id, dName, moved, now);
-    });
+    await this.#mutate((tx) => renameIn(tx, sc, dc, src, dst, opts.noReplace === true, caller, now));
   }
 
   async setAttr(path: string, a: SetAttrOptions, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
@@ -1109,20 +1096,7 @@ export class Namespace {
     const bytes = Buffer.from(value);
     const now = this.#clock();
     await this.#mutate((tx) => {
-      const ino = lookupExisting(tx, comps, caller, path).inode;
-      requireXattrWrite(ino, name, caller, path);
-      const old = tx.getXattr(ino.id, name);
-      if (old !== undefined && flag === 'create') throw fsError('EEXIST', path, `attribute "${name}" exists`);
-      if (old === undefined && flag === 'replace') throw fsError('ENODATA', path, `no attribute "${name}"`);
-      const count = ino.xattrCount + (old === undefined ? 1 : 0);
-      const total =
-        ino.xattrBytes - (old === undefined ? 0 : old.length + name.length) + bytes.length + name.length;
-      if (count > MAX_XATTRS_PER_INODE)
-        throw fsError('ENOSPC', path, `at most ${MAX_XATTRS_PER_INODE} attributes`);
-      if (total > MAX_XATTR_BYTES_PER_INODE)
-        throw fsError('ENOSPC', path, `attributes above ${MAX_XATTR_BYTES_PER_INODE} bytes`);
-      tx.tx.put(xattrKey(ino.id, name), bytes);
-      tx.putInode({ ...ino, xattrCount: count, xattrBytes: total, ctimeMs: now });
+      setXattrIn(tx, lookupExisting(tx, comps, caller, path).inode, name, bytes, flag, caller, path, now);
     });
   }
 
@@ -1277,50 +1251,7 @@ export class Namespace {
     const now = this.#clock();
     const { file, path } = await this.#mutate(
       (tx) => {
-        const f = leasedIn(tx, fileId, leaseId);
-        const where = `file ${fileId}`;
-        const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
-        if (blocks.length > MAX_BLOCKS_PER_FILE)
-          throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
-        const flat: number[] = [];
-        const seen = new Set<number>();
-        let sum = 0;
-        for (const b of blocks) {
-          if (b.blockId !== 0) {
-            if (!allowedIds.has(b.blockId))
-              throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
-                details: { fileId, blockId: b.blockId },
-              });
-            if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
-            if (b.length > f.blockSize)
-              throw new FsError(
-                'EINVAL',
-                `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
-              );
-            seen.add(b.blockId);
-          }
-          flat.push(b.blockId, b.length);
-          sum += b.length;
-        }
-        if (sum !== length)
-          throw new FsError(
-            'EINVAL',
-            `${where}: block lengths add up to ${sum}, not the file length ${length}`,
-            { details: { fileId } },
-          );
-        tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
-        const next: FileInode = {
-          ...f,
-          blocks: flat,
-          length,
-          pending: [],
-          lease: null,
-          state: 'complete',
-          mtimeMs: mtimeMs ?? now,
-          ctimeMs: now,
-        };
-        tx.putInode(next);
-        tx.endLease(fileId);
+        const next = completeIn(tx, fileId, leaseId, blocks, length, now, mtimeMs);
         return { file: next, path: pathOf(tx, next) };
       },
       { precheck: () => this.#checkLease(fileId, leaseId) },
@@ -1329,6 +1260,53 @@ export class Namespace {
       file,
       blocks.filter((b) => b.blockId !== 0),
     );
+    return this.#status(file, path);
+  }
+
+  /**
+   * Complete, attributes and rename in one transaction (what an object store's PUT needs to make
+   * an object appear whole and atomically, in one durable commit instead of three): commits the
+   * writer's block list as `complete` does, sets `xattrs` on the file, and with `renameTo` renames
+   * it there (replacing a file, as `rename` does). Any refusal (a missing parent, a directory at
+   * `renameTo`, a lost lease) changes nothing: the file stays open under its lease.
+   */
+  async completeAs(
+    fileId: number,
+    leaseId: string,
+    c: CompleteAsOptions,
+    caller: Caller = ROOT_CALLER,
+  ): Promise<FileStatus> {
+    const now = this.#clock();
+    const dc = c.renameTo === undefined ? undefined : parsePath(c.renameTo);
+    if (dc?.length === 0) throw fsError('EBUSY', c.renameTo ?? '/', 'cannot rename onto the root directory');
+    for (const x of c.xattrs ?? []) {
+      checkXattrName(x.name, `file ${fileId}`);
+      if (x.value.length > MAX_XATTR_VALUE_BYTES)
+        throw fsError('E2BIG', `file ${fileId}`, `attribute value above ${MAX_XATTR_VALUE_BYTES} bytes`);
+    }
+    const { file, path } = await this.#mutate(
+      (tx) => {
+        const done = completeIn(tx, fileId, leaseId, c.blocks, c.length, now, c.mtimeMs);
+        const from = pathOf(tx, done);
+        for (const x of c.xattrs ?? []) {
+          const cur = tx.inode(fileId) ?? done;
+          setXattrIn(tx, cur, x.name, Buffer.from(x.value), 'any', caller, from, now);
+        }
+        if (dc === undefined || c.renameTo === undefined) {
+          return { file: tx.inode(fileId) ?? done, path: from };
+        }
+        renameIn(tx, parsePath(from), dc, from, c.renameTo, false, caller, now);
+        const moved = tx.inode(fileId) ?? done;
+        return { file: moved, path: pathOf(tx, moved) };
+      },
+      { precheck: () => this.#checkLease(fileId, leaseId) },
+    );
+    if (file.type === 'file') {
+      this.#opts.events?.blocksCommitted?.(
+        file,
+        c.blocks.filter((b) => b.blockId !== 0),
+      );
+    }
     return this.#status(file, path);
   }
 
@@ -1613,6 +1591,136 @@ function makeDir(
   tx.putInode(dir, true);
   addEntry(tx, p.id, name, dir, now);
   return dir;
+}
+
+/** The body of a rename inside a transaction (see Namespace.rename). */
+function renameIn(
+  tx: NsTx,
+  sc: readonly string[],
+  dc: readonly string[],
+  src: string,
+  dst: string,
+  noReplace: boolean,
+  caller: Caller,
+  now: number,
+): void {
+  const s = lookupExisting(tx, sc, caller, src);
+  const sParent = s.parent as DirInode;
+  const ino = s.inode;
+  const dParent = resolveParent(tx, dc, caller, dst);
+  const dName = dc[dc.length - 1] as string;
+  requireAccess(dParent, caller, X, dst);
+  if (ino.type === 'dir' && isAncestorOrSelf(tx, ino.id, dParent))
+    throw fsError('EINVAL', dst, `cannot move ${src} into its own subtree`);
+  const dd = tx.dentry(dParent.id, dName);
+  const target = dd === undefined ? undefined : entryInode(tx, dd, dst);
+  if (target !== undefined) {
+    if (target.id === ino.id) return;
+    if (noReplace) throw fsError('EEXIST', dst);
+    if (ino.type === 'dir' && target.type !== 'dir') throw fsError('ENOTDIR', dst);
+    if (ino.type !== 'dir' && target.type === 'dir') throw fsError('EISDIR', dst);
+    if (target.type === 'dir' && target.children > 0) throw fsError('ENOTEMPTY', dst);
+  }
+  requireAccess(sParent, caller, W | X, src);
+  requireAccess(dParent, caller, W | X, dst);
+  requireStickyAllows(sParent, ino, caller, src);
+  if (target !== undefined) requireStickyAllows(dParent, target, caller, dst);
+  if (ino.type === 'dir' && sParent.id !== dParent.id) requireAccess(ino, caller, W, src);
+  if (target !== undefined) {
+    removeEntry(tx, dParent.id, dName, target, now);
+    if (target.type === 'dir') destroyInode(tx, target);
+    else unlinkInode(tx, target, dParent.id, dName, now);
+  }
+  removeEntry(tx, sParent.id, s.name, ino, now);
+  const cur = tx.inode(ino.id) ?? ino;
+  const moved: Inode = {
+    ...cur,
+    links: [...withoutLink(cur.links, sParent.id, s.name), [dParent.id, dName]],
+    ctimeMs: now,
+  };
+  tx.putInode(moved);
+  addEntry(tx, dParent.id, dName, moved, now);
+}
+
+/** Sets one attribute of `ino` inside a transaction (see Namespace.setXattr). */
+function setXattrIn(
+  tx: NsTx,
+  ino: Inode,
+  name: string,
+  bytes: Buffer,
+  flag: 'any' | 'create' | 'replace',
+  caller: Caller,
+  path: string,
+  now: number,
+): void {
+  requireXattrWrite(ino, name, caller, path);
+  const old = tx.getXattr(ino.id, name);
+  if (old !== undefined && flag === 'create') throw fsError('EEXIST', path, `attribute "${name}" exists`);
+  if (old === undefined && flag === 'replace') throw fsError('ENODATA', path, `no attribute "${name}"`);
+  const count = ino.xattrCount + (old === undefined ? 1 : 0);
+  const total =
+    ino.xattrBytes - (old === undefined ? 0 : old.length + name.length) + bytes.length + name.length;
+  if (count > MAX_XATTRS_PER_INODE)
+    throw fsError('ENOSPC', path, `at most ${MAX_XATTRS_PER_INODE} attributes`);
+  if (total > MAX_XATTR_BYTES_PER_INODE)
+    throw fsError('ENOSPC', path, `attributes above ${MAX_XATTR_BYTES_PER_INODE} bytes`);
+  tx.tx.put(xattrKey(ino.id, name), bytes);
+  tx.putInode({ ...ino, xattrCount: count, xattrBytes: total, ctimeMs: now });
+}
+
+/** Commits a writer's block list inside a transaction (see Namespace.complete); returns the file. */
+function completeIn(
+  tx: NsTx,
+  fileId: number,
+  leaseId: string,
+  blocks: readonly CommittedBlock[],
+  length: number,
+  now: number,
+  mtimeMs: number | undefined,
+): FileInode {
+  const f = leasedIn(tx, fileId, leaseId);
+  const where = `file ${fileId}`;
+  const allowedIds = new Set<number>([...realBlockIds(f.blocks), ...f.pending]);
+  if (blocks.length > MAX_BLOCKS_PER_FILE)
+    throw new FsError('EFBIG', `${where}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
+  const flat: number[] = [];
+  const seen = new Set<number>();
+  let sum = 0;
+  for (const b of blocks) {
+    if (b.blockId !== 0) {
+      if (!allowedIds.has(b.blockId))
+        throw new FsError('EINVAL', `${where}: block ${b.blockId} does not belong to this file`, {
+          details: { fileId, blockId: b.blockId },
+        });
+      if (seen.has(b.blockId)) throw new FsError('EINVAL', `${where}: block ${b.blockId} listed twice`);
+      if (b.length > f.blockSize)
+        throw new FsError(
+          'EINVAL',
+          `${where}: block ${b.blockId} length ${b.length} exceeds the block size ${f.blockSize}`,
+        );
+      seen.add(b.blockId);
+    }
+    flat.push(b.blockId, b.length);
+    sum += b.length;
+  }
+  if (sum !== length)
+    throw new FsError('EINVAL', `${where}: block lengths add up to ${sum}, not the file length ${length}`, {
+      details: { fileId },
+    });
+  tx.dropBlocks([...allowedIds].filter((id) => !seen.has(id)));
+  const next: FileInode = {
+    ...f,
+    blocks: flat,
+    length,
+    pending: [],
+    lease: null,
+    state: 'complete',
+    mtimeMs: mtimeMs ?? now,
+    ctimeMs: now,
+  };
+  tx.putInode(next);
+  tx.endLease(fileId);
+  return next;
 }
 
 /** The file, inside a transaction, if `leaseId` still holds it. */
