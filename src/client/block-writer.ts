@@ -16,7 +16,7 @@ import type { WriteCall } from '../rpc/api.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
 import { ChunkChecksummer } from '../protocol/chunk-checksums.js';
-import { AlignedSlotPool, DirectAppender } from '../protocol/direct-io.js';
+import { AlignedSlotPool, DIRECT_SLOT_BYTES, DirectAppender } from '../protocol/direct-io.js';
 import type { IoContext } from './io-context.js';
 import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
@@ -180,9 +180,13 @@ class LocalTarget implements ReplicaTarget {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.#direct !== undefined) {
-      // Copied into an aligned slot; a full slot is written while the next one fills.
-      this.#sums.update(chunk);
-      await this.#direct.append(chunk);
+      // Slot by slot: the piece is copied into a slot (a full one starts its write), then
+      // checksummed while that write runs on libuv's pool.
+      for (let done = 0; done < chunk.length; done += DIRECT_SLOT_BYTES) {
+        const piece = chunk.subarray(done, Math.min(chunk.length, done + DIRECT_SLOT_BYTES));
+        await this.#direct.append(piece);
+        this.#sums.update(piece);
+      }
       this.#written += chunk.length;
       this.#ctx.metrics?.write('local', chunk.length);
       return;

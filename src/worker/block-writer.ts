@@ -179,17 +179,20 @@ export class BlockWriter {
       this.#reservedBytes += more;
       this.#checkOpen();
     }
-    this.#sum.update(chunk);
-    this.#written = after;
-    if (chunk.length === 0) return;
     if (this.#direct !== undefined) {
-      // Copied into an aligned slot: the caller's chunk is free again once this resolves.
+      // Copied into an aligned slot (a full one starts its write), then checksummed while that
+      // write runs; the caller's chunk is free again once this resolves.
+      this.#written = after;
       await this.#direct.append(chunk);
+      this.#sum.update(chunk);
       this.#filePos = this.#direct.appendedBytes;
       this.#inFileBytes = Math.max(this.#inFileBytes, this.#direct.inFileBytes);
       this.#wake();
       return;
     }
+    this.#sum.update(chunk);
+    this.#written = after;
+    if (chunk.length === 0) return;
     this.#batch.push(chunk);
     this.#batchBytes += chunk.length;
     this.#wake();
