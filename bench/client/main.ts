@@ -73,8 +73,8 @@ async function fio(dir: string, rw: 'write' | 'read'): Promise<number> {
     '--ioengine=psync',
     '--direct=0',
     // Workers sync a block before publishing it, so the write reference includes the flush too;
-    // the measured gets read warm (after one unmeasured pass: puts write with O_DIRECT and leave
-    // nothing in the page cache), so fio reads its file warm too.
+    // the measured gets read warm (after one unmeasured pass: short-circuit puts write with
+    // O_DIRECT and leave nothing in the page cache), so fio reads its file warm too.
     ...(rw === 'write' ? ['--end_fsync=1'] : ['--invalidate=0']),
   ]);
   return rw === 'write' ? r.write.bytesPerSecond : r.read.bytesPerSecond;
@@ -190,8 +190,8 @@ async function main(): Promise<void> {
       await step('fio write', figures.fioWrite, () => fio(cluster.dir, 'write'));
       await step('put, short-circuit', figures.putLocal, () => put(local, '/bench/sc.bin', chunk));
       await step('put, remote', figures.putRemote, () => put(remote, '/bench/remote.bin', chunk));
-      // Blocks are written with O_DIRECT (docs/worker.md): the first read after a put comes from
-      // the disk. It is printed, not compared; the compared gets below read warm, as fio does.
+      // Short-circuit puts write with O_DIRECT (docs/client.md): the first read after one comes
+      // from the disk. It is printed, not compared; the compared gets below read warm, as fio does.
       await step('first get after put, short-circuit, read(buffer)', figures.coldLocal, () =>
         getInto(local, '/bench/sc.bin', chunk),
       );
@@ -292,7 +292,7 @@ async function main(): Promise<void> {
       rows,
     );
     console.log(
-      `\nfirst get after a put (from the disk: puts bypass the page cache), read(buffer), best of ${RUNS}: ` +
+      `\nfirst get after a put (short-circuit puts bypass the page cache), read(buffer), best of ${RUNS}: ` +
         `short-circuit ${(best(figures.coldLocal) / MB).toFixed(0)} MB/s, remote ${(best(figures.coldRemote) / MB).toFixed(0)} MB/s`,
     );
     console.log(

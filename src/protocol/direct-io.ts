@@ -1,11 +1,12 @@
 /**
- * Direct (O_DIRECT) appends for block files, shared by the worker's block writer and the SDK's
- * short-circuit writer. Why: a buffered write of a fresh block copies every byte into newly
- * allocated page-cache pages, and on this class of machine that copy (kernel time in the writing
- * thread) was 60 % of the worker's CPU during a remote write (perf: copy_folio_from_iter_atomic),
- * 1.5–2.7 s per GiB; a direct write hands the pages to the device and costs ~0.1 s per GiB. The
- * data is still synced by the caller (fdatasync) before a block is published: O_DIRECT alone does
- * not flush the device's cache nor the file's allocation metadata.
+ * Direct (O_DIRECT) appends for block files: how the SDK fills a short-circuit staging file (the
+ * bench of the worker's short-circuit writes too). Why: a buffered write of a fresh file copies
+ * every byte into newly allocated page-cache pages, and on this class of machine that copy (kernel
+ * time in libuv's threads, perf: copy_folio_from_iter_atomic, plus reclaim) cost the writing
+ * client 1.2–3.1 s of CPU per GiB; a direct write hands the pages to the device (~0.1 s per GiB).
+ * The worker still syncs the file (fdatasync) at commit: O_DIRECT alone flushes neither the
+ * device's cache nor the file's allocation metadata. (The worker's own writes stay buffered:
+ * direct, they measured no faster, docs/worker.md.)
  *
  * O_DIRECT needs the memory address, the file position and the length aligned to the device's
  * logical block. Node cannot allocate aligned Buffers, but a WebAssembly.Memory is mapped by V8 at
@@ -16,7 +17,7 @@
  *
  * Trade-off: bytes written this way are not left in the page cache, so the first read of a fresh
  * block comes from the device. Where O_DIRECT is refused (EINVAL: a filesystem without it) or no
- * slot is free, `DirectAppender.open` returns undefined and the caller writes through the page
+ * slot is free, `DirectAppender.open` returns only the ordinary handle and the caller writes through the page
  * cache as before.
  */
 import { constants } from 'node:fs';
@@ -31,7 +32,7 @@ export const DIRECT_SLOT_BYTES = 1024 * 1024;
 const SLOTS_PER_APPENDER = 2;
 /** Slots cut from one WebAssembly.Memory (a mapping of 16 MiB). */
 const SLOTS_PER_REGION = 16;
-/** Default cap on slots in a process (64 MiB): 32 direct writers at once, others go buffered. */
+/** Default cap on slots in a process (64 MiB): 32 direct writes at once, others go buffered. */
 export const DEFAULT_MAX_DIRECT_SLOTS = 64;
 const WASM_PAGE_BYTES = 64 * 1024;
 
@@ -206,6 +207,15 @@ export class DirectAppender {
     await this.#inflight;
     this.#throwIfFailed();
     if (this.#fill === 0) return;
+    // Tracked as the write in flight, so `close` returns the slots only once it is done.
+    const done = this.#flushSlot();
+    this.#inflight = done.catch((err: unknown) => {
+      this.#error ??= err instanceof Error ? err : new Error(String(err));
+    });
+    await done;
+  }
+
+  async #flushSlot(): Promise<void> {
     const aligned = this.#fill - (this.#fill % DIRECT_IO_ALIGN_BYTES);
     if (aligned > 0) {
       await this.#writeSlot(this.#slot, aligned, this.#filePos);

@@ -20,7 +20,6 @@ import { BlockReader } from './block-reader.js';
 import { BlockWriter } from './block-writer.js';
 import type { StagedBlock } from './block-writer.js';
 import { BufferPool, POOLED_READ_BUFFERS, READ_WINDOW_BYTES } from './buffer-pool.js';
-import { AlignedSlotPool } from '../protocol/direct-io.js';
 import {
   BlockBusyError,
   BlockCorruptError,
@@ -113,8 +112,6 @@ export class BlockStore {
   readonly #pins: Set<number>;
   readonly #listeners: ((e: BlockEvent) => void)[] = [];
   readonly #spaceWaiters = new Set<() => void>();
-  /** Aligned buffers for durable writers' O_DIRECT writes (protocol/direct-io.ts). */
-  readonly #directSlots = new AlignedSlotPool();
   /** Publishes happening together share their directory syncs. */
   readonly #dirSync = new DirSyncer();
   /** Read-through fills published without a sync (see unsynced-fills.ts). */
@@ -375,7 +372,6 @@ export class BlockStore {
             this,
             lengthHint,
             durable,
-            this.#directSlots,
           );
         } catch (err) {
           if (token !== undefined) this.#unsynced.endWriter(token);

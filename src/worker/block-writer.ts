@@ -6,15 +6,9 @@
  *
  * A writer made with `durable: false` (a read-through fill: the UFS holds the bytes) skips the
  * syncs; the store publishes its file unsynced and syncs it later (see unsynced-fills.ts).
- *
- * A durable writer given an AlignedSlotPool writes with O_DIRECT (protocol/direct-io.ts): no
- * page-cache copy, one fdatasync at the end (no early syncs: nothing dirty piles up). Fills stay
- * buffered: readers joining a fill read its staging file while it is written (`whenWritten`).
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
-import { DirectAppender } from '../protocol/direct-io.js';
-import type { AlignedSlotPool } from '../protocol/direct-io.js';
 import { ChunkChecksummer, MAX_BLOCK_LENGTH_BYTES, encodeTrailer, fileSizeFor } from './block-format.js';
 import { WriteCancelledError, badRequest } from './errors.js';
 import { unlinkIfExists } from './fs-util.js';
@@ -59,8 +53,6 @@ export class BlockWriter {
   readonly stagingPath: string;
   readonly #host: WriterHost;
   readonly #fh: FileHandle;
-  /** Set for a direct writer: every byte goes through it (`#fh` is its ordinary descriptor). */
-  readonly #direct: DirectAppender | undefined;
   readonly #sum: ChunkChecksummer;
   #reservedBytes: number;
   #written = 0;
@@ -92,10 +84,8 @@ export class BlockWriter {
     host: WriterHost,
     lengthHint: number,
     durable: boolean,
-    direct: DirectAppender | undefined,
   ) {
     this.blockId = blockId;
-    this.#direct = direct;
     this.#durable = durable;
     this.tier = tier;
     this.dir = dir;
@@ -115,34 +105,9 @@ export class BlockWriter {
     host: WriterHost,
     lengthHint: number,
     durable = true,
-    slots?: AlignedSlotPool,
   ): Promise<BlockWriter> {
-    let fh: FileHandle;
-    let direct: DirectAppender | undefined;
-    if (durable && slots !== undefined) {
-      const opened = await DirectAppender.open(stagingPath, 'wx', slots);
-      if ('appender' in opened) {
-        direct = opened.appender;
-        fh = direct.plain;
-      } else fh = opened.plain;
-    } else fh = await open(stagingPath, 'wx', 0o644);
-    return new BlockWriter(
-      blockId,
-      tier,
-      dir,
-      stagingPath,
-      reservedBytes,
-      fh,
-      host,
-      lengthHint,
-      durable,
-      direct,
-    );
-  }
-
-  /** Whether bytes go to the file with O_DIRECT. */
-  get direct(): boolean {
-    return this.#direct !== undefined;
+    const fh = await open(stagingPath, 'wx', 0o644);
+    return new BlockWriter(blockId, tier, dir, stagingPath, reservedBytes, fh, host, lengthHint, durable);
   }
 
   /** False for a writer whose block is published unsynced (a read-through fill). */
@@ -178,17 +143,6 @@ export class BlockWriter {
       await this.#host.grow(this.dir, more, signal);
       this.#reservedBytes += more;
       this.#checkOpen();
-    }
-    if (this.#direct !== undefined) {
-      // Copied into an aligned slot (a full one starts its write), then checksummed while that
-      // write runs; the caller's chunk is free again once this resolves.
-      this.#written = after;
-      await this.#direct.append(chunk);
-      this.#sum.update(chunk);
-      this.#filePos = this.#direct.appendedBytes;
-      this.#inFileBytes = Math.max(this.#inFileBytes, this.#direct.inFileBytes);
-      this.#wake();
-      return;
     }
     this.#sum.update(chunk);
     this.#written = after;
@@ -251,12 +205,7 @@ export class BlockWriter {
     for (;;) {
       if (this.#inFileBytes >= bytes) return;
       if (this.#state === 'closed') throw new Error(`write of block ${this.blockId} was aborted`);
-      if (this.#direct !== undefined && this.#direct.appendedBytes >= bytes) {
-        await this.#direct.flush();
-        this.#inFileBytes = Math.max(this.#inFileBytes, this.#direct.appendedBytes);
-      } else if (this.#direct !== undefined)
-        await new Promise<void>((resolve) => this.#progress.push(resolve));
-      else if (this.#filePos >= bytes) await this.#inflight;
+      if (this.#filePos >= bytes) await this.#inflight;
       else if (this.#filePos + this.#batchBytes >= bytes) await this.#flushBatch();
       else await new Promise<void>((resolve) => this.#progress.push(resolve));
     }
@@ -281,9 +230,7 @@ export class BlockWriter {
     await this.#flushBatch();
     await this.#inflight;
     await this.#earlySync;
-    const direct = this.#direct;
-    const inFile = direct === undefined ? this.#filePos : direct.appendedBytes;
-    if (inFile !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
+    if (this.#filePos !== this.#written) throw new Error(`block ${this.blockId}: file position out of step`);
     const trailer = encodeTrailer(this.#written, this.#sum.finish());
     const fileBytes = this.#written + trailer.length;
     if (fileBytes > this.#reservedBytes) {
@@ -291,13 +238,9 @@ export class BlockWriter {
         `block ${this.blockId}: ${fileBytes} bytes staged beyond ${this.#reservedBytes} reserved`,
       );
     }
-    if (direct !== undefined) {
-      await direct.append(trailer);
-      await direct.flush();
-    } else await this.#fh.write(trailer, 0, trailer.length, this.#written);
+    await this.#fh.write(trailer, 0, trailer.length, this.#written);
     if (this.#durable) await this.#fh.datasync();
-    if (direct !== undefined) await direct.close();
-    else await this.#fh.close();
+    await this.#fh.close();
     this.#state = 'staged';
     return {
       blockId: this.blockId,
@@ -321,10 +264,7 @@ export class BlockWriter {
     await this.#earlySync?.catch(() => undefined);
     this.#batch = [];
     this.#batchBytes = 0;
-    if (wasOpen) {
-      if (this.#direct !== undefined) await this.#direct.close().catch(() => undefined);
-      else await this.#fh.close().catch(() => undefined);
-    }
+    if (wasOpen) await this.#fh.close().catch(() => undefined);
     await unlinkIfExists(this.stagingPath).catch(() => undefined);
     this.dir.release(this.#reservedBytes);
   }
