@@ -8,6 +8,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ChunkChecksummer } from '../../src/protocol/chunk-checksums.js';
+import { AlignedSlotPool, DirectAppender } from '../../src/protocol/direct-io.js';
 import { WorkerCalls } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
 
@@ -21,6 +22,7 @@ const client = new RpcClient({
   streamDeadlineMs: 600_000,
 });
 const LOCAL_BASE_ID = 1_000_000;
+const slots = new AlignedSlotPool();
 
 const chunk = Buffer.alloc(MiB);
 for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
@@ -52,15 +54,26 @@ async function localWrite(): Promise<number> {
       storageType: 'DISK',
       lengthHint: blockBytes,
     });
-    const fh = await open(path, 'r+');
-    // As the SDK's writer does: checksum each piece while the file write runs, hand the table over.
+    // As the SDK's writer does: O_DIRECT through aligned slots where the filesystem allows it,
+    // checksum each piece, hand the table over at commit.
+    const opened = await DirectAppender.open(path, 'r+', slots);
     const sums = new ChunkChecksummer(blockBytes);
-    for (let off = 0; off < blockBytes; off += MiB) {
-      const written = fh.write(chunk, 0, MiB, off);
-      sums.update(chunk);
-      await written;
+    if ('appender' in opened) {
+      for (let off = 0; off < blockBytes; off += MiB) {
+        sums.update(chunk);
+        await opened.appender.append(chunk);
+      }
+      await opened.appender.flush();
+      await opened.appender.close();
+    } else {
+      const fh = opened.plain;
+      for (let off = 0; off < blockBytes; off += MiB) {
+        const written = fh.write(chunk, 0, MiB, off);
+        sums.update(chunk);
+        await written;
+      }
+      await fh.close();
     }
-    await fh.close();
     await client.call(
       WorkerCalls.CommitLocalWrite,
       { blockId, length: blockBytes, checksummed: true },

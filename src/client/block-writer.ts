@@ -9,7 +9,6 @@
  * the bytes already written can be read back from it for that replay, even if the worker died and
  * removed the file.
  */
-import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { StorageType } from '../common/config/index.js';
 import { StrataError, toStrataError } from '../common/errors.js';
@@ -17,6 +16,7 @@ import type { WriteCall } from '../rpc/api.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import { AbortLocalWrite, CommitLocalWrite, OpenLocalWrite, WriteBlock } from '../protocol/worker-calls.js';
 import { ChunkChecksummer } from '../protocol/chunk-checksums.js';
+import { AlignedSlotPool, DIRECT_SLOT_BYTES, DirectAppender } from '../protocol/direct-io.js';
 import type { IoContext } from './io-context.js';
 import { LOCAL_WRITE_CHUNK_BYTES } from './settings.js';
 import { workerKey } from './worker-pool.js';
@@ -107,19 +107,35 @@ class RemoteTarget implements ReplicaTarget {
   async close(): Promise<void> {}
 }
 
+/**
+ * Aligned buffers for short-circuit writes with O_DIRECT (protocol/direct-io.ts), one pool for the
+ * process: a writer beyond its cap writes through the page cache.
+ */
+const localWriteSlots = new AlignedSlotPool();
+
 class LocalTarget implements ReplicaTarget {
   readonly worker: WorkerAddress;
   readonly local = true;
   readonly #ctx: IoContext;
   readonly #blockId: number;
   readonly #fh: FileHandle;
+  /** Set when the file is written with O_DIRECT (`#fh` is then its ordinary descriptor). */
+  readonly #direct: DirectAppender | undefined;
   /** The checksum table handed to the worker at commit, so it does not read the file back. */
   readonly #sums: ChunkChecksummer;
   #written = 0;
   #closed = false;
 
-  private constructor(ctx: IoContext, worker: WorkerAddress, blockId: number, fh: FileHandle, hint: number) {
+  private constructor(
+    ctx: IoContext,
+    worker: WorkerAddress,
+    blockId: number,
+    fh: FileHandle,
+    hint: number,
+    direct: DirectAppender | undefined,
+  ) {
     this.#ctx = ctx;
+    this.#direct = direct;
     this.worker = worker;
     this.#blockId = blockId;
     this.#fh = fh;
@@ -143,8 +159,13 @@ class LocalTarget implements ReplicaTarget {
       hint === undefined ? { blockId, storageType } : { blockId, storageType, lengthHint: hint },
     );
     let fh: FileHandle;
+    let direct: DirectAppender | undefined;
     try {
-      fh = await open(body.path, 'r+');
+      const opened = await DirectAppender.open(body.path, 'r+', localWriteSlots);
+      if ('appender' in opened) {
+        direct = opened.appender;
+        fh = direct.plain;
+      } else fh = opened.plain;
     } catch (err) {
       ctx.log.warn(
         { err, worker: workerKey(worker), path: body.path },
@@ -154,10 +175,22 @@ class LocalTarget implements ReplicaTarget {
       await ch.call(AbortLocalWrite, { blockId }).catch(() => undefined);
       return undefined;
     }
-    return new LocalTarget(ctx, worker, blockId, fh, hint ?? 0);
+    return new LocalTarget(ctx, worker, blockId, fh, hint ?? 0, direct);
   }
 
   async write(chunk: Buffer): Promise<void> {
+    if (this.#direct !== undefined) {
+      // Slot by slot: the piece is copied into a slot (a full one starts its write), then
+      // checksummed while that write runs on libuv's pool.
+      for (let done = 0; done < chunk.length; done += DIRECT_SLOT_BYTES) {
+        const piece = chunk.subarray(done, Math.min(chunk.length, done + DIRECT_SLOT_BYTES));
+        await this.#direct.append(piece);
+        this.#sums.update(piece);
+      }
+      this.#written += chunk.length;
+      this.#ctx.metrics?.write('local', chunk.length);
+      return;
+    }
     for (let done = 0; done < chunk.length;) {
       const piece = chunk.subarray(done, Math.min(chunk.length, done + LOCAL_WRITE_CHUNK_BYTES));
       // The file write runs on libuv's thread pool while this thread checksums the same bytes.
@@ -177,6 +210,7 @@ class LocalTarget implements ReplicaTarget {
         `local block ${this.#blockId}: wrote ${this.#written}, expected ${length}`,
       );
     }
+    await this.#direct?.flush();
     const body = await this.#ctx.workers
       .channel(this.worker)
       .call(
@@ -193,6 +227,7 @@ class LocalTarget implements ReplicaTarget {
   }
 
   async readBack(offset: number, length: number): Promise<Buffer> {
+    await this.#direct?.flush();
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
@@ -218,7 +253,8 @@ class LocalTarget implements ReplicaTarget {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#fh.close().catch(() => undefined);
+    if (this.#direct !== undefined) await this.#direct.close();
+    else await this.#fh.close().catch(() => undefined);
   }
 }
 
