@@ -148,19 +148,15 @@ export const AddBlock = unary(
  * `workers` lists the worker ids that acknowledged each new block (recorded as its locations).
  * Blocks that were in the file before and are no longer listed are deleted from workers.
  */
-export const Complete = unary(
-  106,
-  'master.complete',
-  z.object({
-    fileId: id,
-    leaseId: z.string(),
-    blocks: z.array(fileBlockSchema.extend({ workers: z.array(z.string()).optional() })),
-    length: nonNegInt,
-    mtimeMs: z.number().optional(),
-  }),
-  fileStatusSchema,
-  { mutating: true },
-);
+const completeRequest = z.object({
+  fileId: id,
+  leaseId: z.string(),
+  blocks: z.array(fileBlockSchema.extend({ workers: z.array(z.string()).optional() })),
+  length: nonNegInt,
+  mtimeMs: z.number().optional(),
+});
+
+export const Complete = unary(106, 'master.complete', completeRequest, fileStatusSchema, { mutating: true });
 
 export const RenewLease = unary(
   107,
@@ -324,12 +320,7 @@ export const MAX_COMPLETE_XATTRS = 16;
 export const CompleteAs = unary(
   121,
   'master.completeAs',
-  z.object({
-    fileId: id,
-    leaseId: z.string(),
-    blocks: z.array(fileBlockSchema.extend({ workers: z.array(z.string()).optional() })),
-    length: nonNegInt,
-    mtimeMs: z.number().optional(),
+  completeRequest.extend({
     xattrs: z
       .array(z.object({ name: xattrName, length: z.number().int().min(0).max(MAX_XATTR_VALUE_BYTES) }))
       .max(MAX_COMPLETE_XATTRS)
