@@ -265,6 +265,7 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       if (w === undefined) return { commands: [{ type: 'register' as const }] };
       if (r.removedBlocks !== undefined) d.blocks.removeReported(r.workerId, r.removedBlocks);
       if (r.corruptBlocks !== undefined) d.blocks.corruptReported(r.workerId, r.corruptBlocks);
+      if (r.failedReplications !== undefined) d.blocks.replicationsFailed(r.workerId, r.failedReplications);
       if (r.addedBlocks !== undefined) await d.blocks.addReported(r.workerId, r.addedBlocks);
       if (r.evictCandidates !== undefined) await d.blocks.grantEvictions(r.workerId, r.evictCandidates);
       return { commands: d.registry.takeCommands(w) };

@@ -386,6 +386,8 @@ export const DecommissionWorker = unary(
 
 /** Most eviction candidates one heartbeat carries. */
 export const MAX_EVICT_CANDIDATES = 1000;
+/** Failed replication tasks one heartbeat reports (more wait for the next one). */
+export const MAX_REPORTED_REPLICATION_FAILURES = 1000;
 
 const reportedBlock = z.object({ blockId: id, length: nonNegInt, storageType: storageTypeSchema });
 
@@ -421,6 +423,11 @@ export const Heartbeat = unary(
     removedBlocks: z.array(id).max(100_000).optional(),
     /** Blocks whose checksums failed: the master drops this location and re-replicates. */
     corruptBlocks: z.array(id).max(100_000).optional(),
+    /**
+     * Blocks this worker was told to copy (`replicate`) and could not: the master plans them
+     * again now rather than when the task's timeout runs out.
+     */
+    failedReplications: z.array(id).max(MAX_REPORTED_REPLICATION_FAILURES).optional(),
     /**
      * Blocks this worker would drop to make room (its tiers are full below them), least recently
      * used first. The master answers with a `delete` command for those that have another copy —

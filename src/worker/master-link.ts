@@ -45,6 +45,8 @@ export interface MasterLinkOptions {
   onCommand: (cmd: WorkerCommand) => Promise<void>;
   /** Drop candidates to ask about in the next heartbeat (see Evictor). */
   takeEvictCandidates: () => number[];
+  /** Replication tasks that failed since the last heartbeat; given back when it fails. */
+  failedReplications?: { take: () => number[]; restore: (ids: readonly number[]) => void };
   metrics?: WorkerMetrics;
   log: Logger;
   reportPageBlocks?: number;
@@ -187,6 +189,7 @@ export class MasterLink {
     }
     const batch = o.delta.take(MAX_DELTA_PER_HEARTBEAT);
     const candidates = o.takeEvictCandidates();
+    const failed = o.failedReplications?.take() ?? [];
     let res: { commands: WorkerCommand[] };
     try {
       res = await o.client.call(
@@ -197,6 +200,7 @@ export class MasterLink {
           ...(batch.added.length > 0 ? { addedBlocks: batch.added } : {}),
           ...(batch.removed.length > 0 ? { removedBlocks: batch.removed } : {}),
           ...(batch.corrupt.length > 0 ? { corruptBlocks: batch.corrupt } : {}),
+          ...(failed.length > 0 ? { failedReplications: failed } : {}),
           ...(candidates.length > 0 ? { evictCandidates: candidates } : {}),
         },
         // A heartbeat that takes longer than an interval is stale: the next one says more.
@@ -204,6 +208,7 @@ export class MasterLink {
       );
     } catch (err) {
       o.delta.restore(batch);
+      o.failedReplications?.restore(failed);
       o.metrics?.heartbeats.inc({ outcome: 'failed' });
       throw err;
     }

@@ -1,10 +1,12 @@
 /**
  * Carries out `replicate` commands: copies blocks from another worker (a streamed, verified read
  * there) into this worker's store (a normal staged write here), a few at a time. A block already
- * stored is skipped; a failed copy leaves nothing and is left for the master to retry.
+ * stored is skipped; a failed copy leaves nothing and is reported in the next heartbeat, so the
+ * master plans it again (perhaps from another source or to another target) at once.
  */
 import type { Logger } from '../common/logging.js';
 import type { WorkerAddress, WorkerCommand } from '../protocol/index.js';
+import { MAX_REPORTED_REPLICATION_FAILURES } from '../protocol/master-calls.js';
 import type { ReadCall } from '../rpc/api.js';
 import type { BlockStore } from './block-store.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -35,6 +37,8 @@ export class Replicator {
   readonly #queued = new Set<number>();
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Tasks that failed (or were dropped) since the last heartbeat took them. */
+  readonly #failed = new Set<number>();
 
   constructor(opts: ReplicatorOptions) {
     this.#o = opts;
@@ -44,15 +48,33 @@ export class Replicator {
     return this.#queue.length + this.#running.size;
   }
 
+  /** Failed tasks to report in the next heartbeat (at most MAX_REPORTED_REPLICATION_FAILURES). */
+  takeFailed(): number[] {
+    const ids: number[] = [];
+    for (const id of this.#failed) {
+      if (ids.length >= MAX_REPORTED_REPLICATION_FAILURES) break;
+      ids.push(id);
+      this.#failed.delete(id);
+    }
+    return ids;
+  }
+
+  /** Reports taken by a heartbeat the master did not receive: sent with the next one. */
+  restoreFailed(ids: readonly number[]): void {
+    for (const id of ids) this.#failed.add(id);
+  }
+
   enqueue(tasks: readonly ReplicateTask[]): void {
     for (const t of tasks) {
       if (this.#queued.has(t.blockId) || this.#o.store.has(t.blockId)) continue;
       if (this.#queue.length >= MAX_QUEUED_REPLICATIONS) {
         this.#o.log.warn({ blockId: t.blockId }, 'replication queue full: task dropped');
+        this.#failed.add(t.blockId);
         continue;
       }
       this.#queue.push(t);
       this.#queued.add(t.blockId);
+      this.#failed.delete(t.blockId);
     }
     this.#pump();
   }
@@ -116,8 +138,10 @@ export class Replicator {
       }
     } catch (err) {
       metrics?.replications.inc({ outcome: 'failed' });
-      if (!signal.aborted)
+      if (!signal.aborted) {
         log.warn({ err, blockId: task.blockId, from: task.source.workerId }, 'replication failed');
+        this.#failed.add(task.blockId);
+      }
     }
   }
 }

@@ -242,6 +242,10 @@ export class Worker {
         for (const id of ids) dropCandidates.delete(id);
         return ids;
       },
+      failedReplications: {
+        take: () => replicator.takeFailed(),
+        restore: (ids) => replicator.restoreFailed(ids),
+      },
       metrics,
       log: log.child({ component: 'worker.heartbeat' }),
     });

@@ -163,6 +163,44 @@ describe('worker coordination', () => {
     assert.equal(loc.status.cachedBytes, 1000);
   });
 
+  test('a replication the worker reports failed is planned again at the next tick, not after its timeout', async (t) => {
+    const c = await openCore(t);
+    for (const [i, id] of ['w1', 'w2', 'w3'].entries()) await register(c, id, i + 1);
+    const { blockId, workers } = await writeOneBlock(c, '/f', 2);
+    const spare = ['w1', 'w2', 'w3'].find((w) => !workers.includes(w)) as string;
+    const [gone, kept] = workers as [string, string];
+    c.clock.now += 1001;
+    await beat(c, kept);
+    await beat(c, spare);
+    await c.core.blocks.tick();
+    assert.equal((await states(c))[gone], 'lost');
+    assert.deepEqual(
+      replications(await beat(c, spare)).map((x) => x.blockId),
+      [blockId],
+    );
+    // In flight: the next ticks plan nothing more while the task may still be running.
+    await c.core.blocks.tick();
+    assert.deepEqual(replications(await beat(c, spare)), []);
+    // The copy failed on the spare: reported, the block is planned again at once (the fake clock
+    // has not moved, so the 5-minute task timeout cannot be what frees it).
+    const r = await c.call(M.Heartbeat, {
+      workerId: spare,
+      tiers: tiers(10 * GiB),
+      failedReplications: [blockId],
+    });
+    assert.deepEqual(replications(r.commands), []);
+    await c.core.blocks.tick();
+    const again = replications(await beat(c, spare));
+    assert.deepEqual(
+      again.map((x) => [x.blockId, x.source.workerId]),
+      [[blockId, kept]],
+    );
+    // A report for a block that is not in flight on that worker changes nothing.
+    await c.call(M.Heartbeat, { workerId: kept, tiers: tiers(10 * GiB), failedReplications: [blockId, 999] });
+    await c.core.blocks.tick();
+    assert.deepEqual(replications(await beat(c, spare)), []);
+  });
+
   test('orphan blocks and removed files are deleted on the workers, until confirmed', async (t) => {
     const c = await openCore(t);
     await register(c, 'w1', 1);

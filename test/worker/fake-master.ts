@@ -22,6 +22,8 @@ export interface KnownWorker {
   heartbeats: number;
   corrupt: number[];
   evictAsked: number[];
+  /** Replication tasks the worker reported failed. */
+  failedReplications: number[];
 }
 
 export class FakeMaster {
@@ -55,6 +57,7 @@ export class FakeMaster {
         heartbeats: 0,
         corrupt: [],
         evictAsked: [],
+        failedReplications: [],
       });
       return { heartbeatIntervalMs: this.heartbeatIntervalMs };
     });
@@ -77,6 +80,7 @@ export class FakeMaster {
         w.blocks.delete(id);
         w.corrupt.push(id);
       }
+      w.failedReplications.push(...(req.failedReplications ?? []));
       const commands = this.queued.get(req.workerId) ?? [];
       this.queued.delete(req.workerId);
       const granted = (req.evictCandidates ?? []).filter((id) => {

@@ -113,6 +113,22 @@ test('delete, replicate, pin and register commands are carried out', async (t) =
   assert.ok((await rpcRead(b.client, 10)).equals(data));
   assert.equal(b.worker.store.info(10)?.storageType, 'MEM');
 
+  // A copy whose source does not hold the block fails, leaves nothing, and is reported once.
+  master.queue(b.worker.workerId, {
+    type: 'replicate',
+    tasks: [{ blockId: 12, length: 100, source: a.worker.address, storageType: 'DISK' }],
+  });
+  await waitFor('the failed copy reported', () =>
+    master.workers.get(b.worker.workerId)?.failedReplications.includes(12),
+  );
+  assert.equal(b.worker.store.has(12), false);
+  const beats = master.workers.get(b.worker.workerId)?.heartbeats ?? 0;
+  await waitFor(
+    'two more heartbeats',
+    () => (master.workers.get(b.worker.workerId)?.heartbeats ?? 0) >= beats + 2,
+  );
+  assert.deepEqual(master.workers.get(b.worker.workerId)?.failedReplications, [12], 'reported once');
+
   master.queue(a.worker.workerId, { type: 'delete', blockIds: [11] });
   await waitFor('a dropped 11', () => master.workers.get(a.worker.workerId)?.blocks.has(11) === false);
   assert.equal(a.worker.store.has(11), false);

@@ -190,6 +190,19 @@ export class BlockManager {
     }
   }
 
+  /**
+   * A worker could not make the copies it was told to (source gone or damaged, no room, stopped):
+   * its tasks end now and the blocks are planned again at the next tick, not after the timeout.
+   */
+  replicationsFailed(workerId: string, blockIds: readonly number[]): void {
+    for (const id of blockIds) {
+      const inf = this.#inflight.get(id);
+      if (inf === undefined || !inf.targets.delete(workerId)) continue;
+      if (inf.targets.size === 0) this.#inflight.delete(id);
+      this.#needed.add(id);
+    }
+  }
+
   /** The namespace dropped these blocks: every copy goes. */
   blocksRemoved(blockIds: readonly number[]): void {
     const now = this.#clock();
