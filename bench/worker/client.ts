@@ -54,7 +54,7 @@ async function localWrite(): Promise<number> {
       storageType: 'DISK',
       lengthHint: blockBytes,
     });
-    // As the SDK's writer does: O_DIRECT through aligned slots where the filesystem allows it,
+    // As the SDK's writer does with `client.direct_writes = true`: O_DIRECT through aligned slots where the filesystem allows it,
     // checksum each piece, hand the table over at commit.
     const opened = await DirectAppender.open(path, 'r+', slots);
     const sums = new ChunkChecksummer(blockBytes);

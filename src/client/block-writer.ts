@@ -112,6 +112,8 @@ class RemoteTarget implements ReplicaTarget {
  * process: a writer beyond its cap writes through the page cache.
  */
 const localWriteSlots = new AlignedSlotPool();
+/** With `directWrites` off: no slots, so every staging file is written through the page cache. */
+const noDirectSlots = new AlignedSlotPool(0);
 
 class LocalTarget implements ReplicaTarget {
   readonly worker: WorkerAddress;
@@ -161,7 +163,11 @@ class LocalTarget implements ReplicaTarget {
     let fh: FileHandle;
     let direct: DirectAppender | undefined;
     try {
-      const opened = await DirectAppender.open(body.path, 'r+', localWriteSlots);
+      const opened = await DirectAppender.open(
+        body.path,
+        'r+',
+        ctx.settings.directWrites ? localWriteSlots : noDirectSlots,
+      );
       if ('appender' in opened) {
         direct = opened.appender;
         fh = direct.plain;

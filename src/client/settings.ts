@@ -54,6 +54,14 @@ export interface ClientSettings {
   blockSizeBytes: number;
   replicas: number;
   shortCircuit: boolean;
+  /**
+   * Short-circuit writes with O_DIRECT (`client.direct_writes`): the kernel's copy into fresh
+   * page-cache pages was most of a local put's CPU; the price is that a block just written is
+   * not in the page cache (its first read comes from the disk). Off by default, since a cache's
+   * data is often read back soon after it is written (through the FUSE mount: 0.77× vs 0.35×
+   * of passthrough on sequential reads of a freshly written file).
+   */
+  directWrites: boolean;
   writeChunkBytes: number;
   readChunkBytes: number;
   storageType: StorageType;
@@ -88,6 +96,7 @@ export function settingsFromConfig(
     blockSizeBytes: c.block_size,
     replicas: c.replicas,
     shortCircuit: c.short_circuit,
+    directWrites: c.direct_writes,
     writeChunkBytes: c.write_chunk_size,
     readChunkBytes: c.read_chunk_size,
     storageType: c.storage_type,

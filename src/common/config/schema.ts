@@ -136,6 +136,11 @@ export const clientSection = z
     block_size: size('128MB', 64 * 1024, 2048 * MiB),
     replicas: int(1, 1, 16, 'a replica count'),
     short_circuit: bool(true),
+    /**
+     * Short-circuit writes bypass the page cache (O_DIRECT): cheaper puts, but a block just
+     * written is not in the page cache, so reading it back soon comes from the disk.
+     */
+    direct_writes: bool(false),
     write_chunk_size: size('128KB', 4096, 16 * MiB),
     read_chunk_size: size('128KB', 4096, 16 * MiB),
     storage_type: oneOf(STORAGE_TYPES, 'DISK'),
