@@ -308,7 +308,7 @@ async function main(): Promise<void> {
       rows,
     );
     console.log(
-      `\nfirst get after a put (short-circuit puts bypass the page cache), read(buffer), best of ${RUNS}: ` +
+      `\nfirst get after a put (default writes, through the page cache), read(buffer), best of ${RUNS}: ` +
         `short-circuit ${(best(figures.coldLocal) / MB).toFixed(0)} MB/s, remote ${(best(figures.coldRemote) / MB).toFixed(0)} MB/s`,
     );
     console.log(
