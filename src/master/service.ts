@@ -105,12 +105,13 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       if (firstBlock === undefined || blockId === undefined)
         return { status: out.status, leaseId: out.leaseId };
       const st = out.status;
+      const blockBytes = expectedBlockBytes(st.blockSize, firstBlock.lengthHint);
       let placed: ReturnType<typeof placeReplicas>;
       try {
         placed = placeReplicas(d.policy, d.registry.candidates(), {
           replicas: st.replicas,
           storageType: st.storageType,
-          blockSizeBytes: st.blockSize,
+          blockSizeBytes: blockBytes,
           ...(r.clientHost === undefined ? {} : { clientHost: r.clientHost }),
           ...(firstBlock.clientHostId === undefined ? {} : { clientHostId: firstBlock.clientHostId }),
           exclude: new Set<string>(),
@@ -120,7 +121,7 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
         await ns.abandonBlock(st.id, out.leaseId, blockId).catch(() => undefined);
         return { status: st, leaseId: out.leaseId };
       }
-      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, st.blockSize);
+      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, blockBytes);
       return {
         status: st,
         leaseId: out.leaseId,
@@ -130,16 +131,17 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
     bind(M.OpenForWrite, async (r) => ns.openForWrite(r.path, r.clientHost ?? '', caller(r.caller))),
     bind(M.AddBlock, async (r) => {
       const file = await ns.leasedFile(r.fileId, r.leaseId);
+      const blockBytes = expectedBlockBytes(file.blockSize, r.lengthHint);
       const placed = placeReplicas(d.policy, d.registry.candidates(), {
         replicas: file.replicas,
         storageType: file.storageType,
-        blockSizeBytes: file.blockSize,
+        blockSizeBytes: blockBytes,
         ...(r.clientHost === undefined ? {} : { clientHost: r.clientHost }),
         ...(r.clientHostId === undefined ? {} : { clientHostId: r.clientHostId }),
         exclude: new Set(r.excludeWorkers ?? []),
       });
       const { blockId } = await ns.addBlock(r.fileId, r.leaseId);
-      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, file.blockSize);
+      for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, blockBytes);
       return { blockId, workers: placed.map((p) => p.worker.address) };
     }),
     bind(M.Complete, async (r) => ns.complete(r.fileId, r.leaseId, r.blocks, r.length, r.mtimeMs)),
@@ -272,4 +274,14 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
     }),
   ];
   return bindings as unknown as Binding<never>[];
+}
+
+/**
+ * Bytes a new block will take, for placement and the soft reservation that lasts until the
+ * worker's next heartbeat: the writer's length hint when it gave one (a 1 KiB object must not
+ * hold 128 MiB of a worker's room: many small writes between two heartbeats would exhaust it and
+ * get ENOSPC with the disk nearly empty), else the file's block size.
+ */
+function expectedBlockBytes(blockSizeBytes: number, lengthHint: number | undefined): number {
+  return lengthHint === undefined ? blockSizeBytes : Math.max(1, Math.min(blockSizeBytes, lengthHint));
 }

@@ -201,6 +201,26 @@ describe('worker coordination', () => {
     assert.deepEqual(replications(await beat(c, spare)), []);
   });
 
+  test('placement reserves what the writer expects to write, until the next heartbeat', async (t) => {
+    const c = await openCore(t);
+    const MiB = 1024 * 1024;
+    await register(c, 'w1', 1, 3 * MiB); // room for three 1 MiB blocks
+    const { status, leaseId } = await c.call(M.Create, { path: '/small' });
+    // Small blocks (a length hint of 1 KiB): a hundred fit where three whole blocks would.
+    for (let i = 0; i < 100; i++) await c.call(M.AddBlock, { fileId: status.id, leaseId, lengthHint: 1024 });
+    const created = await c.call(M.Create, { path: '/small2', firstBlock: { lengthHint: 1024 } });
+    assert.ok(created.firstBlock !== undefined, 'the first block placed with the create');
+    // Whole blocks: with ~101 KiB held by the small ones, two fit and the third is refused until
+    // a heartbeat clears the reservations.
+    const big = await c.call(M.Create, { path: '/big' });
+    for (let i = 0; i < 2; i++) await c.call(M.AddBlock, { fileId: big.status.id, leaseId: big.leaseId });
+    await assert.rejects(c.call(M.AddBlock, { fileId: big.status.id, leaseId: big.leaseId }), {
+      code: 'ENOSPC',
+    });
+    await c.call(M.Heartbeat, { workerId: 'w1', tiers: tiers(3 * MiB) });
+    await c.call(M.AddBlock, { fileId: big.status.id, leaseId: big.leaseId });
+  });
+
   test('orphan blocks and removed files are deleted on the workers, until confirmed', async (t) => {
     const c = await openCore(t);
     await register(c, 'w1', 1);
