@@ -92,8 +92,10 @@ test('write types through and async, TTL on mounts, hit-ratio metrics', async (t
   assert.equal(sha((await objectBytes(raw, 'asy/late.bin')) ?? Buffer.alloc(0)), sha(b));
   assert.equal(sha(await fs.readFile('/data/asy/late.bin')), sha(b));
 
-  // TTL free: copies of a read file are dropped after the TTL; the UFS still serves it.
-  await fs.mount('s3://data/ttl', undefined, { ...opts, ttlMs: 1500, ttlAction: 'free' });
+  // TTL free: copies of a read file are dropped after the TTL; the UFS still serves it. The TTL
+  // runs from the object's mtime (the CopyObject below), so it must outlast the copy, the read and
+  // the cache fill on a loaded machine, or the copies are freed before the test sees them cached.
+  await fs.mount('s3://data/ttl', undefined, { ...opts, ttlMs: 5000, ttlAction: 'free' });
   const c = randomBytes(MiB + 1);
   await fs.writeFile('/data/thr/seed.bin', c);
   await raw.send(
