@@ -4,6 +4,7 @@
  * measured in the same invocation on the same machine:
  *
  *   remote streamed read   vs  iperf3 -c 127.0.0.1                            (target ≥ 0.6×)
+ *     (twice: chunks the consumer may keep, and reused receive buffers: `reuseBuffers`)
  *   short-circuit read     vs  fio --rw=read  --bs=1M, same size, same dir    (target ≥ 0.9×)
  *   remote / local write   vs  fio --rw=write --bs=1M --end_fsync=1, same dir (target ≥ 0.5×)
  *
@@ -46,6 +47,7 @@ interface ClientResult {
   remoteWrite: number;
   localWrite: number;
   remoteRead: number;
+  remoteReadReuse: number;
   localRead: number;
   localReadAsync: number;
 }
@@ -112,7 +114,8 @@ async function main(): Promise<void> {
         ours.set(c.name, [...(ours.get(c.name) ?? []), res]);
         console.log(
           `round ${r + 1} (${c.name}): remote write ${gb(res.remoteWrite).toFixed(2)}, short-circuit write ` +
-            `${gb(res.localWrite).toFixed(2)}, remote read ${gb(res.remoteRead).toFixed(2)}, short-circuit read ` +
+            `${gb(res.localWrite).toFixed(2)}, remote read ${gb(res.remoteRead).toFixed(2)} (reused buffers ` +
+            `${gb(res.remoteReadReuse).toFixed(2)}), short-circuit read ` +
             `${gb(res.localRead).toFixed(2)} (async ${gb(res.localReadAsync).toFixed(2)}) GB/s`,
         );
       }
@@ -147,6 +150,7 @@ async function main(): Promise<void> {
         });
       };
       row('remote streamed read', 'remoteRead', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
+      row('remote streamed read, reused buffers', 'remoteReadReuse', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
       row('short-circuit read (sync 1 MiB)', 'localRead', 'fio --rw=read --bs=1M', fioReads, 0.9);
       row('short-circuit read (async 1 MiB)', 'localReadAsync', 'fio --rw=read --bs=1M', fioReads, 0.9);
       row('remote write', 'remoteWrite', 'fio --rw=write --bs=1M --end_fsync=1', fioWrites, 0.5);

@@ -318,9 +318,10 @@ export class BlockReader {
         return got;
       }
     }
+    // Each chunk is copied into the target at once, so the stream may reuse its receive buffers.
     const call = this.#ctx.workers
       .channel(w)
-      .read(ReadBlock, { blockId: block.blockId, offset: blockOffset, length });
+      .read(ReadBlock, { blockId: block.blockId, offset: blockOffset, length }, { reuseBuffers: true });
     let got = 0;
     let finished = false;
     try {

@@ -133,6 +133,12 @@ export interface CallOptions {
   /** Raw bytes sent beside the request. */
   payload?: Buffer;
   signal?: AbortSignal;
+  /**
+   * Read streams: each chunk is valid only until the next one is asked for (or the iteration
+   * ends); big chunks are then received into a few buffers the stream reuses instead of fresh
+   * memory. For consumers that copy or parse each chunk and keep nothing of it.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface UnaryResult<Res> {

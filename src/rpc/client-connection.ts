@@ -21,6 +21,8 @@ export interface PendingCall {
   onResponse(header: ResponseHeader, payload: Buffer): void;
   /** Read streams only. */
   onData?(payload: Buffer): void;
+  /** Read streams only: a buffer of exactly `bytes` to receive a data frame's body into, if it has one. */
+  receiveBuffer?(bytes: number): Buffer | undefined;
   /** Write streams only. */
   onCredit?(bytes: number): void;
   /** The connection was lost; the call is over. */
@@ -68,8 +70,11 @@ export class ClientConnection {
     this.#opts = opts;
     this.address = opts.address;
     this.#name = formatHostPort(opts.address);
-    this.#decoder = new FrameDecoder(opts.maxFrameBytes, (type, callId, header, payload) =>
-      this.#onFrame(type, callId, header, payload),
+    this.#decoder = new FrameDecoder(
+      opts.maxFrameBytes,
+      (type, callId, header, payload) => this.#onFrame(type, callId, header, payload),
+      false,
+      (callId, bytes) => this.#calls.get(callId)?.receiveBuffer?.(bytes),
     );
     this.#socket = netConnect({
       host: opts.address.host,

@@ -14,6 +14,7 @@ import { STATUS_OK } from './codec.js';
 import type { ResponseHeader } from './codec.js';
 import { CancelledError, errorFromWire } from './errors.js';
 import { InboundStream, StreamSender } from './flow.js';
+import { ReceiveBuffers } from './receive-buffers.js';
 
 export interface StreamParams {
   body: unknown;
@@ -21,6 +22,8 @@ export interface StreamParams {
   requestId: string;
   deadlineMs: number;
   signal: AbortSignal | undefined;
+  /** Read streams: chunks are valid until the next is asked for (see CallOptions.reuseBuffers). */
+  reuseBuffers?: boolean;
 }
 
 type AnyDef = CallDef<CallKind, unknown, unknown>;
@@ -172,16 +175,24 @@ abstract class ClientStream implements PendingCall {
 export class ClientReadCall<Res> extends ClientStream implements ReadCall<Res> {
   declare readonly result: Promise<Res>;
   readonly #inbound: InboundStream;
+  readonly #buffers: ReceiveBuffers | undefined;
 
   constructor(core: ClientCore, def: AnyDef, params: StreamParams) {
     super(core, def, params);
     const window = core.settings.streamWindowBytes;
+    const buffers = params.reuseBuffers === true ? new ReceiveBuffers(window) : undefined;
+    this.#buffers = buffers;
     this.#inbound = new InboundStream(
       window,
       (bytes) => this.conn?.credit(this.callId, bytes),
       () => this.cancel('the reader stopped reading'),
+      buffers === undefined ? undefined : (chunk) => buffers.release(chunk),
     );
     void this.begin(window);
+  }
+
+  receiveBuffer(bytes: number): Buffer | undefined {
+    return this.#buffers?.take(bytes);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {

@@ -171,6 +171,7 @@ export class RpcClient {
       requestId: this.#requestId(opts.requestId),
       deadlineMs: this.#deadline(opts.deadlineMs, this.#core.settings.streamDeadlineMs),
       signal: opts.signal,
+      reuseBuffers: opts.reuseBuffers,
     };
   }
 

@@ -38,17 +38,28 @@ export class InboundStream implements AsyncIterable<Buffer> {
   #error: StrataError | undefined;
   #waiter: Waiter<IteratorResult<Buffer>> | undefined;
   #iterated = false;
+  readonly #onRelease: ((chunk: Buffer) => void) | undefined;
+  /** With onRelease: the chunk the consumer holds, released when it asks for the next. */
+  #lent: Buffer | undefined;
 
   /**
    * @param windowBytes the window granted up front (already known to the sender)
    * @param grant sends a credit update of that many bytes to the sender
    * @param onAbandon called when the consumer stops iterating early (break, return)
+   * @param onRelease when given, called with each chunk once the consumer is done with it: when it
+   *   asks for the next one, ends or abandons the iteration (chunks are valid until then only)
    */
-  constructor(windowBytes: number, grant: (bytes: number) => void, onAbandon: () => void) {
+  constructor(
+    windowBytes: number,
+    grant: (bytes: number) => void,
+    onAbandon: () => void,
+    onRelease?: (chunk: Buffer) => void,
+  ) {
     this.#windowBytes = windowBytes;
     this.#senderCredit = windowBytes;
     this.#grant = grant;
     this.#onAbandon = onAbandon;
+    this.#onRelease = onRelease;
   }
 
   /** Bytes received and not yet taken by the consumer. */
@@ -74,6 +85,7 @@ export class InboundStream implements AsyncIterable<Buffer> {
     if (waiter !== undefined) {
       this.#waiter = undefined;
       this.#consumed(chunk.length);
+      this.#lend(chunk);
       waiter.resolve({ value: chunk, done: false });
       return;
     }
@@ -111,6 +123,7 @@ export class InboundStream implements AsyncIterable<Buffer> {
   }
 
   next(): Promise<IteratorResult<Buffer>> {
+    this.#giveBack();
     if (this.#queueHead < this.#queue.length) {
       const chunk = this.#queue[this.#queueHead] as Buffer;
       this.#queue[this.#queueHead] = undefined as unknown as Buffer;
@@ -121,6 +134,7 @@ export class InboundStream implements AsyncIterable<Buffer> {
       }
       this.#queuedBytes -= chunk.length;
       this.#consumed(chunk.length);
+      this.#lend(chunk);
       return Promise.resolve({ value: chunk, done: false });
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
@@ -139,6 +153,7 @@ export class InboundStream implements AsyncIterable<Buffer> {
     return {
       next: () => this.next(),
       return: () => {
+        this.#giveBack();
         if (!this.finished) {
           this.discard();
           this.#onAbandon();
@@ -146,6 +161,17 @@ export class InboundStream implements AsyncIterable<Buffer> {
         return Promise.resolve({ value: undefined, done: true });
       },
     };
+  }
+
+  #lend(chunk: Buffer): void {
+    if (this.#onRelease !== undefined) this.#lent = chunk;
+  }
+
+  #giveBack(): void {
+    const lent = this.#lent;
+    if (lent === undefined) return;
+    this.#lent = undefined;
+    this.#onRelease?.(lent);
   }
 
   #consumed(bytes: number): void {

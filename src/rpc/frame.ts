@@ -86,6 +86,9 @@ export function bareHead(type: FrameType, callId: number, payloadBytes: number):
 
 export type FrameHandler = (type: FrameType, callId: number, header: Buffer, payload: Buffer) => void;
 
+/** Offers a buffer of exactly `bytes` for the body of a big data frame of `callId` (see #startAssembly). */
+export type DataBodySource = (callId: number, bytes: number) => Buffer | undefined;
+
 /**
  * Incremental frame parser. `push` takes bytes in any split; every complete frame goes to the
  * handler synchronously, in order. `header` is valid only during the call (decode it at once);
@@ -124,16 +127,20 @@ export class FrameDecoder {
   readonly #splitData: boolean;
   /** The frame being assembled is a data frame handed on in pieces. */
   #piecewise = false;
+  readonly #dataBodies: DataBodySource | undefined;
 
   /**
    * @param splitData hand on data frames that span reads as several data frames, one per read,
    *   without copying them together (stream bytes need no boundaries; a server receiving a write
    *   stream through 64 KiB socket reads would otherwise copy every chunk once more)
+   * @param dataBodies onread mode: where a big data frame's body may be read to instead of a
+   *   fresh buffer (a stream that reuses its receive buffers)
    */
-  constructor(maxFrameBytes: number, onFrame: FrameHandler, splitData = false) {
+  constructor(maxFrameBytes: number, onFrame: FrameHandler, splitData = false, dataBodies?: DataBodySource) {
     this.#maxLength = maxLengthField(maxFrameBytes);
     this.#onFrame = onFrame;
     this.#splitData = splitData;
+    this.#dataBodies = dataBodies;
   }
 
   get failed(): boolean {
@@ -306,7 +313,14 @@ export class FrameDecoder {
       return;
     }
     if (this.#directEnabled && this.#bodyBytes >= DIRECT_READ_MIN_BYTES) {
-      this.#direct = this.#carve(this.#bodyBytes);
+      const own =
+        this.#type === FrameType.Data && this.#headerBytes === 0
+          ? this.#dataBodies?.(this.#callId, this.#bodyBytes)
+          : undefined;
+      if (own !== undefined && own.length !== this.#bodyBytes) {
+        throw new Error(`receive buffer of ${own.length} bytes for a ${this.#bodyBytes}-byte body`);
+      }
+      this.#direct = own ?? this.#carve(this.#bodyBytes);
       this.#directFilled = 0;
     }
   }

@@ -1,5 +1,6 @@
 // Proves read and write streams: 100 MiB each way arrive intact (sha256) while memory stays far
-// below the stream size with a slow consumer (credit flow control), a stalled stream does not block
+// below the stream size with a slow consumer (credit flow control), a read stream that reuses its
+// receive buffers arrives intact through a few buffers, a stalled stream does not block
 // another on the same connection, and cancel, server errors, deadlines and a dropped connection
 // end streams with clear errors.
 import { strict as assert } from 'node:assert';
@@ -79,6 +80,36 @@ test('a 100 MiB read stream arrives intact with bounded memory and a slow consum
   );
   assert.ok(liveBytes < 32 * MiB, `live memory grew ${(liveBytes / MiB).toFixed(1)} MiB (limit 32 MiB)`);
   assert.ok(rssBytes < 50 * MiB, `rss grew ${(rssBytes / MiB).toFixed(1)} MiB (limit 50 MiB)`);
+});
+
+test('a read stream with reuseBuffers arrives intact through a few reused receive buffers', async (t) => {
+  const { address } = await startServer(t, (s) => serveTestCalls(s, newState()));
+  const client = newClient(t, [address]);
+  const total = 64 * MiB;
+  const call = client.read(
+    download,
+    { totalBytes: total, chunkBytes: MiB, seed: 11 },
+    { deadlineMs: 60_000, reuseBuffers: true },
+  );
+  const h = createHash('sha256');
+  const uses = new Map<ArrayBufferLike, number>();
+  let bytes = 0;
+  let chunks = 0;
+  for await (const chunk of call) {
+    // Consumed before the next chunk is asked for, as the option requires.
+    h.update(chunk);
+    bytes += chunk.length;
+    chunks++;
+    uses.set(chunk.buffer, (uses.get(chunk.buffer) ?? 0) + 1);
+    if (chunks % 8 === 0) await sleep(2); // let frames queue up behind the consumer
+  }
+  const res = await call.result;
+  assert.equal(bytes, total);
+  assert.equal(h.digest('hex'), res.sha256, 'sha256 of what arrived matches what was sent');
+  const reused = [...uses.values()].filter((n) => n > 1).length;
+  t.diagnostic(`${chunks} chunks in ${uses.size} distinct buffers, ${reused} of them reused`);
+  assert.ok(reused > 0, 'receive buffers were reused');
+  assert.ok(uses.size <= 16, `${uses.size} distinct buffers for ${chunks} chunks (at most 16 expected)`);
 });
 
 test('a 100 MiB write stream arrives intact with bounded memory and a slow consumer', async (t) => {
