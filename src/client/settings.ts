@@ -23,7 +23,7 @@ export const LOCAL_READS_IN_FLIGHT = 3;
 /**
  * Largest piece a short-circuit writer writes to a block file in one call (buffered writes).
  * 1 MiB, as fio's `bs=1M`: on the build machine (Linux 6.18, ext4) a 1 GiB put written in 4 MiB
- * pwrites cost the client 0.6–2.1 s of kernel CPU and ran at 410–830 MB/s, in 1 MiB pwrites
+ * pwrites cost the client 0.6–2.1 s of kernel CPU and ran at 360–830 MB/s, in 1 MiB pwrites
  * 0.27–0.8 s and 670–1,430 MB/s (alternating runs, docs/client.md); 512 KiB measured the same as
  * 1 MiB.
  */

@@ -50,18 +50,37 @@ export const SPILL_SEGMENT_BYTES = 1024 * 1024;
  * log's memory segments past its first MiB start at multiples of SPILL_SEGMENT_BYTES (see `view`).
  */
 export const SPILL_FIRST_SEGMENT_BYTES = 64 * 1024;
-/** Free segments the pool keeps for reuse (64 MiB); more are left to the garbage collector. */
-export const SPILL_POOL_MAX_SEGMENTS = 64;
+/**
+ * Free segments the pool keeps for reuse: one default block (128 MiB), so a sequential writer
+ * refills the next block from the one just uploaded; more are left to the garbage collector.
+ */
+export const SPILL_POOL_MAX_SEGMENTS = 128;
+/** A pool nobody took from for this long gives its free segments to the garbage collector. */
+export const SPILL_POOL_IDLE_MS = 10_000;
 
 /** Full-size segments no log holds, for the next appends of any log in this process. */
 const freeSegments: Buffer[] = [];
+let poolTakenSinceCheck = false;
+let poolTrimTimer: NodeJS.Timeout | undefined;
 
 function takeSegment(): Buffer {
+  poolTakenSinceCheck = true;
   return freeSegments.pop() ?? Buffer.allocUnsafeSlow(SPILL_SEGMENT_BYTES);
 }
 
 function giveSegment(buf: Buffer): void {
   if (freeSegments.length < SPILL_POOL_MAX_SEGMENTS) freeSegments.push(buf);
+  poolTrimTimer ??= setInterval(trimIdlePool, SPILL_POOL_IDLE_MS).unref();
+}
+
+/** Drops the free segments when no log took one since the last check (the writers went quiet). */
+function trimIdlePool(): void {
+  if (!poolTakenSinceCheck) {
+    freeSegments.length = 0;
+    clearInterval(poolTrimTimer);
+    poolTrimTimer = undefined;
+  }
+  poolTakenSinceCheck = false;
 }
 
 interface MemSegment {
