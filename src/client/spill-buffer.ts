@@ -188,6 +188,24 @@ export class SpillBuffer {
     return seg.buf.subarray(from, from + length);
   }
 
+  /**
+   * Log bytes [logOffset, logOffset + length) as views of the memory segments holding them (one
+   * per segment), or undefined when part of the range spilled. Valid as `view`'s are.
+   */
+  views(logOffset: number, length: number): Buffer[] | undefined {
+    if (length <= 0 || logOffset < 0 || logOffset + length > this.#memBytes) return undefined;
+    const out: Buffer[] = [];
+    let pos = logOffset;
+    for (let i = this.#findSegment(pos); pos < logOffset + length; i++) {
+      const seg = this.#segments[i] as MemSegment;
+      const from = pos - seg.logOffset;
+      const n = Math.min(logOffset + length - pos, seg.used - from);
+      out.push(seg.buf.subarray(from, from + n));
+      pos += n;
+    }
+    return out;
+  }
+
   /** Copies log bytes [logOffset, logOffset + length) into `target` at `targetOffset`. */
   async readInto(target: Uint8Array, targetOffset: number, logOffset: number, length: number): Promise<void> {
     if (logOffset < 0 || logOffset + length > this.#size) {

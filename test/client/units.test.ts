@@ -126,6 +126,9 @@ test('spill buffer: appends share pooled segments; views are zero-copy within on
   assert.deepEqual(v, all.subarray(mib, 2 * mib));
   assert.equal(buf.view(mib - 10, 20), undefined, 'a range across two segments has no view');
   assert.equal(buf.view(all.length - 5, 10), undefined, 'a range past the end has no view');
+  const pieces = buf.views(500, 2 * mib);
+  assert.ok(pieces !== undefined && pieces.length > 1, 'a range across segments comes in pieces');
+  assert.deepEqual(Buffer.concat(pieces), all.subarray(500, 500 + 2 * mib));
   await buf.close();
   assert.equal(budget.usedBytes, 0);
   // The next log reuses the memory the first gave back; its bytes are its own.
@@ -145,6 +148,7 @@ test('spill buffer: a budget too small for a segment still keeps what fits, exac
   await buf.append(data);
   assert.equal(budget.usedBytes, SPILL_SEGMENT_BYTES, 'one full segment, the rest spilled');
   assert.equal(buf.spilledBytes, 5000);
+  assert.equal(buf.views(0, data.length), undefined, 'no views of a range that spilled');
   assert.deepEqual(await buf.read(0, data.length), data);
   await buf.close();
   assert.equal(budget.usedBytes, 0);
