@@ -348,7 +348,7 @@ export class FileWriter {
     let piece = input;
     let mine = owned;
     /** The piece is in the current block's kept copy already (appended before it was sent). */
-    let kept = false;
+    let kept: boolean;
     for (let attempt = 0; ; attempt++) {
       const cur: OpenBlock = this.#current;
       kept = false;
