@@ -14,7 +14,7 @@
  * files, passthrough's directory) stays warm on both sides alike.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,9 @@ const CONCURRENCY = Number(values.concurrency);
 interface FuseFigures {
   seqWrite: number;
   seqRead: number;
+  /** CPU seconds of the file system's process (all its threads) per GiB moved. */
+  seqWriteCpuPerGiB: number;
+  seqReadCpuPerGiB: number;
   randRead: number;
   randReadIops: number;
   meta: MetaFigures;
@@ -84,6 +87,22 @@ interface MetaFigures {
   stat: number;
   rename: number;
   delete: number;
+}
+
+/** CPU time of a process (user + system, all threads) in seconds, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100;
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** Runs `fn` and returns its result with the CPU seconds `pid` spent meanwhile, per GiB of SIZE. */
+async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; cpuPerGiB: number }> {
+  const before = cpuSeconds(pid);
+  const value = await fn();
+  return { value, cpuPerGiB: ((cpuSeconds(pid) - before) * 1024 * MiB) / SIZE };
 }
 
 async function buildPassthrough(dir: string): Promise<string> {
@@ -137,11 +156,13 @@ async function metadata(dir: string): Promise<MetaFigures> {
   return { create, stat: statRate, rename: renameRate, delete: del };
 }
 
-async function measure(dir: string, label: string): Promise<FuseFigures> {
+async function measure(dir: string, label: string, pid: number): Promise<FuseFigures> {
   console.log(`${label}: fio sequential write, 1 MiB, ${formatBytes(SIZE)}`);
-  const seqWrite = await fioJob(dir, 'seqwrite', ['--rw=write', '--bs=1M', '--end_fsync=1']);
+  const seqWrite = await withCpu(pid, () =>
+    fioJob(dir, 'seqwrite', ['--rw=write', '--bs=1M', '--end_fsync=1']),
+  );
   console.log(`${label}: fio sequential read, 1 MiB`);
-  const seqRead = await fioJob(dir, 'seqread', ['--rw=read', '--bs=1M']);
+  const seqRead = await withCpu(pid, () => fioJob(dir, 'seqread', ['--rw=read', '--bs=1M']));
   console.log(`${label}: fio random read, 4 KiB, ${RUNTIME_S} s`);
   const rand = await fioJob(dir, 'randread', [
     '--rw=randread',
@@ -151,7 +172,15 @@ async function measure(dir: string, label: string): Promise<FuseFigures> {
   ]);
   console.log(`${label}: metadata, ${FILES} files, ${CONCURRENCY} at once`);
   const meta = await metadata(dir);
-  return { seqWrite: seqWrite.bw, seqRead: seqRead.bw, randRead: rand.bw, randReadIops: rand.iops, meta };
+  return {
+    seqWrite: seqWrite.value.bw,
+    seqRead: seqRead.value.bw,
+    seqWriteCpuPerGiB: seqWrite.cpuPerGiB,
+    seqReadCpuPerGiB: seqRead.cpuPerGiB,
+    randRead: rand.bw,
+    randReadIops: rand.iops,
+    meta,
+  };
 }
 
 async function main(): Promise<void> {
@@ -180,8 +209,8 @@ async function main(): Promise<void> {
     const cluster = await MiniCluster.start(t, { clientToml: `block_size = "${BENCH_BLOCK_SIZE}"\n` });
     const m = await mountFuse(t, cluster, { binding: values.binding });
 
-    const ref = await measure(pmnt, 'passthrough_ll');
-    const ours = await measure(m.mnt, `strata fuse (${values.binding})`);
+    const ref = await measure(pmnt, 'passthrough_ll', pt.child.pid as number);
+    const ours = await measure(m.mnt, `strata fuse (${values.binding})`, m.proc.child.pid as number);
 
     const mb = (v: number): number => v / MB;
     const rows: Comparison[] = [
@@ -213,6 +242,13 @@ async function main(): Promise<void> {
     printComparisons(
       `FUSE data path, ${values.binding} engine (${formatBytes(SIZE)} file, fio psync, 1 job)`,
       rows,
+    );
+    // CPU per GiB depends far less on what else runs on a shared machine than MB/s does.
+    const cpu = (f: FuseFigures, k: 'seqWriteCpuPerGiB' | 'seqReadCpuPerGiB'): string => f[k].toFixed(2);
+    console.log(
+      `\nCPU of the file system process per GiB: sequential write ${cpu(ours, 'seqWriteCpuPerGiB')} s ` +
+        `(passthrough_ll ${cpu(ref, 'seqWriteCpuPerGiB')} s), sequential read ${cpu(ours, 'seqReadCpuPerGiB')} s ` +
+        `(passthrough_ll ${cpu(ref, 'seqReadCpuPerGiB')} s)`,
     );
     const metaRows: Comparison[] = (['create', 'stat', 'rename', 'delete'] as const).map((k) => ({
       what: `${k} (${FILES} files, ${CONCURRENCY} at once)`,

@@ -356,6 +356,21 @@ export class BlockWriteSession {
     this.#length += chunk.length;
   }
 
+  /**
+   * Sends `pieces` in order as one write: the session's length moves only when every piece went
+   * to every replica (a failure leaves it where it was, as for a failed `write`).
+   */
+  async writeAll(pieces: readonly Buffer[]): Promise<void> {
+    if (this.#failed)
+      throw new StrataError('STRATA_INTERNAL', `block ${this.blockId} session already failed`);
+    let bytes = 0;
+    await this.#all(async (t) => {
+      for (const p of pieces) await t.write(p);
+    });
+    for (const p of pieces) bytes += p.length;
+    this.#length += bytes;
+  }
+
   /** Ends every replica; the block is stored on all of them when this resolves. */
   async finish(): Promise<string[]> {
     await this.#all((t) => t.finish(this.#length));

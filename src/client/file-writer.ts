@@ -274,7 +274,7 @@ export class FileWriter {
     this.#current = undefined;
     this.#finishing.length = 0;
     for (const b of open) if (b !== undefined) await b.session.abort();
-    for (const b of open) await b?.retained?.close().catch(() => undefined);
+    for (const b of open) await b?.retained?.close({ recycle: false }).catch(() => undefined);
     // Without a master there is nobody to tell: its lease timeout ends the file and reclaims the
     // blocks. Asking anyway would only wait out a deadline per call.
     if (isUnreachable(this.#failure)) return;
@@ -347,14 +347,29 @@ export class FileWriter {
     this.#current ??= await this.#openBlock();
     let piece = input;
     let mine = owned;
+    /** The piece is in the current block's kept copy already (appended before it was sent). */
+    let kept: boolean;
     for (let attempt = 0; ; attempt++) {
       const cur: OpenBlock = this.#current;
-      if (!mine && (cur.session.hasRemoteTarget || cur.retained !== undefined)) {
+      kept = false;
+      let pieces: Buffer[] | undefined;
+      if (!mine && cur.retained !== undefined) {
+        // Copied once, into the kept copy's pooled segments, and sent as views of them: no fresh
+        // buffer per write. The segments stay unchanged until the block is finished (or dropped).
+        const before = cur.retained.spilledBytes;
+        const at = await cur.retained.append(input);
+        const spilled = cur.retained.spilledBytes - before;
+        if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
+        kept = true;
+        pieces = cur.retained.views(at, input.length);
+      }
+      if (pieces === undefined && !mine && (cur.session.hasRemoteTarget || cur.retained !== undefined)) {
         piece = Buffer.from(input);
         mine = true;
       }
       try {
-        await cur.session.write(piece);
+        if (pieces === undefined) await cur.session.write(piece);
+        else await cur.session.writeAll(pieces);
         break;
       } catch (err) {
         if (!(err instanceof BlockWriteError) || attempt + 1 >= MAX_BLOCK_PLACEMENTS) {
@@ -364,7 +379,7 @@ export class FileWriter {
       }
     }
     const retained = this.#current.retained;
-    if (retained !== undefined) {
+    if (retained !== undefined && !kept) {
       const before = retained.spilledBytes;
       await retained.appendOwned(piece);
       const spilled = retained.spilledBytes - before;
@@ -442,7 +457,8 @@ export class FileWriter {
   async #dropBlock(block: OpenBlock): Promise<void> {
     await block.session.abort();
     await this.#placer.abandon(block.session.blockId);
-    await block.retained?.close().catch(() => undefined);
+    // Not recycled: the abandoned streams may still have views of it queued on a socket.
+    await block.retained?.close({ recycle: false }).catch(() => undefined);
   }
 
   /**

@@ -108,6 +108,19 @@ class DirtyBlock {
     if (end > this.length) this.length = end;
   }
 
+  /**
+   * The new bytes [from, to) without a copy, when one write covers them and the log holds them
+   * in one memory segment (a sequential writer's blocks, past their first MiB); else undefined.
+   */
+  view(from: number, to: number): Buffer | undefined {
+    for (const e of this.extents) {
+      if (e.end <= from) continue;
+      if (e.start > from || e.end < to) return undefined;
+      return this.log.view(e.logOffset + (from - e.start), to - from);
+    }
+    return undefined;
+  }
+
   truncate(length: number): void {
     this.length = length;
     this.baseReadable = Math.min(this.baseReadable, length);
@@ -540,6 +553,7 @@ export class RandomWriteHandle {
     // Detached first: nothing else uploads it, and writers to block i wait for this upload.
     this.#dirty.delete(i);
     const entry = this.#blocks[i] as BlockEntry;
+    let uploaded = false;
     try {
       if (d.extents.length === 0 && d.baseReadable === 0) {
         // Nothing but zeros: a hole.
@@ -561,8 +575,12 @@ export class RandomWriteHandle {
           });
         }
       }
+      uploaded = true;
     } finally {
-      await d.log.close();
+      // The log's memory went out as views (`#produce`). After a finished upload every replica
+      // has acknowledged those bytes, so the memory may serve another log; after a failure an
+      // abandoned stream may still have some queued on a socket, so it is left to the collector.
+      await d.log.close({ recycle: uploaded });
     }
   }
 
@@ -572,10 +590,18 @@ export class RandomWriteHandle {
     this.#blocks[i] = next;
   }
 
-  /** The new content of a dirty block, in pieces. */
+  /**
+   * The new content of a dirty block, in pieces: views of the block's log where one write covers
+   * a piece (the log stays open and unchanged until the upload ends), else assembled copies.
+   */
   async *#produce(d: DirtyBlock): AsyncGenerator<Buffer> {
     for (let at = 0; at < d.length; at += PRODUCE_CHUNK_BYTES) {
       const n = Math.min(PRODUCE_CHUNK_BYTES, d.length - at);
+      const view = d.view(at, at + n);
+      if (view !== undefined) {
+        yield view;
+        continue;
+      }
       const buf = Buffer.allocUnsafe(n);
       await this.#fillDirty(d, at, at + n, buf, 0);
       yield buf;

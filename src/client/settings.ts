@@ -20,8 +20,14 @@ export const LOCAL_READ_CHUNK_BYTES = 4 * MiB;
  * 2-core build machine: 1 in flight 7.6 GB/s, 2–3 in flight 13.6–14 GB/s, a reused buffer 12.7).
  */
 export const LOCAL_READS_IN_FLIGHT = 3;
-/** Largest piece a short-circuit writer writes to a block file in one call. */
-export const LOCAL_WRITE_CHUNK_BYTES = 4 * MiB;
+/**
+ * Largest piece a short-circuit writer writes to a block file in one call (buffered writes).
+ * 1 MiB, as fio's `bs=1M`: on the build machine (Linux 6.18, ext4) a 1 GiB put written in 4 MiB
+ * pwrites cost the client 0.6–2.1 s of kernel CPU and ran at 360–830 MB/s, in 1 MiB pwrites
+ * 0.27–0.8 s and 670–1,430 MB/s (alternating runs, docs/client.md); 512 KiB measured the same as
+ * 1 MiB.
+ */
+export const LOCAL_WRITE_CHUNK_BYTES = 1 * MiB;
 /** How many times one block is re-placed on other workers before a write gives up. */
 export const MAX_BLOCK_PLACEMENTS = 4;
 /** Attempts of one read range over the replicas (and a location refresh) before giving up. */

@@ -205,6 +205,31 @@ test('a worker that dies mid-write gets the block re-placed elsewhere (remote)',
   assert.ok((cluster.calls.get('master.abandonBlock') ?? 0) >= 1);
 });
 
+test('large writes to a remote replica go out as views of the kept copy, and replay exactly after a failure', async (t) => {
+  // Writes of 1 MiB or more skip the gathering buffer: they are copied into the block's kept
+  // copy (pooled segments) and sent as views of it; a replica failing mid-block replays from it.
+  const bigBlock = 4 * 1024 * 1024;
+  const { fs, cluster, registry } = setup(t, {
+    workers: 3,
+    settings: { replicas: 1, blockSizeBytes: bigBlock },
+  });
+  const bad = cluster.workers[0];
+  assert.ok(bad !== undefined);
+  bad.failWriteAfterBytes = bigBlock / 2 + 12_345;
+  const data = randomBytes(3 * bigBlock + 7);
+  const w = await fs.create('/views');
+  const piece = 1536 * 1024;
+  for (let at = 0; at < data.length; at += piece) {
+    const src = Buffer.from(data.subarray(at, at + piece));
+    await w.write(src);
+    src.fill(0); // the caller reuses its buffer at once: what was sent must not change
+  }
+  await w.close();
+  assert.ok(bad.down, 'the worker failed as injected');
+  assert.ok((await metric(registry, 'strata_client_block_replacements_total')) >= 1);
+  assert.equal(sha(await fs.readFile('/views')), sha(data));
+});
+
 test('a block whose worker fails while finishing it (in the background) is re-placed', async (t) => {
   const { fs, cluster, registry } = setup(t, { workers: 2, settings: { replicas: 1 } });
   const w0 = cluster.workers[0];

@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { isUnreachable, normaliseError } from '../../src/client/errors.js';
 import { normalisePath } from '../../src/client/filesystem.js';
 import { machineHostId } from '../../src/client/host-id.js';
-import { MemoryBudget, SpillBuffer } from '../../src/client/spill-buffer.js';
+import {
+  MemoryBudget,
+  SPILL_FIRST_SEGMENT_BYTES,
+  SPILL_SEGMENT_BYTES,
+  SpillBuffer,
+} from '../../src/client/spill-buffer.js';
 import { FailedWorkers } from '../../src/client/worker-pool.js';
 import { FsError, StrataError } from '../../src/common/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -100,4 +105,51 @@ test('errors: POSIX codes become FsError; unreachable is recognised', () => {
 test('the host id is stable and matches the worker formula (32 hex characters)', () => {
   assert.match(machineHostId(), /^[0-9a-f]{32}$/);
   assert.equal(machineHostId(), machineHostId());
+});
+
+test('spill buffer: appends share pooled segments; views are zero-copy within one segment only', async (t) => {
+  const budget = new MemoryBudget(64 << 20);
+  const buf = new SpillBuffer(budget, tempDir(t, 'strata-spill-'));
+  // A small first append starts the doubling ramp (64 KiB, 64 KiB, 128 KiB, ...).
+  const small = randomBytes(1000);
+  assert.equal(await buf.append(small), 0);
+  assert.equal(budget.usedBytes, SPILL_FIRST_SEGMENT_BYTES);
+  const mib = SPILL_SEGMENT_BYTES;
+  const big = randomBytes(3 * mib);
+  assert.equal(await buf.append(big), 1000);
+  const all = Buffer.concat([small, big]);
+  assert.deepEqual(await buf.read(0, all.length), all);
+  assert.equal(buf.spilledBytes, 0);
+  // Past the first MiB, segments start at multiples of a segment: a MiB-aligned MiB is one view.
+  const v = buf.view(mib, mib);
+  assert.ok(v !== undefined, 'an aligned MiB is one segment');
+  assert.deepEqual(v, all.subarray(mib, 2 * mib));
+  assert.equal(buf.view(mib - 10, 20), undefined, 'a range across two segments has no view');
+  assert.equal(buf.view(all.length - 5, 10), undefined, 'a range past the end has no view');
+  const pieces = buf.views(500, 2 * mib);
+  assert.ok(pieces !== undefined && pieces.length > 1, 'a range across segments comes in pieces');
+  assert.deepEqual(Buffer.concat(pieces), all.subarray(500, 500 + 2 * mib));
+  await buf.close();
+  assert.equal(budget.usedBytes, 0);
+  // The next log reuses the memory the first gave back; its bytes are its own.
+  const next = new SpillBuffer(budget, tempDir(t, 'strata-spill-'));
+  const other = randomBytes(mib);
+  await next.append(other);
+  assert.deepEqual(next.view(0, mib), other);
+  assert.deepEqual(await next.read(0, mib), other);
+  await next.close({ recycle: false });
+  assert.equal(budget.usedBytes, 0);
+});
+
+test('spill buffer: a budget too small for a segment still keeps what fits, exactly', async (t) => {
+  const budget = new MemoryBudget(SPILL_SEGMENT_BYTES + 100);
+  const buf = new SpillBuffer(budget, tempDir(t, 'strata-spill-'));
+  const data = randomBytes(SPILL_SEGMENT_BYTES + 5000);
+  await buf.append(data);
+  assert.equal(budget.usedBytes, SPILL_SEGMENT_BYTES, 'one full segment, the rest spilled');
+  assert.equal(buf.spilledBytes, 5000);
+  assert.equal(buf.views(0, data.length), undefined, 'no views of a range that spilled');
+  assert.deepEqual(await buf.read(0, data.length), data);
+  await buf.close();
+  assert.equal(budget.usedBytes, 0);
 });
