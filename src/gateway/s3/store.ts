@@ -16,6 +16,7 @@ import { S3Error, toS3Error } from './errors.js';
 import type { HashPool } from './hash-pool.js';
 import { timed } from './metrics.js';
 import { ReadAhead } from './read-ahead.js';
+import { PiecePool, WriteGather } from './write-gather.js';
 import type { UploadPhaseObserver } from './metrics.js';
 import {
   GATEWAY_ROOT,
@@ -56,6 +57,8 @@ export class ObjectStore {
   readonly #log: Logger;
   readonly #hashes: HashPool;
   readonly #phases: UploadPhaseObserver | undefined;
+  /** Buffers uploads are gathered into before they go to the writer (see write-gather.ts). */
+  readonly #pieces = new PiecePool();
 
   /** `phases` is told how long each phase of an upload took (see UploadPhase). */
   constructor(fs: FileSystem, log: Logger, hashes: HashPool, phases?: UploadPhaseObserver) {
@@ -271,6 +274,12 @@ export class ObjectStore {
     let bytes = 0;
     let receiveMs = 0;
     let writeMs = 0;
+    const gather = new WriteGather(this.#pieces);
+    /** Writes a gathered piece; its buffer is reused once the writer has the bytes. */
+    const writePiece = async (piece: Buffer): Promise<void> => {
+      await writer.write(piece);
+      this.#pieces.give(piece);
+    };
     try {
       for (let waitedAt = performance.now(); ;) {
         const next = await input.next();
@@ -278,9 +287,15 @@ export class ObjectStore {
         receiveMs += gotAt - waitedAt;
         if (next === undefined) break;
         bytes += next.length;
-        await writer.write(next);
+        for (const piece of gather.add(next)) await writePiece(piece);
         waitedAt = performance.now();
         writeMs += waitedAt - gotAt;
+      }
+      const last = gather.end();
+      if (last !== undefined) {
+        const lastAt = performance.now();
+        await writePiece(last);
+        writeMs += performance.now() - lastAt;
       }
       if (limits.expectedBytes !== undefined && bytes !== limits.expectedBytes) {
         throw new S3Error(
