@@ -15,7 +15,7 @@ import type { ExpectedDigests } from './digests.js';
 import { S3Error, toS3Error } from './errors.js';
 import type { HashPool } from './hash-pool.js';
 import { timed } from './metrics.js';
-import { ReadAhead } from './read-ahead.js';
+import { READ_AHEAD_BYTES, ReadAhead } from './read-ahead.js';
 import { PiecePool, WriteGather } from './write-gather.js';
 import type { UploadPhaseObserver } from './metrics.js';
 import {
@@ -247,16 +247,23 @@ export class ObjectStore {
     // The body is received and hashed while the temp file is being created (one master round
     // trip), not left in the socket until then; the size limit is checked as bytes arrive.
     let received = 0;
-    const input = new ReadAhead(body, (chunk) => {
-      received += chunk.length;
-      if (received > limits.maxBytes) {
-        throw new S3Error(
-          'EntityTooLarge',
-          `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
-        );
-      }
-      return hasher.update(chunk);
-    });
+    // The bytes come out gathered into pooled pieces (see write-gather.ts), given back once
+    // written.
+    const input = new ReadAhead(
+      body,
+      (chunk) => {
+        received += chunk.length;
+        if (received > limits.maxBytes) {
+          throw new S3Error(
+            'EntityTooLarge',
+            `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
+          );
+        }
+        return hasher.update(chunk);
+      },
+      READ_AHEAD_BYTES,
+      new WriteGather(this.#pieces),
+    );
     let writer: FileWriter;
     try {
       writer = await timed(this.#phases, 'create', () =>
@@ -274,12 +281,6 @@ export class ObjectStore {
     let bytes = 0;
     let receiveMs = 0;
     let writeMs = 0;
-    const gather = new WriteGather(this.#pieces);
-    /** Writes a gathered piece; its buffer is reused once the writer has the bytes. */
-    const writePiece = async (piece: Buffer): Promise<void> => {
-      await writer.write(piece);
-      this.#pieces.give(piece);
-    };
     try {
       for (let waitedAt = performance.now(); ;) {
         const next = await input.next();
@@ -287,15 +288,11 @@ export class ObjectStore {
         receiveMs += gotAt - waitedAt;
         if (next === undefined) break;
         bytes += next.length;
-        for (const piece of gather.add(next)) await writePiece(piece);
+        await writer.write(next);
+        // The writer has the bytes (it copies what it keeps): the piece is free again.
+        this.#pieces.give(next);
         waitedAt = performance.now();
         writeMs += waitedAt - gotAt;
-      }
-      const last = gather.end();
-      if (last !== undefined) {
-        const lastAt = performance.now();
-        await writePiece(last);
-        writeMs += performance.now() - lastAt;
       }
       if (limits.expectedBytes !== undefined && bytes !== limits.expectedBytes) {
         throw new S3Error(

@@ -1,10 +1,11 @@
 /**
  * Gathering an upload's socket chunks (64 KiB each) into pooled pieces of UPLOAD_PIECE_BYTES
- * before they go to the file writer. The writer takes a piece that large as it is; smaller
- * writes it copies into a fresh gathering buffer of its own, one allocation per MiB of every
- * upload (measured: a 100 MiB PUT at 16 in flight spent 16% of the gateway's main thread in
- * garbage collection). Here the copy is the same one, into buffers reused across uploads, and
- * the writer is called once per MiB instead of once per chunk.
+ * as they arrive (in the body's read-ahead), before they go to the file writer. The writer takes
+ * a piece that large as it is; smaller writes it copies into a fresh gathering buffer of its
+ * own, one allocation per MiB of every upload. And the socket's chunks, copied at once, die
+ * young instead of waiting in the read-ahead long enough to be promoted (their backing stores
+ * then drove full mark-compacts of an unchanged heap). Here the copy is the same one, into
+ * buffers reused across uploads, and the writer is called once per MiB instead of per chunk.
  */
 
 /**
