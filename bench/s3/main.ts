@@ -10,14 +10,18 @@
  *
  * After the runs of each size it prints where the time of the last PUT and GET step went: the
  * gateway's upload phases and the mean time of each RPC as the gateway called it and as the
- * master and the worker served it (from their /metrics, see phases.ts).
+ * master and the worker served it (from their /metrics, see phases.ts), and the CPU time per
+ * request of every process in each step (the gateway, master and worker from their
+ * process_cpu_seconds_total, nginx from /proc/PID/schedstat, the load generator from
+ * process.cpuUsage), summed over all runs: on a shared machine wall-clock figures swing 2-5×,
+ * CPU per request much less, and on two cores the sum of them bounds the throughput.
  *
  * Targets (printed beside the ratios): GET ≥ 0.8× nginx, PUT ≥ 0.5× fio. One HTTP load
  * generator (node:http, keep-alive, presigned URLs so no per-request signing cost) drives both
  * the gateway and nginx, so the client's own cost is the same on both sides.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
@@ -34,7 +38,7 @@ import { freePort, requireTool, startBackground, waitForPort } from '../lib/proc
 import type { Background } from '../lib/proc.js';
 import { best, printComparisons } from '../lib/report.js';
 import type { Comparison } from '../lib/report.js';
-import { formatSplit, snapshot } from './phases.js';
+import { cpuKey, formatSplit, snapshot } from './phases.js';
 import type { ProcessName, Snapshot } from './phases.js';
 
 // The gateway's clients move gigabytes per second too: run with the flags strata processes use.
@@ -195,6 +199,73 @@ async function fioWrite(dir: string, bytes: number, count: number): Promise<numb
   return r.write.bytesPerSecond;
 }
 
+/** CPU seconds a single-threaded process (nginx, master_process off) has run: /proc/PID/schedstat, in ns. */
+function threadCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+  } catch {
+    return 0;
+  }
+}
+
+/** This process's CPU seconds (the load generator). */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/**
+ * CPU time per request, summed over every run of a size: wall-clock figures on a shared machine
+ * swing 2-5×, CPU per request much less. `step → process → seconds`, with the requests counted.
+ */
+class CpuTally {
+  readonly #seconds = new Map<string, number>();
+  readonly #requests = new Map<string, number>();
+
+  add(step: string, proc: string, seconds: number): void {
+    const k = `${step}\t${proc}`;
+    this.#seconds.set(k, (this.#seconds.get(k) ?? 0) + seconds);
+  }
+
+  requests(step: string, n: number): void {
+    this.#requests.set(step, (this.#requests.get(step) ?? 0) + n);
+  }
+
+  format(title: string): string {
+    const lines = [`${title} (CPU ms per request, all runs; user + system, all threads)`];
+    for (const [k, s] of this.#seconds) {
+      const [step = '', proc = ''] = k.split('\t');
+      const n = this.#requests.get(step) ?? 0;
+      if (n === 0) continue;
+      lines.push(
+        `  ${step.padEnd(10)} ${proc.padEnd(16)} ${((s / n) * 1000).toFixed(3).padStart(9)} ms  ×${n}`,
+      );
+    }
+    return lines.join('\n');
+  }
+}
+
+/** MB/s of MD5 on one core over `bytes` (what bounds the PUTs of one upload: S3 needs the ETag). */
+function md5MegabytesPerSecond(bytes: number): number {
+  const buf = randomBytes(MiB);
+  const started = process.cpuUsage();
+  const h = createHash('md5');
+  for (let done = 0; done < bytes; done += buf.length) h.update(buf);
+  h.digest();
+  const used = process.cpuUsage(started);
+  return bytes / MB / ((used.user + used.system) / 1e6);
+}
+
+/** The CPU the gateway, the master and the worker used between two snapshots. */
+function tallyCpu(cpu: CpuTally, step: string, before: Snapshot, after: Snapshot): void {
+  for (const proc of ['gateway', 'master', 'worker'] as const) {
+    const a = after.get(cpuKey(proc))?.sum;
+    const b = before.get(cpuKey(proc))?.sum;
+    if (a !== undefined && b !== undefined) cpu.add(step, proc, a - b);
+  }
+}
+
 /** Flushes dirty pages so one step's writeback does not slow the next. */
 function settle(): void {
   spawnSync('sync', { stdio: 'ignore' });
@@ -261,6 +332,7 @@ async function main(): Promise<void> {
       const fios: number[] = [];
       const gets: number[] = [];
       const nginxGets: number[] = [];
+      const cpu = new CpuTally();
       let putSplit: [Snapshot, Snapshot] | undefined;
       let getSplit: [Snapshot, Snapshot] | undefined;
       // References and ours interleave, run after run, so a busy moment hits both alike.
@@ -271,16 +343,26 @@ async function main(): Promise<void> {
         fios.push(await fioWrite(cluster.dir, size.bytes, size.count));
         settle();
         const beforePut = await snapshot(metricsUrls);
+        let loadCpu = ownCpuSeconds();
         puts.push(
           await pool(keys, CONCURRENCY, async (k) => {
             await httpPut(putUrls.get(k) ?? '', body);
             return body.length;
           }),
         );
+        cpu.add('PUT', 'load generator', ownCpuSeconds() - loadCpu);
         putSplit = [beforePut, await snapshot(metricsUrls)];
+        tallyCpu(cpu, 'PUT', ...putSplit);
+        cpu.requests('PUT', keys.length);
         settle();
+        const nginxCpu = threadCpuSeconds(nginx.child.pid);
+        loadCpu = ownCpuSeconds();
         nginxGets.push(await pool(keys, CONCURRENCY, (k) => httpGet(`http://127.0.0.1:${nginxPort}/${k}`)));
+        cpu.add('nginx GET', 'load generator', ownCpuSeconds() - loadCpu);
+        cpu.add('nginx GET', 'nginx', threadCpuSeconds(nginx.child.pid) - nginxCpu);
+        cpu.requests('nginx GET', keys.length);
         const beforeGet = await snapshot(metricsUrls);
+        loadCpu = ownCpuSeconds();
         gets.push(
           await pool(keys, CONCURRENCY, async (k) => {
             const n = await httpGet(getUrls.get(k) ?? '');
@@ -288,7 +370,10 @@ async function main(): Promise<void> {
             return n;
           }),
         );
+        cpu.add('GET', 'load generator', ownCpuSeconds() - loadCpu);
         getSplit = [beforeGet, await snapshot(metricsUrls)];
+        tallyCpu(cpu, 'GET', ...getSplit);
+        cpu.requests('GET', keys.length);
         const mbs = (v: number[]): string => `${((v[v.length - 1] ?? 0) / MB).toFixed(1)} MB/s`;
         process.stderr.write(
           `  fio write ${mbs(fios)}, PUT ${mbs(puts)}, nginx GET ${mbs(nginxGets)}, GET ${mbs(gets)}\n`,
@@ -296,6 +381,7 @@ async function main(): Promise<void> {
       }
       if (putSplit !== undefined) splits.push(formatSplit(`PUT ${size.name}, last run`, ...putSplit));
       if (getSplit !== undefined) splits.push(formatSplit(`GET ${size.name}, last run`, ...getSplit));
+      splits.push(cpu.format(`${size.name}`));
       rows.push({
         what: `GET ${size.name} ×${size.count}, c=${CONCURRENCY}`,
         unit: 'MB/s',
@@ -321,6 +407,7 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
     for (const s of splits) console.log(`\n${s}`);
+    console.log(`\nMD5 on one core (this process): ${md5MegabytesPerSecond(256 * MiB).toFixed(0)} MB/s`);
     // Every S3 byte crosses loopback TCP twice at most; what one stream gets here bounds PUT.
     const iperf = await startIperf3Server();
     try {

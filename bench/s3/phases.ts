@@ -18,8 +18,13 @@ const SOURCES = [
 
 export type ProcessName = (typeof SOURCES)[number][0];
 
-/** `process metric label` → { sum, count }. */
+/** `process metric label` → { sum, count }; `process cpu` → { sum: CPU seconds (all threads), count: 0 }. */
 export type Snapshot = Map<string, { sum: number; count: number }>;
+
+/** The key of a process's CPU seconds (user + system, all threads: prom-client's process_cpu_seconds_total). */
+export function cpuKey(proc: ProcessName): string {
+  return `${proc} cpu`;
+}
 
 export async function snapshot(metricsUrls: Readonly<Record<ProcessName, string>>): Promise<Snapshot> {
   const out: Snapshot = new Map();
@@ -27,6 +32,10 @@ export async function snapshot(metricsUrls: Readonly<Record<ProcessName, string>
   for (const [proc, url] of Object.entries(metricsUrls) as [ProcessName, string][]) {
     const res = await fetch(url);
     texts.set(proc, await res.text());
+  }
+  for (const [proc, text] of texts) {
+    const cpu = /^process_cpu_seconds_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1];
+    if (cpu !== undefined) out.set(cpuKey(proc), { sum: Number(cpu), count: 0 });
   }
   for (const [proc, metric, label] of SOURCES) {
     const text = texts.get(proc) ?? '';

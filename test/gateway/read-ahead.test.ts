@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReadAhead } from '../../src/gateway/s3/read-ahead.js';
+import { PiecePool, UPLOAD_PIECE_BYTES, WriteGather } from '../../src/gateway/s3/write-gather.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** A source of `count` chunks of `size` bytes (byte value = chunk index) that counts its pulls. */
@@ -74,4 +75,33 @@ test('read-ahead: stop ends the pull; next() then reports the end', async () => 
   let n = 0;
   while ((await ra.next()) !== undefined) n++;
   assert.ok(n <= 5);
+});
+
+test('read-ahead: with a gather, the body comes out in pooled pieces, the short last one at the end', async () => {
+  const chunk = 300_000;
+  const s = source(8, chunk); // 2.4 MB: two full pieces and a short one
+  const pool = new PiecePool();
+  const seen: number[] = [];
+  const ra = new ReadAhead(
+    s.iter,
+    (c) => void seen.push(c.length),
+    4 * UPLOAD_PIECE_BYTES,
+    new WriteGather(pool),
+  );
+  const out: Buffer[] = [];
+  for await (const piece of ra) {
+    out.push(Buffer.from(piece));
+    pool.give(piece);
+  }
+  assert.deepEqual(
+    out.map((p) => p.length),
+    [UPLOAD_PIECE_BYTES, UPLOAD_PIECE_BYTES, 8 * chunk - 2 * UPLOAD_PIECE_BYTES],
+  );
+  const expected = Buffer.concat(Array.from({ length: 8 }, (_, i) => Buffer.alloc(chunk, i)));
+  assert.ok(Buffer.concat(out).equals(expected));
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 8 }, () => chunk),
+    'the hook saw every chunk as it came',
+  );
 });

@@ -3,6 +3,7 @@
  * bytes while its temp file is still being created (a master round trip), instead of leaving
  * them in the socket until then.
  */
+import type { WriteGather } from './write-gather.js';
 
 /**
  * Bytes of a body read ahead while nothing consumes them. A whole 1 MiB object (the common small
@@ -17,6 +18,12 @@ export const READ_AHEAD_BYTES = 2 * 1024 * 1024;
  * hashes there, so hashing overlaps the wait for the temp file too). An error of the source or of
  * `onChunk` is thrown by the next read. `stop` (or ending the iteration early) stops the pulling;
  * the source ends at its next chunk or when its connection closes.
+ *
+ * With a `gather`, each chunk is copied into the gather's pooled pieces as it arrives and the
+ * pieces are what come out (full ones, then the short last one): the socket's chunks then die
+ * young. Held in the queue instead, they outlived the garbage collector's young generation and
+ * their backing stores counted against the old one (measured: 34 full mark-compacts of an
+ * unchanged 31 MB heap during 16 uploads of 100 MiB, a fifth of the gateway's CPU).
  */
 export class ReadAhead implements AsyncIterable<Buffer> {
   readonly #limitBytes: number;
@@ -30,12 +37,16 @@ export class ReadAhead implements AsyncIterable<Buffer> {
   /** Wakes the producer (room was made, or the consumer stopped). */
   #wakeProducer: (() => void) | undefined;
 
+  readonly #gather: WriteGather | undefined;
+
   constructor(
     source: AsyncIterable<Buffer>,
     onChunk?: (chunk: Buffer) => Promise<void> | void,
     limitBytes: number = READ_AHEAD_BYTES,
+    gather?: WriteGather,
   ) {
     this.#limitBytes = limitBytes;
+    this.#gather = gather;
     // Failures are kept for the consumer; nothing is left unhandled.
     void this.#pump(source, onChunk);
   }
@@ -53,18 +64,25 @@ export class ReadAhead implements AsyncIterable<Buffer> {
       for await (const chunk of source) {
         if (this.#stopped) return;
         await onChunk?.(chunk);
-        this.#queue.push(chunk);
-        this.#queuedBytes += chunk.length;
-        this.#wakeConsumer?.();
+        if (this.#gather === undefined) this.#push(chunk);
+        else for (const piece of this.#gather.add(chunk)) this.#push(piece);
         while (this.#queuedBytes >= this.#limitBytes && !this.#stopped) {
           await new Promise<void>((resolve) => (this.#wakeProducer = resolve));
         }
         if (this.#stopped) return;
       }
+      const last = this.#gather?.end();
+      if (last !== undefined) this.#push(last);
       this.#ended = true;
     } catch (err) {
       this.#failure = { err };
     }
+    this.#wakeConsumer?.();
+  }
+
+  #push(chunk: Buffer): void {
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.length;
     this.#wakeConsumer?.();
   }
 

@@ -15,7 +15,8 @@ import type { ExpectedDigests } from './digests.js';
 import { S3Error, toS3Error } from './errors.js';
 import type { HashPool } from './hash-pool.js';
 import { timed } from './metrics.js';
-import { ReadAhead } from './read-ahead.js';
+import { READ_AHEAD_BYTES, ReadAhead } from './read-ahead.js';
+import { PiecePool, WriteGather } from './write-gather.js';
 import type { UploadPhaseObserver } from './metrics.js';
 import {
   GATEWAY_ROOT,
@@ -56,6 +57,8 @@ export class ObjectStore {
   readonly #log: Logger;
   readonly #hashes: HashPool;
   readonly #phases: UploadPhaseObserver | undefined;
+  /** Buffers uploads are gathered into before they go to the writer (see write-gather.ts). */
+  readonly #pieces = new PiecePool();
 
   /** `phases` is told how long each phase of an upload took (see UploadPhase). */
   constructor(fs: FileSystem, log: Logger, hashes: HashPool, phases?: UploadPhaseObserver) {
@@ -244,16 +247,23 @@ export class ObjectStore {
     // The body is received and hashed while the temp file is being created (one master round
     // trip), not left in the socket until then; the size limit is checked as bytes arrive.
     let received = 0;
-    const input = new ReadAhead(body, (chunk) => {
-      received += chunk.length;
-      if (received > limits.maxBytes) {
-        throw new S3Error(
-          'EntityTooLarge',
-          `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
-        );
-      }
-      return hasher.update(chunk);
-    });
+    // The bytes come out gathered into pooled pieces (see write-gather.ts), given back once
+    // written.
+    const input = new ReadAhead(
+      body,
+      (chunk) => {
+        received += chunk.length;
+        if (received > limits.maxBytes) {
+          throw new S3Error(
+            'EntityTooLarge',
+            `Your upload exceeds the maximum allowed size of ${limits.maxBytes} bytes.`,
+          );
+        }
+        return hasher.update(chunk);
+      },
+      READ_AHEAD_BYTES,
+      new WriteGather(this.#pieces),
+    );
     let writer: FileWriter;
     try {
       writer = await timed(this.#phases, 'create', () =>
@@ -279,6 +289,8 @@ export class ObjectStore {
         if (next === undefined) break;
         bytes += next.length;
         await writer.write(next);
+        // The writer has the bytes (it copies what it keeps): the piece is free again.
+        this.#pieces.give(next);
         waitedAt = performance.now();
         writeMs += waitedAt - gotAt;
       }
