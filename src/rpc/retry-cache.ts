@@ -178,9 +178,15 @@ export class RetryCache {
    * later ones get the remembered outcome. The first caller sees the attempt's own error (with its
    * stack, for the log); later ones a StrataError rebuilt from the remembered code and message.
    */
-  async run<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+  run<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+    const running = this.#running.get(key);
+    // The common case (no attempt of this request running) starts at once: no extra promise.
+    return running === undefined ? this.#start(key, attempt) : this.#join(key, attempt, running);
+  }
+
+  async #join<T>(key: string, attempt: () => Promise<T>, first: Promise<unknown>): Promise<T> {
+    let running: Promise<unknown> | undefined = first;
     for (let round = 0; ; round++) {
-      const running = this.#running.get(key);
       if (running === undefined) return this.#start(key, attempt);
       this.#stats.coalesced++;
       try {
@@ -189,6 +195,7 @@ export class RetryCache {
         if (remembered(err) || round + 1 >= MAX_COALESCE_ROUNDS) throw err;
         // The attempt we waited on had no effect: run (or join) a fresh one.
       }
+      running = this.#running.get(key);
     }
   }
 
@@ -208,7 +215,9 @@ export class RetryCache {
   }
 
   async #execute<T>(key: string, attempt: () => Promise<T>): Promise<T> {
-    const stored = await this.#store.get(key);
+    // A store that answers synchronously (the memory one) costs no microtask turn.
+    const got = this.#store.get(key);
+    const stored = got instanceof Promise ? await got : got;
     if (stored !== undefined) {
       this.#stats.replayed++;
       if (stored.ok) return stored.value as T;
@@ -222,7 +231,8 @@ export class RetryCache {
       if (remembered(err)) await this.#store.set(key, { ok: false, error: serialise(err) });
       throw err;
     }
-    await this.#store.set(key, { ok: true, value });
+    const set = this.#store.set(key, { ok: true, value });
+    if (set instanceof Promise) await set;
     return value;
   }
 }
