@@ -114,6 +114,24 @@ test('outcomes expire after the TTL and the oldest go first beyond the entry lim
   assert.equal(await cache.run('d', attempt), 5);
 });
 
+test('a full memory store keeps exactly the newest entries; a key set again counts as new', () => {
+  const max = 1000;
+  const store = new MemoryRetryCacheStore({ ttlMs: 60_000, maxEntries: max, now: () => 0 });
+  const ok = (value: number) => ({ ok: true as const, value });
+  // Far past the bound, so the queue's front is dropped and compacted several times.
+  for (let i = 0; i < 10 * max; i++) {
+    store.set(`k${i}`, ok(i));
+    // Key k0 is set again every 100 entries: it stays among the newest and keeps its last value.
+    if (i % 100 === 99) store.set('k0', ok(-i));
+    assert.ok(store.size <= max, `size ${store.size} after ${i + 1} sets`);
+  }
+  assert.equal(store.size, max);
+  assert.deepEqual(store.get('k0'), ok(-(10 * max - 1)));
+  const last = 10 * max - 1;
+  for (let i = last; i > last - (max - 1); i--) assert.deepEqual(store.get(`k${i}`), ok(i), `k${i} kept`);
+  assert.equal(store.get(`k${last - (max - 1)}`), undefined, 'the oldest beyond the bound is gone');
+});
+
 /** A server whose increment call is deduplicated, reached through a proxy that can drop connections. */
 async function dedupServer(t: TestContext) {
   const state = { counter: 0, started: 0 };

@@ -187,7 +187,9 @@ export class MountService {
     });
 
     wrap(M.Complete, async (r, ctx) => {
-      const found = await this.#d.namespace.inodeWithPath(r.fileId);
+      // Without mounts no file is under one: spare every Complete the walk up to its path.
+      const found =
+        this.#d.mounts.table.size === 0 ? undefined : await this.#d.namespace.inodeWithPath(r.fileId);
       const res = found === undefined ? undefined : this.#resolve(found.path);
       let validator: UfsValidatorWire | undefined;
       if (res !== undefined && res.mount.writeType === 'through' && !res.mount.readOnly) {
@@ -215,7 +217,8 @@ export class MountService {
     });
 
     wrap(M.CompleteAs, async (r, ctx) => {
-      const found = await this.#d.namespace.inodeWithPath(r.fileId);
+      const found =
+        this.#d.mounts.table.size === 0 ? undefined : await this.#d.namespace.inodeWithPath(r.fileId);
       const a = found === undefined ? undefined : this.#resolve(found.path);
       const b = r.renameTo === undefined ? undefined : this.#resolve(r.renameTo);
       if (a === undefined && b === undefined) return call(M.CompleteAs, r, ctx);
