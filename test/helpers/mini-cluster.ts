@@ -122,8 +122,12 @@ export class MiniCluster {
     return n.proc;
   }
 
-  /** Polls the node's /ready until it answers 200. */
-  async waitReady(n: NodeHandle, timeoutMs = 20_000): Promise<void> {
+  /**
+   * Polls the node's /ready until it answers 200. The deadline is generous because a master
+   * restarted after SIGKILL replays its write-ahead log, and on a loaded 2-core machine that took
+   * more than 20 s; a node that exits fails the wait at once.
+   */
+  async waitReady(n: NodeHandle, timeoutMs = 60_000): Promise<void> {
     await waitFor(
       `${n.role}-${n.index} ready on :${n.webPort}`,
       async () => {
