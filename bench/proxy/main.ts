@@ -51,8 +51,10 @@ function parseArgs(): Args {
   const rest = a.indexOf('--ttfb-rest');
   const quick = a.includes('--quick');
   const restMs = rest >= 0 ? Number(a[rest + 1]) : TTFB_REST_MS;
-  if (!Number.isFinite(restMs) || restMs < 0)
-    throw new Error(`--ttfb-rest: expected milliseconds >= 0 (got ${String(a[rest + 1])})`);
+  if (!Number.isFinite(restMs) || restMs < 0) {
+    process.stderr.write(`bench: --ttfb-rest: expected milliseconds >= 0 (got ${String(a[rest + 1])})\n`);
+    process.exit(2);
+  }
   return {
     durationS: at >= 0 ? Number(a[at + 1]) : quick ? 3 : 10,
     ttfbRuns: quick ? 7 : 21,

@@ -30,8 +30,10 @@ const argv = process.argv.slice(2);
 function numArg(name: string, dflt: number): number {
   const at = argv.indexOf(name);
   const v = at >= 0 ? Number(argv[at + 1]) : dflt;
-  if (!Number.isInteger(v) || v < 0)
-    throw new Error(`${name}: expected a whole number >= 0 (got ${argv[at + 1]})`);
+  if (!Number.isInteger(v) || v < 0) {
+    process.stderr.write(`trace-miss: ${name}: expected a whole number >= 0 (got ${String(argv[at + 1])})\n`);
+    process.exit(2);
+  }
   return v;
 }
 const samples = numArg('--samples', 41);
