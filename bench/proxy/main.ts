@@ -1,5 +1,6 @@
 /**
- * `node dist/bench/proxy/main.js [--duration 10] [--quick]`: strata proxy beside nginx
+ * `node dist/bench/proxy/main.js [--duration 10] [--quick] [--ttfb-only] [--ttfb-rest MS]`:
+ * strata proxy beside nginx
  * proxy_cache (Debian nginx-light), both in front of the same local origin, in one invocation.
  * Measurements of the two servers are interleaved (and repeated, medians reported) so that
  * other load on a shared host affects both alike.
@@ -7,6 +8,7 @@
  *   1 KiB hits        req/s with wrk                      target >= 0.5x nginx
  *   1 MiB, 100 MiB    hit throughput with wrk             target >= 0.9x nginx
  *   1 GiB miss TTFB   p50, beside the origin's own TTFB   target <= origin + 1 ms
+ *                     (and beside floor.js, a cache-less Node.js proxy on the same HTTP stack)
  *   1 GiB uncached    server RSS growth while streaming   target <= 64 MiB
  *   100 concurrent    requests for one uncached object -> origin requests (target 1)
  *
@@ -28,20 +30,37 @@ const GiB = 1024 * MiB;
 const STRATA_BIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ORIGIN_JS = fileURLToPath(new URL('./origin.js', import.meta.url));
 
+const FLOOR_JS = fileURLToPath(new URL('./floor.js', import.meta.url));
+/** Rest before every miss-TTFB sample (origin, strata, floor alike): each finds idle processes. */
+const TTFB_REST_MS = 50;
+/** Pause after a miss-TTFB sample, so the abandoned 1 GiB download has stopped before the next. */
+const TTFB_SETTLE_MS = 100;
+
 interface Args {
   durationS: number;
   ttfbRuns: number;
   rounds: number;
+  /** Only the miss-TTFB rows (strata, floor, origin): for A/B runs of that path. */
+  ttfbOnly: boolean;
+  ttfbRestMs: number;
 }
 
 function parseArgs(): Args {
   const a = process.argv.slice(2);
   const at = a.indexOf('--duration');
+  const rest = a.indexOf('--ttfb-rest');
   const quick = a.includes('--quick');
+  const restMs = rest >= 0 ? Number(a[rest + 1]) : TTFB_REST_MS;
+  if (!Number.isFinite(restMs) || restMs < 0) {
+    process.stderr.write(`bench: --ttfb-rest: expected milliseconds >= 0 (got ${String(a[rest + 1])})\n`);
+    process.exit(2);
+  }
   return {
     durationS: at >= 0 ? Number(a[at + 1]) : quick ? 3 : 10,
     ttfbRuns: quick ? 7 : 21,
     rounds: quick ? 1 : 3,
+    ttfbOnly: a.includes('--ttfb-only'),
+    ttfbRestMs: restMs,
   };
 }
 
@@ -133,6 +152,15 @@ interface Server {
 
 async function startOrigin(): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(process.execPath, [ORIGIN_JS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const m = await waitOutput(child, /listening (\d+)/);
+  return { port: Number(m[1]), child };
+}
+
+/** floor.js: a cache-less Node.js proxy with strata's HTTP stack (see floor.ts). */
+async function startFloor(originPort: number): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [FLOOR_JS, String(originPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const m = await waitOutput(child, /listening (\d+)/);
   return { port: Number(m[1]), child };
 }
@@ -229,7 +257,9 @@ http {
     port,
     pids: () => [master, ...childPids(master)],
     stop: async () => {
-      child.kill('SIGQUIT');
+      // Fast shutdown: a graceful one (SIGQUIT) waits until the worker has finished downloading
+      // every abandoned 1 GiB miss into its cache, minutes of CPU on a shared host for nothing.
+      child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
     },
   };
@@ -298,15 +328,15 @@ async function originIdle(originPort: number, timeoutMs = 180_000): Promise<void
   process.stderr.write('origin still busy; continuing\n');
 }
 
-/** A tiny miss through the server, so its origin pool has a warm idle connection (as in production). */
 /**
- * Makes sure the server has a kept-alive origin connection (the previous 1 GiB sample's was
- * dropped with its abandoned fill), as a proxy in service has. `no-store` keeps the request out
- * of the cache: nothing is written or committed after it (work that would still run when the
- * measured request arrives, where the origin's own sample finds it idle), and the server's MISS
- * TTFB histogram counts only the measured requests.
+ * The same warm-up before every miss-TTFB sample, whatever the target: one tiny `no-store` GET
+ * to it over a fresh connection. Through a proxy it makes sure there is a kept-alive origin
+ * connection (the previous 1 GiB sample's was dropped with its abandoned download), as a proxy
+ * in service has; `no-store` keeps it out of the cache, so nothing is written or committed
+ * after it and the MISS TTFB histogram counts only measured requests. Sent to the origin
+ * itself, it gives the origin's sample the same history (one request, then the same rest).
  */
-async function warmPool(port: number, tag: string): Promise<void> {
+async function warmRequest(port: number, tag: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     httpRequest(
       `http://127.0.0.1:${port}/obj/16?warm=${tag}`,
@@ -411,30 +441,39 @@ async function hitThroughput(
   return out;
 }
 
+interface TtfbTarget {
+  name: string;
+  port: number;
+}
+
+/** TTFB of each sample, ms, in the order of the rounds (index i of every target: round i). */
+type TtfbResult = number[];
+
 /**
- * 1 GiB miss TTFB: samples of the origin itself and of `s` alternate. Servers are measured one
- * after the other, not interleaved with each other: a server may keep downloading an abandoned
- * 1 GiB object in the background (nginx does, to complete its cache file), which would load the
- * host during the other's samples.
+ * 1 GiB miss TTFB. Every target (the origin itself first among them) is sampled once per round,
+ * the order rotating between rounds, and every sample has the same history: the previous
+ * download stopped (TTFB_SETTLE_MS), one tiny request to the target, `restMs` of rest, then
+ * the measured request on a new connection. Servers that keep downloading abandoned objects
+ * (nginx) are measured in a separate call, since that would load the host during the others'
+ * samples.
  */
-async function missTtfb(
-  s: Server,
-  originPort: number,
-  args: Args,
-): Promise<{ origin: number; server: number; pairedDiff: number }> {
-  const o: number[] = [];
-  const v: number[] = [];
+async function missTtfb(targets: TtfbTarget[], args: Args): Promise<Map<string, TtfbResult>> {
+  const out = new Map<string, TtfbResult>(targets.map((t) => [t.name, []]));
   for (let i = 0; i < args.ttfbRuns; i++) {
-    await sleep(150); // earlier samples' fills are abandoned meanwhile
-    o.push(await ttfb(originPort, `/obj/${GiB}?direct=${s.port}-${i}`));
-    await sleep(50);
-    await warmPool(s.port, `${s.port}-${i}`);
-    await sleep(50); // the server at rest when asked, as the origin is
-    v.push(await ttfb(s.port, `/obj/${GiB}?ttfb=${s.port}-${i}`));
+    const order = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
+    for (const t of order) {
+      await sleep(TTFB_SETTLE_MS);
+      await warmRequest(t.port, `${t.port}-${i}`);
+      await sleep(args.ttfbRestMs);
+      out.get(t.name)?.push(await ttfb(t.port, `/obj/${GiB}?ttfb=${t.port}-${i}`));
+    }
   }
-  // Each server sample follows its own origin sample: the median of those differences is less
-  // sensitive to load from other jobs than the difference of the two medians.
-  return { origin: p50(o), server: p50(v), pairedDiff: p50(v.map((x, i) => x - (o[i] ?? NaN))) };
+  return out;
+}
+
+/** Median of the paired differences a[i] - b[i] (samples of the same round). */
+function pairedDiff(a: number[], b: number[]): number {
+  return p50(a.map((x, i) => x - (b[i] ?? NaN)));
 }
 
 /** Sums of the proxy's MISS TTFB and origin (fill) latency histograms. */
@@ -451,14 +490,96 @@ function fmtBytesPerS(b: number): string {
   return b >= GiB ? `${(b / GiB).toFixed(2)} GiB/s` : `${(b / MiB).toFixed(0)} MiB/s`;
 }
 
+/** Runs the strata/floor/origin miss-TTFB rounds; the strata process's own split from its histograms. */
+async function strataTtfb(
+  strata: Server,
+  targets: TtfbTarget[],
+  args: Args,
+): Promise<{ tt: Map<string, TtfbResult>; internalMs: number }> {
+  process.stderr.write('1 GiB miss TTFB: origin, strata and floor in rotation...\n');
+  const before = missFigures(await (strata.metrics as () => Promise<string>)());
+  const tt = await missTtfb(targets, args);
+  const after = missFigures(await (strata.metrics as () => Promise<string>)());
+  const internalMs =
+    (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
+    Math.max(1, after.count - before.count);
+  return { tt, internalMs };
+}
+
+function row(label: string, ours: string, theirs: string, ratio: string, target: string): string {
+  return `${label.padEnd(36)}${ours.padStart(14)}${theirs.padStart(14)}${ratio.padStart(9)}   ${target}`;
+}
+
+/** The miss-TTFB rows: strata (and nginx when measured) against the origin, and the floor split. */
+function ttfbLines(
+  tt: Map<string, TtfbResult>,
+  nginxTt: Map<string, TtfbResult> | undefined,
+  internalMs: number,
+): string[] {
+  const get = (m: Map<string, TtfbResult> | undefined, k: string): TtfbResult => m?.get(k) ?? [];
+  const [o, s, f] = [get(tt, 'origin'), get(tt, 'strata'), get(tt, 'floor')];
+  const [no, n] = [get(nginxTt, 'origin'), get(nginxTt, 'nginx')];
+  const ms = (x: number): string => `${x.toFixed(2)} ms`;
+  const plus = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+  const nginxOr = (text: string): string => (nginxTt === undefined ? '-' : text);
+  return [
+    row(
+      `1 GiB miss TTFB p50 (origin ${ms(p50(o))})`,
+      ms(p50(s)),
+      nginxOr(ms(p50(n))),
+      plus(p50(s) - p50(o)),
+      '<= origin + 1 ms',
+    ),
+    `${''.padEnd(36)}${''.padStart(14)}${nginxOr(`(origin ${ms(p50(no))})`).padStart(14)}`,
+    row(
+      '  median of paired (server - origin)',
+      `${plus(pairedDiff(s, o))} ms`,
+      nginxOr(`${plus(pairedDiff(n, no))} ms`),
+      '',
+      '<= +1 ms',
+    ),
+    row(
+      '  floor: cache-less Node.js proxy',
+      ms(p50(f)),
+      '',
+      plus(p50(f) - p50(o)),
+      `paired ${plus(pairedDiff(f, o))} ms over the origin: any Node.js hop`,
+    ),
+    row('  strata - floor, median of paired', `${plus(pairedDiff(s, f))} ms`, '', '', "strata's own code"),
+    '',
+    `strata's own time on a miss outside the undici request (head out minus origin header latency, mean, inside the process): ${internalMs.toFixed(2)} ms`,
+  ];
+}
+
 async function main(): Promise<void> {
   const args = parseArgs();
   const work = mkdtempSync(join(tmpdir(), 'strata-proxy-bench-'));
   const origin = await startOrigin();
+  const floor = await startFloor(origin.port);
   const servers: Server[] = [];
   try {
     const strata = await startStrata(work, origin.port);
     servers.push(strata);
+    const ttfbTargets: TtfbTarget[] = [
+      { name: 'origin', port: origin.port },
+      { name: 'strata', port: strata.port },
+      { name: 'floor', port: floor.port },
+    ];
+    if (args.ttfbOnly) {
+      for (const t of ttfbTargets) await warm(`http://127.0.0.1:${t.port}/obj/1024`);
+      const { tt, internalMs } = await strataTtfb(strata, ttfbTargets, args);
+      const head = `miss TTFB only: ${args.ttfbRuns} rounds, ${args.ttfbRestMs} ms rest before each sample`;
+      process.stdout.write(
+        [
+          '',
+          head,
+          row('', 'strata', 'nginx', 'diff', 'target'),
+          ...ttfbLines(tt, undefined, internalMs),
+          '',
+        ].join('\n'),
+      );
+      return;
+    }
     const nginx = await startNginx(work, origin.port, 1);
     servers.push(nginx);
     const rss = new Map<string, number>();
@@ -482,23 +603,13 @@ async function main(): Promise<void> {
     await originIdle(origin.port);
     const hits = await hitThroughput(servers, args);
     await originIdle(origin.port);
-    process.stderr.write('1 GiB miss TTFB: origin and strata alternating...\n');
-    const before = missFigures(await (strata.metrics as () => Promise<string>)());
-    const sTt = await missTtfb(strata, origin.port, args);
-    const after = missFigures(await (strata.metrics as () => Promise<string>)());
-    const internalMs =
-      (1000 * (after.ttfbSum - before.ttfbSum - (after.upstreamSum - before.upstreamSum))) /
-      Math.max(1, after.count - before.count);
+    const { tt, internalMs } = await strataTtfb(strata, ttfbTargets, args);
     await originIdle(origin.port);
     // Last: nginx keeps downloading each abandoned 1 GiB object to complete its cache file.
     process.stderr.write('1 GiB miss TTFB: origin and nginx alternating...\n');
-    const nTt = await missTtfb(nginx, origin.port, args);
+    const nTt = await missTtfb([ttfbTargets[0] as TtfbTarget, { name: 'nginx', port: nginx.port }], args);
     const s = hits.get(strata.name) as { hits1k: number; hits1m: number; hits100m: number };
     const n = hits.get(nginx.name) as { hits1k: number; hits1m: number; hits100m: number };
-    const sT = sTt.server;
-    const nT = nTt.server;
-    const row = (label: string, ours: string, theirs: string, ratio: string, target: string): string =>
-      `${label.padEnd(36)}${ours.padStart(14)}${theirs.padStart(14)}${ratio.padStart(9)}   ${target}`;
     const lines = [
       '',
       `strata proxy vs ${nginx.name} proxy_cache, same origin; wrk -t1, ${args.durationS} s per run, median of ${args.rounds} interleaved round(s)`,
@@ -524,21 +635,7 @@ async function main(): Promise<void> {
         (s.hits100m / n.hits100m).toFixed(2),
         '>= 0.9',
       ),
-      row(
-        `1 GiB miss TTFB p50 (origin ${sTt.origin.toFixed(2)} ms)`,
-        `${sT.toFixed(2)} ms`,
-        `${nT.toFixed(2)} ms`,
-        `+${(sT - sTt.origin).toFixed(2)}`,
-        '<= origin + 1 ms',
-      ),
-      `${''.padEnd(36)}${''.padStart(14)}${`(origin ${nTt.origin.toFixed(2)} ms)`.padStart(14)}`,
-      row(
-        '  median of paired (server - origin)',
-        `+${sTt.pairedDiff.toFixed(2)} ms`,
-        `+${nTt.pairedDiff.toFixed(2)} ms`,
-        '',
-        '<= +1 ms',
-      ),
+      ...ttfbLines(tt, nTt, internalMs),
       row(
         'RSS growth streaming 1 GiB miss',
         `${((rss.get(strata.name) ?? 0) / MiB).toFixed(1)} MiB`,
@@ -554,12 +651,11 @@ async function main(): Promise<void> {
         '1',
       ),
       '',
-      `strata's own time on a miss (first byte out minus origin header latency, mean, inside the process): ${internalMs.toFixed(2)} ms`,
-      '',
     ];
     process.stdout.write(lines.join('\n'));
   } finally {
     for (const srv of servers) await srv.stop().catch(() => undefined);
+    floor.child.kill('SIGTERM');
     origin.child.kill('SIGTERM');
     rmSync(work, { recursive: true, force: true });
   }

@@ -99,6 +99,13 @@ export interface RunningProxy {
   rewrite(overrides: Record<string, unknown>): void;
 }
 
+/**
+ * Bound on a proxy becoming ready. Usually well under a second; a raw-disk proxy restarted after
+ * SIGKILL replays its journal first, and on a 2-core host shared with other jobs (load 20) that
+ * once took more than 15 s. A generous deadline costs passing tests nothing.
+ */
+export const PROXY_READY_TIMEOUT_MS = 60_000;
+
 export async function startProxy(
   t: Pick<TestContext, 'after'>,
   dir: string,
@@ -148,7 +155,7 @@ export async function startProxy(
         const r = await fetch(`http://127.0.0.1:${healthPort}/ready`).catch(() => undefined);
         return r?.status === 200;
       },
-      15_000,
+      PROXY_READY_TIMEOUT_MS,
     );
   }
   return running;
