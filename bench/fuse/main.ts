@@ -256,7 +256,6 @@ async function main(): Promise<void> {
       ours: ours.meta[k],
       reference: ref.meta[k],
       referenceName: 'passthrough_ll',
-      target: 0,
     }));
     printComparisons(
       `FUSE metadata (${CONCURRENCY} directories; no target: the peer publishes ~20k-60k ops/s on 32 cores, 40 threads)`,

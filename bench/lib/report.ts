@@ -6,8 +6,8 @@ export interface Comparison {
   ours: number;
   reference: number;
   referenceName: string;
-  /** The ratio ours/reference we aim for. */
-  target: number;
+  /** The ratio ours/reference we aim for; absent when the figure is reported without a target. */
+  target?: number;
 }
 
 function fmt(v: number): string {
@@ -25,8 +25,8 @@ export function printComparisons(title: string, rows: readonly Comparison[]): vo
       `${fmt(r.ours)} ${r.unit}`,
       `${fmt(r.reference)} ${r.unit} (${r.referenceName})`,
       `${ratio.toFixed(2)}x`,
-      `>= ${r.target}x`,
-      ratio >= r.target ? 'met' : 'NOT MET',
+      r.target === undefined ? 'none' : `>= ${r.target}x`,
+      r.target === undefined ? '' : ratio >= r.target ? 'met' : 'NOT MET',
     ]);
   }
   const widths = (lines[0] ?? []).map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));

@@ -144,7 +144,6 @@ async function main(): Promise<void> {
         reference: durableSet,
         referenceName: 'redis SET, appendfsync always',
         // No goal of its own: the master's create goal is two of these per create.
-        target: 0,
       })),
     );
   } finally {
