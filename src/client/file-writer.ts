@@ -356,10 +356,7 @@ export class FileWriter {
       if (!mine && cur.retained !== undefined) {
         // Copied once, into the kept copy's pooled segments, and sent as views of them: no fresh
         // buffer per write. The segments stay unchanged until the block is finished (or dropped).
-        const before = cur.retained.spilledBytes;
-        const at = await cur.retained.append(input);
-        const spilled = cur.retained.spilledBytes - before;
-        if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
+        const at = await this.#keep(cur.retained, input, false);
         kept = true;
         pieces = cur.retained.views(at, input.length);
       }
@@ -379,14 +376,18 @@ export class FileWriter {
       }
     }
     const retained = this.#current.retained;
-    if (retained !== undefined && !kept) {
-      const before = retained.spilledBytes;
-      await retained.appendOwned(piece);
-      const spilled = retained.spilledBytes - before;
-      if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
-    }
+    if (retained !== undefined && !kept) await this.#keep(retained, piece, true);
     this.#bytes += piece.length;
     if (this.#bytes % this.#blockSize === 0) await this.#finishBlock(true);
+  }
+
+  /** Appends to a block's kept copy (copied unless `owned`), counting what spilled to disk. */
+  async #keep(retained: SpillBuffer, data: Buffer, owned: boolean): Promise<number> {
+    const before = retained.spilledBytes;
+    const at = owned ? await retained.appendOwned(data) : await retained.append(data);
+    const spilled = retained.spilledBytes - before;
+    if (spilled > 0) this.#ctx.metrics?.spilled(spilled);
+    return at;
   }
 
   async #openBlock(): Promise<OpenBlock> {

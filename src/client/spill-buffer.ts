@@ -181,11 +181,8 @@ export class SpillBuffer {
    * memory may hold another log's bytes.
    */
   view(logOffset: number, length: number): Buffer | undefined {
-    if (length <= 0 || logOffset < 0 || logOffset + length > this.#memBytes) return undefined;
-    const seg = this.#segments[this.#findSegment(logOffset)] as MemSegment;
-    const from = logOffset - seg.logOffset;
-    if (from + length > seg.used) return undefined;
-    return seg.buf.subarray(from, from + length);
+    const v = this.views(logOffset, length);
+    return v?.length === 1 ? v[0] : undefined;
   }
 
   /**

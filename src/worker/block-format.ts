@@ -11,6 +11,7 @@
  * The length is also a pure function of the file size, so recovery needs only a stat per block.
  */
 import { crc32 } from 'node:zlib';
+import { crc32 as chunkCrc32 } from './crc32.js';
 
 export const CHUNK_SIZE_BYTES = 64 * 1024;
 export const FOOTER_SIZE_BYTES = 32;
@@ -96,5 +97,6 @@ export function encodeTrailer(lengthBytes: number, table: Buffer): Buffer {
  * the table; returns true when it matches.
  */
 export function chunkMatches(table: Buffer, index: number, data: Uint8Array): boolean {
-  return crc32(data) >>> 0 === table.readUInt32LE(index * CRC_SIZE_BYTES);
+  // The fastest CRC32 routine available (crc32.ts): reads verify every byte they serve with it.
+  return chunkCrc32(data) === table.readUInt32LE(index * CRC_SIZE_BYTES);
 }

@@ -15,12 +15,12 @@ import {
   CRC_SIZE_BYTES,
   FOOTER_SIZE_BYTES,
   chunkCount,
+  chunkMatches,
   decodeFooter,
   fileSizeFor,
 } from './block-format.js';
 import { crc32 } from 'node:zlib';
 import type { BufferSource } from './buffer-pool.js';
-import { crc32 as chunkCrc32 } from './crc32.js';
 import { BlockCorruptError, badRequest } from './errors.js';
 
 /** Receives verified bytes; the slice is only valid until the returned promise resolves. */
@@ -192,8 +192,7 @@ export class BlockReader {
     for (let off = 0; off < w.bytes; off += CHUNK_SIZE_BYTES) {
       const index = (w.position + off) / CHUNK_SIZE_BYTES;
       const chunk = w.buf.subarray(off, Math.min(off + CHUNK_SIZE_BYTES, w.bytes));
-      // The fastest CRC32 routine available (crc32.ts): this runs for every byte served.
-      if (chunkCrc32(chunk) !== this.#table.readUInt32LE(index * CRC_SIZE_BYTES)) {
+      if (!chunkMatches(this.#table, index, chunk)) {
         throw new BlockCorruptError(
           this.blockId,
           `checksum mismatch in chunk ${index} (bytes ${w.position + off}..${w.position + off + chunk.length})`,
