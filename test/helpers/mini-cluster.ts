@@ -11,7 +11,18 @@ import { freePort } from './ports.js';
 import { startStrata } from './process.js';
 import type { Proc } from './process.js';
 import { tempDir } from './tmp.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
+
+/** How many times a node that lost its port to another process is started on new ports. */
+const PORT_CLASH_ATTEMPTS = 3;
+/** One /ready probe; the wait polls again after it. */
+const READY_PROBE_TIMEOUT_MS = 2_000;
+const ADDRESS_IN_USE = /EADDRINUSE|address already in use/;
+
+/** A node exited because its port was taken (see #startWithFreshPortsOnClash). */
+class PortClash extends GiveUp {
+  override name = 'PortClash';
+}
 
 export interface MiniClusterOptions {
   masters?: number;
@@ -64,11 +75,47 @@ export class MiniCluster {
     for (let i = 0; i < (opts.workers ?? 1); i++) c.workers.push(await c.#node('worker', i));
     c.#writeConfigs();
     t.after(() => c.stop());
-    for (const m of c.masters) c.#spawn(m);
-    if (opts.noWait !== true) for (const m of c.masters) await c.waitReady(m);
-    for (const w of c.workers) c.#spawn(w);
-    if (opts.noWait !== true) for (const w of c.workers) await c.waitReady(w);
+    if (opts.noWait === true) {
+      for (const n of [...c.masters, ...c.workers]) c.#spawn(n);
+      return c;
+    }
+    // Every config names every master, so a master whose port was taken moves them all.
+    await c.#startWithFreshPortsOnClash(c.masters, () => c.masters);
+    await c.#startWithFreshPortsOnClash(c.workers, (clashed) => clashed);
     return c;
+  }
+
+  /**
+   * Spawns `nodes` and waits until each is ready. Ports are picked and reserved by
+   * test/helpers/ports.ts, but a process outside the tests can still take one between the pick
+   * and the node's bind; a node that exits on EADDRINUSE is started again on new ports
+   * (`movers(clashed)` are the nodes that get new ports and restart) instead of failing the test.
+   */
+  async #startWithFreshPortsOnClash(
+    nodes: NodeHandle[],
+    movers: (clashed: NodeHandle[]) => NodeHandle[],
+  ): Promise<void> {
+    let pending = nodes;
+    for (let attempt = 1; ; attempt++) {
+      for (const n of pending) this.#spawn(n);
+      const clashed: NodeHandle[] = [];
+      for (const n of pending) {
+        try {
+          await this.waitReady(n);
+        } catch (err) {
+          if (!(err instanceof PortClash) || attempt === PORT_CLASH_ATTEMPTS) throw err;
+          clashed.push(n);
+        }
+      }
+      if (clashed.length === 0) return;
+      pending = movers(clashed);
+      await Promise.all(pending.map((n) => this.stopNode(n)));
+      for (const n of pending) {
+        n.rpcPort = await freePort();
+        n.webPort = await freePort();
+      }
+      this.#writeConfigs();
+    }
   }
 
   /** "127.0.0.1:p1,127.0.0.1:p2": for `--master`. */
@@ -125,18 +172,28 @@ export class MiniCluster {
   /**
    * Polls the node's /ready until it answers 200. The deadline is generous because a master
    * restarted after SIGKILL replays its write-ahead log, and on a loaded 2-core machine that took
-   * more than 20 s; a node that exits fails the wait at once.
+   * more than 20 s; a node that exits fails the wait at once (GiveUp; PortClash when its port
+   * was taken).
    */
   async waitReady(n: NodeHandle, timeoutMs = 60_000): Promise<void> {
     await waitFor(
       `${n.role}-${n.index} ready on :${n.webPort}`,
       async () => {
-        if (n.proc !== undefined && n.proc.child.exitCode !== null) {
-          throw new Error(
-            `${n.role}-${n.index} exited with ${n.proc.child.exitCode}\n${n.proc.stderr.slice(-4000)}`,
-          );
+        const p = n.proc;
+        const child = p?.child;
+        if (
+          p !== undefined &&
+          child !== undefined &&
+          (child.exitCode !== null || child.signalCode !== null)
+        ) {
+          const stderr = p.stderr.slice(-4000);
+          const why = `${n.role}-${n.index} exited with ${child.exitCode ?? child.signalCode}\n${stderr}`;
+          throw ADDRESS_IN_USE.test(stderr) ? new PortClash(why) : new GiveUp(why);
         }
-        const res = await fetch(`http://127.0.0.1:${n.webPort}/ready`).catch(() => undefined);
+        // Bounded: whatever holds the port may accept and never answer.
+        const res = await fetch(`http://127.0.0.1:${n.webPort}/ready`, {
+          signal: AbortSignal.timeout(READY_PROBE_TIMEOUT_MS),
+        }).catch(() => undefined);
         return res?.status === 200;
       },
       timeoutMs,

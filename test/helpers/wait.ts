@@ -1,4 +1,15 @@
-/** Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+/**
+ * Thrown by a `waitFor` probe when waiting longer cannot help (the process it waits for has
+ * exited): `waitFor` fails at once with it instead of polling until its deadline.
+ */
+export class GiveUp extends Error {
+  override name = 'GiveUp';
+}
+
+/**
+ * Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs`.
+ * A probe that throws is polled again (its last error is named on timeout), except for `GiveUp`.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -12,6 +23,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v !== undefined && v !== false) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw err;
       lastErr = err;
     }
     if (Date.now() > deadline) {
