@@ -1,5 +1,6 @@
 // The LMDB engine's write-ahead log: records round-trip and damage is detected; a log LMDB lags
-// behind is replayed on open (a torn or corrupt tail dropped, damage elsewhere refused); and
+// behind is replayed on open (a torn tail dropped; a record written whole and damaged after, or
+// damage before the last segment, refused); and
 // SIGKILL of a writer, or of a store replaying its log, loses no acknowledged transaction.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -60,13 +61,23 @@ test('records round-trip; a torn, corrupt or zero tail ends the scan where the d
   const torn = scanWalSegment(Buffer.concat([a, b.subarray(0, b.length - 1)]));
   assert.equal(torn.records.length, 1);
   assert.equal(torn.validBytes, a.length);
-  assert.match(torn.damage ?? '', /claims/);
+  assert.match(torn.damage ?? '', /claiming/);
+  assert.equal(torn.damageKind, 'torn');
 
   const flipped = Buffer.concat([a, b]);
   flipped[a.length + 30] = (flipped[a.length + 30] ?? 0) ^ 0x40;
   const bad = scanWalSegment(flipped);
   assert.equal(bad.records.length, 1);
   assert.match(bad.damage ?? '', /checksum/);
+  assert.equal(bad.damageKind, 'corrupt', 'every sector of the record was written: not a torn write');
+
+  // A crash wrote the record's first and last sectors but not one between (still zeros).
+  const holed = Buffer.concat([a, b]);
+  const sector = Math.ceil((a.length + 1024) / 512) * 512;
+  holed.fill(0, sector, sector + 512);
+  const hole = scanWalSegment(holed);
+  assert.equal(hole.records.length, 1);
+  assert.equal(hole.damageKind, 'torn');
 
   // Preallocated zeros after the records: the end of the log, not damage.
   const zeros = scanWalSegment(Buffer.concat([a, Buffer.alloc(4096)]));
@@ -103,13 +114,44 @@ test('open replays the records LMDB lacks and drops a torn tail; new transaction
   }
 });
 
-test('a corrupt record in the last segment drops it and what follows; the rest is applied', async (t) => {
+test('a record written whole but damaged in the last segment refuses to open, naming the way out', async (t) => {
   const dir = tempDir(t, 'strata-wal-');
   await baseStore(dir);
   const recs = [2, 3, 4].map(record);
   const file = Buffer.concat(recs);
   const at = (recs[0]?.length ?? 0) + 20;
   file[at] = (file[at] ?? 0) ^ 0xff;
+  const path = join(dir, segmentName(2));
+  writeFileSync(path, file);
+  // Records 3 and 4 were acknowledged (they were written whole): dropping them would lose them.
+  await assert.rejects(LmdbStore.open({ dir, wal: true }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'STRATA_META_CORRUPT');
+    assert.match(err.message, /bad checksum at offset \d+/);
+    assert.ok(err.message.includes(`truncate -s ${recs[0]?.length ?? 0} ${path}`), err.message);
+    return true;
+  });
+  // The way out the message names: the records before the damage are kept.
+  writeFileSync(path, file.subarray(0, recs[0]?.length ?? 0));
+  const s = await LmdbStore.open({ dir, wal: true });
+  try {
+    assert.equal(s.stats().revision, 2);
+    assert.equal(str(await s.get(enc('r/2'))), 'v2');
+    assert.equal(await s.get(enc('r/3')), undefined);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a torn record in a preallocated last segment (a sector still zeros) is dropped with what follows', async (t) => {
+  const dir = tempDir(t, 'strata-wal-');
+  await baseStore(dir);
+  const big = encodeWalRecord(3, [{ key: enc('r/3'), value: Buffer.alloc(4096, 9) }]);
+  const recs = [record(2), big, record(4)];
+  // Preallocated: zeros after the records, as a segment the writer moved into.
+  const file = Buffer.concat([...recs, Buffer.alloc(64 * 1024)]);
+  // The crash wrote the batch's sectors out of order: one sector inside record 3 never landed.
+  const sector = Math.ceil(((recs[0]?.length ?? 0) + 1024) / 512) * 512;
+  file.fill(0, sector, sector + 512);
   writeFileSync(join(dir, segmentName(2)), file);
   const s = await LmdbStore.open({ dir, wal: true });
   try {

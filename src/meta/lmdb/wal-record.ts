@@ -65,6 +65,13 @@ export function encodeWalRecord(revision: number, writes: Iterable<WalWrite>, vi
   return buf;
 }
 
+/**
+ * The unit a disk writes whole: after a crash, each sector of a batch that was being written
+ * holds either the new bytes or what was there before — zeros, since segments are preallocated
+ * with zeros (and a growing file's unwritten tail reads as zeros).
+ */
+export const WAL_SECTOR_BYTES = 512;
+
 /** What one pass over a segment's bytes found. */
 export interface WalScan {
   records: WalRecord[];
@@ -72,26 +79,54 @@ export interface WalScan {
   validBytes: number;
   /** Why parsing stopped before the end, if it did (torn or damaged record). */
   damage?: string;
+  /**
+   * With `damage`: 'torn' when the record was never written whole (it runs past the end of the
+   * file, or one of its sectors is still zeros) — the batch a crash interrupted, which nobody
+   * was told had committed; 'corrupt' when every byte of it was written and it is still wrong
+   * (bits changed on disk after the write was acknowledged).
+   */
+  damageKind?: 'torn' | 'corrupt';
 }
 
-/** Parses records from the start of a segment; stops at the first incomplete or damaged one. */
+/** Whether an aligned sector overlapping [from, to) of `buf` is all zeros (never written). */
+function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
+  for (let s = from - (from % WAL_SECTOR_BYTES); s < to; s += WAL_SECTOR_BYTES) {
+    const end = Math.min(s + WAL_SECTOR_BYTES, buf.byteLength);
+    let zero = true;
+    for (let i = s; i < end && zero; i++) zero = buf[i] === 0;
+    if (zero) return true;
+  }
+  return false;
+}
+
+/**
+ * Parses records from the start of a segment; stops at the first incomplete or damaged one and
+ * says whether it was torn by a crash or corrupted after it was written (`damageKind`).
+ */
 export function scanWalSegment(buf: Buffer): WalScan {
   const records: WalRecord[] = [];
   let o = 0;
+  const damaged = (what: string, end: number): WalScan => ({
+    records,
+    validBytes: o,
+    damage: `${what} at offset ${o}`,
+    damageKind: end > buf.byteLength || hasZeroSector(buf, o, end) ? 'torn' : 'corrupt',
+  });
   while (o < buf.byteLength) {
-    if (buf.byteLength - o < WAL_HEADER_BYTES)
-      return { records, validBytes: o, damage: `incomplete record header at offset ${o}` };
+    if (buf.byteLength - o < WAL_HEADER_BYTES) return damaged('incomplete record header', Infinity);
     const size = buf.readUInt32LE(o);
     const sum = buf.readUInt32LE(o + 4);
     // The zeros of a preallocated segment: nothing was written from here on.
     if (size === 0 && sum === 0) return { records, validBytes: o };
     const start = o + WAL_HEADER_BYTES;
-    if (size < 12 || size > buf.byteLength - start)
-      return { records, validBytes: o, damage: `record at offset ${o} claims ${size} bytes` };
+    // A length past the end: the record never reached the file whole (or its length field is
+    // damaged, which cannot be told apart from that).
+    if (size > buf.byteLength - start) return damaged(`record claiming ${size} bytes`, Infinity);
+    if (size < 12) return damaged(`record claiming ${size} bytes`, start);
     const payload = buf.subarray(start, start + size);
-    if (crc32(payload) !== sum) return { records, validBytes: o, damage: `bad checksum at offset ${o}` };
+    if (crc32(payload) !== sum) return damaged('bad checksum', start + size);
     const rec = decodePayload(payload);
-    if (rec === undefined) return { records, validBytes: o, damage: `malformed record at offset ${o}` };
+    if (rec === undefined) return damaged('malformed record', start + size);
     records.push(rec);
     o = start + size;
   }

@@ -13,8 +13,11 @@
  * durable on its own (`release`). So at any moment the segments hold at least every acknowledged transaction the
  * store's own files may lack, and replay (`recoverWal`) applies the records above the store's
  * revision, in order. A crash can tear only the batch being written, which nobody was told had
- * committed: the last segment's first incomplete or damaged record and everything after it are
- * dropped. Damage anywhere else, or a gap in the revisions, refuses to start.
+ * committed: the last segment's first torn record (one that runs past the end of the file or
+ * still has a sector of zeros: never written whole) and everything after it are dropped. A record
+ * that was written whole and is still wrong was acknowledged and then damaged on disk: dropping
+ * it would silently lose committed transactions, so it refuses to start (as etcd's WAL tells a
+ * torn write from a CRC mismatch), as does damage in any earlier segment or a gap in revisions.
  */
 import {
   closeSync,
@@ -80,6 +83,10 @@ export function recoverWal(dir: string, baseRevision: number, log?: Logger): Wal
       if (i < segments.length - 1)
         throw metaCorrupt(
           `write-ahead log segment ${path} is damaged (${scan.damage}) and is not the last one`,
+        );
+      if (scan.damageKind === 'corrupt')
+        throw metaCorrupt(
+          `write-ahead log segment ${path} is damaged (${scan.damage}): the record was written whole, so it and any after it were acknowledged; refusing to start rather than lose them. To start without them, truncate the segment to ${scan.validBytes} bytes (\`truncate -s ${scan.validBytes} ${path}\`) or restore the meta directory from a backup`,
         );
       log?.warn(
         { segment: path, damage: scan.damage, droppedFromByte: scan.validBytes },
