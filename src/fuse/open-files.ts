@@ -34,8 +34,8 @@ export class OpenFile {
   hidden = false;
   /** Handles open for writing (a file with any is never read directly). */
   writableRefs = 0;
-  /** Handles whose reads the engine answers directly (see StrataFs.plan). */
-  readonly direct = new Set<number>();
+  /** Handles whose reads the engine answers directly, with the descriptors each holds (StrataFs.plan). */
+  readonly direct = new Map<number, number>();
   /** Bumped whenever direct reads of this file are revoked (a plan made before is void). */
   directEpoch = 0;
   readonly #fs: FileSystem;
@@ -218,7 +218,6 @@ export class OpenFiles {
     this.#handles.delete(fh);
     h.file.refs--;
     if (h.writable) h.file.writableRefs--;
-    h.file.direct.delete(fh);
     const last = h.file.refs === 0;
     if (last && this.#byPath.get(h.file.path) === h.file) this.#byPath.delete(h.file.path);
     return { handle: h, last };

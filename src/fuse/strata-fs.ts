@@ -45,6 +45,12 @@ const HIDDEN_PATH_XATTR = 'user.strata.hidden_path';
  * per block open for as long as the handle is open).
  */
 export const MAX_DIRECT_READ_BLOCKS = 1024;
+/**
+ * Block-file descriptors all direct-read grants of the mount may hold at once; past it handles
+ * are read through `read` (which keeps its own small cache of block files), so granted
+ * handles never starve the process of descriptors.
+ */
+export const MAX_DIRECT_READ_DESCRIPTORS = 16_384;
 
 /** chown's "leave unchanged" (-1 as an unsigned 32-bit id). */
 const ID_UNCHANGED = 0xffff_ffff;
@@ -72,6 +78,8 @@ export class StrataFs implements FuseOperations, DirectReadSource {
   readonly #tag: string;
   #hiddenSeq = 0;
   #onRevoke: ((fh: number) => void) | undefined;
+  /** Descriptors held by granted handles (see MAX_DIRECT_READ_DESCRIPTORS). */
+  #directDescriptors = 0;
 
   constructor(opts: StrataFsOptions) {
     this.#fs = opts.fs;
@@ -294,6 +302,9 @@ export class StrataFs implements FuseOperations, DirectReadSource {
     const closed = this.#open.close(fh);
     if (closed === undefined) return;
     const { handle, last } = closed;
+    // The engine closes a granted handle's descriptors when it sees the RELEASE.
+    this.#directDescriptors -= handle.file.direct.get(fh) ?? 0;
+    handle.file.direct.delete(fh);
     const reader = await handle.reader?.catch(() => undefined);
     await reader?.close().catch(() => undefined);
     if (last && handle.file.hasWriter) {
@@ -319,18 +330,21 @@ export class StrataFs implements FuseOperations, DirectReadSource {
     const file = h.file;
     const epoch = file.directEpoch;
     const reader = await this.#reader(h);
+    if (this.#directDescriptors + reader.blocks.length > MAX_DIRECT_READ_DESCRIPTORS) return undefined;
     const blocks = await reader.openLocalBlocks(MAX_DIRECT_READ_BLOCKS);
     if (blocks === undefined) return undefined;
     if (
       this.#open.find(fh) !== h ||
       file.directEpoch !== epoch ||
       h.readerVersion !== file.version ||
-      !directAllowed(file)
+      !directAllowed(file) ||
+      file.direct.has(fh)
     ) {
       for (const b of blocks) closeFd(b.fd, () => undefined);
       return undefined;
     }
-    file.direct.add(fh);
+    file.direct.set(fh, blocks.length);
+    this.#directDescriptors += blocks.length;
     return { sizeBytes: reader.size, extents: blocks };
   }
 
@@ -341,7 +355,10 @@ export class StrataFs implements FuseOperations, DirectReadSource {
   /** Before anything changes `file`'s bytes through the mount: its direct reads stop. */
   #revokeDirect(file: OpenFile): void {
     file.directEpoch++;
-    for (const fh of file.direct) this.#onRevoke?.(fh);
+    for (const [fh, descriptors] of file.direct) {
+      this.#onRevoke?.(fh);
+      this.#directDescriptors -= descriptors;
+    }
     file.direct.clear();
   }
 
