@@ -200,7 +200,10 @@ export class FileReader {
    */
   async openLocalBlocks(maxBlocks: number): Promise<LocalBlockFile[] | undefined> {
     this.#checkOpen();
-    if (!this.#ctx.settings.shortCircuit || this.#blocks.length > maxBlocks) return undefined;
+    if (this.#blocks.length > maxBlocks) return undefined;
+    // Nothing is opened unless every block may be: a file partly remote or being filled costs
+    // no worker calls each time it is asked.
+    if (!this.#allLocal(0, this.size)) return undefined;
     const blocks = this.#blocks;
     const fds = await Promise.all(blocks.map((b) => this.#reader.openLocalDescriptor(b)));
     const opened = fds.filter((fd): fd is number => fd !== undefined);
