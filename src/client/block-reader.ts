@@ -14,8 +14,9 @@
  * through a worker that answered the same way. An error the UFS gave (unreachable, changed,
  * denied) is the reader's error as it is: another replica cannot do better.
  */
-import { readSync } from 'node:fs';
+import { close as closeFd, open as openFd, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import { StrataError, toStrataError } from '../common/errors.js';
 import type { LocatedBlock, WorkerAddress } from '../protocol/types.js';
@@ -25,6 +26,9 @@ import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from '.
 import type { IoContext } from './io-context.js';
 import { LOCAL_READS_IN_FLIGHT, MAX_OPEN_LOCAL_FILES } from './settings.js';
 import { workerKey } from './worker-pool.js';
+
+const openDescriptor = promisify(openFd);
+const closeDescriptor = promisify(closeFd);
 
 interface LocalFile {
   fh: FileHandle;
@@ -341,6 +345,26 @@ export class BlockReader {
     return got;
   }
 
+  /**
+   * A descriptor of `block`'s file on its first-choice replica when that one is local, for a
+   * caller that reads it on its own (the FUSE engine's direct reads): the caller owns and closes
+   * it. Undefined when the block is not local, is being filled, or its file cannot be opened or
+   * holds fewer bytes than the block. Block files are immutable, so the descriptor stays right.
+   */
+  async openLocalDescriptor(block: LocatedBlock): Promise<number | undefined> {
+    if (this.#closed || block.fill === true) return undefined;
+    const w = this.order(block)[0];
+    if (w === undefined || !this.#ctx.workers.isLocal(w)) return undefined;
+    try {
+      const body = await this.#ctx.workers.channel(w).call(OpenLocalRead, { blockId: block.blockId });
+      if (body.length < block.length) return undefined;
+      return await openDescriptor(body.path, 'r');
+    } catch (err) {
+      this.#ctx.log.debug({ err, worker: workerKey(w), path: this.#path }, 'no local descriptor for a block');
+      return undefined;
+    }
+  }
+
   /** The open block file on a local worker, or undefined when short-circuit is not possible. */
   #localFile(w: WorkerAddress, blockId: number): Promise<LocalFile | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
@@ -386,6 +410,11 @@ export class BlockReader {
     }
     return undefined;
   }
+}
+
+/** Closes descriptors `openLocalDescriptor` gave out (errors ignored: nothing to do about them). */
+export async function closeLocalDescriptors(fds: readonly number[]): Promise<void> {
+  await Promise.all(fds.map((fd) => closeDescriptor(fd).catch(() => undefined)));
 }
 
 /** Reads up to `length` bytes at `position`; fewer only at end of file. */

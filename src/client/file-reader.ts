@@ -16,7 +16,7 @@ import { FsError, fsError, toStrataError } from '../common/errors.js';
 import type { Caller, FileStatus, LocatedBlock } from '../protocol/types.js';
 import { GetBlockLocations } from '../protocol/master-calls.js';
 import { LoadBlock } from '../protocol/ufs-worker-calls.js';
-import { BlockReader } from './block-reader.js';
+import { BlockReader, closeLocalDescriptors } from './block-reader.js';
 import { closedError } from './errors.js';
 import { backoffMs, sleep } from './io-context.js';
 import type { IoContext } from './io-context.js';
@@ -45,6 +45,15 @@ export interface ReadStreamOptions {
   end?: number;
   /** Bytes buffered ahead of the consumer (default `client.read_ahead`, at least one chunk). */
   readAheadBytes?: number;
+}
+
+/** A block of the file whose bytes lie in a local block file (see `FileReader.openLocalBlocks`). */
+export interface LocalBlockFile {
+  /** Where the block starts in the file, and its bytes. */
+  offset: number;
+  length: number;
+  /** Descriptor of the block file (the block's byte 0 is the file's byte 0); the caller closes it. */
+  fd: number;
 }
 
 export class FileReader {
@@ -180,6 +189,29 @@ export class FileReader {
     const start = opts.start ?? 0;
     const endExclusive = Math.min(this.size, opts.end === undefined ? this.size : opts.end + 1);
     return this.#chunks(start, Math.max(start, endExclusive), this.#chunkBytes());
+  }
+
+  /**
+   * Every block of the file as a local block file the caller may read directly (pread), when
+   * all of them are short-circuit readable and there are at most `maxBlocks`; undefined
+   * otherwise (nothing is then left open). Ranges between the blocks are holes (zeros). The
+   * caller owns the descriptors. The view is the block list this reader has now: as with
+   * `read`, a later commit elsewhere is seen only by a new reader.
+   */
+  async openLocalBlocks(maxBlocks: number): Promise<LocalBlockFile[] | undefined> {
+    this.#checkOpen();
+    if (this.#blocks.length > maxBlocks) return undefined;
+    // Nothing is opened unless every block may be: a file partly remote or being filled costs
+    // no worker calls each time it is asked.
+    if (!this.#allLocal(0, this.size)) return undefined;
+    const blocks = this.#blocks;
+    const fds = await Promise.all(blocks.map((b) => this.#reader.openLocalDescriptor(b)));
+    const opened = fds.filter((fd): fd is number => fd !== undefined);
+    if (opened.length < blocks.length || this.#closed) {
+      await closeLocalDescriptors(opened);
+      return undefined;
+    }
+    return blocks.map((b, i) => ({ offset: b.offset, length: b.length, fd: fds[i] as number }));
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,7 @@ export type {
 } from './filesystem.js';
 export type { MountInfo, LoadJobStatus } from '../protocol/ufs-types.js';
 export { FileReader } from './file-reader.js';
-export type { ReadStreamOptions } from './file-reader.js';
+export type { LocalBlockFile, ReadStreamOptions } from './file-reader.js';
 export { FileWriter, FileWriteStream } from './file-writer.js';
 export type { CloseOptions, CreateOptions } from './file-writer.js';
 export { RandomWriteHandle, MAX_DIRTY_BYTES_PER_HANDLE } from './random-writer.js';

@@ -118,6 +118,37 @@ export interface FuseOperations {
 
 export type FuseOpName = keyof FuseOperations;
 
+/** A piece of an open file's bytes that lies in a local file (bytes [offset, offset + length)). */
+export interface DirectExtent {
+  offset: number;
+  length: number;
+  /** Descriptor of the local file; the extent's first byte is its byte 0. */
+  fd: number;
+}
+
+/**
+ * How to answer reads of one open file handle without the operations: its size and where its
+ * bytes lie (extents sorted by offset; gaps are holes and read as zeros). The descriptors
+ * belong to whoever received the plan, which closes them once it is done with the handle.
+ */
+export interface DirectReadPlan {
+  sizeBytes: number;
+  extents: DirectExtent[];
+}
+
+/**
+ * What the operations offer an engine able to answer READ requests itself (the kernel engine's
+ * reader thread): a plan for a read-only handle whose bytes are all local and will not change
+ * while it is open, and word when such a plan stops holding (a writer opened the file, it was
+ * truncated), given before the change is acknowledged to anyone.
+ */
+export interface DirectReadSource {
+  /** A plan for `fh`, or undefined when its reads must go through `read`. */
+  plan(fh: number): Promise<DirectReadPlan | undefined>;
+  /** `listener(fh)` is called (synchronously) when a plan given for `fh` no longer holds. */
+  onRevoke(listener: (fh: number) => void): void;
+}
+
 export interface MountOptions {
   mountPath: string;
   /** Shown as the mount's source (`fsname=`) and type suffix (`fuse.<subtype>`). */
@@ -132,10 +163,20 @@ export interface MountOptions {
   debug: boolean;
   /** A request unanswered this long fails with ETIMEDOUT (so a wedged call never hangs the kernel). */
   requestTimeoutMs: number;
+  /** Plans for answering reads without `read`, for engines that can (the kernel engine). */
+  directReads?: DirectReadSource;
+}
+
+/** Reads an engine answered itself from a `DirectReadPlan`, since the mount began. */
+export interface DirectReadStats {
+  requests: number;
+  bytes: number;
 }
 
 export interface MountedFs {
   readonly mountPath: string;
+  /** Counts of reads answered without the operations (engines with direct reads only). */
+  readonly directReads?: () => DirectReadStats;
   /** Detaches the mount (lazily: open files keep working until closed). Idempotent. */
   unmount(): Promise<void>;
 }

@@ -32,6 +32,12 @@ export class OpenFile {
    * directory, removed at the last release (POSIX keeps an open file alive after unlink).
    */
   hidden = false;
+  /** Handles open for writing (a file with any is never read directly). */
+  writableRefs = 0;
+  /** Handles whose reads the engine answers directly, with the descriptors each holds (StrataFs.plan). */
+  readonly direct = new Map<number, number>();
+  /** Bumped whenever direct reads of this file are revoked (a plan made before is void). */
+  directEpoch = 0;
   readonly #fs: FileSystem;
   #handle: RandomWriteHandle | undefined;
   #opening: Promise<RandomWriteHandle> | undefined;
@@ -186,11 +192,17 @@ export class OpenFiles {
       this.#byPath.set(path, file);
     }
     file.refs++;
+    if (writable) file.writableRefs++;
     let fh = this.#next;
     while (fh === 0 || this.#handles.has(fh)) fh = fh >= MAX_HANDLE ? 1 : fh + 1;
     this.#next = fh >= MAX_HANDLE ? 1 : fh + 1;
     this.#handles.set(fh, new Handle(file, writable, append));
     return fh;
+  }
+
+  /** The handle `fh`, or undefined when it is not open. */
+  find(fh: number): Handle | undefined {
+    return this.#handles.get(fh);
   }
 
   handle(fh: number): Handle {
@@ -205,6 +217,7 @@ export class OpenFiles {
     if (h === undefined) return undefined;
     this.#handles.delete(fh);
     h.file.refs--;
+    if (h.writable) h.file.writableRefs--;
     const last = h.file.refs === 0;
     if (last && this.#byPath.get(h.file.path) === h.file) this.#byPath.delete(h.file.path);
     return { handle: h, last };

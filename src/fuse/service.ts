@@ -180,11 +180,14 @@ export class FuseService {
           extraOptions: options,
           debug: f.debug,
           requestTimeoutMs: FUSE_REQUEST_TIMEOUT_MS,
+          directReads: fs,
         },
       );
       mounted = true;
       metrics.mounted.set(1);
       metrics.openHandlesSource = () => fs.openHandles;
+      const directReads = mount.directReads;
+      if (directReads !== undefined) metrics.directReadsSource = directReads;
       log.info(
         {
           mountPath: f.mnt_path,

@@ -7,13 +7,21 @@
  * report, and the client acts as root. Entries are created owned by the caller the binding names
  * (the kernel engine passes the requester's uid/gid; fuse-native only knows the mount's user).
  */
-import { constants } from 'node:fs';
+import { close as closeFd, constants } from 'node:fs';
 import { basename, dirname } from 'node:path/posix';
 import type { FileSystem } from '../client/index.js';
 import { FsError, fsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './binding.js';
-import type { FuseAttr, FuseContext, FuseDirEntry, FuseOperations, FuseStatfs } from './binding.js';
+import type {
+  DirectReadPlan,
+  DirectReadSource,
+  FuseAttr,
+  FuseContext,
+  FuseDirEntry,
+  FuseOperations,
+  FuseStatfs,
+} from './binding.js';
 import { toAttr, toStatfs } from './attrs.js';
 import { OpenFiles } from './open-files.js';
 import type { Handle, OpenFile } from './open-files.js';
@@ -32,6 +40,18 @@ export const HIDDEN_REGISTRY_DIR = '/.strata-fuse-hidden';
 /** xattr of a marker naming its hidden file's namespace path. */
 const HIDDEN_PATH_XATTR = 'user.strata.hidden_path';
 
+/**
+ * Files of more blocks than this are not read directly (a direct read keeps one descriptor
+ * per block open for as long as the handle is open).
+ */
+export const MAX_DIRECT_READ_BLOCKS = 1024;
+/**
+ * Block-file descriptors all direct-read grants of the mount may hold at once; past it handles
+ * are read through `read` (which keeps its own small cache of block files), so granted
+ * handles never starve the process of descriptors.
+ */
+export const MAX_DIRECT_READ_DESCRIPTORS = 16_384;
+
 /** chown's "leave unchanged" (-1 as an unsigned 32-bit id). */
 const ID_UNCHANGED = 0xffff_ffff;
 const PERMISSION_BITS = 0o7777;
@@ -49,7 +69,7 @@ export interface StrataFsOptions {
   mountTag: string;
 }
 
-export class StrataFs implements FuseOperations {
+export class StrataFs implements FuseOperations, DirectReadSource {
   readonly #fs: FileSystem;
   readonly #root: string;
   readonly #ioSize: number;
@@ -57,6 +77,9 @@ export class StrataFs implements FuseOperations {
   readonly #open: OpenFiles;
   readonly #tag: string;
   #hiddenSeq = 0;
+  #onRevoke: ((fh: number) => void) | undefined;
+  /** Descriptors held by granted handles (see MAX_DIRECT_READ_DESCRIPTORS). */
+  #directDescriptors = 0;
 
   constructor(opts: StrataFsOptions) {
     this.#fs = opts.fs;
@@ -209,6 +232,7 @@ export class StrataFs implements FuseOperations {
     const access = flags & O_ACCMODE;
     const writable = access !== constants.O_RDONLY;
     const fh = this.#open.open(ns, writable, (flags & constants.O_APPEND) !== 0);
+    if (writable) this.#revokeDirect(this.#open.handle(fh).file);
     try {
       // The kernel sends O_TRUNC only with atomic_o_trunc; otherwise it truncates with setattr.
       if (writable && (flags & constants.O_TRUNC) !== 0)
@@ -228,6 +252,7 @@ export class StrataFs implements FuseOperations {
       await this.#own(ns, undefined, ctx);
       // O_RDONLY|O_CREAT still gets a write handle (it created the file); O_APPEND is kept.
       fh = this.#open.open(ns, true, (flags & constants.O_APPEND) !== 0);
+      this.#revokeDirect(this.#open.handle(fh).file);
     } catch (err) {
       await handle.close().catch(() => handle.abort());
       throw err;
@@ -277,6 +302,9 @@ export class StrataFs implements FuseOperations {
     const closed = this.#open.close(fh);
     if (closed === undefined) return;
     const { handle, last } = closed;
+    // The engine closes a granted handle's descriptors when it sees the RELEASE.
+    this.#directDescriptors -= handle.file.direct.get(fh) ?? 0;
+    handle.file.direct.delete(fh);
     const reader = await handle.reader?.catch(() => undefined);
     await reader?.close().catch(() => undefined);
     if (last && handle.file.hasWriter) {
@@ -286,6 +314,52 @@ export class StrataFs implements FuseOperations {
       });
     }
     if (last && handle.file.hidden) await this.#dropHidden(handle.file);
+  }
+
+  // ---- direct reads (DirectReadSource) --------------------------------------------------------
+
+  /**
+   * A plan for reading `fh` without `read`: for a read-only handle of a file nobody has open
+   * for writing through this mount, whose blocks are all local (at most MAX_DIRECT_READ_BLOCKS),
+   * the size and block files of the view its reads have now. Checked again once the block files
+   * are open: a writer, truncate, commit or release meanwhile voids it.
+   */
+  async plan(fh: number): Promise<DirectReadPlan | undefined> {
+    const h = this.#open.find(fh);
+    if (h === undefined || h.writable || !directAllowed(h.file)) return undefined;
+    const file = h.file;
+    const epoch = file.directEpoch;
+    const reader = await this.#reader(h);
+    if (this.#directDescriptors + reader.blocks.length > MAX_DIRECT_READ_DESCRIPTORS) return undefined;
+    const blocks = await reader.openLocalBlocks(MAX_DIRECT_READ_BLOCKS);
+    if (blocks === undefined) return undefined;
+    if (
+      this.#open.find(fh) !== h ||
+      file.directEpoch !== epoch ||
+      h.readerVersion !== file.version ||
+      !directAllowed(file) ||
+      file.direct.has(fh)
+    ) {
+      for (const b of blocks) closeFd(b.fd, () => undefined);
+      return undefined;
+    }
+    file.direct.set(fh, blocks.length);
+    this.#directDescriptors += blocks.length;
+    return { sizeBytes: reader.size, extents: blocks };
+  }
+
+  onRevoke(listener: (fh: number) => void): void {
+    this.#onRevoke = listener;
+  }
+
+  /** Before anything changes `file`'s bytes through the mount: its direct reads stop. */
+  #revokeDirect(file: OpenFile): void {
+    file.directEpoch++;
+    for (const [fh, descriptors] of file.direct) {
+      this.#onRevoke?.(fh);
+      this.#directDescriptors -= descriptors;
+    }
+    file.direct.clear();
   }
 
   /**
@@ -418,6 +492,7 @@ export class StrataFs implements FuseOperations {
   }
 
   async #truncateOpen(file: OpenFile, size: number): Promise<void> {
+    this.#revokeDirect(file);
     if (file.hasWriter) {
       await file.truncate(size);
       return;
@@ -440,6 +515,11 @@ export class StrataFs implements FuseOperations {
     }
     return h.reader;
   }
+}
+
+/** Whether a file's handles may be read directly: nothing writes it through this mount. */
+function directAllowed(file: OpenFile): boolean {
+  return file.writableRefs === 0 && !file.hasWriter;
 }
 
 /** Names listings leave out: hidden open files, and the hidden-file registry at the namespace root. */

@@ -3,15 +3,18 @@
 // INIT negotiation, ENOSYS for unknown opcodes, garbage that must not crash, xattr size probes,
 // readdir paging, setattr times (mtime kept apart from atime), renameat2 flags, the caller's
 // uid/gid reaching create, the node table following renames and forgets, readdirplus entries
-// counted as lookups, and INTERRUPT (EINTR for a pending read, a pending mkdir left to finish).
+// counted as lookups, INTERRUPT (EINTR for a pending read, a pending mkdir left to finish), and
+// direct-read grants (asked after a read, once; refused ones again later; never after RELEASE).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { FsError } from '../../src/common/errors.js';
-import type { FuseAttr, FuseContext, FuseOperations } from '../../src/fuse/binding.js';
+import type { DirectReadPlan, FuseAttr, FuseContext, FuseOperations } from '../../src/fuse/binding.js';
 import { kernelMountOptions } from '../../src/fuse/kernel/mount.js';
 import { Fattr, IN_HEADER_BYTES, InitFlag, Op, OUT_HEADER_BYTES } from '../../src/fuse/kernel/protocol.js';
 import { FuseSession } from '../../src/fuse/kernel/session.js';
+import type { DirectReadLink } from '../../src/fuse/kernel/session.js';
+import { waitFor } from '../helpers/wait.js';
 import { NodeTable } from '../../src/fuse/kernel/nodes.js';
 
 const E = constants.errno;
@@ -158,7 +161,7 @@ interface Reply {
   body: Buffer;
 }
 
-function harness(opts: { requestTimeoutMs?: number } = {}) {
+function harness(opts: { requestTimeoutMs?: number; direct?: DirectReadLink } = {}) {
   const replies: Reply[] = [];
   const fake = fakeOps();
   const session = new FuseSession(
@@ -178,6 +181,7 @@ function harness(opts: { requestTimeoutMs?: number } = {}) {
       attrTimeoutMs: 1000,
       maxWriteBytes: MiB,
       requestTimeoutMs: opts.requestTimeoutMs ?? 60_000,
+      ...(opts.direct === undefined ? {} : { direct: opts.direct }),
     },
   );
   /** Sends one request and waits for its reply (or for nothing when none is due). */
@@ -577,4 +581,67 @@ test('INTERRUPT: a pending read answers EINTR at once (its late answer dropped);
   const count = h.replies.length;
   h.session.handle(request(Op.INTERRUPT, 0n, u64(readUnique)));
   assert.equal(h.replies.length, count);
+});
+
+test('direct reads: a plan is asked after a read and granted; RELEASE is acknowledged after the operation', async (t) => {
+  const events: string[] = [];
+  const pending = new Map<number, (plan: DirectReadPlan | undefined) => void>();
+  let revokeListener: (fh: number) => void = () => undefined;
+  const direct: DirectReadLink = {
+    source: {
+      plan: (fh) => {
+        events.push(`plan ${fh}`);
+        return new Promise((res) => pending.set(fh, res));
+      },
+      onRevoke: (listener) => (revokeListener = listener),
+    },
+    grant: (fh) => void events.push(`grant ${fh}`),
+    revoke: (fh) => void events.push(`revoke ${fh}`),
+    released: (fh) => void events.push(`released ${fh}`),
+  };
+  const h = harness({ direct });
+  t.after(() => h.session.close());
+  await h.init();
+  h.ops.read = async (_p, _fh, buf) => buf.write('data');
+  h.ops.release = async (_p, fh) => void events.push(`release op ${fh}`);
+  const read = (fh: number) =>
+    h.send(
+      request(Op.READ, 3n, Buffer.concat([u64(BigInt(fh)), u64(0n), u32s(4096, 0), u64(0n), u32s(0, 0)])),
+    );
+  const release = (fh: number) =>
+    h.send(request(Op.RELEASE, 3n, Buffer.concat([u64(BigInt(fh)), u32s(0, 0), u64(0n)])));
+  const plan: DirectReadPlan = { sizeBytes: 4, extents: [] };
+
+  assert.equal((await read(7))?.body.toString(), 'data');
+  await read(7);
+  assert.deepEqual(events, ['plan 7'], 'asked once, after the first read');
+  pending.get(7)?.(plan);
+  await waitFor('the grant', () => events.includes('grant 7'), 5_000, 5);
+  revokeListener(7);
+  assert.equal(events.at(-1), 'revoke 7');
+  await release(7);
+  assert.deepEqual(events.slice(-2), ['release op 7', 'released 7'], 'acknowledged after the operation');
+
+  // A plan that resolves after its handle's RELEASE is not granted (the number may be reused).
+  await read(9);
+  await release(9);
+  pending.get(9)?.(plan);
+  await new Promise((res) => setImmediate(res));
+  assert.ok(!events.includes('grant 9'));
+
+  // A refused handle is asked again at a read once DIRECT_REASK_MS passed, not before.
+  await read(8);
+  pending.get(8)?.(undefined);
+  await new Promise((res) => setImmediate(res));
+  await read(8);
+  assert.equal(events.filter((e) => e === 'plan 8').length, 1, 'not asked again at once');
+  await waitFor(
+    'asked again',
+    async () => {
+      await read(8);
+      return events.filter((e) => e === 'plan 8').length === 2;
+    },
+    5_000,
+    50,
+  );
 });

@@ -7,9 +7,11 @@
  * per request waiting on our event loop.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { StrataError, UsageError } from '../../common/errors.js';
-import type { FuseBinding, FuseOperations, MountOptions, MountedFs } from '../binding.js';
+import type { DirectReadStats, FuseBinding, FuseOperations, MountOptions, MountedFs } from '../binding.js';
+import { DIRECT_STAT_BYTES, DIRECT_STAT_REQUESTS, DIRECT_STAT_SLOTS } from './direct-reads.js';
+import type { DirectReadMessage } from './direct-reads.js';
 import { abortConnection, connectionOf, mountWithFd, unmountLazy } from './mount.js';
 import { PAGE_SIZE_BYTES } from './protocol.js';
 import { releaseSlot } from './reader-thread.js';
@@ -55,6 +57,7 @@ export class KernelMount implements MountedFs {
   readonly #session: FuseSession;
   readonly #ended: Promise<string>;
   readonly #connection: number | undefined;
+  readonly #directStats: Float64Array;
   #unmounting: Promise<void> | undefined;
 
   constructor(
@@ -62,12 +65,20 @@ export class KernelMount implements MountedFs {
     session: FuseSession,
     ended: Promise<string>,
     connection: number | undefined,
+    directStats: Float64Array,
   ) {
     this.mountPath = mountPath;
     this.#session = session;
     this.#ended = ended;
     this.#connection = connection;
+    this.#directStats = directStats;
   }
+
+  /** READs the reader thread answered itself (direct-reads.ts). */
+  readonly directReads = (): DirectReadStats => ({
+    requests: this.#directStats[DIRECT_STAT_REQUESTS] as number,
+    bytes: this.#directStats[DIRECT_STAT_BYTES] as number,
+  });
 
   get stats(): SessionStats {
     return this.#session.stats;
@@ -146,6 +157,10 @@ export class KernelFuseBinding implements FuseBinding {
     }
     const connection = await connectionOf(opts.mountPath).catch(() => undefined);
     let closed = false;
+    // Grants of direct reads go to the reader thread over their own port (see direct-reads.ts).
+    const directChannel = new MessageChannel();
+    const directStats = new SharedArrayBuffer(Float64Array.BYTES_PER_ELEMENT * DIRECT_STAT_SLOTS);
+    const post = (m: DirectReadMessage): void => directChannel.port1.postMessage(m);
     const session = new FuseSession(
       ops,
       {
@@ -167,6 +182,16 @@ export class KernelFuseBinding implements FuseBinding {
         maxWriteBytes: opts.maxWriteBytes,
         requestTimeoutMs: opts.requestTimeoutMs,
         ...(this.#opts.onInternalError === undefined ? {} : { onInternalError: this.#opts.onInternalError }),
+        ...(opts.directReads === undefined
+          ? {}
+          : {
+              direct: {
+                source: opts.directReads,
+                grant: (fh, plan) => post({ kind: 'grant', fh, plan }),
+                revoke: (fh) => post({ kind: 'revoke', fh }),
+                released: (fh) => post({ kind: 'released', fh }),
+              },
+            }),
       },
     );
     const slotBytes = opts.maxWriteBytes + PAGE_SIZE_BYTES;
@@ -177,9 +202,15 @@ export class KernelFuseBinding implements FuseBinding {
       slotCount: READER_SLOTS,
       control: new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (READER_SLOTS + 1)),
       copyBelowBytes: COPY_BELOW_BYTES,
+      ...(opts.directReads === undefined
+        ? {}
+        : { direct: { port: directChannel.port2, stats: directStats, maxReadBytes: opts.maxWriteBytes } }),
     };
     const control = new Int32Array(data.control);
-    const worker = new Worker(new URL('./reader-thread.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./reader-thread.js', import.meta.url), {
+      workerData: data,
+      transferList: [directChannel.port2],
+    });
     // A reader blocked on a lazily unmounted but busy mount must not keep the process alive.
     worker.unref();
     const ended = new Promise<string>((resolve) => {
@@ -187,6 +218,7 @@ export class KernelFuseBinding implements FuseBinding {
         if (closed) return;
         closed = true;
         session.close();
+        directChannel.port1.close();
         closeSync(fd);
         resolve(reason);
         this.#opts.onEnd?.(reason);
@@ -203,6 +235,6 @@ export class KernelFuseBinding implements FuseBinding {
       worker.on('error', (err) => finish(`reader thread failed: ${err.message}`));
       worker.on('exit', (code) => finish(`reader thread exited with ${code}`));
     });
-    return new KernelMount(opts.mountPath, session, ended, connection);
+    return new KernelMount(opts.mountPath, session, ended, connection, new Float64Array(directStats));
   }
 }

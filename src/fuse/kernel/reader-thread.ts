@@ -10,11 +10,16 @@
  * When every slot is in use the thread waits (Atomics.wait) until one is given back: the kernel
  * keeps the next requests queued meanwhile.
  *
+ * READs of handles the event loop granted direct reads are answered here and never handed over
+ * (direct-reads.ts).
+ *
  * Messages to the parent: an ArrayBuffer per small request; `{ slot, bytes }` per large one;
  * `{ end: errno-code }` once the session is over (ENODEV: unmounted) or reading failed for good.
  */
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
+import { DirectReadTable } from './direct-reads.js';
 
 export interface ReaderThreadData {
   fd: number;
@@ -26,6 +31,8 @@ export interface ReaderThreadData {
   control: SharedArrayBuffer;
   /** Requests up to this size are copied out; larger ones are handed over in their slot. */
   copyBelowBytes: number;
+  /** Direct reads: grants from the event loop, shared counters, the largest READ (max_read). */
+  direct?: { port: MessagePort; stats: SharedArrayBuffer; maxReadBytes: number };
 }
 
 export interface ReaderEnd {
@@ -54,10 +61,17 @@ const RETRY = new Set(['EINTR', 'EAGAIN', 'ENOENT']);
 function serve(data: ReaderThreadData, port: NonNullable<typeof parentPort>): void {
   const { fd, slotBytes, slotCount, copyBelowBytes } = data;
   const control = new Int32Array(data.control);
-  const views = Array.from(
-    { length: slotCount },
-    (_, i) => new Uint8Array(data.slots, i * slotBytes, slotBytes),
+  const views = Array.from({ length: slotCount }, (_, i) =>
+    Buffer.from(data.slots, i * slotBytes, slotBytes),
   );
+  const direct =
+    data.direct === undefined
+      ? undefined
+      : new DirectReadTable(fd, data.direct.port, data.direct.stats, data.direct.maxReadBytes);
+  const end = (msg: ReaderEnd): void => {
+    direct?.close();
+    port.postMessage(msg);
+  };
   let next = 0;
   const freeSlot = (): number => {
     for (;;) {
@@ -75,7 +89,7 @@ function serve(data: ReaderThreadData, port: NonNullable<typeof parentPort>): vo
   };
   for (;;) {
     const slot = freeSlot();
-    const view = views[slot] as Uint8Array;
+    const view = views[slot] as Buffer;
     let n: number;
     try {
       n = readSync(fd, view, 0, slotBytes, null);
@@ -83,15 +97,18 @@ function serve(data: ReaderThreadData, port: NonNullable<typeof parentPort>): vo
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
       // ENOENT: the request was interrupted before we read it.
       if (RETRY.has(code)) continue;
-      port.postMessage({ end: code, message: (err as Error).message } satisfies ReaderEnd);
+      end({ end: code, message: (err as Error).message });
       return;
     }
     if (n === 0) {
-      port.postMessage({ end: 'EOF', message: 'read 0 bytes from /dev/fuse' } satisfies ReaderEnd);
+      end({ end: 'EOF', message: 'read 0 bytes from /dev/fuse' });
       return;
     }
+    if (direct?.offer(view, n) === true) continue;
     if (n < copyBelowBytes) {
-      const out = view.slice(0, n);
+      // A copy (Buffer#slice would share the slot).
+      const out = new Uint8Array(n);
+      out.set(view.subarray(0, n));
       port.postMessage(out.buffer, [out.buffer]);
     } else {
       Atomics.store(control, slot, SLOT_BUSY);

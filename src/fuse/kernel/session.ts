@@ -9,7 +9,8 @@
 import { constants } from 'node:os';
 import { basename } from 'node:path/posix';
 import { FsError } from '../../common/errors.js';
-import type { FuseAttr, FuseContext, FuseOperations } from '../binding.js';
+import { close as closeFd } from 'node:fs';
+import type { DirectReadPlan, DirectReadSource, FuseAttr, FuseContext, FuseOperations } from '../binding.js';
 import { errnoOf, interruptedError } from '../errno.js';
 import { NodeTable } from './nodes.js';
 import {
@@ -83,6 +84,29 @@ const CAPABILITY_XATTR = 'security.capability';
 /** Cap on that cache (cleared whole when full; it only saves calls). */
 const MAX_CAPABILITY_ENTRIES = 100_000;
 
+/**
+ * Direct reads (direct-reads.ts): where plans come from, and how grants, revocations and
+ * release acknowledgements reach the reader thread (each call takes effect for every request
+ * the reader reads after it returns).
+ */
+export interface DirectReadLink {
+  source: DirectReadSource;
+  grant(fh: number, plan: DirectReadPlan): void;
+  revoke(fh: number): void;
+  released(fh: number): void;
+}
+
+/**
+ * A handle refused a direct-read plan (a writer's handle not yet released, a block not local
+ * yet) or whose grant was revoked is asked again at its next read this much later.
+ */
+const DIRECT_REASK_MS = 1000;
+
+interface DirectAsking {
+  /** Undefined while asking or granted. */
+  retryAtMs: number | undefined;
+}
+
 /** Where replies go: one call per reply, the whole reply in one buffer. */
 export interface ReplySink {
   write(reply: Buffer): void;
@@ -98,6 +122,8 @@ export interface SessionOptions {
   onDestroy?: () => void;
   /** Called for a request that failed inside the session itself (not an operation's errno). */
   onInternalError?: (err: unknown, opcode: number) => void;
+  /** Direct reads, when the engine's reader thread answers READs of granted handles itself. */
+  direct?: DirectReadLink;
 }
 
 /** Per-opcode counts of request sizes, for tests and the debug log (the ops see sizes too). */
@@ -164,6 +190,11 @@ export class FuseSession {
   readonly #dirs = new Map<number, OpenDir>();
   readonly #inFlight = new Map<bigint, InFlight>();
   readonly #readPool: Buffer[] = [];
+  /**
+   * Open file handles asked for a direct-read plan, until released: the asking in progress or
+   * granted (a plan is granted only if it answers the latest asking), or when to ask again.
+   */
+  readonly #directAsked = new Map<number, DirectAsking>();
   /** Node id → until when `security.capability` is known to be absent. */
   readonly #noCapability = new Map<bigint, number>();
   #nextDirHandle = 1;
@@ -178,6 +209,11 @@ export class FuseSession {
     this.#opts = opts;
     this.#sweep = setInterval(() => this.#expire(), Math.min(1000, opts.requestTimeoutMs));
     this.#sweep.unref();
+    opts.direct?.source.onRevoke((fh) => {
+      opts.direct?.revoke(fh);
+      const asking = this.#directAsked.get(fh);
+      if (asking !== undefined) asking.retryAtMs = Date.now() + DIRECT_REASK_MS;
+    });
   }
 
   get inFlight(): number {
@@ -467,6 +503,7 @@ export class FuseSession {
         );
         const out = r.subarray(0, OUT_HEADER_BYTES + Math.max(0, Math.min(n, size)));
         writeOutHeader(out, h.unique, 0);
+        this.#askDirect(fh);
         return out;
       }
       case Op.WRITE: {
@@ -488,9 +525,17 @@ export class FuseSession {
         writeKstatfs(r, OUT_HEADER_BYTES, s);
         return r;
       }
-      case Op.RELEASE:
-        await ops.release(this.#pathOrEmpty(h.nodeid), Number(b.readBigUInt64LE(0)));
+      case Op.RELEASE: {
+        const fh = Number(b.readBigUInt64LE(0));
+        try {
+          await ops.release(this.#pathOrEmpty(h.nodeid), fh);
+        } finally {
+          // The number may be given out again from now on: the reader may accept grants for it.
+          this.#directAsked.delete(fh);
+          this.#opts.direct?.released(fh);
+        }
         return undefined;
+      }
       case Op.FLUSH:
         await ops.flush(this.#pathOrEmpty(h.nodeid), Number(b.readBigUInt64LE(0)));
         return undefined;
@@ -580,6 +625,35 @@ export class FuseSession {
         this.stats.enosys++;
         return errorReply(h.unique, E.ENOSYS);
     }
+  }
+
+  /**
+   * After a read through the operations: asks for a direct-read plan (once per handle, again
+   * DIRECT_REASK_MS after a refusal or revocation) and grants it. The source answers only for
+   * a handle still open and unchanged, and a RELEASE is acknowledged to the reader only after
+   * the operations closed the handle, so a grant never outlives its handle (direct-reads.ts).
+   */
+  #askDirect(fh: number): void {
+    const direct = this.#opts.direct;
+    if (direct === undefined) return;
+    const before = this.#directAsked.get(fh);
+    if (before !== undefined && (before.retryAtMs === undefined || Date.now() < before.retryAtMs)) return;
+    const asking: DirectAsking = { retryAtMs: undefined };
+    this.#directAsked.set(fh, asking);
+    direct.source.plan(fh).then(
+      (plan) => {
+        const current = this.#directAsked.get(fh) === asking && asking.retryAtMs === undefined;
+        if (plan !== undefined && current) direct.grant(fh, plan);
+        else {
+          if (plan !== undefined) for (const e of plan.extents) closeFd(e.fd, () => undefined);
+          if (this.#directAsked.get(fh) === asking) asking.retryAtMs = Date.now() + DIRECT_REASK_MS;
+        }
+      },
+      (err: unknown) => {
+        if (this.#directAsked.get(fh) === asking) asking.retryAtMs = Date.now() + DIRECT_REASK_MS;
+        this.#opts.onInternalError?.(err, Op.READ);
+      },
+    );
   }
 
   async #capability(h: InHeader, size: number): Promise<Buffer> {

@@ -1,0 +1,227 @@
+// Direct reads on a real mount (kernel engine): reads the reader thread answers from local block
+// files. Files are read with O_DIRECT so every read reaches the mount, and each byte is compared
+// with the source: random offsets and sizes across 4 MiB block boundaries and the end of the
+// file, while other files are written, after its block files were unlinked (as eviction does),
+// across opens and closes; a file with a writer is served by the event loop (its
+// unpublished bytes), and a handle granted before a writer opened sees the writer's bytes.
+// /metrics shows the direct reads (strata_fuse_direct_reads_total, in the read counts too).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { constants, existsSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { open, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { requireTools } from '../helpers/ci.js';
+import { MiniCluster } from '../helpers/mini-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+import { FUSE_BINDING_UNDER_TEST, FUSE_TOOLS, TEST_CLUSTER, mountFuse } from './fuse-helper.js';
+
+// Direct reads are the kernel engine's (the default binding, which CI runs).
+const skip =
+  requireTools(...FUSE_TOOLS) ||
+  (FUSE_BINDING_UNDER_TEST !== undefined && FUSE_BINDING_UNDER_TEST !== 'kernel'
+    ? 'kernel engine feature (STRATA_FUSE_BINDING selects another engine)'
+    : false);
+
+const MB = 1_000_000;
+/** TEST_CLUSTER's block size ("4MB" is 4 MiB). */
+const BLOCK_BYTES = 4 * 1024 * 1024;
+const MAX_READ_BYTES = 256 * 1024;
+
+/** A sample of the mount's /metrics (0 when absent). */
+async function metric(webPort: number, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${webPort}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+function directOpen(path: string): Promise<FileHandle> {
+  return open(path, constants.O_RDONLY | constants.O_DIRECT);
+}
+
+/** Reads [offset, offset + size) through `fh` and checks it against `source`. */
+async function readAndCheck(fh: FileHandle, source: Buffer, offset: number, size: number): Promise<void> {
+  const buf = Buffer.alloc(size);
+  let got = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, got, size - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+    if (got === size) break;
+  }
+  const want = source.subarray(Math.min(offset, source.length), Math.min(offset + size, source.length));
+  assert.equal(got, want.length, `bytes read at ${offset}+${size}`);
+  assert.ok(buf.subarray(0, got).equals(want), `content at ${offset}+${size}`);
+}
+
+/** Offsets and sizes: around every block boundary, the end of the file, and random ones. */
+function ranges(fileBytes: number, randomCount: number): [number, number][] {
+  const out: [number, number][] = [
+    [0, 4096],
+    [fileBytes - 100, 4096],
+    [fileBytes, 10],
+  ];
+  for (let b = BLOCK_BYTES; b < fileBytes; b += BLOCK_BYTES)
+    out.push([b - 1, 2], [b - 4096, 8192], [b, 4096]);
+  for (let i = 0; i < randomCount; i++) {
+    out.push([Math.floor(Math.random() * fileBytes), 1 + Math.floor(Math.random() * MAX_READ_BYTES)]);
+  }
+  return out;
+}
+
+/** Files under a worker's data directory, recursively. */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((p) => join(dir, p))
+    .filter((p) => existsSync(p) && statSync(p).isFile());
+}
+
+test('direct reads on a real mount', { skip, timeout: 180_000 }, async (t) => {
+  const cluster = await MiniCluster.start(t, TEST_CLUSTER);
+  const m = await mountFuse(t, cluster, { binding: 'kernel' });
+  const p = (name: string): string => join(m.mnt, name);
+  const direct = (): Promise<number> => metric(m.webPort, 'strata_fuse_direct_reads_total');
+  // Three blocks, the last one partial.
+  const big = randomBytes(2 * BLOCK_BYTES + 1_234_567);
+  await writeFile(p('big.bin'), big);
+
+  /** Reads through `fh` until one is served directly (the grant follows a read by a few calls). */
+  const granted = (fh: FileHandle, data: Buffer): Promise<unknown> =>
+    waitFor(
+      'the handle is granted direct reads',
+      async () => {
+        const n = await direct();
+        await readAndCheck(fh, data, 0, 4096);
+        return (await direct()) > n;
+      },
+      10_000,
+      20,
+    );
+
+  await t.test('random reads are byte-identical, and served directly', async () => {
+    const fh = await directOpen(p('big.bin'));
+    try {
+      await granted(fh, big);
+      const before = await direct();
+      const list = ranges(big.length, 300);
+      for (const [offset, size] of list) await readAndCheck(fh, big, offset, size);
+      const served = (await direct()) - before;
+      // A read at the end of the file is answered by the kernel (it knows the size).
+      assert.ok(served >= list.length - 1, `${served} of ${list.length} reads served directly`);
+    } finally {
+      await fh.close();
+    }
+    const reads = await metric(m.webPort, 'strata_fuse_requests_total', 'op="read"');
+    assert.ok(reads >= (await direct()), 'direct reads are in the read request count');
+  });
+
+  await t.test('while other files are written', async () => {
+    const fh = await directOpen(p('big.bin'));
+    const others = Array.from({ length: 4 }, () => randomBytes(3 * MB + 17));
+    try {
+      await Promise.all([
+        (async () => {
+          for (const [offset, size] of ranges(big.length, 200)) await readAndCheck(fh, big, offset, size);
+        })(),
+        ...others.map((data, i) => writeFile(p(`other-${i}.bin`), data)),
+      ]);
+    } finally {
+      await fh.close();
+    }
+    for (const [i, data] of others.entries()) {
+      const o = await directOpen(p(`other-${i}.bin`));
+      try {
+        for (const [offset, size] of ranges(data.length, 20)) await readAndCheck(o, data, offset, size);
+      } finally {
+        await o.close();
+      }
+    }
+  });
+
+  await t.test('opened and closed over and over, two files alternately', async () => {
+    const small = randomBytes(5000);
+    await writeFile(p('small.bin'), small);
+    for (let i = 0; i < 30; i++) {
+      const [name, data] = i % 2 === 0 ? ['big.bin', big] : ['small.bin', small];
+      const fh = await directOpen(p(name));
+      try {
+        for (const [offset, size] of ranges(data.length, 5)) await readAndCheck(fh, data, offset, size);
+      } finally {
+        await fh.close();
+      }
+    }
+  });
+
+  await t.test(
+    'a file with a writer is read through the loop, and a granted reader sees the writes',
+    async () => {
+      const data = randomBytes(BLOCK_BYTES + 5000);
+      await writeFile(p('rw.bin'), data);
+      const reader = await directOpen(p('rw.bin'));
+      try {
+        await readAndCheck(reader, data, 0, 4096);
+        // The grant lands after the first read; wait until reads are served directly.
+        await waitFor(
+          'the reader is granted direct reads',
+          async () => {
+            const before = await direct();
+            await readAndCheck(reader, data, 100, 4096);
+            return (await direct()) > before;
+          },
+          10_000,
+          20,
+        );
+        const writer = await open(p('rw.bin'), 'r+');
+        try {
+          const patch = randomBytes(10_000);
+          const at = BLOCK_BYTES - 5000; // across the block boundary
+          await writer.write(patch, 0, patch.length, at);
+          patch.copy(data, at);
+          const before = await direct();
+          // The granted handle was revoked before the writer's open returned: it reads the
+          // unpublished bytes through the loop, as does a handle opened now.
+          await readAndCheck(reader, data, at - 100, 20_000);
+          const fresh = await directOpen(p('rw.bin'));
+          try {
+            for (const [offset, size] of ranges(data.length, 20))
+              await readAndCheck(fresh, data, offset, size);
+          } finally {
+            await fresh.close();
+          }
+          assert.equal(await direct(), before, 'no direct read while the file has a writer');
+        } finally {
+          await writer.close();
+        }
+        // Committed: the old reader still reads the new bytes.
+        for (const [offset, size] of ranges(data.length, 20)) await readAndCheck(reader, data, offset, size);
+      } finally {
+        await reader.close();
+      }
+    },
+  );
+
+  await t.test('reads keep working after the block files are removed (as eviction does)', async () => {
+    const dataDir = join(cluster.workers[0]?.dir ?? '', 'data');
+    const before = new Set(filesUnder(dataDir));
+    const data = randomBytes(2 * BLOCK_BYTES + 999);
+    await writeFile(p('evicted.bin'), data);
+    const blockFiles = filesUnder(dataDir).filter((f) => !before.has(f));
+    assert.equal(blockFiles.length, 3, `block files of the new file: ${blockFiles.join(', ')}`);
+    const fh = await directOpen(p('evicted.bin'));
+    try {
+      await granted(fh, data);
+      // What the worker does when it evicts a block (or a tier move leaves behind): unlink.
+      for (const f of blockFiles) unlinkSync(f);
+      const n = await direct();
+      const list = ranges(data.length, 100);
+      for (const [offset, size] of list) await readAndCheck(fh, data, offset, size);
+      assert.ok((await direct()) - n >= list.length - 1, 'served directly from the removed files');
+    } finally {
+      await fh.close();
+    }
+  });
+});
