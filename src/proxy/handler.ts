@@ -595,10 +595,18 @@ export class ProxyHandler {
     };
     if (verdict.store) {
       const contentLength = contentLengthOf(up.headers);
-      sink = this.#deps.cache.put(meta, {
-        expectedBytes: contentLength,
-        compressible: isCompressible(up.headers),
-      });
+      const opts = { expectedBytes: contentLength, compressible: isCompressible(up.headers) };
+      const open = (): Promise<StoreWriter | undefined> => this.#deps.cache.put(meta, opts);
+      // When the head has not gone out early (a small body: head and body leave together once
+      // the fill has its first chunk), the writer is opened in the check phase, after this
+      // turn's response writes: opening an L2 writer hashes, reserves space and wakes a
+      // thread-pool thread, which must not run before the client's bytes on a host with few
+      // CPUs. The fill writes nothing to the sink before it is open, and an invalidation
+      // meanwhile reaches the body through the fill.
+      sink =
+        ctx.sentPlan === undefined
+          ? new Promise<void>((resolve) => setImmediate(resolve)).then(open)
+          : open();
       if (varyNames.length > 0) {
         const marker: EntryMeta = { ...meta, key: ctx.primary, vary: varyNames };
         void this.#deps.cache.putMarker(marker).catch(() => undefined);
