@@ -8,7 +8,8 @@
  *   1 KiB hits        req/s with wrk                      target >= 0.5x nginx
  *   1 MiB, 100 MiB    hit throughput with wrk             target >= 0.9x nginx
  *   1 GiB miss TTFB   p50, beside the origin's own TTFB   target <= origin + 1 ms
- *                     (and beside floor.js, a cache-less Node.js proxy on the same HTTP stack)
+ *                     (and beside floor.js, a cache-less Node.js proxy on the same HTTP stack,
+ *                     and nginx proxy_pass without cache: what a C proxy hop costs here)
  *   1 GiB uncached    server RSS growth while streaming   target <= 64 MiB
  *   100 concurrent    requests for one uncached object -> origin requests (target 1)
  *
@@ -20,7 +21,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../lib/proc.js';
@@ -40,7 +41,7 @@ interface Args {
   durationS: number;
   ttfbRuns: number;
   rounds: number;
-  /** Only the miss-TTFB rows (strata, floor, origin): for A/B runs of that path. */
+  /** Only the miss-TTFB rows (strata, floor, nginx-pass, origin): for A/B runs of that path. */
   ttfbOnly: boolean;
   ttfbRestMs: number;
 }
@@ -194,12 +195,24 @@ async function startStrata(work: string, originPort: number): Promise<Server> {
   };
 }
 
-async function startNginx(work: string, originPort: number, workers: number): Promise<Server> {
+/**
+ * nginx (Debian nginx-light) on free ports with its own configuration. `cache`: proxy_cache with
+ * proxy_cache_lock, the reference for hits, RSS and coalescing. Without it: plain proxy_pass with
+ * `proxy_buffering off` (each upstream read forwarded at once), the C reference for what one
+ * proxy hop costs a miss's TTFB on this host (the same keep-alive upstream pool, no cache).
+ */
+async function startNginx(work: string, originPort: number, workers: number, cache = true): Promise<Server> {
   const port = await freePort();
-  const dir = join(work, `nginx-${workers}`);
+  const dir = join(work, `nginx-${workers}${cache ? '' : '-pass'}`);
   for (const d of ['cache', 'tmp', 'body', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(dir, d), { recursive: true });
   const conf = join(dir, 'nginx.conf');
+  const location = cache
+    ? `proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 60s;
+      proxy_cache_valid 200 60m;`
+    : 'proxy_buffering off;';
   writeFileSync(
     conf,
     `daemon off;
@@ -227,10 +240,7 @@ http {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_cache bench;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 60s;
-      proxy_cache_valid 200 60m;
+      ${location}
     }
   }
 }
@@ -241,8 +251,9 @@ http {
   child.stderr?.pipe(process.stderr);
   await waitHttp(`http://127.0.0.1:${port}/obj/1`);
   const master = child.pid as number;
+  const name = cache ? 'nginx' : 'nginx-pass';
   return {
-    name: workers === 1 ? 'nginx (1 worker)' : `nginx (${workers} workers)`,
+    name: workers === 1 ? `${name} (1 worker)` : `${name} (${workers} workers)`,
     port,
     pids: () => [master, ...childPids(master)],
     stop: async () => {
@@ -485,7 +496,7 @@ async function strataTtfb(
   targets: TtfbTarget[],
   args: Args,
 ): Promise<{ tt: Map<string, TtfbResult>; internalMs: number }> {
-  process.stderr.write('1 GiB miss TTFB: origin, strata and floor in rotation...\n');
+  process.stderr.write('1 GiB miss TTFB: origin, strata, floor and nginx-pass in rotation...\n');
   const before = missFigures(await (strata.metrics as () => Promise<string>)());
   const tt = await missTtfb(targets, args);
   const after = missFigures(await (strata.metrics as () => Promise<string>)());
@@ -506,7 +517,7 @@ function ttfbLines(
   internalMs: number,
 ): string[] {
   const get = (m: Map<string, TtfbResult> | undefined, k: string): TtfbResult => m?.get(k) ?? [];
-  const [o, s, f] = [get(tt, 'origin'), get(tt, 'strata'), get(tt, 'floor')];
+  const [o, s, f, np] = [get(tt, 'origin'), get(tt, 'strata'), get(tt, 'floor'), get(tt, 'nginx-pass')];
   const [no, n] = [get(nginxTt, 'origin'), get(nginxTt, 'nginx')];
   const ms = (x: number): string => `${x.toFixed(2)} ms`;
   const plus = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
@@ -534,8 +545,19 @@ function ttfbLines(
       plus(p50(f) - p50(o)),
       `paired ${plus(pairedDiff(f, o))} ms over the origin: any Node.js hop`,
     ),
+    row(
+      '  nginx-pass: proxy_pass, no cache',
+      ms(p50(np)),
+      '',
+      plus(p50(np) - p50(o)),
+      `paired ${plus(pairedDiff(np, o))} ms over the origin: a C hop`,
+    ),
     row('  strata - floor, median of paired', `${plus(pairedDiff(s, f))} ms`, '', '', "strata's own code"),
+    row('  strata - nginx-pass, paired', `${plus(pairedDiff(s, np))} ms`, '', '', ''),
     '',
+    `load average at the end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (${cpus().length} CPUs)`,
     `strata's own time on a miss outside the undici request (head out minus origin header latency, mean, inside the process): ${internalMs.toFixed(2)} ms`,
   ];
 }
@@ -546,13 +568,18 @@ async function main(): Promise<void> {
   const origin = await startOrigin();
   const floor = await startFloor(origin.port);
   const servers: Server[] = [];
+  /** Started for the TTFB rotation only (not in the hit, RSS and coalescing rows). */
+  const others: Server[] = [];
   try {
     const strata = await startStrata(work, origin.port);
     servers.push(strata);
+    const pass = await startNginx(work, origin.port, 1, false);
+    others.push(pass);
     const ttfbTargets: TtfbTarget[] = [
       { name: 'origin', port: origin.port },
       { name: 'strata', port: strata.port },
       { name: 'floor', port: floor.port },
+      { name: 'nginx-pass', port: pass.port },
     ];
     if (args.ttfbOnly) {
       for (const t of ttfbTargets) await warm(`http://127.0.0.1:${t.port}/obj/1024`);
@@ -643,7 +670,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   } finally {
-    for (const srv of servers) await srv.stop().catch(() => undefined);
+    for (const srv of [...servers, ...others]) await srv.stop().catch(() => undefined);
     floor.child.kill('SIGTERM');
     origin.child.kill('SIGTERM');
     rmSync(work, { recursive: true, force: true });

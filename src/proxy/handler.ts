@@ -169,7 +169,9 @@ export class ProxyHandler {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#fastHit(req, res)) return;
+    const s = this.#deps.settings();
+    const plain = plainTarget(req, s);
+    if (plain !== undefined && this.#fastHit(req, res, plain)) return;
     const target = req.url ?? '/';
     const ctx: Ctx = {
       req,
@@ -203,37 +205,32 @@ export class ProxyHandler {
         );
       if (this.#active === 0) for (const r of this.#idle.splice(0)) r();
     });
+    if (plain !== undefined && ctx.method === 'GET' && this.#plainMiss(ctx, s)) return;
     this.#route(ctx).catch((err: unknown) => this.#fail(ctx, err));
   }
 
   /**
-   * The hot path: a plain GET/HEAD (no preconditions, ranges, request directives or
-   * credentials) for a fresh single-buffer entry in L1 is answered synchronously from headers
-   * prepared once per entry. Anything else takes the general path, which decides the same way.
+   * A plain GET for a key no tier holds, known without I/O (L1, the L2's index): the flight is
+   * joined or started at once, so the origin request is dispatched before `handle` returns
+   * rather than after the asynchronous lookup and routing. It decides exactly as #cached does
+   * for such a request (a plain request has no directives, range or preconditions); anything
+   * else, a remembered hit-for-pass included, takes the general path.
    */
-  #fastHit(req: IncomingMessage, res: ServerResponse): boolean {
-    const method = req.method;
-    if (method !== 'GET' && method !== 'HEAD') return false;
-    const h = req.headers;
-    if (
-      h['cache-control'] !== undefined ||
-      h.pragma !== undefined ||
-      h.range !== undefined ||
-      h['if-none-match'] !== undefined ||
-      h['if-modified-since'] !== undefined ||
-      h['if-match'] !== undefined ||
-      h['if-unmodified-since'] !== undefined ||
-      h.authorization !== undefined
-    )
-      return false;
-    const target = req.url;
-    if (target === undefined || !target.startsWith('/')) return false;
-    const s = this.#deps.settings();
-    if (!s.enableCache) return false;
-    if (s.slicePatterns.length > 0) {
-      const path = target.split('?')[0] ?? target;
-      if (s.slicePatterns.some((re) => re.test(path))) return false;
-    }
+  #plainMiss(ctx: Ctx, s: LiveSettings): boolean {
+    const key = ctx.primary;
+    if (this.#hitForPass.has(key) || !this.#deps.cache.knownAbsent(key)) return false;
+    this.#deps.metrics.miss();
+    this.#viaFlight(ctx, key, s, undefined, 0).catch((err: unknown) => this.#fail(ctx, err));
+    return true;
+  }
+
+  /**
+   * The hot path: a plain request (see plainTarget) for a fresh single-buffer entry in L1 is
+   * answered synchronously from headers prepared once per entry. Anything else takes the
+   * general path, which decides the same way.
+   */
+  #fastHit(req: IncomingMessage, res: ServerResponse, target: string): boolean {
+    const method = req.method === 'HEAD' ? 'HEAD' : 'GET'; // plainTarget admits only these
     const e = this.#deps.cache.l1.peek(target);
     if (e === undefined || e.meta.vary !== undefined || e.chunks.length > 1) return false;
     const prep = this.#prepare(e.meta);
@@ -598,10 +595,18 @@ export class ProxyHandler {
     };
     if (verdict.store) {
       const contentLength = contentLengthOf(up.headers);
-      sink = this.#deps.cache.put(meta, {
-        expectedBytes: contentLength,
-        compressible: isCompressible(up.headers),
-      });
+      const opts = { expectedBytes: contentLength, compressible: isCompressible(up.headers) };
+      const open = (): Promise<StoreWriter | undefined> => this.#deps.cache.put(meta, opts);
+      // When the head has not gone out early (a small body: head and body leave together once
+      // the fill has its first chunk), the writer is opened in the check phase, after this
+      // turn's response writes: opening an L2 writer hashes, reserves space and wakes a
+      // thread-pool thread, which must not run before the client's bytes on a host with few
+      // CPUs. The fill writes nothing to the sink before it is open, and an invalidation
+      // meanwhile reaches the body through the fill.
+      sink =
+        ctx.sentPlan === undefined
+          ? new Promise<void>((resolve) => setImmediate(resolve)).then(open)
+          : open();
       if (varyNames.length > 0) {
         const marker: EntryMeta = { ...meta, key: ctx.primary, vary: varyNames };
         void this.#deps.cache.putMarker(marker).catch(() => undefined);
@@ -1020,6 +1025,35 @@ const CONDITIONAL_OR_RANGE: ReadonlySet<string> = new Set([
   'if-range',
   'range',
 ]);
+
+/**
+ * The target of a plain GET/HEAD the cache may answer (no preconditions, ranges, request
+ * directives or credentials; caching on; not a sliced path), else undefined. Such a request is
+ * decided without the general path: a fresh L1 hit (#fastHit) or a known miss (#plainMiss).
+ */
+function plainTarget(req: IncomingMessage, s: LiveSettings): string | undefined {
+  const method = req.method;
+  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  const h = req.headers;
+  if (
+    h['cache-control'] !== undefined ||
+    h.pragma !== undefined ||
+    h.range !== undefined ||
+    h['if-none-match'] !== undefined ||
+    h['if-modified-since'] !== undefined ||
+    h['if-match'] !== undefined ||
+    h['if-unmodified-since'] !== undefined ||
+    h.authorization !== undefined
+  )
+    return undefined;
+  const target = req.url;
+  if (target === undefined || !target.startsWith('/') || !s.enableCache) return undefined;
+  if (s.slicePatterns.length > 0) {
+    const path = target.split('?')[0] ?? target;
+    if (s.slicePatterns.some((re) => re.test(path))) return undefined;
+  }
+  return target;
+}
 
 /** A fill worth waiting for rather than fetching around: announced and small, or already done. */
 function smallEnough(fill: Fill): boolean {

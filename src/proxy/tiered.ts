@@ -107,6 +107,17 @@ export class TieredCache {
     this.#l2Failures = 0;
   }
 
+  /**
+   * True when `get(key)` is known to find nothing without waiting for any I/O: not in L1, and
+   * the L2 is out of use (as `get` then skips it) or says so from its index. False: look it up.
+   */
+  knownAbsent(key: string): boolean {
+    if (this.l1.peek(key) !== undefined) return false;
+    const l2 = this.#l2Usable();
+    if (l2 === undefined) return true;
+    return l2.knownAbsent?.(key) ?? false;
+  }
+
   /** Synchronous L1 lookup (the hot path). */
   peekL1(key: string): TieredHit | undefined {
     const e = this.l1.peek(key);

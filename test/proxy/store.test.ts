@@ -210,6 +210,28 @@ for (const engine of ENGINES) {
       for (const k of keys) assert.equal(await s.get(k), undefined, `${k} gone`);
     });
 
+    test('knownAbsent never claims a stored entry is absent (the synchronous miss path trusts it)', async (t) => {
+      const s = await engine.make(t, engine.capacityBytes);
+      t.after(() => s.close());
+      await s.ready();
+      const known = (k: string): boolean | undefined => s.knownAbsent?.(k);
+      await store(s, meta('/k'), pattern(7, 1000));
+      const w = await s.put(meta('/writing'), { compressible: false });
+      assert.ok(w !== undefined);
+      await w.write(pattern(8, 100));
+      assert.notEqual(known('/k'), true, 'stored');
+      assert.equal(await s.get('/writing'), undefined, 'uncommitted entries are misses for get as well');
+      await w.commit();
+      w.dispose?.();
+      assert.notEqual(known('/writing'), true, 'committed');
+      if (s.knownAbsent !== undefined) {
+        // Engines with an index in memory answer for keys they never had and for deleted ones.
+        assert.equal(known('/never'), true);
+        assert.equal(await s.delete('/k'), true);
+        assert.equal(known('/k'), true, 'deleted');
+      }
+    });
+
     test('a body-less entry (a Vary marker) round-trips', async (t) => {
       const s = await engine.make(t, engine.capacityBytes);
       t.after(() => s.close());

@@ -234,6 +234,11 @@ export class FileStore implements ProxyStore {
     return rec;
   }
 
+  knownAbsent(key: string): boolean {
+    // While the index is being rebuilt it does not know every entry yet.
+    return !this.#scanning && !this.#index.has(key);
+  }
+
   async get(key: string): Promise<StoreHit | undefined> {
     await this.#ready;
     // Once the index is complete it knows every entry: a miss costs no disk operation (which

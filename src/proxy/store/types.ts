@@ -80,6 +80,12 @@ export interface ProxyStore {
   /** Resolves once the store can serve (index rebuilt). */
   ready(): Promise<void>;
   get(key: string): Promise<StoreHit | undefined>;
+  /**
+   * True only when the store knows without any I/O that `get(key)` would find nothing (an index
+   * in memory); false means "look it up". Lets a plain miss go to the origin in the same turn of
+   * the event loop that parsed the request. Stores without an in-memory index leave it out.
+   */
+  knownAbsent?(key: string): boolean;
   /** Starts writing an entry; undefined when this store declines it (too large, no space). */
   put(meta: EntryMeta, opts?: PutOptions): Promise<StoreWriter | undefined>;
   /** Replaces the metadata of a stored entry (a 304 refreshed its headers); false if absent. */

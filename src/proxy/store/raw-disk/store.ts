@@ -163,6 +163,8 @@ export class RawDiskStore implements ProxyStore {
   #flushing: Promise<void> | undefined;
   #pendingFree: PendingFree[] = [];
   #ready: Promise<void>;
+  /** The index is loaded (`#ready` resolved): `knownAbsent` may answer from it. */
+  #opened = false;
   #closed = false;
   #defragTimer: NodeJS.Timeout | undefined;
   #defragging = false;
@@ -171,7 +173,10 @@ export class RawDiskStore implements ProxyStore {
     this.#opts = opts;
     this.#log = opts.log;
     this.#ready = this.#open();
-    this.#ready.catch(() => undefined);
+    this.#ready.then(
+      () => (this.#opened = true),
+      () => undefined,
+    );
   }
 
   ready(): Promise<void> {
@@ -634,6 +639,12 @@ export class RawDiskStore implements ProxyStore {
   }
 
   // ---- ProxyStore ----------------------------------------------------------------------------
+
+  knownAbsent(key: string): boolean {
+    if (!this.#opened) return false;
+    const e = this.#index.get(key);
+    return e === undefined || e.dead;
+  }
 
   async get(key: string): Promise<StoreHit | undefined> {
     await this.#ready;
