@@ -3,17 +3,23 @@
  * RPC and through short-circuit files, then reads it back both ways, and prints one JSON line of
  * bytes per second. Run by main.ts (with the same V8 flags as the worker).
  *
- * argv: <rpcPort> <blocks> <blockBytes> <passes>
+ * Beside each rate it reports the CPU the phase cost, this process's and the worker's (by pid), in
+ * CPU seconds per GiB: a figure that does not swing with the load of a shared machine.
+ *
+ * argv: <rpcPort> <blocks> <blockBytes> <passes> <workerPid> [writes]   (`writes`: only the writes)
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { cpuSecondsPerGiB, ownCpuMs, processCpuMs } from '../lib/cpu.js';
 import { ChunkChecksummer } from '../../src/protocol/chunk-checksums.js';
 import { AlignedSlotPool, DirectAppender } from '../../src/protocol/direct-io.js';
 import { WorkerCalls } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
 
 const MiB = 1024 * 1024;
-const [port, blocksArg, blockArg, passesArg] = process.argv.slice(2);
+const [port, blocksArg, blockArg, passesArg, workerPidArg, onlyArg] = process.argv.slice(2);
+const workerPid = Number(workerPidArg);
+const writesOnly = onlyArg === 'writes';
 const blocks = Number(blocksArg);
 const blockBytes = Number(blockArg);
 const passes = Number(passesArg ?? '2');
@@ -128,20 +134,37 @@ async function localRead(sync: boolean): Promise<number> {
   return rate(bytes, t);
 }
 
-async function bestOf(n: number, f: () => Promise<number>): Promise<number> {
+/** CPU seconds per GiB of the last measured pass of each phase: this process, the worker. */
+const cpu: Record<string, { client: number; worker: number }> = {};
+
+/** Runs a pass and records its CPU per GiB under `name` (the last pass's figure is kept). */
+async function measured(name: string, f: () => Promise<number>): Promise<number> {
+  const own = ownCpuMs();
+  const worker = processCpuMs(workerPid);
+  const rate = await f();
+  const bytes = blocks * blockBytes;
+  cpu[name] = {
+    client: cpuSecondsPerGiB(ownCpuMs() - own, bytes),
+    worker: cpuSecondsPerGiB(processCpuMs(workerPid) - worker, bytes),
+  };
+  return rate;
+}
+
+async function bestOf(n: number, name: string, f: () => Promise<number>): Promise<number> {
   let best = 0;
-  for (let i = 0; i < n; i++) best = Math.max(best, await f());
+  for (let i = 0; i < n; i++) best = Math.max(best, await measured(name, f));
   return best;
 }
 
 const result = {
-  remoteWrite: await remoteWrite(),
-  localWrite: await localWrite(),
+  remoteWrite: await measured('remoteWrite', remoteWrite),
+  localWrite: await measured('localWrite', localWrite),
   // A first pass warms the page cache, as fio's layout pass does for its file.
-  remoteRead: (await remoteRead(), await bestOf(passes, () => remoteRead())),
-  remoteReadReuse: await bestOf(passes, () => remoteRead(true)),
-  localRead: await bestOf(passes, () => localRead(true)),
-  localReadAsync: await bestOf(passes, () => localRead(false)),
+  remoteRead: writesOnly ? 0 : (await remoteRead(), await bestOf(passes, 'remoteRead', () => remoteRead())),
+  remoteReadReuse: writesOnly ? 0 : await bestOf(passes, 'remoteReadReuse', () => remoteRead(true)),
+  localRead: writesOnly ? 0 : await bestOf(passes, 'localRead', () => localRead(true)),
+  localReadAsync: writesOnly ? 0 : await bestOf(passes, 'localReadAsync', () => localRead(false)),
+  cpu,
 };
 await client.close();
 process.stdout.write(`${JSON.stringify(result)}\n`);
