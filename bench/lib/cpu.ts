@@ -9,8 +9,20 @@ const CLOCK_TICKS_PER_S = 100;
 
 /** User + system CPU milliseconds of a process so far (Linux /proc), or NaN where unreadable. */
 export function processCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/**
+ * User + system CPU milliseconds of a process's main thread (its event loop; the rest is libuv's
+ * pool, V8's compiler and GC threads), or NaN where unreadable.
+ */
+export function mainThreadCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMs(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // Fields after the command name (which may hold spaces and parentheses): utime is the 14th
     // field of the line, stime the 15th.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

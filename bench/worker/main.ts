@@ -56,7 +56,7 @@ interface ClientResult {
   localRead: number;
   localReadAsync: number;
   /** CPU seconds per GiB of each phase, the client process's and the worker's. */
-  cpu: Record<string, { client: number; worker: number }>;
+  cpu: Record<string, { client: number; worker: number; workerLoop: number }>;
 }
 
 /** One worker process and one client process with the given V8 flags, on a fresh data dir. */
@@ -136,7 +136,8 @@ async function main(): Promise<void> {
         );
         const perPhase = Object.entries(res.cpu).map(
           ([phase, c]) =>
-            `${phase} ${(c.client + c.worker).toFixed(2)} (client ${c.client.toFixed(2)} + worker ${c.worker.toFixed(2)})`,
+            `${phase} ${(c.client + c.worker).toFixed(2)} (client ${c.client.toFixed(2)} + worker ${c.worker.toFixed(2)}, ` +
+            `of which its event loop ${c.workerLoop.toFixed(2)})`,
         );
         console.log(`  CPU s/GiB: ${perPhase.join(', ')}`);
       }
