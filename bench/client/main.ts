@@ -24,7 +24,7 @@ import { loadConfig } from '../../src/common/config/index.js';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 import { formatBytes, parseSize } from '../../src/common/units.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
-import { cpuSecondsPerGiB, ownCpuMs, processCpuMs } from '../lib/cpu.js';
+import { cpuSecondsPerGiB, mainThreadCpuMs, ownCpuMs, processCpuMs } from '../lib/cpu.js';
 import { runFio } from '../lib/fio.js';
 import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
 import { best, printComparisons } from '../lib/report.js';
@@ -195,18 +195,24 @@ async function main(): Promise<void> {
     };
     const workerPids = cluster.workers.map((w) => w.proc?.child.pid ?? 0);
     const workersCpuMs = (): number => workerPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    const workerLoopsCpuMs = (): number => workerPids.reduce((sum, pid) => sum + mainThreadCpuMs(pid), 0);
     const step = async (name: string, list: number[], fn: () => Promise<number>): Promise<void> => {
       const own = ownCpuMs();
       const workers = workersCpuMs();
+      const loops = workerLoopsCpuMs();
       const v = await fn();
       list.push(v);
-      const cpu = name.startsWith('fio') || name === 'iperf3' ? '' : cpuNote(own, workers);
+      const cpu = name.startsWith('fio') || name === 'iperf3' ? '' : cpuNote(own, workers, loops);
       process.stderr.write(`  ${name}: ${(v / MB).toFixed(0)} MB/s${cpu}\n`);
     };
-    const cpuNote = (own: number, workers: number): string => {
+    const cpuNote = (own: number, workers: number, loops: number): string => {
       const client = cpuSecondsPerGiB(ownCpuMs() - own, SIZE);
       const server = cpuSecondsPerGiB(workersCpuMs() - workers, SIZE);
-      return `, CPU ${(client + server).toFixed(2)} s/GiB (client ${client.toFixed(2)} + workers ${server.toFixed(2)})`;
+      const serverLoops = cpuSecondsPerGiB(workerLoopsCpuMs() - loops, SIZE);
+      return (
+        `, CPU ${(client + server).toFixed(2)} s/GiB (client ${client.toFixed(2)} + workers ${server.toFixed(2)}, ` +
+        `of which their event loops ${serverLoops.toFixed(2)})`
+      );
     };
     for (let i = 0; i < RUNS; i++) {
       await step('fio write', figures.fioWrite, () => fio(cluster.dir, 'write'));
