@@ -3,11 +3,16 @@
  * and remote, beside fio sequential write and read of a 1 GiB file on the same filesystem and an
  * iperf3 loopback run; then 10,000 small files (4 KiB) created, written and read back.
  *
- *   node dist/bench/client/main.js [--size 1GiB] [--files 10000] [--concurrency 32]
+ *   node dist/bench/client/main.js [--size 1GiB] [--files 10000] [--concurrency 32] [--only puts]
  *
  * Targets (printed beside the ratios): get ≥ 0.8× fio read (short-circuit), get ≥ 0.5× iperf3
  * (remote), put ≥ 0.5× fio write. The cluster is a MiniCluster (a master and two workers as
  * child processes) in a temp directory on the same filesystem as the fio file.
+ *
+ * Every put and get also prints the CPU it cost in seconds per GiB, this process's and the
+ * workers' (user + system): the figure to compare across changes, as it does not swing with the
+ * load of a shared machine. `--only puts`: the puts and fio write alone (quicker, for work on the
+ * write path).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +24,7 @@ import { loadConfig } from '../../src/common/config/index.js';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 import { formatBytes, parseSize } from '../../src/common/units.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
+import { cpuSecondsPerGiB, mainThreadCpuMs, ownCpuMs, processCpuMs } from '../lib/cpu.js';
 import { runFio } from '../lib/fio.js';
 import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
 import { best, printComparisons } from '../lib/report.js';
@@ -52,11 +58,13 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1GiB' },
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '32' },
+    only: { type: 'string', default: 'all' },
   },
 });
 const SIZE = parseSize(values.size) ?? 1024 * MiB;
 const FILES = Number(values.files);
 const CONCURRENCY = Number(values.concurrency);
+const PUTS_ONLY = values.only === 'puts';
 const MB = 1e6;
 
 function rate(bytes: number, ms: number): number {
@@ -185,10 +193,26 @@ async function main(): Promise<void> {
       coldLocal: [] as number[],
       coldRemote: [] as number[],
     };
+    const workerPids = cluster.workers.map((w) => w.proc?.child.pid ?? 0);
+    const workersCpuMs = (): number => workerPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    const workerLoopsCpuMs = (): number => workerPids.reduce((sum, pid) => sum + mainThreadCpuMs(pid), 0);
     const step = async (name: string, list: number[], fn: () => Promise<number>): Promise<void> => {
+      const own = ownCpuMs();
+      const workers = workersCpuMs();
+      const loops = workerLoopsCpuMs();
       const v = await fn();
       list.push(v);
-      process.stderr.write(`  ${name}: ${(v / MB).toFixed(0)} MB/s\n`);
+      const cpu = name.startsWith('fio') || name === 'iperf3' ? '' : cpuNote(own, workers, loops);
+      process.stderr.write(`  ${name}: ${(v / MB).toFixed(0)} MB/s${cpu}\n`);
+    };
+    const cpuNote = (own: number, workers: number, loops: number): string => {
+      const client = cpuSecondsPerGiB(ownCpuMs() - own, SIZE);
+      const server = cpuSecondsPerGiB(workersCpuMs() - workers, SIZE);
+      const serverLoops = cpuSecondsPerGiB(workerLoopsCpuMs() - loops, SIZE);
+      return (
+        `, CPU ${(client + server).toFixed(2)} s/GiB (client ${client.toFixed(2)} + workers ${server.toFixed(2)}, ` +
+        `of which their event loops ${serverLoops.toFixed(2)})`
+      );
     };
     for (let i = 0; i < RUNS; i++) {
       await step('fio write', figures.fioWrite, () => fio(cluster.dir, 'write'));
@@ -197,6 +221,10 @@ async function main(): Promise<void> {
       );
       await step('put, short-circuit', figures.putLocal, () => put(local, '/bench/sc.bin', chunk));
       await step('put, remote', figures.putRemote, () => put(remote, '/bench/remote.bin', chunk));
+      if (PUTS_ONLY) {
+        rmSync(join(cluster.dir, 'fio.dat'), { force: true });
+        continue;
+      }
       // The first read after a put (with direct writes it would come from the disk; by default
       // the block is in the page cache). Printed, not compared; the compared gets below read
       // warm, as fio does.
@@ -281,6 +309,13 @@ async function main(): Promise<void> {
       },
     ];
 
+    if (PUTS_ONLY) {
+      printComparisons(
+        `client benchmark, puts only: ${formatBytes(SIZE)} file, block size ${formatBytes(config.client.block_size)}, 1 replica (best of ${RUNS})`,
+        rows.filter((r) => r.what.startsWith('put')),
+      );
+      return;
+    }
     process.stderr.write(`${FILES} files of 4 KiB, ${CONCURRENCY} at a time…\n`);
     const small = randomBytes(4096);
     const names = Array.from({ length: FILES }, (_, i) => `/small/d${i % 100}/f${i}`);

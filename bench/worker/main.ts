@@ -14,7 +14,10 @@
  * the figure with async reads through libuv's thread pool is printed too. Worker and client run
  * with STRATA_NODE_FLAGS (--initial-heap-size=64, see docs/rpc.md, "Performance").
  *
- *   node dist/bench/worker/main.js [--dir=DIR] [--gib=1] [--block-mib=128] [--rounds=3]
+ * Each round also prints the CPU seconds per GiB of every phase, client and worker process apart
+ * (user + system): the figure to compare across changes, as it does not swing with machine load.
+ *
+ *   node dist/bench/worker/main.js [--dir=DIR] [--gib=1] [--block-mib=128] [--rounds=3] [--only=writes]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,6 +42,8 @@ const baseDir = flag('dir', tmpdir());
 const totalBytes = Math.round(Number(flag('gib', '1')) * 1024 * MiB);
 const blockBytes = Number(flag('block-mib', '128')) * MiB;
 const rounds = Number(flag('rounds', '3'));
+/** `--only=writes`: the write phases and their reference alone (quicker, for work on the write path). */
+const writesOnly = flag('only', 'all') === 'writes';
 const blocks = Math.ceil(totalBytes / blockBytes);
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 const STRATA_BIN = here('../../src/cli/main.js');
@@ -50,6 +55,8 @@ interface ClientResult {
   remoteReadReuse: number;
   localRead: number;
   localReadAsync: number;
+  /** CPU seconds per GiB of each phase, the client process's and the worker's. */
+  cpu: Record<string, { client: number; worker: number; workerLoop: number }>;
 }
 
 /** One worker process and one client process with the given V8 flags, on a fresh data dir. */
@@ -84,7 +91,16 @@ data_dir = ["[DISK]${data}"]
   try {
     const out = await runOk(
       process.execPath,
-      [...v8Flags, here('./client.js'), String(rpcPort), String(blocks), String(blockBytes), '2'],
+      [
+        ...v8Flags,
+        here('./client.js'),
+        String(rpcPort),
+        String(blocks),
+        String(blockBytes),
+        '2',
+        String(worker.child.pid ?? 0),
+        writesOnly ? 'writes' : 'all',
+      ],
       600_000,
     );
     return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ClientResult;
@@ -118,28 +134,30 @@ async function main(): Promise<void> {
             `${gb(res.remoteReadReuse).toFixed(2)}), short-circuit read ` +
             `${gb(res.localRead).toFixed(2)} (async ${gb(res.localReadAsync).toFixed(2)}) GB/s`,
         );
+        const perPhase = Object.entries(res.cpu).map(
+          ([phase, c]) =>
+            `${phase} ${(c.client + c.worker).toFixed(2)} (client ${c.client.toFixed(2)} + worker ${c.worker.toFixed(2)}, ` +
+            `of which its event loop ${c.workerLoop.toFixed(2)})`,
+        );
+        console.log(`  CPU s/GiB: ${perPhase.join(', ')}`);
       }
       await rm(join(base, 'data'), { recursive: true, force: true });
       const common = ['--name=ref', `--filename=${fioFile}`, '--bs=1M', `--size=${size}`, '--ioengine=psync'];
       fioWrites.push((await runFio([...common, '--rw=write', '--end_fsync=1'])).write.bytesPerSecond);
-      fioReads.push((await runFio([...common, '--rw=read', '--invalidate=0'])).read.bytesPerSecond);
-      iperfRuns.push((await runIperf3Client(iperf.port, IPERF_SECONDS)).bytesPerSecond);
+      if (!writesOnly) {
+        fioReads.push((await runFio([...common, '--rw=read', '--invalidate=0'])).read.bytesPerSecond);
+        iperfRuns.push((await runIperf3Client(iperf.port, IPERF_SECONDS)).bytesPerSecond);
+      }
       console.log(
         `round ${r + 1}: fio write ${gb(fioWrites.at(-1) ?? 0).toFixed(2)}, fio read ${gb(fioReads.at(-1) ?? 0).toFixed(2)}, ` +
           `iperf3 ${gb(iperfRuns.at(-1) ?? 0).toFixed(2)} GB/s`,
       );
     }
     const rows: Comparison[] = [];
-    const pick = (name: string, k: keyof ClientResult): number =>
-      gb(best((ours.get(name) ?? []).map((x) => x[k])));
+    type Rate = Exclude<keyof ClientResult, 'cpu'>;
+    const pick = (name: string, k: Rate): number => gb(best((ours.get(name) ?? []).map((x) => x[k])));
     for (const c of configs) {
-      const row = (
-        what: string,
-        k: keyof ClientResult,
-        refName: string,
-        ref: number[],
-        target: number,
-      ): void => {
+      const row = (what: string, k: Rate, refName: string, ref: number[], target: number): void => {
         rows.push({
           what: `${what}, ${c.name}`,
           unit: 'GB/s',
@@ -149,10 +167,12 @@ async function main(): Promise<void> {
           target,
         });
       };
-      row('remote streamed read', 'remoteRead', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
-      row('remote streamed read, reused buffers', 'remoteReadReuse', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
-      row('short-circuit read (sync 1 MiB)', 'localRead', 'fio --rw=read --bs=1M', fioReads, 0.9);
-      row('short-circuit read (async 1 MiB)', 'localReadAsync', 'fio --rw=read --bs=1M', fioReads, 0.9);
+      if (!writesOnly) {
+        row('remote streamed read', 'remoteRead', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
+        row('remote streamed read, reused buffers', 'remoteReadReuse', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
+        row('short-circuit read (sync 1 MiB)', 'localRead', 'fio --rw=read --bs=1M', fioReads, 0.9);
+        row('short-circuit read (async 1 MiB)', 'localReadAsync', 'fio --rw=read --bs=1M', fioReads, 0.9);
+      }
       row('remote write', 'remoteWrite', 'fio --rw=write --bs=1M --end_fsync=1', fioWrites, 0.5);
       row('short-circuit write', 'localWrite', 'fio --rw=write --bs=1M --end_fsync=1', fioWrites, 0.5);
     }

@@ -1,11 +1,11 @@
 /**
- * Per-chunk CRC32s (zlib's, one little-endian u32 per 64 KiB chunk) over bytes arriving in
- * pieces of any size: the table a worker's block file carries, and the one a short-circuit
+ * Per-chunk CRC32s (zlib's function, computed by the fastest routine available: crc32.ts; one
+ * little-endian u32 per 64 KiB chunk) over bytes arriving in pieces of any size: the table a worker's block file carries, and the one a short-circuit
  * writer hands to the worker at commit (CommitLocalWrite with `checksummed`) so the worker need
  * not read the block back. One implementation for both sides, here where the chunk size is
  * defined.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { LOCAL_WRITE_CHECKSUM_CHUNK_BYTES } from './worker-calls.js';
 
 const CRC_BYTES = 4;

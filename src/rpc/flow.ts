@@ -12,6 +12,7 @@
  * the second reaches half).
  */
 import type { StrataError } from '../common/errors.js';
+import type { StreamInput } from './api.js';
 import { ProtocolError } from './errors.js';
 import { FrameType } from './frame.js';
 import type { FrameWriter } from './frame-writer.js';
@@ -24,7 +25,7 @@ interface Waiter<T> {
 }
 
 /** The receiving end of one stream: an async iterable of the chunks, in order. */
-export class InboundStream implements AsyncIterable<Buffer> {
+export class InboundStream implements StreamInput {
   readonly #windowBytes: number;
   readonly #grant: (bytes: number) => void;
   readonly #onAbandon: () => void;
@@ -123,20 +124,8 @@ export class InboundStream implements AsyncIterable<Buffer> {
   }
 
   next(): Promise<IteratorResult<Buffer>> {
-    this.#giveBack();
-    if (this.#queueHead < this.#queue.length) {
-      const chunk = this.#queue[this.#queueHead] as Buffer;
-      this.#queue[this.#queueHead] = undefined as unknown as Buffer;
-      this.#queueHead++;
-      if (this.#queueHead === this.#queue.length) {
-        this.#queue = [];
-        this.#queueHead = 0;
-      }
-      this.#queuedBytes -= chunk.length;
-      this.#consumed(chunk.length);
-      this.#lend(chunk);
-      return Promise.resolve({ value: chunk, done: false });
-    }
+    const chunk = this.takeQueued();
+    if (chunk !== undefined) return Promise.resolve({ value: chunk, done: false });
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#ended) return Promise.resolve({ value: undefined, done: true });
     if (this.#waiter !== undefined) {
@@ -145,6 +134,22 @@ export class InboundStream implements AsyncIterable<Buffer> {
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });
+  }
+
+  takeQueued(): Buffer | undefined {
+    this.#giveBack();
+    if (this.#queueHead >= this.#queue.length) return undefined;
+    const chunk = this.#queue[this.#queueHead] as Buffer;
+    this.#queue[this.#queueHead] = undefined as unknown as Buffer;
+    this.#queueHead++;
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    }
+    this.#queuedBytes -= chunk.length;
+    this.#consumed(chunk.length);
+    this.#lend(chunk);
+    return chunk;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {

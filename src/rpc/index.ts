@@ -17,6 +17,7 @@ export {
   type StreamSink,
   type ReadStreamHandler,
   type WriteStreamHandler,
+  type StreamInput,
   type CallGate,
   type CallOptions,
   type UnaryResult,

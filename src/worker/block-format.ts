@@ -11,7 +11,7 @@
  * The length is also a pure function of the file size, so recovery needs only a stat per block.
  */
 import { crc32 } from 'node:zlib';
-import { crc32 as chunkCrc32 } from './crc32.js';
+import { crc32 as chunkCrc32 } from '../protocol/crc32.js';
 
 export const CHUNK_SIZE_BYTES = 64 * 1024;
 export const FOOTER_SIZE_BYTES = 32;

@@ -134,24 +134,42 @@ export class BlockWriter {
    * written while the next chunks arrive, and its failure surfaces on a later call.
    */
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
+    await this.accept(chunk, signal);
+  }
+
+  /**
+   * `write` without a promise when none is needed: returns undefined when the chunk was taken at
+   * once (the common case: room is reserved and the batch is not full), else a promise to await
+   * before the next chunk. A remote write drains the chunks queued on its stream this way.
+   */
+  accept(chunk: Buffer, signal?: AbortSignal): Promise<void> | undefined {
     this.#checkOpen();
     const after = this.#written + chunk.length;
     if (after > MAX_BLOCK_LENGTH_BYTES) throw badRequest(`block ${this.blockId} is too large`);
     const need = fileSizeFor(after);
-    if (need > this.#reservedBytes) {
-      const more = Math.max(need - this.#reservedBytes, RESERVE_STEP_BYTES);
-      await this.#host.grow(this.dir, more, signal);
-      this.#reservedBytes += more;
-      this.#checkOpen();
-    }
+    if (need > this.#reservedBytes) return this.#growThenAppend(chunk, need, signal);
+    return this.#append(chunk);
+  }
+
+  async #growThenAppend(chunk: Buffer, need: number, signal: AbortSignal | undefined): Promise<void> {
+    const more = Math.max(need - this.#reservedBytes, RESERVE_STEP_BYTES);
+    await this.#host.grow(this.dir, more, signal);
+    this.#reservedBytes += more;
+    this.#checkOpen();
+    await this.#append(chunk);
+  }
+
+  #append(chunk: Buffer): Promise<void> | undefined {
     this.#sum.update(chunk);
-    this.#written = after;
-    if (chunk.length === 0) return;
+    this.#written += chunk.length;
+    if (chunk.length === 0) return undefined;
     this.#batch.push(chunk);
     this.#batchBytes += chunk.length;
     this.#wake();
-    if (this.#batchBytes >= WRITE_BATCH_BYTES || this.#batch.length >= MAX_BATCH_CHUNKS)
-      await this.#flushBatch();
+    if (this.#batchBytes >= WRITE_BATCH_BYTES || this.#batch.length >= MAX_BATCH_CHUNKS) {
+      return this.#flushBatch();
+    }
+    return undefined;
   }
 
   /**

@@ -9,6 +9,7 @@ import type {
   CallContext,
   ReadStreamCall,
   ReadStreamHandler,
+  StreamInput,
   StreamSink,
   UnaryCall,
   UnaryHandler,
@@ -106,16 +107,33 @@ export class DataServer {
   async writeBlock(
     req: WriteReq,
     ctx: Pick<CallContext, 'signal'>,
-    input: AsyncIterable<Buffer>,
+    input: AsyncIterable<Buffer> & Partial<Pick<StreamInput, 'takeQueued'>>,
   ): Promise<WriteRes> {
     this.#checkRunning();
     const started = process.hrtime.bigint();
     const { store } = this.#o;
     const writer = await store.createWriter(req.blockId, req.storageType, req.lengthHint ?? 0, ctx.signal);
     try {
-      for await (const chunk of input) {
-        ctx.signal.throwIfAborted();
-        await writer.write(chunk, ctx.signal);
+      // Chunks already received are taken and appended without a promise each (most are: a
+      // burst of socket reads arrives while a batch is written); only a wait costs one.
+      const chunks = input[Symbol.asyncIterator]();
+      let drained = false;
+      try {
+        for (;;) {
+          let chunk = input.takeQueued?.();
+          if (chunk === undefined) {
+            const next = await chunks.next();
+            if (next.done === true) break;
+            chunk = next.value;
+          }
+          ctx.signal.throwIfAborted();
+          const appended = writer.accept(chunk, ctx.signal);
+          if (appended !== undefined) await appended;
+        }
+        drained = true;
+      } finally {
+        // As `for await` does: a consumer leaving early tells the stream.
+        if (!drained) await chunks.return?.();
       }
       // A stream that ends because the caller went away is not a complete block.
       ctx.signal.throwIfAborted();

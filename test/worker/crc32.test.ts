@@ -1,9 +1,9 @@
-// The read path's CRC32 routine gives zlib's value for every length and alignment a block read
+// The chunk-checksum CRC32 routine gives zlib's value for every length and alignment a block read
 // produces (whole chunks, short tails, views at odd offsets), whichever engine was picked.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { crc32, crc32Engine } from '../../src/worker/crc32.js';
+import { crc32, crc32Engine } from '../../src/protocol/crc32.js';
 
 test('crc32 matches zlib on chunks, tails and unaligned views', () => {
   assert.ok(crc32Engine === 'native' || crc32Engine === 'zlib');
@@ -28,6 +28,15 @@ test('crc32 matches zlib on chunks, tails and unaligned views', () => {
   ] as const) {
     const view = data.subarray(start, end);
     assert.equal(crc32(view), zlibCrc32(view) >>> 0, `bytes ${start}..${end}`);
+  }
+  // Continued over pieces (a chunk arriving in several network reads) it gives the whole's value.
+  for (const cut of [1, 4096, 40_003, 65_535]) {
+    const whole = data.subarray(0, 65_536);
+    assert.equal(
+      crc32(whole.subarray(cut), crc32(whole.subarray(0, cut))),
+      zlibCrc32(whole) >>> 0,
+      `cut ${cut}`,
+    );
   }
   // A flipped bit changes the value (what verification relies on).
   const chunk = Buffer.from(data.subarray(0, 65_536));
