@@ -6,3 +6,13 @@
  * processes passes these flags explicitly.
  */
 export const STRATA_NODE_FLAGS: readonly string[] = ['--initial-heap-size=64'];
+
+/** Whether a process with this pid exists (EPERM: it does, and belongs to another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -6,6 +6,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { StrataError } from '../common/errors.js';
+import { processAlive } from '../common/runtime.js';
 
 export const LOCK_FILE = 'master.lock';
 
@@ -32,7 +33,7 @@ export function lockDir(dir: string): DirLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
         throw new StrataError(
           'STRATA_LOCKED',
           `${dir} is in use by another master (pid ${owner}); stop it first, or point master.meta_dir elsewhere`,
@@ -43,13 +44,4 @@ export function lockDir(dir: string): DirLock {
     }
   }
   throw new StrataError('STRATA_LOCKED', `${dir}: could not take the master lock`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

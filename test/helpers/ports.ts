@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../../src/common/runtime.js';
 
 /**
  * Ports handed to servers a test starts later are drawn from below Linux's ephemeral range
@@ -28,16 +29,6 @@ function releaseAll(): void {
   reserved.clear();
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Reserves `port` for this process; false when a live process holds it. */
 function reserve(port: number): boolean {
   if (reserved.has(port)) return false;
@@ -61,7 +52,7 @@ function reserve(port: number): boolean {
         // Removed this instant: treat as held.
         return false;
       }
-      if (Number.isInteger(owner) && alive(owner)) return false;
+      if (Number.isInteger(owner) && processAlive(owner)) return false;
       // Stale (its process died without cleaning up): remove it and try once more.
       rmSync(file, { force: true });
     }

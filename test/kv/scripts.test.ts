@@ -10,6 +10,7 @@ import { freePorts } from '../helpers/ports.js';
 import { run } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { processAlive } from '../../src/common/runtime.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const skip = requireTools('bash', 'curl');
@@ -19,21 +20,12 @@ function startedPids(stdout: string): number[] {
   return [...stdout.matchAll(/: started \(pid (\d+)/g)].map((m) => Number(m[1]));
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('start_cluster.sh → test_cluster.sh → stop_cluster.sh', { skip }, async (t) => {
   // Registered before the temp dir's removal (after-hooks run in order): whatever happens below,
   // every node a script started is stopped, by its pid.
   const started: number[] = [];
   t.after(() => {
-    for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of started) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   });
   const dir = tempDir(t, 'strata-kv-scripts-');
   const configDir = join(dir, 'config');
@@ -61,7 +53,7 @@ test('start_cluster.sh → test_cluster.sh → stop_cluster.sh', { skip }, async
   assert.match(start.stdout, /cluster up: node1, node2, node3/);
   const pids = [1, 2, 3].map((i) => Number(readFileSync(join(dir, 'pids', `node${i}.pid`), 'utf8')));
   assert.deepEqual([...pids].sort(), [...started].sort());
-  for (const pid of pids) assert.ok(alive(pid));
+  for (const pid of pids) assert.ok(processAlive(pid));
   assert.ok(existsSync(join(dir, 'logs', 'node1.log')));
 
   const again = await script('start_cluster.sh');
@@ -76,7 +68,7 @@ test('start_cluster.sh → test_cluster.sh → stop_cluster.sh', { skip }, async
   const stop = await script('stop_cluster.sh');
   assert.equal(stop.code, 0, stop.stdout + stop.stderr);
   assert.match(stop.stdout, /node1: stopped/);
-  for (const pid of pids) assert.equal(alive(pid), false, 'the node process is gone');
+  for (const pid of pids) assert.equal(processAlive(pid), false, 'the node process is gone');
   for (let i = 1; i <= 3; i++) assert.equal(existsSync(join(dir, 'pids', `node${i}.pid`)), false);
   assert.match(readFileSync(join(dir, 'logs', 'node2.log'), 'utf8'), /"msg":"stopped"/);
 
@@ -92,7 +84,7 @@ test('start_cluster.sh → test_cluster.sh → stop_cluster.sh', { skip }, async
   assert.equal(others.length, 3);
   await waitFor(
     'the nodes started by the failed run to exit',
-    () => others.every((pid) => !alive(pid)),
+    () => others.every((pid) => !processAlive(pid)),
     15_000,
   );
 });
