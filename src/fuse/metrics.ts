@@ -72,18 +72,23 @@ export class FuseMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    // What the scrapes before this one added of the direct-read counts, per counter.
+    // The direct-read counts live in the engine: each scrape adds what they grew since the last
+    // (per counter, as each collects on its own).
     const seen = { requests: 0, bytes: 0, direct: 0 };
-    const direct = (): DirectReadStats => this.directReadsSource();
+    const grown = (counter: keyof typeof seen, stat: keyof DirectReadStats): number => {
+      const now = this.directReadsSource()[stat];
+      const by = now - seen[counter];
+      seen[counter] = now;
+      return by;
+    };
     this.requests = new Counter({
       name: 'strata_fuse_requests_total',
       help: 'FUSE requests answered, by operation (reads answered directly included)',
       labelNames: ['op'],
       registers,
       collect() {
-        const now = direct().requests;
-        if (now > seen.requests) this.inc({ op: 'read' }, now - seen.requests);
-        seen.requests = now;
+        const by = grown('requests', 'requests');
+        if (by > 0) this.inc({ op: 'read' }, by);
       },
     });
     this.directReads = new Counter({
@@ -91,9 +96,8 @@ export class FuseMetrics {
       help: 'FUSE reads the kernel engine answered from local block files on its reader thread (also in strata_fuse_requests_total; not in the latency and size histograms)',
       registers,
       collect() {
-        const now = direct().requests;
-        if (now > seen.direct) this.inc(now - seen.direct);
-        seen.direct = now;
+        const by = grown('direct', 'requests');
+        if (by > 0) this.inc(by);
       },
     });
     this.errors = new Counter({
@@ -115,9 +119,8 @@ export class FuseMetrics {
       labelNames: ['op'],
       registers,
       collect() {
-        const now = direct().bytes;
-        if (now > seen.bytes) this.inc({ op: 'read' }, now - seen.bytes);
-        seen.bytes = now;
+        const by = grown('bytes', 'bytes');
+        if (by > 0) this.inc({ op: 'read' }, by);
       },
     });
     this.requestBytes = new Histogram({

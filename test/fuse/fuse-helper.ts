@@ -23,6 +23,13 @@ type Ctx = Pick<TestContext, 'after'>;
  */
 export const FUSE_BINDING_UNDER_TEST = process.env.STRATA_FUSE_BINDING;
 
+/** A skip reason when the binding under test is not our kernel engine (for its own features), else false. */
+export function kernelEngineOnly(feature: string): string | false {
+  return FUSE_BINDING_UNDER_TEST !== undefined && FUSE_BINDING_UNDER_TEST !== 'kernel'
+    ? `${feature}: kernel engine features (STRATA_FUSE_BINDING=${FUSE_BINDING_UNDER_TEST} selects another engine)`
+    : false;
+}
+
 /** Tools every FUSE suite needs. */
 export const FUSE_TOOLS = ['fusermount', 'mountpoint', 'umount'];
 

@@ -12,25 +12,16 @@ import { HIDDEN_PREFIX, HIDDEN_REGISTRY_DIR } from '../../src/fuse/strata-fs.js'
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { run, startProcess } from '../helpers/process.js';
+import { scrapeMetric } from '../helpers/metrics.js';
 import { waitFor } from '../helpers/wait.js';
-import { FUSE_BINDING_UNDER_TEST, FUSE_TOOLS, TEST_CLUSTER, mountFuse } from './fuse-helper.js';
+import { FUSE_TOOLS, TEST_CLUSTER, kernelEngineOnly, mountFuse } from './fuse-helper.js';
 
 // Skipped (with this reason) only when the suite is run against the libfuse binding
 // (STRATA_FUSE_BINDING=fuse-native): readdirplus, FUSE_INTERRUPT and the hidden unlinked-open
 // files are features of our kernel engine, which CI runs (the default binding). Missing tools
 // fail under CI=true through requireTools.
 const skip =
-  requireTools(...FUSE_TOOLS, 'python3') ||
-  (FUSE_BINDING_UNDER_TEST !== undefined && FUSE_BINDING_UNDER_TEST !== 'kernel'
-    ? 'kernel engine features (STRATA_FUSE_BINDING selects another engine)'
-    : false);
-
-/** One request counter of the mount's /metrics. */
-async function requests(webPort: number, op: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${webPort}/metrics`)).text();
-  const m = new RegExp(`^strata_fuse_requests_total\\{op="${op}"[^}]*\\} (\\d+)`, 'm').exec(text);
-  return m === null ? 0 : Number(m[1]);
-}
+  requireTools(...FUSE_TOOLS, 'python3') || kernelEngineOnly('readdirplus, FUSE_INTERRUPT, hidden files');
 
 /** Every name under `dir` in the namespace, recursively (what other clients see). */
 async function namespaceNames(fs: FileSystem, dir: string): Promise<string[]> {
@@ -59,7 +50,7 @@ test('kernel engine features on a real mount', { skip, timeout: 180_000 }, async
       await w.close();
     }
     await fs.mkdir('/plus/sub');
-    const before = await requests(m.webPort, 'getattr');
+    const before = await scrapeMetric(m.webPort, 'strata_fuse_requests_total', 'op="getattr"');
     const entries = await readdir(join(m.mnt, 'plus'), { withFileTypes: true });
     assert.equal(entries.length, 31);
     assert.ok(entries.find((e) => e.name === 'sub')?.isDirectory(), 'd_type from the listing');
@@ -72,7 +63,7 @@ test('kernel engine features on a real mount', { skip, timeout: 180_000 }, async
         ]),
       ),
     );
-    const lookups = (await requests(m.webPort, 'getattr')) - before;
+    const lookups = (await scrapeMetric(m.webPort, 'strata_fuse_requests_total', 'op="getattr"')) - before;
     assert.ok(lookups < 10, `${lookups} getattr/lookup calls for 31 entries listed with readdirplus`);
     assert.equal(sizes.get('f29'), 30);
     const ino = (await stat(join(m.mnt, 'plus', 'f7'))).ino;

@@ -16,7 +16,8 @@ import { requireTools } from '../helpers/ci.js';
 import { ETCD_BIN } from '../helpers/etcd.js';
 import { runStrata } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
-import { HaCluster, metricValue } from './ha-cluster.js';
+import { metricValue } from '../helpers/metrics.js';
+import { HaCluster } from './ha-cluster.js';
 import { checkLinearizable, fileModel } from './linearizability.js';
 import type { FileInput, FileOutput, Operation } from './linearizability.js';
 

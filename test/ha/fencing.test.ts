@@ -18,7 +18,8 @@ import { MasterCalls } from '../../src/protocol/index.js';
 import { requireTools } from '../helpers/ci.js';
 import { ETCD_BIN } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
-import { HaCluster, metricValue } from './ha-cluster.js';
+import { metricValue } from '../helpers/metrics.js';
+import { HaCluster } from './ha-cluster.js';
 
 const skip = requireTools(ETCD_BIN);
 /** Creates kept in flight to the frozen leader. */

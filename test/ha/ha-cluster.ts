@@ -144,16 +144,3 @@ export class HaCluster {
     return res.text();
   }
 }
-
-/** A metric's value in Prometheus text (first sample matching name and label fragment). */
-export function metricValue(text: string, name: string, labels = ''): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (!(rest.startsWith('{') || rest.startsWith(' '))) continue;
-    if (labels !== '' && !rest.includes(labels)) continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) return v;
-  }
-  return undefined;
-}
