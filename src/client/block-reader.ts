@@ -24,13 +24,14 @@ import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
 import { ReadThrough } from '../protocol/ufs-worker-calls.js';
 import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
+import type { InlineReadState } from './local-read-policy.js';
 import { LOCAL_READS_IN_FLIGHT, MAX_OPEN_LOCAL_FILES } from './settings.js';
 import { workerKey } from './worker-pool.js';
 
 const openDescriptor = promisify(openFd);
 const closeDescriptor = promisify(closeFd);
 
-interface LocalFile {
+interface LocalFile extends InlineReadState {
   fh: FileHandle;
   /** Bytes in the block file (may exceed the block's logical length after a truncate). */
   length: number;
@@ -313,10 +314,16 @@ export class BlockReader {
         // A handle being closed (evicted) shows fd -1 at once: its number may already belong to
         // another file, so only a live one is read synchronously (the async path fails cleanly).
         const fd = local.fh.fd;
-        const got =
-          fd >= 0 && length <= (this.#ctx.settings.syncLocalReadMaxBytes ?? 0)
-            ? readFullSync(fd, target, blockOffset, length, targetOffset)
-            : await readFull(local.fh, target, blockOffset, length, targetOffset);
+        const policy = this.#ctx.localReads;
+        let got: number;
+        if (fd >= 0 && policy.inline(local, length, performance.now())) {
+          const startedMs = performance.now();
+          got = readFullSync(fd, target, blockOffset, length, targetOffset);
+          const nowMs = performance.now();
+          policy.observe(local, got, nowMs - startedMs, nowMs);
+        } else {
+          got = await readFull(local.fh, target, blockOffset, length, targetOffset);
+        }
         this.#ctx.metrics?.read('local', got);
         this.#ctx.metrics?.blockRead('local');
         return got;
@@ -397,7 +404,7 @@ export class BlockReader {
       const body = await ch.call(OpenLocalRead, { blockId });
       try {
         const fh = await open(body.path, 'r');
-        return { fh, length: body.length };
+        return { fh, length: body.length, inMemory: body.storageType === 'MEM', poolUntilMs: 0 };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) continue;
         this.#ctx.log.warn(

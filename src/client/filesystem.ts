@@ -73,6 +73,7 @@ import {
   settingsFromConfig,
 } from './settings.js';
 import type { ClientSettings } from './settings.js';
+import { LocalReadPolicy } from './local-read-policy.js';
 import { MemoryBudget } from './spill-buffer.js';
 import type { RpcConnector } from './transport.js';
 import { WorkerPool } from './worker-pool.js';
@@ -175,6 +176,7 @@ export class FileSystem {
       workers: new WorkerPool(connector, settings),
       metrics,
       budget: new MemoryBudget(settings.memoryBudgetBytes),
+      localReads: new LocalReadPolicy(settings.localReadInlineMaxBytes, settings.syncLocalReadMaxBytes),
       log,
     };
     const caller = opts.caller === null ? undefined : (opts.caller ?? processCaller());

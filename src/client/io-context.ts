@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../common/logging.js';
 import type { MasterClient } from './master-client.js';
+import type { LocalReadPolicy } from './local-read-policy.js';
 import type { ClientMetrics } from './metrics.js';
 import type { ClientSettings } from './settings.js';
 import type { MemoryBudget } from './spill-buffer.js';
@@ -15,6 +16,8 @@ export interface IoContext {
   readonly workers: WorkerPool;
   readonly metrics: ClientMetrics | undefined;
   readonly budget: MemoryBudget;
+  /** Whether a short-circuit read runs inline or on the thread pool (learned per client). */
+  readonly localReads: LocalReadPolicy;
   readonly log: Logger;
 }
 

@@ -82,10 +82,15 @@ export interface ClientSettings {
   /** Where writers spill data beyond the memory budget. */
   spillDir: string;
   /**
-   * Short-circuit reads of at most this many bytes run synchronously on the calling thread
-   * instead of on libuv's pool (0: never). Saves two thread hand-overs per read, at the price
-   * of blocking the event loop for the read; for callers whose block files are in the page
-   * cache or on a memory tier and who serve small reads one after another (the FUSE mount).
+   * Short-circuit reads of at most this many bytes may run on the calling thread while their
+   * block files answer at memory speed (`client.local_read_inline_max`; see local-read-policy.ts).
+   */
+  localReadInlineMaxBytes: number;
+  /**
+   * Short-circuit reads of at most this many bytes always run synchronously on the calling thread
+   * instead of on libuv's pool (0: never), even from a device. Saves two thread hand-overs per
+   * read, at the price of blocking the event loop for the read; for callers who serve small
+   * reads one after another (the FUSE mount).
    */
   syncLocalReadMaxBytes?: number;
 }
@@ -112,6 +117,7 @@ export function settingsFromConfig(
     connTimeoutMs: c.conn_timeout,
     rpcRetryMax: c.rpc_retry_max,
     readAheadBytes: c.read_ahead,
+    localReadInlineMaxBytes: c.local_read_inline_max,
     failedWorkerTtlMs: c.failed_worker_ttl,
     memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
     spillDir: tmpdir(),

@@ -154,6 +154,11 @@ export const clientSection = z
     rpc_retry_max: int(10, 0, 1000),
     /** Bytes read ahead of a sequential reader. */
     read_ahead: size('16MB', 0, 1024 * MiB),
+    /**
+     * Short-circuit reads up to this size run on the calling thread while the block file answers
+     * from memory (a MEM tier or the page cache), on the thread pool otherwise (0: always the pool).
+     */
+    local_read_inline_max: size('16MB', 0, 256 * MiB),
     /** How long a worker that failed a call is avoided. */
     failed_worker_ttl: duration('30s', 0),
   })
