@@ -1,0 +1,102 @@
+// A log destination that fails for good stops logging instead of hanging or crashing the process:
+// a real master whose stdout/stderr pipes lost their reader (an orphaned child) still exits on
+// SIGTERM, and a logger writing to a full tmpfs keeps its process alive and says why on stderr.
+import { strict as assert } from 'node:assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { IN_CI } from '../helpers/ci.js';
+import { freePorts } from '../helpers/ports.js';
+import { STRATA_BIN } from '../helpers/process.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
+
+const LOGGING_MODULE = fileURLToPath(new URL('../../src/common/logging.js', import.meta.url));
+
+test('a master whose log pipe lost its reader still stops on SIGTERM', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [rpcPort, webPort] = await freePorts(2);
+  const conf = join(dir, 'strata.toml');
+  writeFileSync(
+    conf,
+    `cluster_id = "logs"\n[master]\nhostname = "127.0.0.1"\nrpc_port = ${rpcPort}\nweb_port = ${webPort}\nmeta_dir = "${join(dir, 'meta')}"\n[log]\nlog_dir = "stdout"\n`,
+  );
+  const child = spawn(process.execPath, [STRATA_BIN, '--conf', conf, 'master'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor(
+    'the master to serve /ready',
+    async () => (await fetch(`http://127.0.0.1:${webPort}/ready`).catch(() => undefined))?.status === 200,
+    30_000,
+  );
+  assert.match(out, /"role":"master"/, 'the master logs to stdout');
+  // The reader goes away, as when the parent of an orphaned process dies.
+  child.stdout.destroy();
+  child.stderr.destroy();
+  child.kill('SIGTERM');
+  const code = await withDeadline('the master to exit after SIGTERM', 8_000, () => exited);
+  assert.equal(code, 0);
+});
+
+test(
+  'a logger whose disk is full keeps its process alive and says so once',
+  { timeout: 60_000 },
+  async (t) => {
+    if (process.getuid?.() !== 0) {
+      if (IN_CI) assert.fail('mounting a tmpfs needs root, which CI has');
+      t.skip('mounting a tmpfs needs root');
+      return;
+    }
+    // Not tempDir(): its removal would run before the unmount.
+    const dir = mkdtempSync(join(tmpdir(), 'strata-test-full-'));
+    t.after(() => {
+      spawnSync('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { encoding: 'utf8' });
+    assert.equal(mounted.status, 0, mounted.stderr);
+    // 2,000 lines of ~300 bytes: ten times what the tmpfs holds.
+    const script = `
+    import { createLogger } from ${JSON.stringify(LOGGING_MODULE)};
+    const log = createLogger({ level: 'INFO', logDir: ${JSON.stringify(dir)}, role: 'full' });
+    for (let i = 0; i < 2000; i++) log.info({ i, pad: 'x'.repeat(200) }, 'filling the disk');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (let i = 0; i < 10; i++) log.info({ i }, 'after the failure');
+    log.flush(() => { process.stdout.write('alive\\n'); process.exit(0); });
+  `;
+    const r = await withDeadline(
+      'the logging child to exit',
+      30_000,
+      () =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const c = spawn(process.execPath, ['--input-type=module', '-e', script], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          t.after(() => {
+            if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+          });
+          let stdout = '';
+          let stderr = '';
+          c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+          c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+          c.on('exit', (code) => resolve({ code, stdout, stderr }));
+        }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'alive\n');
+    const notes = r.stderr.split('\n').filter((l) => l.includes('logging stopped'));
+    assert.equal(notes.length, 1, r.stderr);
+    assert.match(notes[0] ?? '', /full\.log failed \(ENOSPC\)/);
+  },
+);
