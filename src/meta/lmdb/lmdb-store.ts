@@ -155,6 +155,7 @@ export class LmdbStore implements MetaStore {
   #seq = 0;
   #open = true;
   #failed: MetaError | undefined;
+  readonly #fatalListeners: ((err: MetaError) => void)[] = [];
   #inFunction = false;
   #transactions = 0;
   /** Physical LMDB commits: lmdb-js hands every write of one batch the same promise. */
@@ -311,8 +312,8 @@ export class LmdbStore implements MetaStore {
         const v = w.value === undefined ? undefined : asBuffer(w.value);
         this.#pending.set(id, { key, value: v, revision: rev, seq });
         ids.push(id);
-        if (v === undefined) void this.#kv.remove(key).catch(noop);
-        else void this.#kv.put(key, v, rev).catch(noop);
+        if (v === undefined) void this.#kv.remove(key).catch(observeCommitCause);
+        else void this.#kv.put(key, v, rev).catch(observeCommitCause);
       }
       committed = this.#engineDb.put(REVISION_KEY, rev);
     } catch (err) {
@@ -387,8 +388,8 @@ export class LmdbStore implements MetaStore {
     try {
       for (const t of batch.txns)
         for (const p of t.written) {
-          if (p.value === undefined) void this.#kv.remove(p.key).catch(noop);
-          else void this.#kv.put(p.key, p.value, p.revision).catch(noop);
+          if (p.value === undefined) void this.#kv.remove(p.key).catch(observeCommitCause);
+          else void this.#kv.put(p.key, p.value, p.revision).catch(observeCommitCause);
         }
       committed = this.#engineDb.put(REVISION_KEY, batch.lastRevision);
     } catch (err) {
@@ -413,7 +414,7 @@ export class LmdbStore implements MetaStore {
         this.#scheduleApply();
       },
       (err: unknown) => {
-        batch.reject(this.#fail(err));
+        void commitCause(err).then((cause) => batch.reject(this.#fail(cause)));
       },
     );
   }
@@ -444,17 +445,30 @@ export class LmdbStore implements MetaStore {
     try {
       await commit;
     } catch (err) {
-      throw this.#fail(err);
+      throw this.#fail(await commitCause(err));
     }
     if (this.#failed !== undefined) throw this.#failed;
   }
 
   #fail(err: unknown): MetaError {
     if (this.#failed === undefined) {
-      this.#failed = metaIo('lmdb', err);
+      const failed = metaIo('lmdb', err);
+      this.#failed = failed;
       this.#log?.fatal({ err }, 'metadata commit failed: the store refuses further work until reopened');
+      for (const listener of this.#fatalListeners.splice(0)) queueMicrotask(() => listener(failed));
     }
     return this.#failed;
+  }
+
+  /**
+   * Calls `listener` once if a commit fails (a full or failing disk under the store or its log):
+   * the store then refuses all work, and only reopening it (which replays the log) recovers. The
+   * master stops on it so that its supervisor restarts it.
+   */
+  onFatal(listener: (err: MetaError) => void): void {
+    const failed = this.#failed;
+    if (failed !== undefined) queueMicrotask(() => listener(failed));
+    else this.#fatalListeners.push(listener);
   }
 
   #check(): void {
@@ -586,6 +600,47 @@ function newBatch(): ApplyBatch {
 
 function noop(): void {
   // The outcome is observed through the transaction's commit promise.
+}
+
+/** How long to wait for lmdb-js to name why a commit failed before reporting its generic error. */
+const COMMIT_CAUSE_WAIT_MS = 1000;
+
+/**
+ * Why an lmdb-js commit failed. lmdb-js rejects every write of a failed commit with "Commit failed
+ * (see commitError for details)" and rejects `commitError`, one promise per failure, with the cause
+ * (ENOSPC, EIO…): nothing else observes that promise, and left alone it is an unhandled rejection
+ * that kills the process.
+ */
+function commitCause(err: unknown): Promise<unknown> {
+  const pending = (err as { commitError?: unknown } | null | undefined)?.commitError;
+  if (!(pending instanceof Promise)) return Promise.resolve(err);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(err), COMMIT_CAUSE_WAIT_MS);
+    timer.unref();
+    pending.then(
+      () => resolve(err),
+      (cause: unknown) => {
+        clearTimeout(timer);
+        resolve(cause);
+      },
+    );
+  });
+}
+
+/**
+ * Whether an unhandled rejection is lmdb-js's report of a failed commit (see commitCause). lmdb-js
+ * also rejects the promise of a batch's first write, which it creates itself and hands no caller;
+ * the store learns of the same failure through its own writes.
+ */
+export function isLmdbCommitFailure(reason: unknown): boolean {
+  if (!(reason instanceof Error) || !('commitError' in reason)) return false;
+  observeCommitCause(reason);
+  return true;
+}
+
+/** A write's rejection is reported through its commit; only lmdb-js's cause promise needs a handler. */
+function observeCommitCause(err: unknown): void {
+  void commitCause(err);
 }
 
 function asBuffer(b: Uint8Array): Buffer {
