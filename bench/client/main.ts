@@ -118,7 +118,7 @@ async function storedBlocks(cluster: MiniCluster): Promise<number> {
  * fio's reference file is removed before fio writes again, so fio writes into the page-cache
  * memory its previous file just gave back; an overwriting put would instead start while the
  * old blocks are still cached (the workers delete them a heartbeat later, during the put). On
- * this VM writing while the page cache grows beyond the memory touched recently costs 2-12x in
+ * this VM writing while the page cache grows beyond the memory touched recently costs 2-13x in
  * the kernel's copy (docs/client.md, "Where the remote put's target was lost"), so both writers
  * start the same way: their previous output gone.
  */
