@@ -24,6 +24,7 @@ import { loadConfig } from '../../src/common/config/index.js';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
 import { formatBytes, parseSize } from '../../src/common/units.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
+import { scrapeMetric } from '../../test/helpers/metrics.js';
 import { cpuSecondsPerGiB, mainThreadCpuMs, ownCpuMs, processCpuMs } from '../lib/cpu.js';
 import { runFio } from '../lib/fio.js';
 import { runIperf3Client, startIperf3Server } from '../lib/iperf3.js';
@@ -94,6 +95,48 @@ async function iperf3(): Promise<number> {
     return (await runIperf3Client(server.port, 5)).bytesPerSecond;
   } finally {
     await server.stop();
+  }
+}
+
+/**
+ * How long a replaced file's blocks may take to leave the workers: the master sends the deletes
+ * with its heartbeat answers (`master.heartbeat_interval`, 3 s by default).
+ */
+const BLOCK_REMOVAL_WAIT_MS = 30_000;
+const BLOCK_REMOVAL_POLL_MS = 100;
+
+/** Blocks stored by all the cluster's workers (their `strata_worker_blocks`). */
+async function storedBlocks(cluster: MiniCluster): Promise<number> {
+  const counts = await Promise.all(
+    cluster.workers.map((w) => scrapeMetric(w.webPort, 'strata_worker_blocks')),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Removes the file a put is about to replace and waits until the workers dropped its blocks.
+ * fio's reference file is removed before fio writes again, so fio writes into the page-cache
+ * memory its previous file just gave back; an overwriting put would instead start while the
+ * old blocks are still cached (the workers delete them a heartbeat later, during the put). On
+ * this VM writing while the page cache grows beyond the memory touched recently costs 2-13x in
+ * the kernel's copy (docs/client.md, "Where the remote put's target was lost"), so both writers
+ * start the same way: their previous output gone.
+ */
+async function removePrevious(fs: FileSystem, cluster: MiniCluster, path: string): Promise<void> {
+  const old = await fs.exists(path);
+  if (old === undefined) return;
+  const blocks = Math.ceil(old.size / old.blockSize);
+  const before = await storedBlocks(cluster);
+  await fs.delete(path);
+  const deadline = Date.now() + BLOCK_REMOVAL_WAIT_MS;
+  while ((await storedBlocks(cluster)) > before - blocks) {
+    if (Date.now() > deadline) {
+      process.stderr.write(
+        `  (the blocks of ${path} were not all removed within ${BLOCK_REMOVAL_WAIT_MS} ms)\n`,
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, BLOCK_REMOVAL_POLL_MS));
   }
 }
 
@@ -214,17 +257,21 @@ async function main(): Promise<void> {
         `of which their event loops ${serverLoops.toFixed(2)})`
       );
     };
+    const fioFile = join(cluster.dir, 'fio.dat');
     for (let i = 0; i < RUNS; i++) {
       await step('fio write', figures.fioWrite, () => fio(cluster.dir, 'write'));
+      // Removed once measured: kept, the reference's gigabyte would stay in the page cache
+      // while our puts write, a start fio itself does not get (see removePrevious).
+      rmSync(fioFile, { force: true });
+      await removePrevious(local, cluster, '/bench/sc.bin');
       await step('put, short-circuit, direct writes', figures.putLocalDirect, () =>
         put(localDirect, '/bench/sc.bin', chunk),
       );
+      await removePrevious(local, cluster, '/bench/sc.bin');
       await step('put, short-circuit', figures.putLocal, () => put(local, '/bench/sc.bin', chunk));
+      await removePrevious(local, cluster, '/bench/remote.bin');
       await step('put, remote', figures.putRemote, () => put(remote, '/bench/remote.bin', chunk));
-      if (PUTS_ONLY) {
-        rmSync(join(cluster.dir, 'fio.dat'), { force: true });
-        continue;
-      }
+      if (PUTS_ONLY) continue;
       // The first read after a put (with direct writes it would come from the disk; by default
       // the block is in the page cache). Printed, not compared; the compared gets below read
       // warm, as fio does.
@@ -234,6 +281,8 @@ async function main(): Promise<void> {
       await step('first get after put, remote, read(buffer)', figures.coldRemote, () =>
         getInto(remote, '/bench/remote.bin', chunk),
       );
+      // Its file was removed after the write: written again (unmeasured), so the read is warm.
+      await fio(cluster.dir, 'write');
       await step('fio read', figures.fioRead, () => fio(cluster.dir, 'read'));
       await step('get, short-circuit', figures.getLocal, () => get(local, '/bench/sc.bin', chunk));
       await step('get, short-circuit, read(buffer)', figures.getLocalInto, () =>
@@ -244,7 +293,7 @@ async function main(): Promise<void> {
       await step('get, remote, read(buffer)', figures.getRemoteInto, () =>
         getInto(remote, '/bench/remote.bin', chunk),
       );
-      rmSync(join(cluster.dir, 'fio.dat'), { force: true });
+      rmSync(fioFile, { force: true });
     }
     await local.delete('/bench', { recursive: true });
     const fioWrite = best(figures.fioWrite);
