@@ -372,6 +372,18 @@ export class BlockReader {
     }
   }
 
+  /**
+   * Opens `block`'s local file ahead of a sequential reader reaching it (the worker's answer and
+   * the open then overlap the reads of the block before). Nothing happens when its first replica
+   * is not local, it is being filled, or it is open already.
+   */
+  prefetchLocal(block: LocatedBlock): void {
+    if (this.#closed || block.fill === true || this.#localFiles.has(block.blockId)) return;
+    const w = this.order(block)[0];
+    if (w === undefined || !this.#ctx.workers.isLocal(w)) return;
+    void this.#localFile(w, block.blockId);
+  }
+
   /** The open block file on a local worker, or undefined when short-circuit is not possible. */
   #localFile(w: WorkerAddress, blockId: number): Promise<LocalFile | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
@@ -404,7 +416,13 @@ export class BlockReader {
       const body = await ch.call(OpenLocalRead, { blockId });
       try {
         const fh = await open(body.path, 'r');
-        return { fh, length: body.length, inMemory: body.storageType === 'MEM', poolUntilMs: 0 };
+        return {
+          fh,
+          length: body.length,
+          inMemory: body.storageType === 'MEM',
+          poolUntilMs: 0,
+          slowReads: 0,
+        };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) continue;
         this.#ctx.log.warn(

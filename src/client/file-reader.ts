@@ -158,6 +158,7 @@ export class FileReader {
       this.#window.cancel();
       this.#window = undefined;
     }
+    if (direct && sequential) this.#prefetchAfter(position + n);
     await this.#readRange(position, buffer, offset, n);
     return n;
   }
@@ -292,20 +293,32 @@ export class FileReader {
     return attempt + 1;
   }
 
-  /** The block (or hole) covering `pos`, and how many bytes of it to take before `end`. */
-  #segmentAt(pos: number, end: number): { block: LocatedBlock | undefined; length: number } {
+  /** Opens the local file of the block after the one that ends at or beyond `pos` (sequential reads). */
+  #prefetchAfter(pos: number): void {
+    const next = this.#blocks[this.#lastBlockAt(pos - 1) + 1];
+    if (next !== undefined) this.#reader.prefetchLocal(next);
+  }
+
+  /** Index of the last block starting at or before `pos` (-1: none). */
+  #lastBlockAt(pos: number): number {
     const blocks = this.#blocks;
     let lo = 0;
     let hi = blocks.length - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const b = blocks[mid] as LocatedBlock;
-      if (b.offset <= pos) {
+      if ((blocks[mid] as LocatedBlock).offset <= pos) {
         found = mid;
         lo = mid + 1;
       } else hi = mid - 1;
     }
+    return found;
+  }
+
+  /** The block (or hole) covering `pos`, and how many bytes of it to take before `end`. */
+  #segmentAt(pos: number, end: number): { block: LocatedBlock | undefined; length: number } {
+    const blocks = this.#blocks;
+    const found = this.#lastBlockAt(pos);
     const cur = found >= 0 ? blocks[found] : undefined;
     if (cur !== undefined && pos < cur.offset + cur.length) {
       return { block: cur, length: Math.min(end, cur.offset + cur.length) - pos };

@@ -4,18 +4,23 @@
  * costs two thread hand-offs, 10–40 % of a 1–4 MiB read on a busy 2-core machine. A read that
  * waits for the device must not block the event loop. Node cannot ask the kernel "only if cached"
  * (`preadv2(RWF_NOWAIT)`), so the policy learns it: reads go inline while they run at memory
- * speed, and one that was slower than a copy could be (it waited for the device) sends that
- * file's reads, and for a while every disk-tier read of this client, to the pool. The event loop
- * is so blocked by a device read at most once per `INLINE_READ_BACKOFF_MS`, and a workload of
- * cold files runs on the pool as before.
+ * speed, and two in a row of one file slower than a copy could be (they waited for the device)
+ * send that file's reads, and for a while every disk-tier read of this client, to the pool. The
+ * event loop is so blocked by device reads at most twice per file and `INLINE_READ_BACKOFF_MS`,
+ * and a workload of cold files runs on the pool as before.
  */
 
 /** How long after a device-bound inline read reads go to the pool. */
 export const INLINE_READ_BACKOFF_MS = 1000;
-/** Fixed allowance of an inline read before it counts as device-bound (a preempted copy). */
-const INLINE_READ_SLACK_MS = 0.5;
-/** Below this rate an inline read counts as device-bound (page-cache copies run at 5–20 GB/s). */
-const INLINE_READ_MIN_BYTES_PER_MS = 2_000_000;
+/** Fixed allowance of an inline read before it counts as slow (a preempted copy). */
+const INLINE_READ_SLACK_MS = 1;
+/**
+ * Below this rate an inline read counts as slow. Page-cache copies run at 5–25 GB/s here, but the
+ * first read into a fresh buffer also faults its pages in (4 MiB: ~3 ms, about 1.4 GB/s).
+ */
+const INLINE_READ_MIN_BYTES_PER_MS = 1_000_000;
+/** Slow inline reads of one file in a row that mean it waits for the device (one may be page faults or preemption). */
+const SLOW_READS_TO_BACK_OFF = 2;
 
 /** The per-file half of the policy (kept with the open block file). */
 export interface InlineReadState {
@@ -23,6 +28,8 @@ export interface InlineReadState {
   readonly inMemory: boolean;
   /** performance.now() until which this file's reads go to the pool. */
   poolUntilMs: number;
+  /** Slow inline reads of this file in a row. */
+  slowReads: number;
 }
 
 export class LocalReadPolicy {
@@ -56,7 +63,12 @@ export class LocalReadPolicy {
   /** After an inline read of `bytes` that took `elapsedMs`: learns whether it waited for the device. */
   observe(file: InlineReadState, bytes: number, elapsedMs: number, nowMs: number): void {
     if (file.inMemory) return;
-    if (elapsedMs <= INLINE_READ_SLACK_MS + bytes / INLINE_READ_MIN_BYTES_PER_MS) return;
+    if (elapsedMs <= INLINE_READ_SLACK_MS + bytes / INLINE_READ_MIN_BYTES_PER_MS) {
+      file.slowReads = 0;
+      return;
+    }
+    if (++file.slowReads < SLOW_READS_TO_BACK_OFF) return;
+    file.slowReads = 0;
     file.poolUntilMs = nowMs + INLINE_READ_BACKOFF_MS;
     this.#poolUntilMs = nowMs + INLINE_READ_BACKOFF_MS;
     this.#deviceBoundReads++;
