@@ -2,16 +2,14 @@
 // a real master whose stdout/stderr pipes lost their reader (an orphaned child) still exits on
 // SIGTERM, and a logger writing to a full tmpfs keeps its process alive and says why on stderr.
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { IN_CI } from '../helpers/ci.js';
 import { freePorts } from '../helpers/ports.js';
 import { STRATA_BIN } from '../helpers/process.js';
-import { tempDir } from '../helpers/tmp.js';
+import { smallTmpfs, tempDir } from '../helpers/tmp.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const LOGGING_MODULE = fileURLToPath(new URL('../../src/common/logging.js', import.meta.url));
@@ -53,19 +51,8 @@ test(
   'a logger whose disk is full keeps its process alive and says so once',
   { timeout: 60_000 },
   async (t) => {
-    if (process.getuid?.() !== 0) {
-      if (IN_CI) assert.fail('mounting a tmpfs needs root, which CI has');
-      t.skip('mounting a tmpfs needs root');
-      return;
-    }
-    // Not tempDir(): its removal would run before the unmount.
-    const dir = mkdtempSync(join(tmpdir(), 'strata-test-full-'));
-    t.after(() => {
-      spawnSync('umount', ['-l', dir]);
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { encoding: 'utf8' });
-    assert.equal(mounted.status, 0, mounted.stderr);
+    const dir = smallTmpfs(t, '64k');
+    if (dir === undefined) return;
     // 2,000 lines of ~300 bytes: ten times what the tmpfs holds.
     const script = `
     import { createLogger } from ${JSON.stringify(LOGGING_MODULE)};
