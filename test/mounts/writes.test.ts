@@ -3,6 +3,7 @@
 // and survives an S3 outage plus a master and worker restart; a mount TTL frees cached copies.
 import { strict as assert } from 'node:assert';
 import { createHash, randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -45,6 +46,8 @@ test('write types through and async, TTL on mounts, hit-ratio metrics', async (t
   const port = s3.port;
   const dir = s3.dir;
   t.after(() => s3.stop());
+  // The restarted server below reuses `dir` and does not own it: removed here.
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   let raw = s3Client(s3);
   t.after(() => raw.destroy());
   const cluster = await MiniCluster.start(t, {
