@@ -3,10 +3,10 @@ import { createLogger } from '../../common/logging.js';
 import { Lifecycle } from '../../common/lifecycle.js';
 import { MasterServer } from '../../master/master.js';
 import { isLmdbCommitFailure, LmdbStore } from '../../meta/index.js';
+import { action, loadCliConfig } from '../context.js';
 
 /** Exit code of a master stopped by its store's failure (EX_IOERR). */
 const EXIT_STORE_FAILED = 74;
-import { action, loadCliConfig } from '../context.js';
 
 export function register(program: Command): void {
   program
@@ -23,9 +23,6 @@ export function register(program: Command): void {
         const server = await MasterServer.start({ config, log });
         lifecycle.add('master', () => server.stop());
         lifecycle.installSignalHandlers();
-        // Fail-stop: a store that failed a commit (its disk full or failing) refuses all work until
-        // reopened, and reopening replays its write-ahead log. Stopping hands that to the
-        // supervisor's restart (and, with etcd, the leadership to a standby) instead of serving errors.
         // lmdb-js rejects a promise of its own (a batch's first write, which no caller holds) when a
         // commit fails; the store sees the same failure through its writes, so that one is dropped
         // here instead of killing the process with a stack trace. Any other unhandled rejection
@@ -35,6 +32,9 @@ export function register(program: Command): void {
           log.fatal({ err: reason }, 'unhandled promise rejection');
           log.flush(() => process.exit(1));
         });
+        // Fail-stop: a store that failed a commit (its disk full or failing) refuses all work until
+        // reopened, and reopening replays its write-ahead log. Stopping hands that to the
+        // supervisor's restart (and, with etcd, the leadership to a standby) instead of serving errors.
         if (server.store instanceof LmdbStore)
           server.store.onFatal((err) => {
             log.fatal(

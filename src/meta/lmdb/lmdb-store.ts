@@ -640,7 +640,8 @@ export function isLmdbCommitFailure(reason: unknown): boolean {
 
 /** A write's rejection is reported through its commit; only lmdb-js's cause promise needs a handler. */
 function observeCommitCause(err: unknown): void {
-  void commitCause(err);
+  const pending = (err as { commitError?: unknown } | null | undefined)?.commitError;
+  if (pending instanceof Promise) pending.catch(noop);
 }
 
 function asBuffer(b: Uint8Array): Buffer {
