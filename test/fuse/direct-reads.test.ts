@@ -99,10 +99,21 @@ test('direct reads on a real mount', { skip, timeout: 180_000 }, async (t) => {
       await granted(fh, big);
       const before = await direct();
       const list = ranges(big.length, 300);
-      for (const [offset, size] of list) await readAndCheck(fh, big, offset, size);
-      const served = (await direct()) - before;
+      // Each read is counted by the time it returns (the reader thread counts before it replies).
+      const missed: string[] = [];
+      let last = before;
+      for (const [offset, size] of list) {
+        await readAndCheck(fh, big, offset, size);
+        const now = await direct();
+        if (now === last) missed.push(`${offset}+${size}`);
+        last = now;
+      }
+      const served = last - before;
       // A read at the end of the file is answered by the kernel (it knows the size).
-      assert.ok(served >= list.length - 1, `${served} of ${list.length} reads served directly`);
+      assert.ok(
+        served >= list.length - 1 && missed.length <= 1,
+        `${served} of ${list.length} reads served directly; not: ${missed.join(' ')} (size ${big.length})`,
+      );
     } finally {
       await fh.close();
     }
@@ -201,11 +212,12 @@ test('direct reads on a real mount', { skip, timeout: 180_000 }, async (t) => {
       const n = await direct();
       const list = ranges(data.length, 100);
       for (const [offset, size] of list) await readAndCheck(fh, data, offset, size);
-      // Most, not all: one full run in several saw a few of these READs answered by the event
-      // loop (cause not found; the bytes were right). A revoked grant would serve none.
+      // All but the one at the end (the kernel answers it). This was "most" while the reader
+      // thread counted a read after replying: a read's count could then land after the test
+      // read the metric.
       const served = (await direct()) - n;
       assert.ok(
-        served >= Math.floor(list.length * 0.9),
+        served >= list.length - 1,
         `served directly from the removed files: ${served} of ${list.length} reads`,
       );
     } finally {

@@ -172,15 +172,23 @@ export class DirectReadTable {
     reply.writeUInt32LE(OUT_HEADER_BYTES + n, 0);
     reply.writeInt32LE(0, 4);
     req.copy(reply, 8, 8, 16); // unique
+    // Counted before the reply is written: the reply wakes the reader, which may read /metrics
+    // at once and must find its read counted (a count after the write raced with it).
+    const stats = this.#stats;
+    stats[DIRECT_STAT_REQUESTS] = (stats[DIRECT_STAT_REQUESTS] as number) + 1;
+    stats[DIRECT_STAT_BYTES] = (stats[DIRECT_STAT_BYTES] as number) + n;
     try {
       writeSync(this.#devFd, reply, 0, OUT_HEADER_BYTES + n);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ENOENT: interrupted, nobody waits for the answer; ENODEV: the session is over.
-      if (code !== 'ENOENT' && code !== 'ENODEV') return false;
+      if (code !== 'ENOENT' && code !== 'ENODEV') {
+        // Not answered here after all: the event loop answers (and counts) it.
+        stats[DIRECT_STAT_REQUESTS] = stats[DIRECT_STAT_REQUESTS] - 1;
+        stats[DIRECT_STAT_BYTES] = stats[DIRECT_STAT_BYTES] - n;
+        return false;
+      }
     }
-    this.#stats[DIRECT_STAT_REQUESTS] = (this.#stats[DIRECT_STAT_REQUESTS] as number) + 1;
-    this.#stats[DIRECT_STAT_BYTES] = (this.#stats[DIRECT_STAT_BYTES] as number) + n;
     return true;
   }
 
