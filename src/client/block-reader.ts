@@ -21,7 +21,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { StrataError, toStrataError } from '../common/errors.js';
 import type { LocatedBlock, WorkerAddress } from '../protocol/types.js';
 import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
-import { ReadThrough } from '../protocol/ufs-worker-calls.js';
+import { FollowFill, ReadThrough } from '../protocol/ufs-worker-calls.js';
 import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
 import type { InlineReadState } from './local-read-policy.js';
@@ -225,6 +225,24 @@ export class BlockReader {
     let last: unknown;
     for (const w of workers) {
       if (done >= length) return;
+      if (source.cache && this.#ctx.workers.isLocal(w)) {
+        const follow = this.#followLocal(w, block, blockOffset + done, length - done);
+        try {
+          for (;;) {
+            const r = await follow.next();
+            if (r.done === true) {
+              done += r.value;
+              break;
+            }
+            done += r.value.length;
+            yield r.value;
+          }
+        } finally {
+          // The consumer stopped early: close the follower (its file) too.
+          if (done < length) await follow.return(0);
+        }
+        if (done >= length) return;
+      }
       const call = this.#ctx.workers.channel(w).read(ReadThrough, {
         blockId: block.blockId,
         offset: blockOffset + done,
@@ -263,6 +281,93 @@ export class BlockReader {
       tried.push(workerKey(w));
     }
     throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  /**
+   * Read-through on this machine: the worker fills the block into a staging file and says how
+   * far it got (worker.followFill); the bytes are read from that file here, so none cross the
+   * socket and the worker's fill is not slowed by sending them. Yields chunks of at most
+   * FOLLOW_CHUNK_BYTES; returns early (with what it yielded) when the file cannot be read here,
+   * and the caller reads the rest through the worker. The next progress call is asked before the
+   * bytes already announced are read, so the worker's wait overlaps our reads.
+   */
+  async *#followLocal(
+    w: WorkerAddress,
+    block: LocatedBlock,
+    blockOffset: number,
+    length: number,
+  ): AsyncGenerator<Buffer, number> {
+    const source = block.ufs;
+    if (source === undefined) return 0;
+    const ch = this.#ctx.workers.channel(w);
+    const end = blockOffset + length;
+    let pos = blockOffset;
+    let fh: FileHandle | undefined;
+    let missing = 0;
+    const ask = (from: number): Promise<FollowAnswer> => {
+      const p = ch.call(FollowFill, {
+        blockId: block.blockId,
+        waitBytes: Math.min(end, from + FOLLOW_CHUNK_BYTES),
+        source,
+      });
+      p.catch(() => undefined);
+      return p;
+    };
+    try {
+      let next = ask(pos);
+      while (pos < end) {
+        let answer: FollowAnswer;
+        try {
+          answer = await next;
+        } catch (err) {
+          const e = normaliseError(err);
+          // The UFS's own error (the fill failed): another worker would get the same answer.
+          if (!e.code.startsWith('STRATA_')) throw ufsReadFailed(this.#path, block.blockId, e);
+          this.#noteFailure(w, e);
+          return pos - blockOffset;
+        }
+        if (answer.state === 'stored') {
+          // Published: the rest from the block file, short-circuit as any cached block.
+          const local = await this.#localFile(w, block.blockId);
+          if (local === undefined) return pos - blockOffset;
+          for await (const buf of readChunks(local.fh, pos, end, FOLLOW_CHUNK_BYTES)) {
+            this.#ctx.metrics?.read('local', buf.length);
+            pos += buf.length;
+            yield buf;
+          }
+          this.#ctx.metrics?.blockRead('local');
+          return pos - blockOffset;
+        }
+        if (fh === undefined) {
+          try {
+            fh = await open(answer.path, 'r');
+          } catch (err) {
+            // Published (renamed) or aborted between the answer and the open: ask again.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT' && ++missing < 3) {
+              next = ask(pos);
+              continue;
+            }
+            this.#ctx.log.warn(
+              { err, worker: workerKey(w), path: answer.path },
+              'read-through on this machine: cannot open the fill file; reading through the worker',
+            );
+            this.#ctx.workers.markNotLocal(w);
+            return pos - blockOffset;
+          }
+        }
+        const upTo = Math.min(end, answer.available);
+        if (upTo < end) next = ask(upTo);
+        for await (const buf of readChunks(fh, pos, upTo, FOLLOW_CHUNK_BYTES)) {
+          this.#ctx.metrics?.read('ufs', buf.length);
+          pos += buf.length;
+          yield buf;
+        }
+      }
+      this.#ctx.metrics?.blockRead('ufs');
+      return pos - blockOffset;
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
   }
 
   async #throughInto(
@@ -440,6 +545,28 @@ export class BlockReader {
 /** Closes descriptors `openLocalDescriptor` gave out (errors ignored: nothing to do about them). */
 export async function closeLocalDescriptors(fds: readonly number[]): Promise<void> {
   await Promise.all(fds.map((fd) => closeDescriptor(fd).catch(() => undefined)));
+}
+
+/** Largest piece a local read-through follower waits for and reads at a time. */
+const FOLLOW_CHUNK_BYTES = 1024 * 1024;
+
+type FollowAnswer = { state: 'filling'; path: string; available: number } | { state: 'stored' };
+
+/** Bytes [from, to) of a file in fresh buffers of at most `chunkBytes` (the consumer keeps them). */
+async function* readChunks(
+  fh: FileHandle,
+  from: number,
+  to: number,
+  chunkBytes: number,
+): AsyncGenerator<Buffer> {
+  for (let at = from; at < to;) {
+    const n = Math.min(chunkBytes, to - at);
+    const buf = Buffer.allocUnsafe(n);
+    const got = await readFull(fh, buf, at, n);
+    if (got < n) throw new StrataError('STRATA_SHORT_READ', `file is short at ${at + got}`);
+    at += n;
+    yield buf;
+  }
 }
 
 /** Reads up to `length` bytes at `position`; fewer only at end of file. */

@@ -33,6 +33,24 @@ export const ReadThrough = readStream(
   z.object({ bytes: nonNegInt, from: readThroughSourceSchema }),
 );
 
+/**
+ * Read-through for a client on the worker's machine (short-circuit): the worker joins or starts
+ * the block's fill as for ReadThrough, waits until the block's first `waitBytes` bytes are in the
+ * fill's staging file (or the fill ended), and answers with that file and how many bytes it
+ * holds; the client reads them from the file itself, so no byte crosses the socket. `stored`: the
+ * block is published, read its block file (OpenLocalRead). The client asks again for more as it
+ * goes; a failed fill answers with its error.
+ */
+export const FollowFill = unary(
+  343,
+  'worker.followFill',
+  z.object({ blockId: id, waitBytes: nonNegInt, source: ufsBlockSourceSchema }),
+  z.discriminatedUnion('state', [
+    z.object({ state: z.literal('filling'), path: z.string(), available: nonNegInt }),
+    z.object({ state: z.literal('stored') }),
+  ]),
+);
+
 /** Makes sure this worker caches a block (a load job's task); `loaded` is false when it already did. */
 export const LoadBlock = unary(
   341,
@@ -60,4 +78,4 @@ export const PersistFile = unary(
   ufsValidatorSchema,
 );
 
-export const UFS_WORKER_CALLS = [ReadThrough, LoadBlock, PersistFile] as const;
+export const UFS_WORKER_CALLS = [ReadThrough, FollowFill, LoadBlock, PersistFile] as const;

@@ -214,6 +214,11 @@ export class BlockWriter {
     }
   }
 
+  /** Bytes in the staging file now (written by the kernel, readable from `stagingPath`). */
+  get inFileBytes(): number {
+    return this.#inFileBytes;
+  }
+
   /**
    * Resolves once the first `bytes` bytes are in the staging file (readable from
    * `stagingPath`): a reader joining a fill late catches up from there. Throws when the write

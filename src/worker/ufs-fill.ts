@@ -43,7 +43,16 @@ export interface FillWriter {
   readonly stagingPath: string;
   /** Resolves once the first `bytes` bytes written are in `stagingPath`. */
   whenWritten(bytes: number): Promise<void>;
+  /** Bytes in `stagingPath` now (a prefix of the block). */
+  readonly inFileBytes: number;
 }
+
+/**
+ * A fill's progress for a reader on the worker's host (`FillCoordinator.progress`): the block's
+ * first `available` bytes are in the staging file at `path`, which the reader reads itself; or
+ * the block is in the store (`stored`).
+ */
+export type FillProgress = { state: 'filling'; path: string; available: number } | { state: 'stored' };
 
 /** Receives a reader's bytes in order; resolves when it can take more. */
 export type FillSink = (chunk: Buffer) => Promise<void> | void;
@@ -86,6 +95,9 @@ class Fill<W extends FillWriter = FillWriter> {
   readonly subscribers = new Set<Subscriber>();
   readonly done: Promise<void>;
   readonly controller = new AbortController();
+  /** Resolves when the staging writer exists (`writer` set); never rejects. */
+  readonly writerReady: Promise<void>;
+  #resolveWriter!: () => void;
   #resolveDone!: () => void;
   #rejectDone!: (err: unknown) => void;
 
@@ -97,9 +109,16 @@ class Fill<W extends FillWriter = FillWriter> {
     });
     // Late readers attach their own handlers; nobody waiting must not be an unhandled rejection.
     this.done.catch(() => undefined);
+    this.writerReady = new Promise<void>((resolve) => (this.#resolveWriter = resolve));
+  }
+
+  setWriter(writer: W): void {
+    this.writer = writer;
+    this.#resolveWriter();
   }
 
   finish(err?: unknown): void {
+    this.#resolveWriter();
     for (const s of this.subscribers) {
       if (err === undefined) s.resolve();
       else s.reject(err);
@@ -188,6 +207,46 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     const fill = this.#start(blockId, source);
     await this.#follow(fill, offset, length, sink, signal);
     return 'ufs';
+  }
+
+  /**
+   * For a reader on this host that reads the staging file itself (no bytes through the worker):
+   * joins or starts the block's fill and resolves once its first `waitBytes` bytes are in the
+   * staging file (or the fill ended), with the file and how many bytes it holds; `stored` once
+   * the block is published (the staging path is gone then: read the block file). A failed fill
+   * rejects with its error, as a reader of `read` would get it. The fill goes on at the UFS's pace
+   * whatever the readers do, as a load does.
+   */
+  async progress(
+    blockId: number,
+    source: UfsBlockSource,
+    waitBytes: number,
+    signal?: AbortSignal,
+  ): Promise<FillProgress> {
+    let fill = this.#fills.get(blockId);
+    if (fill === undefined) {
+      if (this.#o.store.has(blockId)) return { state: 'stored' };
+      fill = this.#start(blockId, source);
+    }
+    const f = fill;
+    await waitOrAbort(Promise.race([f.writerReady, f.done]), signal);
+    const writer = f.writer;
+    if (writer === undefined) {
+      // Ended before its writer existed: failed (the rejection) or found the block stored.
+      await waitOrAbort(f.done, signal);
+      return { state: 'stored' };
+    }
+    const want = Math.min(waitBytes, source.length);
+    // A fill that ends meanwhile settles the race: published (stored) or failed (its error).
+    const ended = f.done.then(() => 'ended' as const);
+    const written = writer.whenWritten(want).then(
+      () => 'written' as const,
+      // The writer aborted: the fill's own error follows from `ended`.
+      () => ended,
+    );
+    const r = await waitOrAbort(Promise.race([written, ended]), signal);
+    if (r === 'ended' || !this.#fills.has(blockId)) return { state: 'stored' };
+    return { state: 'filling', path: writer.stagingPath, available: writer.inFileBytes };
   }
 
   /** Makes sure the block is filled (a load task). Resolves false when it was already stored. */
@@ -343,7 +402,7 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
         signal,
         false,
       );
-      fill.writer = writer;
+      fill.setWriter(writer);
       const w = writer;
       const pass = async (pieces: Buffer[], bytes: number): Promise<void> => {
         const at = fill.position;
@@ -437,16 +496,16 @@ function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function waitOrAbort(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+function waitOrAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return p;
   if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(abortError(signal));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
-      () => {
+      (v) => {
         signal.removeEventListener('abort', onAbort);
-        resolve();
+        resolve(v);
       },
       (err: unknown) => {
         signal.removeEventListener('abort', onAbort);

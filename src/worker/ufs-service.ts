@@ -12,7 +12,7 @@ import { Counter, Gauge } from '../common/metrics.js';
 import type { Registry } from '../common/metrics.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import type { PersistBlock, UfsBlockSource, UfsValidatorWire } from '../protocol/ufs-types.js';
-import { LoadBlock, PersistFile, ReadThrough } from '../protocol/ufs-worker-calls.js';
+import { FollowFill, LoadBlock, PersistFile, ReadThrough } from '../protocol/ufs-worker-calls.js';
 import type { CallContext, StreamSink } from '../rpc/api.js';
 import type { BlockStore } from './block-store.js';
 import type { BlockWriter } from './block-writer.js';
@@ -21,6 +21,7 @@ import type { CallRegistry, DataServer } from './data-server.js';
 import { badRequest } from './errors.js';
 import type { PeerReader } from './replicator.js';
 import { FillCoordinator } from './ufs-fill.js';
+import type { FillProgress } from './ufs-fill.js';
 import type { WorkerMounts } from './ufs-mounts.js';
 
 /** Zeros for holes in a persisted file, shared and never written. */
@@ -103,6 +104,7 @@ export class WorkerUfs {
 
   register(server: CallRegistry): void {
     server.handle(ReadThrough, (req, ctx, out) => this.readThrough(req, ctx, out));
+    server.handle(FollowFill, (req, ctx) => this.followFill(req, ctx));
     server.handle(LoadBlock, (req, ctx) => this.loadBlock(req, ctx));
     server.handle(PersistFile, (req, ctx) => this.persistFile(req, ctx));
   }
@@ -144,6 +146,22 @@ export class WorkerUfs {
       );
       if (how === 'store') return fromStore();
       return this.#served(how, length);
+    } catch (err) {
+      if (!ctx.signal.aborted) this.#metrics.fills.inc({ result: 'error' });
+      throw err;
+    }
+  }
+
+  /** See FollowFill: a local reader's wait for the staging file of a fill to hold `waitBytes`. */
+  async followFill(
+    req: { blockId: number; waitBytes: number; source: UfsBlockSource },
+    ctx: Pick<CallContext, 'signal'>,
+  ): Promise<FillProgress> {
+    if (!req.source.cache)
+      throw badRequest(`block ${req.blockId}: a mount without auto-cache has no fill to follow`);
+    if (this.#o.store.has(req.blockId) && !this.fills.isFilling(req.blockId)) return { state: 'stored' };
+    try {
+      return await this.fills.progress(req.blockId, req.source, req.waitBytes, ctx.signal);
     } catch (err) {
       if (!ctx.signal.aborted) this.#metrics.fills.inc({ result: 'error' });
       throw err;

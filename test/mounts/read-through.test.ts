@@ -149,6 +149,68 @@ describe('client read-through from UFS mounts', () => {
     );
   });
 
+  test("a reader on a worker's machine reads the fill from its staging file; a remote one through the worker", async () => {
+    // Without short-circuit the client counts as remote: the worker streams the bytes to it.
+    const remote = FileSystem.create({
+      config: loadConfig({ path: cluster.clientConfPath, env: {} }).config,
+      settings: { blockSizeBytes: BS, shortCircuit: false },
+    });
+    try {
+      const calls = async (): Promise<{ follow: number; through: number }> => {
+        let follow = 0;
+        let through = 0;
+        for (const w of cluster.workers) {
+          const text = await (await fetch(`http://127.0.0.1:${w.webPort}/metrics`)).text();
+          const count = (call: string): number =>
+            Number(
+              new RegExp(
+                `^strata_rpc_server_requests_total\\{call="${call}",status="ok"[^}]*\\} (\\d+)`,
+                'm',
+              ).exec(text)?.[1] ?? 0,
+            );
+          follow += count('worker.followFill');
+          through += count('worker.readThrough');
+        }
+        return { follow, through };
+      };
+      const a = randomBytes(2 * BS + 777);
+      const b = randomBytes(2 * BS + 777);
+      await put('ds/follow-local.bin', a);
+      await put('ds/follow-remote.bin', b);
+      const before = await calls();
+      assert.equal(sha(await fs.readFile('/data/ds/follow-local.bin')), sha(a));
+      const local = await calls();
+      assert.ok(local.follow > before.follow, 'the local reader followed the fill');
+      assert.equal(local.through, before.through, 'no bytes through the worker for the local reader');
+      assert.equal(sha(await remote.readFile('/data/ds/follow-remote.bin')), sha(b));
+      const after = await calls();
+      assert.ok(after.through > local.through, 'the remote reader read through the worker');
+      assert.equal(after.follow, local.follow, 'the remote reader did not ask for the fill file');
+      await waitCached('/data/ds/follow-local.bin', [0, 1, 2]);
+      await waitCached('/data/ds/follow-remote.bin', [0, 1, 2]);
+
+      // Both kinds of reader on one uncached file, at once, while the origin is slow: one fetch
+      // per block, and both get every byte.
+      const c = randomBytes(3 * BS + 5);
+      writeFileSync(join(origin.root, 'site', 'mixed.bin'), c);
+      origin.behaviour = { delayMs: 200 };
+      try {
+        const reads = await Promise.all([
+          fs.readFile('/web/mixed.bin'),
+          remote.readFile('/web/mixed.bin'),
+          fs.readFile('/web/mixed.bin'),
+          remote.readFile('/web/mixed.bin'),
+        ]);
+        for (const r of reads) assert.equal(sha(r), sha(c));
+      } finally {
+        origin.behaviour = {};
+      }
+      assert.equal(origin.gets('/site/mixed.bin').length, 4, 'one GET per block');
+    } finally {
+      await remote.close();
+    }
+  });
+
   test('a range read fetches and caches only the blocks it touches', async () => {
     const body = randomBytes(5 * BS);
     await put('ds/range.bin', body);

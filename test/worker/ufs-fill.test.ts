@@ -64,3 +64,63 @@ test('a reader joining a fill part way catches up from the staging file and foll
   await waitFor('the block to be published', () => f.store.has(7));
   assert.ok((await readBlock(f.store, 7)).equals(object));
 });
+
+test("a follower on the worker's machine is told how far the staging file holds the block, then that it is stored; a failed fill is its error", async (t) => {
+  const f = await openFixture(t, { dataDirs: ['[DISK:64MB]{dir}/disk'] });
+  const object = randomData(3 * FILL_CHUNK_BYTES + 99);
+  let body = new PassThrough({ highWaterMark: FILL_CHUNK_BYTES });
+  let opened = 0;
+  const ufs = {
+    describe: () => 'test://',
+    openRead: () => {
+      opened++;
+      return Promise.resolve({ length: object.length, body });
+    },
+  } as unknown as UnderFileSystem;
+  const fills = new FillCoordinator<BlockWriter>({
+    store: f.store,
+    ufsFor: () => Promise.resolve(ufs),
+    maxConcurrentFills: 2,
+    log: silentLogger(),
+  });
+  t.after(() => fills.stop());
+  const source: UfsBlockSource = {
+    mountId: 1,
+    ufsPath: '/obj',
+    objectOffset: 0,
+    length: object.length,
+    validator: { size: object.length, mtimeMs: 1 },
+    cache: true,
+    storageType: 'DISK',
+  };
+  // Asking starts the fill; the answer waits until the file holds what was asked for.
+  const first = fills.progress(8, source, FILL_CHUNK_BYTES, undefined);
+  body.write(object.subarray(0, 2 * FILL_CHUNK_BYTES));
+  const p = await first;
+  assert.equal(p.state, 'filling');
+  if (p.state !== 'filling') return;
+  assert.ok(
+    p.available >= FILL_CHUNK_BYTES && p.available <= 2 * FILL_CHUNK_BYTES,
+    `available ${p.available}`,
+  );
+  const { readFileSync } = await import('node:fs');
+  assert.ok(readFileSync(p.path).subarray(0, p.available).equals(object.subarray(0, p.available)));
+  // Asking for the end while the UFS has sent everything: the block gets published.
+  const last = fills.progress(8, source, object.length, undefined);
+  body.end(object.subarray(2 * FILL_CHUNK_BYTES));
+  const l = await last;
+  assert.ok(l.state === 'stored' || l.available === object.length, JSON.stringify(l));
+  await waitFor('the block to be published', () => f.store.has(8));
+  assert.deepEqual(await fills.progress(8, source, object.length, undefined), { state: 'stored' });
+  assert.equal(opened, 1, 'one upstream read for every follower');
+
+  // A UFS that fails part way: the follower waiting for more gets the failure.
+  body = new PassThrough({ highWaterMark: FILL_CHUNK_BYTES });
+  const started = fills.progress(9, source, FILL_CHUNK_BYTES, undefined);
+  body.write(object.subarray(0, FILL_CHUNK_BYTES));
+  assert.equal((await started).state, 'filling');
+  const waiting = fills.progress(9, source, object.length, undefined);
+  body.destroy(Object.assign(new Error('connection reset by the UFS'), { code: 'ECONNRESET' }));
+  await assert.rejects(waiting, /connection reset by the UFS/);
+  assert.equal(f.store.has(9), false, 'no partial block');
+});
