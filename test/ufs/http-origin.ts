@@ -27,6 +27,8 @@ export interface OriginBehaviour {
   cutAfterBytes?: number;
   /** Wait this long before answering a GET (to let concurrent readers pile up). */
   delayMs?: number;
+  /** Send GET bodies at about this rate (64 KiB at a time), for faults that must land mid-body. */
+  bytesPerSecond?: number;
   /** Directory index pages: 'html' (default, like nginx's autoindex), 'json' (autoindex_format json), or 'none' (403). */
   index?: 'html' | 'json' | 'none';
 }
@@ -145,11 +147,21 @@ export class HttpOrigin {
       res.end();
       return;
     }
-    const body = createReadStream(file, { start, end });
+    const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
     let sent = 0;
     const cut = b.cutAfterBytes;
+    const rate = b.bytesPerSecond;
+    const startedMs = performance.now();
     body.on('data', (data: string | Buffer) => {
       const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (rate !== undefined) {
+        // Ahead of the rate: hold the stream until the time this chunk is due.
+        const dueMs = ((sent + chunk.length) / rate) * 1000 - (performance.now() - startedMs);
+        if (dueMs > 0) {
+          body.pause();
+          setTimeout(() => body.resume(), dueMs);
+        }
+      }
       if (cut !== undefined && sent + chunk.length >= cut) {
         res.write(chunk.subarray(0, Math.max(0, cut - sent)));
         body.destroy();
