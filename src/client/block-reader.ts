@@ -356,11 +356,22 @@ export class BlockReader {
           }
         }
         const upTo = Math.min(end, answer.available);
-        if (upTo < end) next = ask(upTo);
-        for await (const buf of readChunks(fh, pos, upTo, FOLLOW_CHUNK_BYTES)) {
-          this.#ctx.metrics?.read('ufs', buf.length);
-          pos += buf.length;
-          yield buf;
+        // Never behind what we have (a fill started again after a failure starts from 0).
+        if (upTo < end) next = ask(Math.max(upTo, pos));
+        try {
+          for await (const buf of readChunks(fh, pos, upTo, FOLLOW_CHUNK_BYTES)) {
+            this.#ctx.metrics?.read('ufs', buf.length);
+            pos += buf.length;
+            yield buf;
+          }
+        } catch (err) {
+          if (!(err instanceof StrataError && err.code === 'STRATA_SHORT_READ')) throw err;
+          // The file held is not the fill's any more (it failed and another reader started the
+          // block again under the same name): open the one the worker names now.
+          await fh.close().catch(() => undefined);
+          fh = undefined;
+          if (++missing >= 3) return pos - blockOffset;
+          next = ask(pos);
         }
       }
       this.#ctx.metrics?.blockRead('ufs');
