@@ -3,12 +3,12 @@
  * a fresh profile per launch), plus helpers to wait for a console page and to save screenshots
  * and measured timings under test-artifacts/console/.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
-import { tempDir } from '../helpers/tmp.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const ARTIFACTS_DIR = join(process.cwd(), 'test-artifacts', 'console');
@@ -26,7 +26,14 @@ export async function openBrowser(
   viewport: { width: number; height: number },
   problems: string[],
 ): Promise<{ context: BrowserContext; page: Page }> {
-  const profile = tempDir(t, 'strata-chromium-');
+  // Removed only after the browser has closed: removed first (tempDir's own hook runs before a
+  // later-registered close), Chromium went on writing into it and left it behind.
+  const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
+  const launched: { context?: BrowserContext } = {};
+  t.after(async () => {
+    await launched.context?.close().catch(() => undefined);
+    rmSync(profile, { recursive: true, force: true });
+  });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -45,7 +52,7 @@ export async function openBrowser(
       '--disable-sync',
     ],
   });
-  t.after(() => context.close());
+  launched.context = context;
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
