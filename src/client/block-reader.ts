@@ -22,6 +22,7 @@ import { StrataError, toStrataError } from '../common/errors.js';
 import type { LocatedBlock, WorkerAddress } from '../protocol/types.js';
 import { OpenLocalRead, ReadBlock } from '../protocol/worker-calls.js';
 import { FollowFill, ReadThrough } from '../protocol/ufs-worker-calls.js';
+import type { FollowFillAnswer } from '../protocol/ufs-worker-calls.js';
 import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
 import type { InlineReadState } from './local-read-policy.js';
@@ -226,20 +227,10 @@ export class BlockReader {
     for (const w of workers) {
       if (done >= length) return;
       if (source.cache && this.#ctx.workers.isLocal(w)) {
-        const follow = this.#followLocal(w, block, blockOffset + done, length - done);
-        try {
-          for (;;) {
-            const r = await follow.next();
-            if (r.done === true) {
-              done += r.value;
-              break;
-            }
-            done += r.value.length;
-            yield r.value;
-          }
-        } finally {
-          // The consumer stopped early: close the follower (its file) too.
-          if (done < length) await follow.return(0);
+        // Stops early (the rest through the worker below) when the file cannot be read here.
+        for await (const buf of this.#followLocal(w, block, blockOffset + done, length - done)) {
+          done += buf.length;
+          yield buf;
         }
         if (done >= length) return;
       }
@@ -287,8 +278,8 @@ export class BlockReader {
    * Read-through on this machine: the worker fills the block into a staging file and says how
    * far it got (worker.followFill); the bytes are read from that file here, so none cross the
    * socket and the worker's fill is not slowed by sending them. Yields chunks of at most
-   * FOLLOW_CHUNK_BYTES; returns early (with what it yielded) when the file cannot be read here,
-   * and the caller reads the rest through the worker. The next progress call is asked before the
+   * FOLLOW_CHUNK_BYTES; ends early when the file cannot be read here, and the caller reads the
+   * rest through the worker. The next progress call is asked before the
    * bytes already announced are read, so the worker's wait overlaps our reads.
    */
   async *#followLocal(
@@ -296,15 +287,15 @@ export class BlockReader {
     block: LocatedBlock,
     blockOffset: number,
     length: number,
-  ): AsyncGenerator<Buffer, number> {
+  ): AsyncGenerator<Buffer> {
     const source = block.ufs;
-    if (source === undefined) return 0;
+    if (source === undefined) return;
     const ch = this.#ctx.workers.channel(w);
     const end = blockOffset + length;
     let pos = blockOffset;
     let fh: FileHandle | undefined;
     let missing = 0;
-    const ask = (from: number): Promise<FollowAnswer> => {
+    const ask = (from: number): Promise<FollowFillAnswer> => {
       const p = ch.call(FollowFill, {
         blockId: block.blockId,
         waitBytes: Math.min(end, from + FOLLOW_CHUNK_BYTES),
@@ -316,7 +307,7 @@ export class BlockReader {
     try {
       let next = ask(pos);
       while (pos < end) {
-        let answer: FollowAnswer;
+        let answer: FollowFillAnswer;
         try {
           answer = await next;
         } catch (err) {
@@ -324,19 +315,19 @@ export class BlockReader {
           // The UFS's own error (the fill failed): another worker would get the same answer.
           if (!e.code.startsWith('STRATA_')) throw ufsReadFailed(this.#path, block.blockId, e);
           this.#noteFailure(w, e);
-          return pos - blockOffset;
+          return;
         }
         if (answer.state === 'stored') {
           // Published: the rest from the block file, short-circuit as any cached block.
           const local = await this.#localFile(w, block.blockId);
-          if (local === undefined) return pos - blockOffset;
+          if (local === undefined) return;
           for await (const buf of readChunks(local.fh, pos, end, FOLLOW_CHUNK_BYTES)) {
             this.#ctx.metrics?.read('local', buf.length);
             pos += buf.length;
             yield buf;
           }
           this.#ctx.metrics?.blockRead('local');
-          return pos - blockOffset;
+          return;
         }
         if (fh === undefined) {
           try {
@@ -352,7 +343,7 @@ export class BlockReader {
               'read-through on this machine: cannot open the fill file; reading through the worker',
             );
             this.#ctx.workers.markNotLocal(w);
-            return pos - blockOffset;
+            return;
           }
         }
         const upTo = Math.min(end, answer.available);
@@ -370,12 +361,12 @@ export class BlockReader {
           // block again under the same name): open the one the worker names now.
           await fh.close().catch(() => undefined);
           fh = undefined;
-          if (++missing >= 3) return pos - blockOffset;
+          if (++missing >= 3) return;
           next = ask(pos);
         }
       }
       this.#ctx.metrics?.blockRead('ufs');
-      return pos - blockOffset;
+      return;
     } finally {
       await fh?.close().catch(() => undefined);
     }
@@ -560,8 +551,6 @@ export async function closeLocalDescriptors(fds: readonly number[]): Promise<voi
 
 /** Largest piece a local read-through follower waits for and reads at a time. */
 const FOLLOW_CHUNK_BYTES = 1024 * 1024;
-
-type FollowAnswer = { state: 'filling'; path: string; available: number } | { state: 'stored' };
 
 /** Bytes [from, to) of a file in fresh buffers of at most `chunkBytes` (the consumer keeps them). */
 async function* readChunks(

@@ -41,14 +41,17 @@ export const ReadThrough = readStream(
  * block is published, read its block file (OpenLocalRead). The client asks again for more as it
  * goes; a failed fill answers with its error.
  */
+const followFillAnswerSchema = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('filling'), path: z.string(), available: nonNegInt }),
+  z.object({ state: z.literal('stored') }),
+]);
+export type FollowFillAnswer = z.infer<typeof followFillAnswerSchema>;
+
 export const FollowFill = unary(
   343,
   'worker.followFill',
   z.object({ blockId: id, waitBytes: nonNegInt, source: ufsBlockSourceSchema }),
-  z.discriminatedUnion('state', [
-    z.object({ state: z.literal('filling'), path: z.string(), available: nonNegInt }),
-    z.object({ state: z.literal('stored') }),
-  ]),
+  followFillAnswerSchema,
 );
 
 /** Makes sure this worker caches a block (a load job's task); `loaded` is false when it already did. */

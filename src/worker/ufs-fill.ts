@@ -17,6 +17,7 @@ import type { StorageType } from '../common/config/data-dir.js';
 import { FsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import type { UfsBlockSource } from '../protocol/ufs-types.js';
+import type { FollowFillAnswer } from '../protocol/ufs-worker-calls.js';
 import type { UnderFileSystem } from '../ufs/index.js';
 
 /** Bytes a fill hands on at a time (to the store and to its readers). */
@@ -46,13 +47,6 @@ export interface FillWriter {
   /** Bytes in `stagingPath` now (a prefix of the block). */
   readonly inFileBytes: number;
 }
-
-/**
- * A fill's progress for a reader on the worker's host (`FillCoordinator.progress`): the block's
- * first `available` bytes are in the staging file at `path`, which the reader reads itself; or
- * the block is in the store (`stored`).
- */
-export type FillProgress = { state: 'filling'; path: string; available: number } | { state: 'stored' };
 
 /** Receives a reader's bytes in order; resolves when it can take more. */
 export type FillSink = (chunk: Buffer) => Promise<void> | void;
@@ -222,7 +216,7 @@ export class FillCoordinator<W extends FillWriter = FillWriter> {
     source: UfsBlockSource,
     waitBytes: number,
     signal?: AbortSignal,
-  ): Promise<FillProgress> {
+  ): Promise<FollowFillAnswer> {
     let fill = this.#fills.get(blockId);
     if (fill === undefined) {
       if (this.#o.store.has(blockId)) return { state: 'stored' };

@@ -13,6 +13,7 @@ import type { Registry } from '../common/metrics.js';
 import type { WorkerAddress } from '../protocol/types.js';
 import type { PersistBlock, UfsBlockSource, UfsValidatorWire } from '../protocol/ufs-types.js';
 import { FollowFill, LoadBlock, PersistFile, ReadThrough } from '../protocol/ufs-worker-calls.js';
+import type { FollowFillAnswer } from '../protocol/ufs-worker-calls.js';
 import type { CallContext, StreamSink } from '../rpc/api.js';
 import type { BlockStore } from './block-store.js';
 import type { BlockWriter } from './block-writer.js';
@@ -21,7 +22,6 @@ import type { CallRegistry, DataServer } from './data-server.js';
 import { badRequest } from './errors.js';
 import type { PeerReader } from './replicator.js';
 import { FillCoordinator } from './ufs-fill.js';
-import type { FillProgress } from './ufs-fill.js';
 import type { WorkerMounts } from './ufs-mounts.js';
 
 /** Zeros for holes in a persisted file, shared and never written. */
@@ -156,10 +156,9 @@ export class WorkerUfs {
   async followFill(
     req: { blockId: number; waitBytes: number; source: UfsBlockSource },
     ctx: Pick<CallContext, 'signal'>,
-  ): Promise<FillProgress> {
+  ): Promise<FollowFillAnswer> {
     if (!req.source.cache)
       throw badRequest(`block ${req.blockId}: a mount without auto-cache has no fill to follow`);
-    if (this.#o.store.has(req.blockId) && !this.fills.isFilling(req.blockId)) return { state: 'stored' };
     try {
       return await this.fills.progress(req.blockId, req.source, req.waitBytes, ctx.signal);
     } catch (err) {

@@ -612,8 +612,8 @@ const COMMIT_CAUSE_WAIT_MS = 1000;
  * that kills the process.
  */
 function commitCause(err: unknown): Promise<unknown> {
-  const pending = (err as { commitError?: unknown } | null | undefined)?.commitError;
-  if (!(pending instanceof Promise)) return Promise.resolve(err);
+  const pending = pendingCommitError(err);
+  if (pending === undefined) return Promise.resolve(err);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(err), COMMIT_CAUSE_WAIT_MS);
     timer.unref();
@@ -640,8 +640,13 @@ export function isLmdbCommitFailure(reason: unknown): boolean {
 
 /** A write's rejection is reported through its commit; only lmdb-js's cause promise needs a handler. */
 function observeCommitCause(err: unknown): void {
+  pendingCommitError(err)?.catch(noop);
+}
+
+/** lmdb-js's promise of a failed write's cause (`err.commitError`), when it has one. */
+function pendingCommitError(err: unknown): Promise<unknown> | undefined {
   const pending = (err as { commitError?: unknown } | null | undefined)?.commitError;
-  if (pending instanceof Promise) pending.catch(noop);
+  return pending instanceof Promise ? pending : undefined;
 }
 
 function asBuffer(b: Uint8Array): Buffer {
