@@ -35,6 +35,8 @@ export interface S3UfsOptions extends CommonUfsOptions {
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
   forcePathStyle: boolean;
+  /** Object GETs signed and sent without the SDK's middleware (see s3/s3-direct-get.ts). */
+  directGet: boolean;
   partSizeBytes: number;
   uploadConcurrency: number;
 }
@@ -70,6 +72,7 @@ export const UFS_OPTION_SPECS: Readonly<Record<string, OptionSpec>> = {
   's3.credentials.access': { schemes: ['s3'], secret: true, help: 'an access key id' },
   's3.credentials.secret': { schemes: ['s3'], secret: true, help: 'a secret access key' },
   's3.force.path.style': { schemes: ['s3'], secret: false, help: 'true or false' },
+  's3.direct.get': { schemes: ['s3'], secret: false, help: 'true or false' },
   's3.part.size': {
     schemes: ['s3'],
     secret: false,
@@ -201,6 +204,7 @@ export function parseS3Options(raw: RawUfsOptions): S3UfsOptions {
     accessKeyId: access,
     secretAccessKey: secret,
     forcePathStyle: boolOpt(raw, 's3.force.path.style', true),
+    directGet: boolOpt(raw, 's3.direct.get', true),
     partSizeBytes: sizeOpt(
       raw,
       's3.part.size',

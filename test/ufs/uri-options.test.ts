@@ -58,6 +58,8 @@ test('option keys are checked per scheme, with suggestions; values are checked',
   einval(() => validateUfs('s3://b', { 's3.endpoint': 'http://x' }), /did you mean s3\.endpoint_url\?/);
   einval(() => validateUfs('file:///x', { 's3.region_name': 'eu' }), /does not apply to file/);
   einval(() => validateUfs('s3://b', { 's3.force.path.style': 'maybe' }), /true or false/);
+  einval(() => validateUfs('s3://b', { 's3.direct.get': 'sometimes' }), /s3\.direct\.get.*true or false/);
+  einval(() => validateUfs('file:///x', { 's3.direct.get': 'false' }), /does not apply to file/);
   einval(() => validateUfs('s3://b', { 's3.part.size': '1MB' }), /from 5MB to 5GB/);
   einval(() => validateUfs('s3://b', { 's3.credentials.access': 'k' }), /go together/);
   einval(() => validateUfs('s3://b', { 'ufs.max_attempts': '0' }), /from 1 to 10/);
@@ -69,6 +71,7 @@ test('option keys are checked per scheme, with suggestions; values are checked',
     's3.credentials.access': 'AK',
     's3.credentials.secret': 'SK',
     's3.force.path.style': 'false',
+    's3.direct.get': 'false',
     's3.part.size': '64MB',
     'ufs.request_timeout': '30s',
   });

@@ -1,6 +1,6 @@
 /**
  * `s3://bucket/prefix`: an S3 bucket (AWS or any S3-compatible store) as a UFS, through
- * @aws-sdk/client-s3. Directories are key prefixes: a "directory" exists when some key lies under
+ * @aws-sdk/client-s3 (object GETs signed with its signer and sent directly: see s3-direct-get.ts). Directories are key prefixes: a "directory" exists when some key lies under
  * it or when a marker object `dir/` exists (what `mkdir` writes, as Hadoop's S3A and Alluxio do).
  * Renames are copies then deletes (S3 has no rename): not atomic, but every source key is deleted
  * only after every copy succeeded, so a failure never loses data.
@@ -54,6 +54,7 @@ import type {
 import type { UfsUri } from '../uri.js';
 import { checkValidator, normaliseEtag } from '../validator.js';
 import { mapS3Error, s3ErrorName, s3Status } from './s3-errors.js';
+import { DirectGetRefused, S3DirectGet } from './s3-direct-get.js';
 import { uploadObject } from './s3-upload.js';
 
 // The SDK warns on every process start that its releases after January 2027 will need Node 22.
@@ -69,6 +70,22 @@ const PREFIX_END = '\u{10FFFF}';
 
 /** Copies of a directory rename in flight at once. */
 const TREE_COPY_CONCURRENCY = 16;
+
+/**
+ * Statuses of a direct GET that say nothing about the direct path itself (a missing object, a
+ * changed one, a range past the end, throttling; and any 5xx): sent again through the SDK for
+ * its error or retry, without giving the direct path up.
+ */
+const EXPECTED_GET_REFUSALS = new Set([404, 412, 416, 429]);
+
+/** What openRead needs of a GET's answer, from either path. */
+interface GetAnswer {
+  contentRange: string | undefined;
+  contentLength: number | undefined;
+  etag: string | undefined;
+  lastModifiedMs: number | undefined;
+  body: Readable;
+}
 
 interface KeyInfo {
   key: string;
@@ -91,6 +108,10 @@ export class S3Ufs implements UnderFileSystem {
   readonly #endpoint: string;
   readonly #opts: S3UfsOptions;
   readonly #agents: { close(): void }[];
+  /** Object GETs without the SDK's middleware (undefined when `s3.direct.get = false`). */
+  readonly #direct: S3DirectGet | undefined;
+  /** Object GETs answered by each path (for tests and debugging). */
+  readonly #answered = { direct: 0, sdk: 0 };
 
   constructor(uri: UfsUri, opts: S3UfsOptions) {
     this.#bucket = uri.authority;
@@ -119,6 +140,17 @@ export class S3Ufs implements UnderFileSystem {
         httpsAgent,
       },
     });
+    this.#direct = opts.directGet
+      ? new S3DirectGet({
+          client: this.#client,
+          bucket: this.#bucket,
+          region: opts.region,
+          endpointUrl: opts.endpointUrl,
+          forcePathStyle: opts.forcePathStyle,
+          connectTimeoutMs: opts.connectTimeoutMs,
+          requestTimeoutMs: opts.requestTimeoutMs,
+        })
+      : undefined;
   }
 
   describe(): string {
@@ -317,6 +349,67 @@ export class S3Ufs implements UnderFileSystem {
     return cursor === undefined ? { entries } : { entries, cursor };
   }
 
+  /**
+   * One GET of object data: directly (see S3DirectGet) while that path works, through the SDK
+   * otherwise. A direct GET that is not a 200/206 is sent again through the SDK, which maps the
+   * error (or retries, or follows a redirect). When the SDK then succeeds where the direct GET got
+   * a status other than 404, 412, 416, 429 or 5xx, the direct path is wrong for this endpoint
+   * (a redirect, a signature the store reads differently…) and every later GET takes the SDK.
+   */
+  async #get(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GetAnswer> {
+    const direct = this.#direct;
+    let refused: DirectGetRefused | undefined;
+    if (direct !== undefined && direct.disabledReason === undefined) {
+      try {
+        const a = await direct.get(key, range, ifMatch, signal);
+        this.#answered.direct++;
+        return a;
+      } catch (err) {
+        if (!(err instanceof DirectGetRefused)) throw err;
+        refused = err;
+      }
+    }
+    const res: GetObjectCommandOutput = await this.#client.send(
+      new GetObjectCommand({
+        Bucket: this.#bucket,
+        Key: key,
+        ...(range === undefined ? {} : { Range: range }),
+        ...(ifMatch === undefined ? {} : { IfMatch: ifMatch }),
+      }),
+      this.#callOpts(signal),
+    );
+    const body = res.Body as Readable | undefined;
+    if (body === undefined)
+      throw new FsError('EIO', `s3://${this.#bucket}/${key}: the storage returned no body`);
+    this.#answered.sdk++;
+    const s = refused?.status;
+    if (s !== undefined && !EXPECTED_GET_REFUSALS.has(s) && s < 500) {
+      direct?.disable(`a direct GET got HTTP ${s} where the SDK's succeeded`);
+    }
+    return {
+      contentRange: res.ContentRange,
+      contentLength: res.ContentLength,
+      etag: res.ETag,
+      lastModifiedMs: res.LastModified?.getTime(),
+      body,
+    };
+  }
+
+  /** Object GETs answered directly and through the SDK so far. */
+  get getsAnswered(): { direct: number; sdk: number } {
+    return { ...this.#answered };
+  }
+
+  /** Why object GETs go through the SDK (undefined: they are sent directly). For tests and logs. */
+  get directGetDisabled(): string | undefined {
+    return this.#direct === undefined ? 'off (s3.direct.get = false)' : this.#direct.disabledReason;
+  }
+
   async openRead(path: string, opts: UfsReadOptions = {}): Promise<UfsRead> {
     const p = normaliseUfsPath(path);
     const signal = opts.signal;
@@ -339,17 +432,9 @@ export class S3Ufs implements UnderFileSystem {
         ? undefined
         : `bytes=${offset}-${opts.length === undefined ? '' : offset + opts.length - 1}`;
     const etag = normaliseEtag(opts.validator?.etag);
-    let res: GetObjectCommandOutput;
+    let res: GetAnswer;
     try {
-      res = await this.#client.send(
-        new GetObjectCommand({
-          Bucket: this.#bucket,
-          Key: this.#key(p),
-          ...(range === undefined ? {} : { Range: range }),
-          ...(etag === undefined ? {} : { IfMatch: `"${etag}"` }),
-        }),
-        this.#callOpts(signal),
-      );
+      res = await this.#get(this.#key(p), range, etag === undefined ? undefined : `"${etag}"`, signal);
     } catch (err) {
       throwIfAborted(signal);
       if (s3ErrorName(err) === 'InvalidRange' || s3Status(err) === 416) {
@@ -366,15 +451,14 @@ export class S3Ufs implements UnderFileSystem {
       }
       throw this.#map(err, p);
     }
-    const raw = res.Body as Readable | undefined;
-    if (raw === undefined) throw new FsError('EIO', `${where}: the storage returned no body`);
+    const raw = res.body;
     // What was served: the Content-Range, or the whole object when the range was ignored.
-    const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.ContentRange ?? '');
+    const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.contentRange ?? '');
     const servedStart = cr === null ? 0 : Number(cr[1]);
-    const servedLength = cr === null ? (res.ContentLength ?? 0) : Number(cr[2]) - servedStart + 1;
+    const servedLength = cr === null ? (res.contentLength ?? 0) : Number(cr[2]) - servedStart + 1;
     const objectSize =
       cr === null || cr[3] === '*' ? (cr === null ? servedLength : offset + servedLength) : Number(cr[3]);
-    const seenEtag = normaliseEtag(res.ETag);
+    const seenEtag = normaliseEtag(res.etag);
     try {
       if (servedStart > offset)
         throw new FsError('EIO', `${where}: the storage answered a different range than asked`);
@@ -382,7 +466,7 @@ export class S3Ufs implements UnderFileSystem {
         where,
         {
           size: objectSize,
-          mtimeMs: res.LastModified?.getTime() ?? 0,
+          mtimeMs: res.lastModifiedMs ?? 0,
           ...(seenEtag === undefined ? {} : { etag: seenEtag }),
         },
         opts.validator,
@@ -702,6 +786,7 @@ export class S3Ufs implements UnderFileSystem {
   }
 
   async close(): Promise<void> {
+    await this.#direct?.close();
     this.#client.destroy();
     for (const a of this.#agents) a.close();
   }
