@@ -442,7 +442,13 @@ export class FileSystem {
   /** Writes a whole file (replacing it unless `overwrite: false`). */
   async writeFile(path: string, data: Uint8Array | string, opts: CreateOptions = {}): Promise<FileStatus> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    const w = await this.create(path, { overwrite: true, ...opts, sizeHintBytes: bytes.length });
+    // The length is known: the first block is placed with the create (one master call less).
+    const w = await this.create(path, {
+      overwrite: true,
+      placeFirstBlock: bytes.length > 0,
+      ...opts,
+      sizeHintBytes: bytes.length,
+    });
     try {
       await w.write(bytes);
       return await w.close();
