@@ -1,5 +1,5 @@
-// The s3:// engine's direct object GETs (signed with the SDK's signer, sent without its
-// middleware): against a store that checks SigV4 signatures (Strata's own S3 gateway; s3rver does
+// The s3:// engine's direct object GETs and HEADs (signed with the SDK's signer, sent without
+// its middleware): against a store that checks SigV4 signatures (Strata's own S3 gateway; s3rver does
 // not check them), with keys that need encoding and with ranges; and the fallback to the SDK when a
 // store refuses them, which gives the direct path up only when the refusal was about the path.
 import { strict as assert } from 'node:assert';
@@ -54,7 +54,17 @@ test('direct GETs pass a store that checks SigV4: keys that need encoding, range
     assert.equal(part.length, 777, k);
     assert.ok((await readAll(part.body)).equals(want.subarray(1000, 1777)), `${k}: a range`);
   }
-  assert.deepEqual(ufs.getsAnswered, { direct: keys.length * 2, sdk: 0 });
+  assert.deepEqual(ufs.answered, { direct: keys.length * 2, sdk: 0 });
+  assert.equal(ufs.directGetDisabled, undefined);
+
+  // HEADs (stat) go direct too; a missing key is the HEAD's own 404, then a listing (SDK).
+  const st = await ufs.stat(`/${keys[1]!}`);
+  assert.equal(st.type, 'file');
+  assert.equal(st.size, data.get(keys[1]!)!.length);
+  assert.ok(st.etag !== undefined && st.etag.length > 0);
+  assert.equal((await ufs.stat('/dir with space')).type, 'dir');
+  await assert.rejects(ufs.stat('/none'), (e: unknown) => e instanceof FsError && e.code === 'ENOENT');
+  assert.deepEqual(ufs.answered, { direct: keys.length * 2 + 3, sdk: 0 });
   assert.equal(ufs.directGetDisabled, undefined);
 
   // A missing object: the SDK's answer (ENOENT), and the direct path stays.
@@ -74,7 +84,7 @@ test('direct GETs pass a store that checks SigV4: keys that need encoding, range
     return true;
   });
   assert.equal(wrong.directGetDisabled, undefined);
-  assert.deepEqual(wrong.getsAnswered, { direct: 0, sdk: 0 });
+  assert.deepEqual(wrong.answered, { direct: 0, sdk: 0 });
 });
 
 /**
@@ -136,7 +146,7 @@ test('a store that redirects direct GETs: the SDK answers, and later GETs go thr
     ),
   );
   assert.deepEqual(relay.seen, { direct: 1, sdk: 2 }, 'no second direct attempt');
-  assert.deepEqual(ufs.getsAnswered, { direct: 0, sdk: 2 });
+  assert.deepEqual(ufs.answered, { direct: 0, sdk: 2 });
 });
 
 test('a store that is busy for direct GETs: the SDK answers, and the direct path stays', async (t) => {
@@ -157,6 +167,10 @@ test('a store that is busy for direct GETs: the SDK answers, and the direct path
     assert.deepEqual(relay.seen, { direct: i, sdk: i });
     assert.equal(ufs.directGetDisabled, undefined);
   }
+  // A HEAD refused the same way: the SDK's answer.
+  assert.equal((await ufs.stat('/f.bin')).size, body.length);
+  assert.deepEqual(ufs.answered, { direct: 0, sdk: 3 });
+  assert.equal(ufs.directGetDisabled, undefined);
 
   // Turned off by the mount option: never tried.
   const off = s3Ufs('s3://b', s3.options({ 's3.endpoint_url': relay.endpoint, 's3.direct.get': 'false' }));

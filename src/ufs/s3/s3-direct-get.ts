@@ -1,5 +1,5 @@
 /**
- * Object-data GETs without the SDK's middleware stack: each request is signed with the SDK's own
+ * Object-data GETs (and HEADs) without the SDK's middleware stack: each request is signed with the SDK's own
  * SigV4 signer (`@smithy/signature-v4`, with the client's credential provider, so the default
  * chain, session tokens and refreshes behave as in the SDK) and sent on an undici pool, to the
  * URL the SDK's own endpoint rules resolve for the bucket (path or virtual-hosted style, FIPS,
@@ -12,22 +12,28 @@
  *
  * Only a 200 or 206 is answered here. Every other outcome (an error status, a network error) is
  * for the caller to send again through the SDK, whose error mapping, retries and redirects stay
- * the one source of truth; see `S3Ufs.openRead`. Only GETs take this path: listings, HEADs and
- * writes go through the SDK.
+ * the one source of truth; see `S3Ufs.openRead`. A HEAD's 404 is answered here too (no such
+ * key). Only GETs and HEADs take this path: listings, writes, copies and deletes go through the
+ * SDK.
  */
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
 import { UFS_MAX_SOCKETS } from '../limits.js';
 
-/** What a direct GET answered: status 200 or 206, the headers openRead reads, and the body. */
-export interface DirectGetAnswer {
-  status: number;
+/** The object headers openRead and stat read. */
+export interface ObjectHeaders {
   contentRange: string | undefined;
   contentLength: number | undefined;
   etag: string | undefined;
   lastModifiedMs: number | undefined;
+}
+
+/** What a direct GET answered: status 200 or 206, the object headers, and the body. */
+export interface DirectGetAnswer extends ObjectHeaders {
+  status: number;
   body: Readable;
 }
 
@@ -72,6 +78,18 @@ interface Target {
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+function objectHeaders(h: Record<string, string | string[] | undefined>): ObjectHeaders {
+  const len = header(h, 'content-length');
+  const lm = header(h, 'last-modified');
+  const lmMs = lm === undefined ? undefined : Date.parse(lm);
+  return {
+    contentRange: header(h, 'content-range'),
+    contentLength: len === undefined ? undefined : Number(len),
+    etag: header(h, 'etag'),
+    lastModifiedMs: lmMs === undefined || Number.isNaN(lmMs) ? undefined : lmMs,
+  };
 }
 
 export class S3DirectGet {
@@ -152,6 +170,38 @@ export class S3DirectGet {
     return this.#target;
   }
 
+  /** Signs and sends one bodiless request; a network failure is DirectGetRefused(undefined). */
+  async #send(
+    method: 'GET' | 'HEAD',
+    key: string,
+    extra: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    const t = await this.#resolve();
+    if (t === undefined) throw new DirectGetRefused(undefined);
+    const path = `${t.basePath}/${encodeKeyPath(key)}`;
+    const signed = await t.signer.sign({
+      method,
+      protocol: t.origin.startsWith('https:') ? 'https:' : 'http:',
+      hostname: t.host,
+      path,
+      headers: { host: t.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...extra },
+      query: {},
+    });
+    try {
+      return await this.#agent.request({
+        origin: t.origin,
+        path,
+        method,
+        headers: signed.headers,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw new DirectGetRefused(undefined, err);
+    }
+  }
+
   /**
    * GETs `key` (already prefixed), optionally a byte range and an If-Match ETag. Resolves with a
    * 200/206 answer; rejects with DirectGetRefused for anything else (the body already discarded),
@@ -163,53 +213,33 @@ export class S3DirectGet {
     ifMatch: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<DirectGetAnswer> {
-    const t = await this.#resolve();
-    if (t === undefined) throw new DirectGetRefused(undefined);
-    const path = `${t.basePath}/${encodeKeyPath(key)}`;
-    const headers: Record<string, string> = {
-      host: t.host,
-      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
-      ...(range === undefined ? {} : { range }),
-      ...(ifMatch === undefined ? {} : { 'if-match': ifMatch }),
-    };
-    const signed = await t.signer.sign({
-      method: 'GET',
-      protocol: t.origin.startsWith('https:') ? 'https:' : 'http:',
-      hostname: t.host,
-      path,
-      headers,
-      query: {},
-    });
-    let res;
-    try {
-      res = await this.#agent.request({
-        origin: t.origin,
-        path,
-        method: 'GET',
-        headers: signed.headers,
-        ...(signal === undefined ? {} : { signal }),
-      });
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw new DirectGetRefused(undefined, err);
-    }
+    const res = await this.#send(
+      'GET',
+      key,
+      {
+        ...(range === undefined ? {} : { range }),
+        ...(ifMatch === undefined ? {} : { 'if-match': ifMatch }),
+      },
+      signal,
+    );
     if (res.statusCode !== 200 && res.statusCode !== 206) {
       // Read off (a short error document) so the connection stays in the pool.
       res.body.dump().catch(() => undefined);
       throw new DirectGetRefused(res.statusCode);
     }
-    const h = res.headers;
-    const len = header(h, 'content-length');
-    const lm = header(h, 'last-modified');
-    const lmMs = lm === undefined ? undefined : Date.parse(lm);
-    return {
-      status: res.statusCode,
-      contentRange: header(h, 'content-range'),
-      contentLength: len === undefined ? undefined : Number(len),
-      etag: header(h, 'etag'),
-      lastModifiedMs: lmMs === undefined || Number.isNaN(lmMs) ? undefined : lmMs,
-      body: res.body,
-    };
+    return { status: res.statusCode, ...objectHeaders(res.headers), body: res.body };
+  }
+
+  /**
+   * HEADs `key`: its headers on a 200, `undefined` on a 404 (no such key: a HEAD answer has no
+   * body to tell a missing bucket apart, for the SDK either); DirectGetRefused for anything else.
+   */
+  async head(key: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
+    const res = await this.#send('HEAD', key, {}, signal);
+    res.body.dump().catch(() => undefined);
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) throw new DirectGetRefused(res.statusCode);
+    return objectHeaders(res.headers);
   }
 
   async close(): Promise<void> {

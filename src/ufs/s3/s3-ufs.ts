@@ -55,6 +55,7 @@ import type { UfsUri } from '../uri.js';
 import { checkValidator, normaliseEtag } from '../validator.js';
 import { mapS3Error, s3ErrorName, s3Status } from './s3-errors.js';
 import { DirectGetRefused, S3DirectGet } from './s3-direct-get.js';
+import type { ObjectHeaders } from './s3-direct-get.js';
 import { uploadObject } from './s3-upload.js';
 
 // The SDK warns on every process start that its releases after January 2027 will need Node 22.
@@ -72,18 +73,14 @@ const PREFIX_END = '\u{10FFFF}';
 const TREE_COPY_CONCURRENCY = 16;
 
 /**
- * Statuses of a direct GET that say nothing about the direct path itself (a missing object, a
+ * Statuses of a direct GET or HEAD that say nothing about the direct path itself (a missing object, a
  * changed one, a range past the end, throttling; and any 5xx): sent again through the SDK for
  * its error or retry, without giving the direct path up.
  */
 const EXPECTED_GET_REFUSALS = new Set([404, 412, 416, 429]);
 
 /** What openRead needs of a GET's answer, from either path. */
-interface GetAnswer {
-  contentRange: string | undefined;
-  contentLength: number | undefined;
-  etag: string | undefined;
-  lastModifiedMs: number | undefined;
+interface GetAnswer extends ObjectHeaders {
   body: Readable;
 }
 
@@ -110,7 +107,7 @@ export class S3Ufs implements UnderFileSystem {
   readonly #agents: { close(): void }[];
   /** Object GETs without the SDK's middleware (undefined when `s3.direct.get = false`). */
   readonly #direct: S3DirectGet | undefined;
-  /** Object GETs answered by each path (for tests and debugging). */
+  /** Object GETs and HEADs answered by each path (for tests and debugging). */
   readonly #answered = { direct: 0, sdk: 0 };
 
   constructor(uri: UfsUri, opts: S3UfsOptions) {
@@ -203,19 +200,24 @@ export class S3Ufs implements UnderFileSystem {
 
   /** The object at `key`, or undefined when there is none (404). */
   async #head(path: string, signal: AbortSignal | undefined): Promise<UfsStatus | undefined> {
+    const key = this.#key(path);
+    let h: ObjectHeaders | undefined;
     try {
-      const r = await this.#client.send(
-        new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(path) }),
-        this.#callOpts(signal),
+      h = await this.#either(
+        (d) => d.head(key, signal),
+        async () => {
+          const r = await this.#client.send(
+            new HeadObjectCommand({ Bucket: this.#bucket, Key: key }),
+            this.#callOpts(signal),
+          );
+          return {
+            contentRange: undefined,
+            contentLength: r.ContentLength,
+            etag: r.ETag,
+            lastModifiedMs: r.LastModified?.getTime(),
+          };
+        },
       );
-      return {
-        path,
-        name: ufsBaseName(path),
-        type: 'file',
-        size: r.ContentLength ?? 0,
-        mtimeMs: r.LastModified?.getTime() ?? 0,
-        ...(r.ETag === undefined ? {} : { etag: normaliseEtag(r.ETag) ?? r.ETag }),
-      };
     } catch (err) {
       throwIfAborted(signal);
       const name = s3ErrorName(err);
@@ -223,6 +225,15 @@ export class S3Ufs implements UnderFileSystem {
       if (name === 'NotFound' || name === 'NoSuchKey') return undefined;
       throw this.#map(err, path);
     }
+    if (h === undefined) return undefined;
+    return {
+      path,
+      name: ufsBaseName(path),
+      type: 'file',
+      size: h.contentLength ?? 0,
+      mtimeMs: h.lastModifiedMs ?? 0,
+      ...(h.etag === undefined ? {} : { etag: normaliseEtag(h.etag) ?? h.etag }),
+    };
   }
 
   /** Up to `max` keys under the directory prefix of `path` (marker included). */
@@ -350,58 +361,70 @@ export class S3Ufs implements UnderFileSystem {
   }
 
   /**
-   * One GET of object data: directly (see S3DirectGet) while that path works, through the SDK
-   * otherwise. A direct GET that is not a 200/206 is sent again through the SDK, which maps the
-   * error (or retries, or follows a redirect). When the SDK then succeeds where the direct GET got
-   * a status other than 404, 412, 416, 429 or 5xx, the direct path is wrong for this endpoint
-   * (a redirect, a signature the store reads differently…) and every later GET takes the SDK.
+   * One request of `direct` while the direct path works, of `sdk` otherwise. A direct request
+   * that is refused (DirectGetRefused: not a 2xx, or no answer) is sent again through the SDK,
+   * which maps the error (or retries, or follows a redirect). When the SDK then succeeds where
+   * the direct request got a status other than 404, 412, 416, 429 or 5xx, the direct path is
+   * wrong for this endpoint (a redirect, a signature the store reads differently…) and every
+   * later request takes the SDK.
    */
-  async #get(
-    key: string,
-    range: string | undefined,
-    ifMatch: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<GetAnswer> {
-    const direct = this.#direct;
+  async #either<T>(direct: (d: S3DirectGet) => Promise<T>, sdk: () => Promise<T>): Promise<T> {
+    const d = this.#direct;
     let refused: DirectGetRefused | undefined;
-    if (direct !== undefined && direct.disabledReason === undefined) {
+    if (d !== undefined && d.disabledReason === undefined) {
       try {
-        const a = await direct.get(key, range, ifMatch, signal);
+        const r = await direct(d);
         this.#answered.direct++;
-        return a;
+        return r;
       } catch (err) {
         if (!(err instanceof DirectGetRefused)) throw err;
         refused = err;
       }
     }
-    const res: GetObjectCommandOutput = await this.#client.send(
-      new GetObjectCommand({
-        Bucket: this.#bucket,
-        Key: key,
-        ...(range === undefined ? {} : { Range: range }),
-        ...(ifMatch === undefined ? {} : { IfMatch: ifMatch }),
-      }),
-      this.#callOpts(signal),
-    );
-    const body = res.Body as Readable | undefined;
-    if (body === undefined)
-      throw new FsError('EIO', `s3://${this.#bucket}/${key}: the storage returned no body`);
+    const r = await sdk();
     this.#answered.sdk++;
     const s = refused?.status;
     if (s !== undefined && !EXPECTED_GET_REFUSALS.has(s) && s < 500) {
-      direct?.disable(`a direct GET got HTTP ${s} where the SDK's succeeded`);
+      d?.disable(`a direct request got HTTP ${s} where the SDK's succeeded`);
     }
-    return {
-      contentRange: res.ContentRange,
-      contentLength: res.ContentLength,
-      etag: res.ETag,
-      lastModifiedMs: res.LastModified?.getTime(),
-      body,
-    };
+    return r;
   }
 
-  /** Object GETs answered directly and through the SDK so far. */
-  get getsAnswered(): { direct: number; sdk: number } {
+  /** One GET of object data (see #either). */
+  #get(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GetAnswer> {
+    return this.#either(
+      (d) => d.get(key, range, ifMatch, signal),
+      async () => {
+        const res: GetObjectCommandOutput = await this.#client.send(
+          new GetObjectCommand({
+            Bucket: this.#bucket,
+            Key: key,
+            ...(range === undefined ? {} : { Range: range }),
+            ...(ifMatch === undefined ? {} : { IfMatch: ifMatch }),
+          }),
+          this.#callOpts(signal),
+        );
+        const body = res.Body as Readable | undefined;
+        if (body === undefined)
+          throw new FsError('EIO', `s3://${this.#bucket}/${key}: the storage returned no body`);
+        return {
+          contentRange: res.ContentRange,
+          contentLength: res.ContentLength,
+          etag: res.ETag,
+          lastModifiedMs: res.LastModified?.getTime(),
+          body,
+        };
+      },
+    );
+  }
+
+  /** Object GETs and HEADs answered directly and through the SDK so far. */
+  get answered(): { direct: number; sdk: number } {
     return { ...this.#answered };
   }
 
