@@ -3,6 +3,7 @@
  * which scheme. Options are checked before any engine is built, so a typo fails fast with the list
  * of allowed keys.
  */
+import type { Logger } from '../common/logging.js';
 import type { Registry } from '../common/metrics.js';
 import { HttpUfs } from './http/http-ufs.js';
 import { InstrumentedUfs } from './instrumented.js';
@@ -18,6 +19,8 @@ import type { UfsUri } from './uri.js';
 export interface OpenUfsOptions {
   /** Records strata_ufs_* metrics on this registry. */
   registry?: Registry;
+  /** Where an engine reports a change of course worth an operator's eye (a fallback taken for good). */
+  log?: Logger;
 }
 
 /** Checks a URI and its options without opening anything (for `mount --dry-run` and validation). */
@@ -36,7 +39,7 @@ export function openUfs(
 ): UnderFileSystem {
   const u = typeof uri === 'string' ? parseUfsUri(uri) : uri;
   let ufs: UnderFileSystem;
-  if (u.scheme === 's3') ufs = new S3Ufs(u, parseS3Options(options));
+  if (u.scheme === 's3') ufs = new S3Ufs(u, parseS3Options(options), deps.log);
   else if (u.scheme === 'file') ufs = new LocalUfs(u, parseLocalOptions(options));
   else ufs = new HttpUfs(u, parseHttpOptions(u.scheme, options));
   return deps.registry === undefined ? ufs : new InstrumentedUfs(ufs, UfsMetrics.for(deps.registry));

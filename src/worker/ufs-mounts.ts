@@ -73,11 +73,10 @@ export class WorkerMounts {
         throw err;
       });
     this.#o.log.info({ mountId, uri: cfg.uri }, 'mount configuration received');
-    return openUfs(
-      cfg.uri,
-      cfg.options,
-      this.#o.registry === undefined ? {} : { registry: this.#o.registry },
-    );
+    return openUfs(cfg.uri, cfg.options, {
+      log: this.#o.log,
+      ...(this.#o.registry === undefined ? {} : { registry: this.#o.registry }),
+    });
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { FsError } from '../../src/common/errors.js';
 import { parseS3Options } from '../../src/ufs/options.js';
@@ -16,8 +18,8 @@ import { ACCESS_KEY, REGION, SECRET_KEY, startGateway } from '../gateway/harness
 import { readAll } from './conformance.js';
 import { S3Server } from './s3-server.js';
 
-function s3Ufs(uri: string, opts: Record<string, string>): S3Ufs {
-  return new S3Ufs(parseUfsUri(uri), parseS3Options(opts));
+function s3Ufs(uri: string, opts: Record<string, string>, log?: Logger): S3Ufs {
+  return new S3Ufs(parseUfsUri(uri), parseS3Options(opts), log);
 }
 
 test('direct GETs pass a store that checks SigV4: keys that need encoding, ranges, a wrong secret', async (t) => {
@@ -134,12 +136,20 @@ test('a store that redirects direct GETs: the SDK answers, and later GETs go thr
   t.after(() => raw.destroy());
   await raw.send(new PutObjectCommand({ Bucket: 'b', Key: 'x/f.bin', Body: body }));
   const relay = await refusingRelay(t, s3);
-  const ufs = s3Ufs('s3://b/x', s3.options({ 's3.endpoint_url': relay.endpoint }));
+  const logged: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) });
+  const ufs = s3Ufs('s3://b/x', s3.options({ 's3.endpoint_url': relay.endpoint }), log);
   t.after(() => ufs.close());
 
   assert.ok((await readAll((await ufs.openRead('/f.bin')).body)).equals(body));
   assert.deepEqual(relay.seen, { direct: 1, sdk: 1 });
   assert.match(ufs.directGetDisabled ?? '', /HTTP 301/);
+  // Said once, in the operator's log, naming the mount's storage and the status.
+  assert.equal(logged.length, 1);
+  const entry = JSON.parse(logged[0]!) as { msg: string; ufs: string; reason: string };
+  assert.match(entry.msg, /given up/);
+  assert.equal(entry.ufs, 's3://b/x');
+  assert.match(entry.reason, /HTTP 301/);
   assert.ok(
     (await readAll((await ufs.openRead('/f.bin', { offset: 10, length: 5 })).body)).equals(
       body.subarray(10, 15),

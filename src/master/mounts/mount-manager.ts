@@ -69,7 +69,10 @@ export class MountManager {
   ufs(m: MountRecord): UnderFileSystem {
     let u = this.#ufs.get(m.mountId);
     if (u === undefined) {
-      u = openUfs(m.uri, m.options, this.#o.registry === undefined ? {} : { registry: this.#o.registry });
+      u = openUfs(m.uri, m.options, {
+        log: this.#o.log,
+        ...(this.#o.registry === undefined ? {} : { registry: this.#o.registry }),
+      });
       this.#ufs.set(m.mountId, u);
     }
     return u;

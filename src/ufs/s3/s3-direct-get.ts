@@ -55,6 +55,8 @@ export interface DirectGetOptions {
   forcePathStyle: boolean;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Told once, when the direct path is given up (for the operator's log). */
+  onDisabled?: (reason: string) => void;
 }
 
 /** RFC 3986 unreserved characters stay; everything else is %-encoded, as the SDK encodes a key. */
@@ -115,7 +117,9 @@ export class S3DirectGet {
 
   /** From now on every GET goes through the SDK (see S3Ufs.openRead for when). */
   disable(reason: string): void {
-    this.#disabled ??= reason;
+    if (this.#disabled !== undefined) return;
+    this.#disabled = reason;
+    this.#opts.onDisabled?.(reason);
   }
 
   /**

@@ -28,6 +28,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { CompletedPart, GetObjectCommandOutput, ListObjectsCommandOutput } from '@aws-sdk/client-s3';
 import { FsError } from '../../common/errors.js';
+import type { Logger } from '../../common/logging.js';
 import { abortReason, throwIfAborted, wasAborted } from '../errors.js';
 import { discard, exactLength, sliceStream } from '../exact-stream.js';
 import {
@@ -110,7 +111,7 @@ export class S3Ufs implements UnderFileSystem {
   /** Object GETs and HEADs answered by each path (for tests and debugging). */
   readonly #answered = { direct: 0, sdk: 0 };
 
-  constructor(uri: UfsUri, opts: S3UfsOptions) {
+  constructor(uri: UfsUri, opts: S3UfsOptions, log?: Logger) {
     this.#bucket = uri.authority;
     this.#prefix = uri.rootPath === '/' ? '' : uri.rootPath.slice(1);
     this.#uri = uri.uri;
@@ -146,6 +147,11 @@ export class S3Ufs implements UnderFileSystem {
           forcePathStyle: opts.forcePathStyle,
           connectTimeoutMs: opts.connectTimeoutMs,
           requestTimeoutMs: opts.requestTimeoutMs,
+          onDisabled: (reason) =>
+            log?.warn(
+              { ufs: this.#uri, reason },
+              'direct S3 GETs and HEADs given up for this mount: they go through the SDK from now on',
+            ),
         })
       : undefined;
   }
