@@ -128,14 +128,19 @@ async function refusingRelay(
   return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, refuse };
 }
 
-test('a store that redirects direct GETs: the SDK answers, and later GETs go through the SDK only', async (t) => {
+/** s3rver holding 70,000 random bytes at b/`key`, behind a refusing relay (301 until told otherwise). */
+async function relayedObject(t: { after(fn: () => Promise<void> | void): void }, key: string) {
   const s3 = await S3Server.start(['b']);
   t.after(() => s3.stop());
   const body = randomBytes(70_000);
   const raw = s3.client();
   t.after(() => raw.destroy());
-  await raw.send(new PutObjectCommand({ Bucket: 'b', Key: 'x/f.bin', Body: body }));
-  const relay = await refusingRelay(t, s3);
+  await raw.send(new PutObjectCommand({ Bucket: 'b', Key: key, Body: body }));
+  return { s3, body, relay: await refusingRelay(t, s3) };
+}
+
+test('a store that redirects direct GETs: the SDK answers, and later GETs go through the SDK only', async (t) => {
+  const { s3, body, relay } = await relayedObject(t, 'x/f.bin');
   const logged: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) });
   const ufs = s3Ufs('s3://b/x', s3.options({ 's3.endpoint_url': relay.endpoint }), log);
@@ -160,13 +165,7 @@ test('a store that redirects direct GETs: the SDK answers, and later GETs go thr
 });
 
 test('a store that is busy for direct GETs: the SDK answers, and the direct path stays', async (t) => {
-  const s3 = await S3Server.start(['b']);
-  t.after(() => s3.stop());
-  const body = randomBytes(70_000);
-  const raw = s3.client();
-  t.after(() => raw.destroy());
-  await raw.send(new PutObjectCommand({ Bucket: 'b', Key: 'f.bin', Body: body }));
-  const relay = await refusingRelay(t, s3);
+  const { s3, body, relay } = await relayedObject(t, 'f.bin');
   relay.refuse.status = 503;
   relay.refuse.code = 'SlowDown';
   const ufs = s3Ufs('s3://b', s3.options({ 's3.endpoint_url': relay.endpoint }));
