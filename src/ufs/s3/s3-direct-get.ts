@@ -1,9 +1,9 @@
 /**
- * Object-data GETs (and HEADs) without the SDK's middleware stack: each request is signed with the SDK's own
- * SigV4 signer (`@smithy/signature-v4`, with the client's credential provider, so the default
- * chain, session tokens and refreshes behave as in the SDK) and sent on an undici pool, to the
- * URL the SDK's own endpoint rules resolve for the bucket (path or virtual-hosted style, FIPS,
- * dual-stack: whatever the client would dial).
+ * Object-data GETs (and HEADs) without the SDK's middleware stack: each request is signed with
+ * the SDK's own SigV4 signer (`@smithy/signature-v4`, with the client's credential provider, so
+ * the default chain, session tokens and refreshes behave as in the SDK) and sent on an undici
+ * pool, to the URL the SDK's own endpoint rules resolve for the bucket (path or virtual-hosted
+ * style, FIPS, dual-stack: whatever the client would dial).
  *
  * Why: a 64 KiB GET through `S3Client.send` costs 1.2-1.6 ms of CPU in the calling process on
  * this project's reference machine (the middleware stack, the request and response serde, the
@@ -12,7 +12,7 @@
  *
  * Only a 200 or 206 is answered here. Every other outcome (an error status, a network error) is
  * for the caller to send again through the SDK, whose error mapping, retries and redirects stay
- * the one source of truth; see `S3Ufs.openRead`. A HEAD's 404 is answered here too (no such
+ * the one source of truth; see `S3Ufs.#either`. A HEAD's 404 is answered here too (no such
  * key). Only GETs and HEADs take this path: listings, writes, copies and deletes go through the
  * SDK.
  */
@@ -110,12 +110,12 @@ export class S3DirectGet {
     });
   }
 
-  /** Why GETs go through the SDK now (undefined while this path is in use). */
+  /** Why GETs and HEADs go through the SDK now (undefined while this path is in use). */
   get disabledReason(): string | undefined {
     return this.#disabled;
   }
 
-  /** From now on every GET goes through the SDK (see S3Ufs.openRead for when). */
+  /** From now on every GET and HEAD goes through the SDK (see S3Ufs.#either for when). */
   disable(reason: string): void {
     if (this.#disabled !== undefined) return;
     this.#disabled = reason;
