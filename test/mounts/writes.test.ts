@@ -101,6 +101,19 @@ test('write types through and async, TTL on mounts, hit-ratio metrics', async (t
     async () => (await fs.stat('/data/asy/late.bin')).cachedBytes === b.length,
     BACKGROUND_WAIT_MS,
   );
+  // The object reaches S3 before the master records the file as persisted (and drops its queue
+  // entry): until then a read of it is not a read of a UFS-backed file, and not counted below.
+  await waitFor(
+    'the master recorded late.bin as persisted (its persist queue empty)',
+    async () => {
+      const m = await (await fetch(`http://127.0.0.1:${cluster.masters[0]?.webPort}/metrics`)).text();
+      return (
+        /^strata_master_persist_queued(\{[^}]*\})? 0$/m.test(m) &&
+        /^strata_master_persist_running(\{[^}]*\})? 0$/m.test(m)
+      );
+    },
+    BACKGROUND_WAIT_MS,
+  );
   assert.equal(sha(await fs.readFile('/data/asy/late.bin')), sha(b));
 
   // TTL free: copies of a read file are dropped after the TTL; the UFS still serves it. The TTL
