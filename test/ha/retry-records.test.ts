@@ -124,3 +124,36 @@ for (const engine of engines) {
     });
   });
 }
+
+test("a record that cannot be read is the store failure, not the retry's own EEXIST", async () => {
+  const store = new MemoryStore({ remote: true });
+  const clock = (): number => 1_000_000;
+  const { ns } = await openNs(store, clock);
+  await withRequestRecord('104:req-a', () => ns.mkdir('/d'));
+  // A namespace whose record reads fail, as a store losing a member does.
+  const failing = new RetryRecords({ store, ttlMs: TTL_MS, log: silentLogger(), clock });
+  const unavailable = Object.assign(new Error('etcd unavailable (test)'), {
+    code: 'STRATA_META_UNAVAILABLE',
+  });
+  failing.replay = () => Promise.reject(unavailable);
+  const again = await Namespace.open({
+    store,
+    clusterId: 'test',
+    defaults: { blockSizeBytes: 1 << 20, replicas: 1, storageType: 'DISK', ttlMs: 0, ttlAction: 'none' },
+    leaseTimeoutMs: 60_000,
+    log: silentLogger(),
+    clock,
+    recorder: failing,
+  });
+  await assert.rejects(
+    withRequestRecord('104:req-a', () => again.mkdir('/d')),
+    (e: unknown) => e === unavailable,
+    'not EEXIST: the first attempt may be the one that made /d',
+  );
+  // Once the record reads again, the retry gets the first attempt's outcome.
+  const { ns: healed } = await openNs(store, clock);
+  const st = await withRequestRecord('104:req-a', () => healed.mkdir('/d'));
+  assert.equal(st.path, '/d');
+  // Without a request to record, the namespace's own answer stands.
+  await assert.rejects(again.mkdir('/d'), { code: 'EEXIST' });
+});

@@ -405,8 +405,13 @@ export class Namespace {
       if (last !== undefined) this.#afterCommit(last);
       return value;
     } catch (err) {
-      // A retry of a request whose first attempt committed: that attempt's outcome, not this one's.
-      const earlier = slot === undefined ? undefined : await recorder?.replay(slot).catch(() => undefined);
+      if (slot === undefined || recorder === undefined) throw err;
+      // A retry of a request whose first attempt committed: that attempt's outcome, not this
+      // one's. When the record cannot be read (the store failing, as during an etcd member's
+      // loss), this attempt's error may be its view of that very first attempt (EEXIST for its
+      // own mkdir): the store's failure is the answer then, and the client asks again with the
+      // same request id.
+      const earlier = await recorder.replay(slot);
       if (earlier !== undefined) return earlier.value as T;
       throw err;
     } finally {
