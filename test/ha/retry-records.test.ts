@@ -18,8 +18,8 @@ const TTL_MS = 60_000;
 async function openNs(
   store: MetaStore,
   clock: () => number,
+  records = new RetryRecords({ store, ttlMs: TTL_MS, log: silentLogger(), clock }),
 ): Promise<{ ns: Namespace; records: RetryRecords }> {
-  const records = new RetryRecords({ store, ttlMs: TTL_MS, log: silentLogger(), clock });
   const ns = await Namespace.open({
     store,
     clusterId: 'test',
@@ -136,15 +136,7 @@ test("a record that cannot be read is the store failure, not the retry's own EEX
     code: 'STRATA_META_UNAVAILABLE',
   });
   failing.replay = () => Promise.reject(unavailable);
-  const again = await Namespace.open({
-    store,
-    clusterId: 'test',
-    defaults: { blockSizeBytes: 1 << 20, replicas: 1, storageType: 'DISK', ttlMs: 0, ttlAction: 'none' },
-    leaseTimeoutMs: 60_000,
-    log: silentLogger(),
-    clock,
-    recorder: failing,
-  });
+  const { ns: again } = await openNs(store, clock, failing);
   await assert.rejects(
     withRequestRecord('104:req-a', () => again.mkdir('/d')),
     (e: unknown) => e === unavailable,

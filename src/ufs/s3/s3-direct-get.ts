@@ -31,9 +31,8 @@ export interface ObjectHeaders {
   lastModifiedMs: number | undefined;
 }
 
-/** What a direct GET answered: status 200 or 206, the object headers, and the body. */
-export interface DirectGetAnswer extends ObjectHeaders {
-  status: number;
+/** A GET's answer as openRead reads it, from either path: the object headers and the body. */
+export interface GetAnswer extends ObjectHeaders {
   body: Readable;
 }
 
@@ -216,7 +215,7 @@ export class S3DirectGet {
     range: string | undefined,
     ifMatch: string | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<DirectGetAnswer> {
+  ): Promise<GetAnswer> {
     const res = await this.#send(
       'GET',
       key,
@@ -231,7 +230,7 @@ export class S3DirectGet {
       res.body.dump().catch(() => undefined);
       throw new DirectGetRefused(res.statusCode);
     }
-    return { status: res.statusCode, ...objectHeaders(res.headers), body: res.body };
+    return { ...objectHeaders(res.headers), body: res.body };
   }
 
   /**

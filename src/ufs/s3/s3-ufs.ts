@@ -56,7 +56,7 @@ import type { UfsUri } from '../uri.js';
 import { checkValidator, normaliseEtag } from '../validator.js';
 import { mapS3Error, s3ErrorName, s3Status } from './s3-errors.js';
 import { DirectGetRefused, S3DirectGet } from './s3-direct-get.js';
-import type { ObjectHeaders } from './s3-direct-get.js';
+import type { GetAnswer, ObjectHeaders } from './s3-direct-get.js';
 import { uploadObject } from './s3-upload.js';
 
 // The SDK warns on every process start that its releases after January 2027 will need Node 22.
@@ -74,16 +74,11 @@ const PREFIX_END = '\u{10FFFF}';
 const TREE_COPY_CONCURRENCY = 16;
 
 /**
- * Statuses of a direct GET or HEAD that say nothing about the direct path itself (a missing object, a
- * changed one, a range past the end, throttling; and any 5xx): sent again through the SDK for
- * its error or retry, without giving the direct path up.
+ * Statuses of a direct GET or HEAD that say nothing about the direct path itself (a missing
+ * object, a changed one, a range past the end, throttling; and any 5xx): sent again through the
+ * SDK for its error or retry, without giving the direct path up.
  */
 const EXPECTED_GET_REFUSALS = new Set([404, 412, 416, 429]);
-
-/** What openRead needs of a GET's answer, from either path. */
-interface GetAnswer extends ObjectHeaders {
-  body: Readable;
-}
 
 interface KeyInfo {
   key: string;
