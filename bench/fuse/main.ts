@@ -6,7 +6,7 @@
  * delete of 10,000 files) through both mounts.
  *
  *   node dist/bench/fuse/main.js [--size 1GiB] [--runtime 15] [--files 10000] [--concurrency 16]
- *                                [--binding kernel|fuse-native]
+ *                                [--binding kernel|fuse-native] [--local-read-verify disk|all|none]
  *
  * Targets: sequential read ≥ 0.5×, sequential write ≥ 0.5×, 4 KiB random read ≥ 0.3× of
  * passthrough_ll. fio's default `invalidate=1` drops the FUSE file's cached pages before each
@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
-import { FUSE_BINDINGS } from '../../src/common/config/schema.js';
+import { FUSE_BINDINGS, LOCAL_READ_VERIFY_MODES } from '../../src/common/config/schema.js';
 import { formatBytes, parseSize } from '../../src/common/units.js';
 import { mountAt } from '../../src/fuse/mount-point.js';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
@@ -60,10 +60,18 @@ const { values } = parseArgs({
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '16' },
     binding: { type: 'string', default: 'kernel' },
+    /** client.local_read_verify of the mount: which block files its reads check (default disk). */
+    'local-read-verify': { type: 'string', default: 'disk' },
   },
 });
 if (!(FUSE_BINDINGS as readonly string[]).includes(values.binding)) {
   console.error(`--binding: expected one of ${FUSE_BINDINGS.join(', ')} (got ${values.binding})`);
+  process.exit(2);
+}
+if (!(LOCAL_READ_VERIFY_MODES as readonly string[]).includes(values['local-read-verify'])) {
+  console.error(
+    `--local-read-verify: expected one of ${LOCAL_READ_VERIFY_MODES.join(', ')} (got ${values['local-read-verify']})`,
+  );
   process.exit(2);
 }
 const SIZE = parseSize(values.size) ?? 1024 * MiB;
@@ -206,7 +214,9 @@ async function main(): Promise<void> {
       await pt.stop();
     });
 
-    const cluster = await MiniCluster.start(t, { clientToml: `block_size = "${BENCH_BLOCK_SIZE}"\n` });
+    const cluster = await MiniCluster.start(t, {
+      clientToml: `block_size = "${BENCH_BLOCK_SIZE}"\nlocal_read_verify = "${values['local-read-verify']}"\n`,
+    });
     const m = await mountFuse(t, cluster, { binding: values.binding });
 
     const ref = await measure(pmnt, 'passthrough_ll', pt.child.pid as number);
@@ -240,7 +250,7 @@ async function main(): Promise<void> {
       },
     ];
     printComparisons(
-      `FUSE data path, ${values.binding} engine (${formatBytes(SIZE)} file, fio psync, 1 job)`,
+      `FUSE data path, ${values.binding} engine, local_read_verify = ${values['local-read-verify']} (${formatBytes(SIZE)} file, fio psync, 1 job)`,
       rows,
     );
     // CPU per GiB depends far less on what else runs on a shared machine than MB/s does.

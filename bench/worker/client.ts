@@ -11,6 +11,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { cpuSecondsPerGiB, mainThreadCpuMs, ownCpuMs, processCpuMs } from '../lib/cpu.js';
+import { readChecksumTable, readVerifiedSync } from '../../src/client/local-verify.js';
 import { ChunkChecksummer } from '../../src/protocol/chunk-checksums.js';
 import { AlignedSlotPool, DirectAppender } from '../../src/protocol/direct-io.js';
 import { WorkerCalls } from '../../src/protocol/index.js';
@@ -145,6 +146,29 @@ async function remoteRead(reuseBuffers = false): Promise<number> {
   return rate(bytes, t);
 }
 
+/**
+ * 1 MiB reads of the block files through the SDK's checked path (local-verify.ts: the checksum
+ * table read once per file, every chunk's CRC32 checked), synchronous as the SDK's inline reads.
+ */
+async function localReadVerified(): Promise<number> {
+  const buf = Buffer.allocUnsafeSlow(MiB);
+  const t = performance.now();
+  let bytes = 0;
+  for (let b = 1; b <= blocks; b++) {
+    const { path, length } = await client.call(WorkerCalls.OpenLocalRead, { blockId: b });
+    const fh = await open(path, 'r');
+    const file = { blockId: b, lengthBytes: length, table: await readChecksumTable(fh, b, length) };
+    for (let off = 0; off < length;) {
+      const n = readVerifiedSync(fh.fd, file, buf, 0, off, Math.min(MiB, length - off));
+      if (n === 0) break;
+      off += n;
+      bytes += n;
+    }
+    await fh.close();
+  }
+  return rate(bytes, t);
+}
+
 /** 1 MiB preads of the block files: synchronous like fio's psync engine, or through libuv's pool. */
 async function localRead(sync: boolean): Promise<number> {
   const buf = Buffer.allocUnsafeSlow(MiB);
@@ -211,6 +235,7 @@ const result = {
   remoteReadReuse: writesOnly ? 0 : await bestOf(passes, 'remoteReadReuse', () => remoteRead(true)),
   localRead: writesOnly ? 0 : await bestOf(passes, 'localRead', () => localRead(true)),
   localReadAsync: writesOnly ? 0 : await bestOf(passes, 'localReadAsync', () => localRead(false)),
+  localReadVerified: writesOnly ? 0 : await bestOf(passes, 'localReadVerified', localReadVerified),
   cpu,
 };
 await client.close();

@@ -57,6 +57,7 @@ interface ClientResult {
   remoteReadReuse: number;
   localRead: number;
   localReadAsync: number;
+  localReadVerified: number;
   /** CPU seconds per GiB of each phase, the client process's and the worker's. */
   cpu: Record<string, { client: number; worker: number; workerLoop: number }>;
 }
@@ -175,7 +176,22 @@ async function main(): Promise<void> {
         // faulting in fresh memory, and are printed without a target.
         row('remote streamed read, chunks kept', 'remoteRead', 'iperf3 -c 127.0.0.1', iperfRuns);
         row('remote streamed read, reused buffers', 'remoteReadReuse', 'iperf3 -c 127.0.0.1', iperfRuns, 0.6);
-        row('short-circuit read (sync 1 MiB)', 'localRead', 'fio --rw=read --bs=1M', fioReads, 0.9);
+        // What the SDK does on a disk tier by default (client.local_read_verify = "disk"): every
+        // chunk's CRC32 checked. The unchecked row is `local_read_verify = "none"` (and MEM tiers).
+        row(
+          'short-circuit read, checked (sync 1 MiB)',
+          'localReadVerified',
+          'fio --rw=read --bs=1M',
+          fioReads,
+          0.9,
+        );
+        row(
+          'short-circuit read, unchecked (sync 1 MiB)',
+          'localRead',
+          'fio --rw=read --bs=1M',
+          fioReads,
+          0.9,
+        );
         // The SDK reads page-cache-resident block files inline, as the sync row does
         // (src/client/local-read-policy.ts); the thread pool's cost is printed without a target.
         row('short-circuit read (async 1 MiB)', 'localReadAsync', 'fio --rw=read --bs=1M', fioReads);

@@ -26,6 +26,15 @@ import type { FollowFillAnswer } from '../protocol/ufs-worker-calls.js';
 import { blockUnreadable, isUnreachable, normaliseError, ufsReadFailed } from './errors.js';
 import type { IoContext } from './io-context.js';
 import type { InlineReadState } from './local-read-policy.js';
+import {
+  LocalCopyCorruptError,
+  mustVerify,
+  readChecksumTable,
+  readChecksumTableFd,
+  readVerified,
+  readVerifiedSync,
+} from './local-verify.js';
+import type { VerifiedFile } from './local-verify.js';
 import { LOCAL_READS_IN_FLIGHT, MAX_OPEN_LOCAL_FILES } from './settings.js';
 import { workerKey } from './worker-pool.js';
 
@@ -36,6 +45,8 @@ interface LocalFile extends InlineReadState {
   fh: FileHandle;
   /** Bytes in the block file (may exceed the block's logical length after a truncate). */
   length: number;
+  /** The checksums reads of this file check (local-verify.ts); absent when they need not. */
+  verified: VerifiedFile | undefined;
 }
 
 export class BlockReader {
@@ -135,37 +146,30 @@ export class BlockReader {
     const answered: WorkerAddress[] = [];
     for (const w of this.order(block)) {
       if (done >= length) return;
+      let damage: LocalCopyCorruptError | undefined;
       try {
         const local = this.#ctx.workers.isLocal(w) ? await this.#localFile(w, block.blockId) : undefined;
         if (local !== undefined) {
-          // Reads ahead of the consumer, LOCAL_READS_IN_FLIGHT at a time: each fills a fresh
-          // buffer (faulting in its pages), and several on libuv's pool use more than one core.
-          let next = done;
-          const issue = (): Promise<Buffer> => {
-            const n = Math.min(localChunkBytes, length - next);
-            const at = next;
-            next += n;
-            const p = (async () => {
-              const buf = Buffer.allocUnsafe(n);
-              const got = await readFull(local.fh, buf, blockOffset + at, n);
-              if (got < n)
-                throw new StrataError('STRATA_SHORT_READ', `block file of ${block.blockId} is short`);
-              return buf;
-            })();
-            p.catch(() => undefined);
-            return p;
-          };
-          const pending: Promise<Buffer>[] = [];
-          while (pending.length < LOCAL_READS_IN_FLIGHT && next < length) pending.push(issue());
-          while (pending.length > 0) {
-            const buf = await (pending.shift() as Promise<Buffer>);
-            if (next < length) pending.push(issue());
-            this.#ctx.metrics?.read('local', buf.length);
-            done += buf.length;
-            yield buf;
+          try {
+            for await (const buf of this.#streamLocal(
+              local,
+              block.blockId,
+              blockOffset + done,
+              length - done,
+              localChunkBytes,
+            )) {
+              done += buf.length;
+              yield buf;
+            }
+            this.#ctx.metrics?.blockRead('local');
+            return;
+          } catch (err) {
+            if (!(err instanceof LocalCopyCorruptError)) throw err;
+            // The rest over RPC from the same worker, which checks its copy itself (and drops
+            // it, reporting it to the master, when it is bad).
+            this.#dropLocal(w, block.blockId, err);
+            damage = err;
           }
-          this.#ctx.metrics?.blockRead('local');
-          return;
         }
         const call = this.#ctx.workers
           .channel(w)
@@ -194,7 +198,9 @@ export class BlockReader {
         }
         last = new StrataError('STRATA_SHORT_READ', `block ${block.blockId} ended early on ${workerKey(w)}`);
       } catch (err) {
-        last = err;
+        // After finding the local copy damaged, the damage is the error to report.
+        last =
+          damage === undefined ? err : new LocalCopyCorruptError(block.blockId, damage.what, { cause: err });
         this.#noteFailure(w, err);
         if (!isUnreachable(err)) answered.push(w);
       }
@@ -206,6 +212,57 @@ export class BlockReader {
       return;
     }
     throw blockUnreadable(this.#path, block.blockId, tried, last);
+  }
+
+  /**
+   * Block bytes [blockOffset, blockOffset + length) from a local block file in buffers of
+   * `chunkBytes`, read ahead of the consumer LOCAL_READS_IN_FLIGHT at a time: each fills a fresh
+   * buffer (faulting in its pages), and several on libuv's pool use more than one core.
+   */
+  async *#streamLocal(
+    local: LocalFile,
+    blockId: number,
+    blockOffset: number,
+    length: number,
+    chunkBytes: number,
+  ): AsyncGenerator<Buffer> {
+    let next = 0;
+    const issue = (): Promise<Buffer> => {
+      const n = Math.min(chunkBytes, length - next);
+      const at = next;
+      next += n;
+      const p = (async () => {
+        const buf = Buffer.allocUnsafe(n);
+        const got =
+          local.verified === undefined
+            ? await readFull(local.fh, buf, blockOffset + at, n)
+            : await readVerified(local.fh, local.verified, buf, 0, blockOffset + at, n);
+        if (got < n) throw new StrataError('STRATA_SHORT_READ', `block file of ${blockId} is short`);
+        return buf;
+      })();
+      p.catch(() => undefined);
+      return p;
+    };
+    const pending: Promise<Buffer>[] = [];
+    while (pending.length < LOCAL_READS_IN_FLIGHT && next < length) pending.push(issue());
+    while (pending.length > 0) {
+      const buf = await (pending.shift() as Promise<Buffer>);
+      if (next < length) pending.push(issue());
+      this.#ctx.metrics?.read('local', buf.length);
+      yield buf;
+    }
+  }
+
+  /** Forgets a local block file that failed its checksums (the next reads go over RPC). */
+  #dropLocal(w: WorkerAddress, blockId: number, err: LocalCopyCorruptError): void {
+    this.#ctx.log.warn(
+      { err, worker: workerKey(w), path: this.#path, blockId },
+      'short-circuit read: the local block file failed its checksums; reading it through the worker',
+    );
+    this.#ctx.metrics?.failover('read');
+    const p = this.#localFiles.get(blockId);
+    this.#localFiles.delete(blockId);
+    void p?.then((f) => f?.fh.close()).catch(() => undefined);
   }
 
   /**
@@ -321,10 +378,22 @@ export class BlockReader {
           // Published: the rest from the block file, short-circuit as any cached block.
           const local = await this.#localFile(w, block.blockId);
           if (local === undefined) return;
-          for await (const buf of readChunks(local.fh, pos, end, FOLLOW_CHUNK_BYTES)) {
-            this.#ctx.metrics?.read('local', buf.length);
-            pos += buf.length;
-            yield buf;
+          try {
+            for await (const buf of this.#streamLocal(
+              local,
+              block.blockId,
+              pos,
+              end - pos,
+              FOLLOW_CHUNK_BYTES,
+            )) {
+              pos += buf.length;
+              yield buf;
+            }
+          } catch (err) {
+            if (!(err instanceof LocalCopyCorruptError)) throw err;
+            // The rest through the worker, which checks its copy (and fills the block again).
+            this.#dropLocal(w, block.blockId, err);
+            return;
           }
           this.#ctx.metrics?.blockRead('local');
           return;
@@ -418,24 +487,35 @@ export class BlockReader {
     if (this.#ctx.workers.isLocal(w)) {
       const local = await this.#localFile(w, block.blockId);
       if (local !== undefined) {
-        // A handle being closed (evicted) shows fd -1 at once: its number may already belong to
-        // another file, so only a live one is read synchronously (the async path fails cleanly).
-        const fd = local.fh.fd;
-        const policy = this.#ctx.localReads;
-        let got: number;
-        if (fd >= 0 && policy.inline(local, length, performance.now())) {
-          const startedMs = performance.now();
-          got = readFullSync(fd, target, blockOffset, length, targetOffset);
-          const nowMs = performance.now();
-          policy.observe(local, got, nowMs - startedMs, nowMs);
-        } else {
-          got = await readFull(local.fh, target, blockOffset, length, targetOffset);
+        try {
+          const got = await this.#readLocal(local, blockOffset, target, targetOffset, length);
+          this.#ctx.metrics?.read('local', got);
+          this.#ctx.metrics?.blockRead('local');
+          return got;
+        } catch (err) {
+          if (!(err instanceof LocalCopyCorruptError)) throw err;
+          // Over RPC from the same worker: it checks its copy and drops it when it is bad. If
+          // that fails too, the damage is the error to report (the worker may have dropped the
+          // copy for another reader already and only say it does not have it).
+          this.#dropLocal(w, block.blockId, err);
+          return this.#readRemote(w, block, blockOffset, target, targetOffset, length).catch((e: unknown) => {
+            throw new LocalCopyCorruptError(block.blockId, err.what, { cause: e });
+          });
         }
-        this.#ctx.metrics?.read('local', got);
-        this.#ctx.metrics?.blockRead('local');
-        return got;
       }
     }
+    return this.#readRemote(w, block, blockOffset, target, targetOffset, length);
+  }
+
+  /** Reads from one replica over RPC; returns the bytes read (fewer only when the block is shorter). */
+  async #readRemote(
+    w: WorkerAddress,
+    block: LocatedBlock,
+    blockOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+  ): Promise<number> {
     // Each chunk is copied into the target at once, so the stream may reuse its receive buffers.
     const call = this.#ctx.workers
       .channel(w)
@@ -459,20 +539,57 @@ export class BlockReader {
     return got;
   }
 
+  /** Reads from a local block file, checked when it must be, on this thread when the policy says so. */
+  async #readLocal(
+    local: LocalFile,
+    blockOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+  ): Promise<number> {
+    // A handle being closed (evicted) shows fd -1 at once: its number may already belong to
+    // another file, so only a live one is read synchronously (the async path fails cleanly).
+    const fd = local.fh.fd;
+    const policy = this.#ctx.localReads;
+    const v = local.verified;
+    if (fd >= 0 && policy.inline(local, length, performance.now())) {
+      const startedMs = performance.now();
+      const got =
+        v === undefined
+          ? readFullSync(fd, target, blockOffset, length, targetOffset)
+          : readVerifiedSync(fd, v, target, targetOffset, blockOffset, length);
+      const nowMs = performance.now();
+      policy.observe(local, got, nowMs - startedMs, nowMs);
+      return got;
+    }
+    return v === undefined
+      ? readFull(local.fh, target, blockOffset, length, targetOffset)
+      : readVerified(local.fh, v, target, targetOffset, blockOffset, length);
+  }
+
   /**
    * A descriptor of `block`'s file on its first-choice replica when that one is local, for a
    * caller that reads it on its own (the FUSE engine's direct reads): the caller owns and closes
    * it. Undefined when the block is not local, is being filled, or its file cannot be opened or
-   * holds fewer bytes than the block. Block files are immutable, so the descriptor stays right.
+   * holds fewer bytes than the block (or its checksum table is damaged: it is then read through
+   * the worker, which drops it). Block files are immutable, so the descriptor stays right.
    */
-  async openLocalDescriptor(block: LocatedBlock): Promise<number | undefined> {
+  async openLocalDescriptor(block: LocatedBlock): Promise<LocalDescriptor | undefined> {
     if (this.#closed || block.fill === true) return undefined;
     const w = this.order(block)[0];
     if (w === undefined || !this.#ctx.workers.isLocal(w)) return undefined;
     try {
       const body = await this.#ctx.workers.channel(w).call(OpenLocalRead, { blockId: block.blockId });
       if (body.length < block.length) return undefined;
-      return await openDescriptor(body.path, 'r');
+      const fd = await openDescriptor(body.path, 'r');
+      if (!mustVerify(this.#ctx.settings.localReadVerify, body.storageType)) return { fd };
+      try {
+        const table = await readChecksumTableFd(fd, block.blockId, body.length);
+        return { fd, checksums: { blockId: block.blockId, lengthBytes: body.length, table } };
+      } catch (err) {
+        await closeDescriptor(fd).catch(() => undefined);
+        throw err;
+      }
     } catch (err) {
       this.#ctx.log.debug({ err, worker: workerKey(w), path: this.#path }, 'no local descriptor for a block');
       return undefined;
@@ -521,15 +638,9 @@ export class BlockReader {
     // Twice: the block may move to another tier between the worker's answer and our open.
     for (let attempt = 0; attempt < 2; attempt++) {
       const body = await ch.call(OpenLocalRead, { blockId });
+      let fh: FileHandle;
       try {
-        const fh = await open(body.path, 'r');
-        return {
-          fh,
-          length: body.length,
-          inMemory: body.storageType === 'MEM',
-          poolUntilMs: 0,
-          slowReads: 0,
-        };
+        fh = await open(body.path, 'r');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) continue;
         this.#ctx.log.warn(
@@ -539,9 +650,44 @@ export class BlockReader {
         this.#ctx.workers.markNotLocal(w);
         return undefined;
       }
+      let verified: VerifiedFile | undefined;
+      if (mustVerify(this.#ctx.settings.localReadVerify, body.storageType)) {
+        try {
+          verified = {
+            blockId,
+            lengthBytes: body.length,
+            table: await readChecksumTable(fh, blockId, body.length),
+          };
+        } catch (err) {
+          await fh.close().catch(() => undefined);
+          // A damaged trailer: read over RPC, where the worker finds it and drops the copy.
+          if (err instanceof LocalCopyCorruptError) {
+            this.#ctx.log.warn(
+              { err, worker: workerKey(w), path: this.#path, blockId },
+              'short-circuit read: the local block file failed its checksums; reading it through the worker',
+            );
+            return undefined;
+          }
+          throw err;
+        }
+      }
+      return {
+        fh,
+        length: body.length,
+        verified,
+        inMemory: body.storageType === 'MEM',
+        poolUntilMs: 0,
+        slowReads: 0,
+      };
     }
     return undefined;
   }
+}
+
+/** A block file's descriptor (`openLocalDescriptor`) and the checksums its reads must check. */
+export interface LocalDescriptor {
+  fd: number;
+  checksums?: VerifiedFile;
 }
 
 /** Closes descriptors `openLocalDescriptor` gave out (errors ignored: nothing to do about them). */

@@ -17,6 +17,8 @@ import type { Caller, FileStatus, LocatedBlock } from '../protocol/types.js';
 import { GetBlockLocations } from '../protocol/master-calls.js';
 import { LoadBlock } from '../protocol/ufs-worker-calls.js';
 import { BlockReader, closeLocalDescriptors } from './block-reader.js';
+import type { LocalDescriptor } from './block-reader.js';
+import type { VerifiedFile } from './local-verify.js';
 import { closedError } from './errors.js';
 import { backoffMs, sleep } from './io-context.js';
 import type { IoContext } from './io-context.js';
@@ -54,6 +56,8 @@ export interface LocalBlockFile {
   length: number;
   /** Descriptor of the block file (the block's byte 0 is the file's byte 0); the caller closes it. */
   fd: number;
+  /** The block file's checksums, when reads of it must check them (local-verify.ts). */
+  checksums?: VerifiedFile;
 }
 
 export class FileReader {
@@ -206,13 +210,13 @@ export class FileReader {
     // no worker calls each time it is asked.
     if (!this.#allLocal(0, this.size)) return undefined;
     const blocks = this.#blocks;
-    const fds = await Promise.all(blocks.map((b) => this.#reader.openLocalDescriptor(b)));
-    const opened = fds.filter((fd): fd is number => fd !== undefined);
+    const files = await Promise.all(blocks.map((b) => this.#reader.openLocalDescriptor(b)));
+    const opened = files.filter((f) => f !== undefined);
     if (opened.length < blocks.length || this.#closed) {
-      await closeLocalDescriptors(opened);
+      await closeLocalDescriptors(opened.map((f) => f.fd));
       return undefined;
     }
-    return blocks.map((b, i) => ({ offset: b.offset, length: b.length, fd: fds[i] as number }));
+    return blocks.map((b, i) => ({ offset: b.offset, length: b.length, ...(files[i] as LocalDescriptor) }));
   }
 
   async close(): Promise<void> {

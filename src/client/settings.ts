@@ -4,7 +4,7 @@
  * from a config file (`settingsFromConfig`) and override single values.
  */
 import { hostname as osHostname, tmpdir } from 'node:os';
-import type { ClusterConfig, StorageType, TtlAction } from '../common/config/index.js';
+import type { ClusterConfig, LocalReadVerify, StorageType, TtlAction } from '../common/config/index.js';
 import { localHostId } from './host-id.js';
 
 const MiB = 1024 * 1024;
@@ -87,6 +87,11 @@ export interface ClientSettings {
    */
   localReadInlineMaxBytes: number;
   /**
+   * Which short-circuit reads check the block file's checksums (`client.local_read_verify`,
+   * local-verify.ts): by default every tier but MEM.
+   */
+  localReadVerify: LocalReadVerify;
+  /**
    * Short-circuit reads of at most this many bytes always run synchronously on the calling thread
    * instead of on libuv's pool (0: never), even from a device. Saves two thread hand-overs per
    * read, at the price of blocking the event loop for the read; for callers who serve small
@@ -118,6 +123,7 @@ export function settingsFromConfig(
     rpcRetryMax: c.rpc_retry_max,
     readAheadBytes: c.read_ahead,
     localReadInlineMaxBytes: c.local_read_inline_max,
+    localReadVerify: c.local_read_verify,
     failedWorkerTtlMs: c.failed_worker_ttl,
     memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
     spillDir: tmpdir(),

@@ -4,6 +4,7 @@
  * particular library. Only the engine files know a library exists, so another binding (a libfuse3
  * low-level addon, say) replaces `fuse-native` without touching the operations.
  */
+import type { VerifiedFile } from '../client/local-verify.js';
 
 /** What getattr answers; times in milliseconds since the epoch, `mode` with the file-type bits. */
 export interface FuseAttr {
@@ -124,6 +125,11 @@ export interface DirectExtent {
   length: number;
   /** Descriptor of the local file; the extent's first byte is its byte 0. */
   fd: number;
+  /**
+   * The block file's checksums, when reads of it must check them (`client.local_read_verify`):
+   * reads then cover whole chunks and check them, as the client's own reads do.
+   */
+  checksums?: VerifiedFile;
 }
 
 /**

@@ -12,14 +12,11 @@ import { open } from 'node:fs/promises';
 import type { StorageType } from '../common/config/index.js';
 import {
   CHUNK_SIZE_BYTES,
-  CRC_SIZE_BYTES,
-  FOOTER_SIZE_BYTES,
-  chunkCount,
+  checkTrailer,
   chunkMatches,
-  decodeFooter,
   fileSizeFor,
-} from './block-format.js';
-import { crc32 } from 'node:zlib';
+  trailerSizeFor,
+} from '../protocol/block-format.js';
 import type { BufferSource } from './buffer-pool.js';
 import { BlockCorruptError, badRequest } from './errors.js';
 
@@ -211,22 +208,14 @@ interface Window {
 
 /** Reads and checks the trailer; returns the checksum table. */
 async function readTrailer(fh: FileHandle, blockId: number, lengthBytes: number): Promise<Buffer> {
-  const n = chunkCount(lengthBytes);
-  const tableBytes = n * CRC_SIZE_BYTES;
   const st = await fh.stat();
   const expectedSize = fileSizeFor(lengthBytes);
   if (st.size !== expectedSize) {
     throw new BlockCorruptError(blockId, `file is ${st.size} bytes, expected ${expectedSize}`);
   }
-  const buf = Buffer.allocUnsafe(tableBytes + FOOTER_SIZE_BYTES);
+  const buf = Buffer.allocUnsafe(trailerSizeFor(lengthBytes));
   const { bytesRead } = await fh.read(buf, 0, buf.length, lengthBytes);
-  if (bytesRead !== buf.length) throw new BlockCorruptError(blockId, 'trailer is short');
-  const footer = decodeFooter(buf.subarray(tableBytes));
-  if (typeof footer === 'string') throw new BlockCorruptError(blockId, footer);
-  if (footer.lengthBytes !== lengthBytes) {
-    throw new BlockCorruptError(blockId, `footer says ${footer.lengthBytes} bytes, expected ${lengthBytes}`);
-  }
-  const table = buf.subarray(0, tableBytes);
-  if (crc32(table) !== footer.tableCrc) throw new BlockCorruptError(blockId, 'checksum table is damaged');
+  const table = checkTrailer(buf.subarray(0, bytesRead), lengthBytes);
+  if (typeof table === 'string') throw new BlockCorruptError(blockId, table);
   return table;
 }

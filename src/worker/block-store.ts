@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { StorageType } from '../common/config/index.js';
 import type { Logger } from '../common/logging.js';
-import { fileSizeFor } from './block-format.js';
+import type { StrataError } from '../common/errors.js';
+import { fileSizeFor } from '../protocol/block-format.js';
 import { BlockReader } from './block-reader.js';
 import { BlockWriter } from './block-writer.js';
 import type { StagedBlock } from './block-writer.js';
@@ -38,6 +39,8 @@ import type { TierDir } from './tier-dir.js';
 const SPACE_POLL_MS = 50;
 /** Attempts to open a block whose file is being moved between tiers at that instant. */
 const OPEN_RETRIES = 3;
+/** Blocks dropped as corrupt that a read still names are answered as corrupt, not missing. */
+const REMEMBERED_CORRUPT_BLOCKS = 1024;
 const PINS_FILE = 'pinned-blocks.json';
 
 interface BlockMeta {
@@ -106,6 +109,11 @@ export class BlockStore {
   readonly #log: Logger;
   readonly #opts: BlockStoreOptions;
   readonly #blocks = new Map<number, BlockMeta>();
+  /**
+   * Blocks this worker dropped as corrupt (oldest first) and why: until the master's locations
+   * catch up, a reader asking for one learns that it was damaged instead of "not stored here".
+   */
+  readonly #droppedCorrupt = new Map<number, string>();
   /** Writes in progress (stream writers and short-circuit sessions), one per block. */
   readonly #writers = new Map<number, WriteClaim>();
   readonly #locks = new Map<number, Promise<void>>();
@@ -488,6 +496,7 @@ export class BlockStore {
         removed: false,
       };
       this.#blocks.set(staged.blockId, meta);
+      this.#droppedCorrupt.delete(staged.blockId);
       this.#emit({
         kind: 'added',
         blockId: meta.blockId,
@@ -508,7 +517,7 @@ export class BlockStore {
   async openReader(blockId: number): Promise<BlockReader> {
     for (let attempt = 0; ; attempt++) {
       const m = this.#blocks.get(blockId);
-      if (m === undefined) throw new BlockNotFoundError(blockId);
+      if (m === undefined) throw this.#missing(blockId);
       try {
         return await BlockReader.open(blockId, m.path, m.lengthBytes, m.tier.storageType, this.pool, (r, e) =>
           this.reportCorrupt(r.blockId, r.path, e.message),
@@ -520,8 +529,7 @@ export class BlockStore {
         }
         // The file moved to another tier between the lookup and the open: look again.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < OPEN_RETRIES) continue;
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new BlockNotFoundError(blockId, { cause: err });
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw this.#missing(blockId, err);
         throw err;
       }
     }
@@ -541,8 +549,17 @@ export class BlockStore {
   /** The path of a block file for a short-circuit reader, counted as a read. */
   localPath(blockId: number): BlockInfo {
     const m = this.#blocks.get(blockId);
-    if (m === undefined) throw new BlockNotFoundError(blockId);
+    if (m === undefined) throw this.#missing(blockId);
     return this.#view(m);
+  }
+
+  /** The error for a block not stored here: corrupt when this worker dropped it as such. */
+  #missing(blockId: number, cause?: unknown): StrataError {
+    const reason = this.#droppedCorrupt.get(blockId);
+    const options = cause === undefined ? {} : { cause };
+    return reason === undefined
+      ? new BlockNotFoundError(blockId, options)
+      : new BlockCorruptError(blockId, `dropped after a read found it damaged: ${reason}`, options);
   }
 
   // ---- removal -------------------------------------------------------------------------------
@@ -580,6 +597,11 @@ export class BlockStore {
       this.#forget(m);
       await unlinkIfExists(m.path);
       this.#log.error({ blockId, path, reason }, 'corrupt block dropped');
+      // The reason without its "block N is corrupt on this worker: " (the answer says that).
+      this.#droppedCorrupt.set(blockId, reason.replace(/^block \d+ is corrupt on this worker: /, ''));
+      while (this.#droppedCorrupt.size > REMEMBERED_CORRUPT_BLOCKS) {
+        this.#droppedCorrupt.delete(this.#droppedCorrupt.keys().next().value as number);
+      }
       this.#emit({ kind: 'corrupt', blockId, reason });
       this.notifySpaceFreed();
     });

@@ -9,7 +9,12 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
-import { ChunkChecksummer, MAX_BLOCK_LENGTH_BYTES, encodeTrailer, fileSizeFor } from './block-format.js';
+import {
+  ChunkChecksummer,
+  MAX_BLOCK_LENGTH_BYTES,
+  encodeTrailer,
+  fileSizeFor,
+} from '../protocol/block-format.js';
 import { WriteCancelledError, badRequest } from './errors.js';
 import { unlinkIfExists } from './fs-util.js';
 import type { Tier } from './tiers.js';

@@ -17,7 +17,7 @@ import {
   chunkMatches,
   encodeTrailer,
   fileSizeFor,
-} from './block-format.js';
+} from '../protocol/block-format.js';
 import type { BlockInfo, BlockStore, WriteClaim } from './block-store.js';
 import { RESERVE_STEP_BYTES } from './block-writer.js';
 import { badRequest, WriteCancelledError } from './errors.js';

@@ -8,7 +8,7 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logging.js';
-import { lengthFromFileSize } from './block-format.js';
+import { lengthFromFileSize } from '../protocol/block-format.js';
 import { unlinkIfExists } from './fs-util.js';
 import type { TierDir } from './tier-dir.js';
 

@@ -4,11 +4,20 @@
 // file, while other files are written, after its block files were unlinked (as eviction does),
 // across opens and closes; a file with a writer is served by the event loop (its
 // unpublished bytes), and a handle granted before a writer opened sees the writer's bytes.
-// /metrics shows the direct reads (strata_fuse_direct_reads_total, in the read counts too).
+// /metrics shows the direct reads (strata_fuse_direct_reads_total, in the read counts too). A
+// block file damaged on disk gives EIO for its bad chunk, not its bytes (local-verify.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { constants, existsSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import {
+  constants,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -220,6 +229,45 @@ test('direct reads on a real mount', { skip, timeout: 180_000 }, async (t) => {
         served >= list.length - 1,
         `served directly from the removed files: ${served} of ${list.length} reads`,
       );
+    } finally {
+      await fh.close();
+    }
+  });
+
+  await t.test('a block file damaged on disk: EIO for its bad chunk, never its bytes', async () => {
+    const dataDir = join(cluster.workers[0]?.dir ?? '', 'data');
+    const before = new Set(filesUnder(dataDir));
+    const data = randomBytes(2 * BLOCK_BYTES + 999);
+    await writeFile(p('damaged.bin'), data);
+    const blockFiles = filesUnder(dataDir).filter((f) => !before.has(f));
+    assert.equal(blockFiles.length, 3);
+    const fh = await directOpen(p('damaged.bin'));
+    try {
+      await granted(fh, data);
+      // One byte of the second block's second 64 KiB chunk, in whichever file holds it.
+      const second = blockFiles.find((f) => {
+        const b = readFileSync(f);
+        return b.subarray(0, 4096).equals(data.subarray(BLOCK_BYTES, BLOCK_BYTES + 4096));
+      });
+      assert.ok(second !== undefined, 'the file of the second block');
+      const raw = readFileSync(second);
+      raw[100_000] = (raw[100_000] as number) ^ 0xff;
+      writeFileSync(second, raw);
+      const n = await direct();
+      await assert.rejects(readAndCheck(fh, data, BLOCK_BYTES + 98_304, 4096), { code: 'EIO' });
+      assert.equal(await direct(), n, 'the damaged chunk was not answered directly');
+      // The worker found the damage itself when the read went through it, and dropped the copy
+      // (the whole block: its only copy, so that block is lost here).
+      await waitFor('the damaged copy dropped', () => !existsSync(second), 20_000);
+      await assert.rejects(readAndCheck(fh, data, BLOCK_BYTES, 4096), { code: 'EIO' });
+      // The other blocks still read right.
+      for (const [offset, size] of [
+        [0, 4096],
+        [BLOCK_BYTES - 4096, 4096],
+        [2 * BLOCK_BYTES, 999],
+      ] as const) {
+        await readAndCheck(fh, data, offset, size);
+      }
     } finally {
       await fh.close();
     }

@@ -11,7 +11,7 @@ import {
   ChunkChecksummer,
   fileSizeFor,
   lengthFromFileSize,
-} from '../../src/worker/block-format.js';
+} from '../../src/protocol/block-format.js';
 import type { BlockEvent } from '../../src/worker/block-store.js';
 import { BlockCorruptError, BlockNotFoundError } from '../../src/worker/errors.js';
 import { openFixture, randomData, readBlock, writeBlock } from './store-fixture.js';

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { parseConfigText } from '../../src/common/config/index.js';
-import { fileSizeFor } from '../../src/worker/block-format.js';
+import { fileSizeFor } from '../../src/protocol/block-format.js';
 import { NoSpaceError } from '../../src/worker/errors.js';
 import { TMPFS_MAGIC, TierDir } from '../../src/worker/tier-dir.js';
 import { buildTiers } from '../../src/worker/tiers.js';

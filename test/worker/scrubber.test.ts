@@ -9,7 +9,7 @@ import { createRegistry } from '../../src/common/metrics.js';
 import { MasterCalls as M, WorkerCalls as W } from '../../src/protocol/index.js';
 import type { WorkerAddress } from '../../src/protocol/index.js';
 import { RpcClient } from '../../src/rpc/index.js';
-import { CHUNK_SIZE_BYTES } from '../../src/worker/block-format.js';
+import { CHUNK_SIZE_BYTES } from '../../src/protocol/block-format.js';
 import type { BlockEvent } from '../../src/worker/block-store.js';
 import { Scrubber } from '../../src/worker/scrubber.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';

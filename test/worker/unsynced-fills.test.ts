@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { silentLogger } from '../../src/common/logging.js';
 import type { UfsBlockSource } from '../../src/protocol/ufs-types.js';
 import { openUfs } from '../../src/ufs/index.js';
-import { CHUNK_SIZE_BYTES, fileSizeFor } from '../../src/worker/block-format.js';
+import { CHUNK_SIZE_BYTES, fileSizeFor } from '../../src/protocol/block-format.js';
 import type { BlockStore } from '../../src/worker/block-store.js';
 import type { BlockWriter } from '../../src/worker/block-writer.js';
 import { BlockCorruptError } from '../../src/worker/errors.js';

@@ -13,11 +13,19 @@ export {
   DEFAULT_WATERMARKS,
   WORKER_POLICIES,
   TTL_ACTIONS,
+  LOCAL_READ_VERIFY_MODES,
   WRITE_TYPES,
   META_STORES,
   SECRET_KEYS,
 } from './schema.js';
-export type { ClusterConfig, MasterAddr, WorkerPolicy, TtlAction, WriteType } from './schema.js';
+export type {
+  ClusterConfig,
+  MasterAddr,
+  WorkerPolicy,
+  TtlAction,
+  WriteType,
+  LocalReadVerify,
+} from './schema.js';
 export {
   STORAGE_TYPES,
   storageRank,

@@ -13,6 +13,9 @@ export const WORKER_POLICIES = ['local', 'robin', 'random', 'load_based', 'weigh
 export type WorkerPolicy = (typeof WORKER_POLICIES)[number];
 export const TTL_ACTIONS = ['none', 'delete', 'free'] as const;
 export type TtlAction = (typeof TTL_ACTIONS)[number];
+/** Which short-circuit reads check the block file's checksums (`client.local_read_verify`). */
+export const LOCAL_READ_VERIFY_MODES = ['disk', 'all', 'none'] as const;
+export type LocalReadVerify = (typeof LOCAL_READ_VERIFY_MODES)[number];
 export const WRITE_TYPES = ['cache', 'through', 'async'] as const;
 export type WriteType = (typeof WRITE_TYPES)[number];
 export const META_STORES = ['lmdb', 'etcd'] as const;
@@ -159,6 +162,11 @@ export const clientSection = z
      * from memory (a MEM tier or the page cache), on the thread pool otherwise (0: always the pool).
      */
     local_read_inline_max: size('16MB', 0, 256 * MiB),
+    /**
+     * Short-circuit reads check the block file's chunk checksums, as a worker's reads do:
+     * `disk` every tier but MEM (tmpfs, checked when written, no medium to rot), `all`, `none`.
+     */
+    local_read_verify: oneOf(LOCAL_READ_VERIFY_MODES, 'disk'),
     /** How long a worker that failed a call is avoided. */
     failed_worker_ttl: duration('30s', 0),
   })

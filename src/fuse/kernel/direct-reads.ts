@@ -22,12 +22,19 @@
  * changed once published, and Linux keeps an unlinked file readable through an open
  * descriptor, so a grant stays right even when the worker evicts or moves the block.
  *
+ * Extents whose block files must be checked (`client.local_read_verify`) come with their
+ * checksum tables: their reads cover whole 64 KiB chunks and check them before a byte goes out,
+ * on this thread. A chunk that does not match ends the handle's grant, and the read goes to the
+ * event loop, whose client reads the block through the worker (which drops the bad copy).
+ *
  * Anything a grant cannot answer (unknown handle, a range beyond the reply buffer, a read
  * error, a short block file) is handed to the event loop as before.
  */
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { receiveMessageOnPort } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
+import { LocalCopyCorruptError, readVerifiedSync } from '../../client/local-verify.js';
+import type { VerifiedFile } from '../../client/local-verify.js';
 import type { DirectReadPlan } from '../binding.js';
 import { IN_HEADER_BYTES, OUT_HEADER_BYTES, Op } from './protocol.js';
 
@@ -53,6 +60,8 @@ interface Grant {
   starts: Float64Array;
   ends: Float64Array;
   fds: Int32Array;
+  /** Per extent: the checksums its reads check, or undefined. */
+  checksums: (VerifiedFile | undefined)[];
 }
 
 function u64(b: Buffer, at: number): number {
@@ -143,6 +152,19 @@ export class DirectReadTable {
       starts: Float64Array.from(plan.extents, (e) => e.offset),
       ends: Float64Array.from(plan.extents, (e) => e.offset + e.length),
       fds: Int32Array.from(fds),
+      // A Buffer arrives as a plain Uint8Array through postMessage.
+      checksums: plan.extents.map((e) =>
+        e.checksums === undefined
+          ? undefined
+          : {
+              ...e.checksums,
+              table: Buffer.from(
+                e.checksums.table.buffer,
+                e.checksums.table.byteOffset,
+                e.checksums.table.byteLength,
+              ),
+            },
+      ),
     });
   }
 
@@ -166,7 +188,9 @@ export class DirectReadTable {
     const n = Math.max(0, end - offset);
     try {
       if (!this.#fill(g, offset, offset + n)) return false;
-    } catch {
+    } catch (err) {
+      // A damaged block file: no more reads of this handle here.
+      if (err instanceof LocalCopyCorruptError) this.#drop(u64(req, IN_HEADER_BYTES));
       return false;
     }
     reply.writeUInt32LE(OUT_HEADER_BYTES + n, 0);
@@ -192,7 +216,10 @@ export class DirectReadTable {
     return true;
   }
 
-  /** Copies file bytes [from, to) into the reply after its header; false on a short file. */
+  /**
+   * Copies file bytes [from, to) into the reply after its header; false on a short file. Throws
+   * LocalCopyCorruptError when a checked extent's chunk does not match.
+   */
   #fill(g: Grant, from: number, to: number): boolean {
     const reply = this.#reply;
     const count = g.starts.length;
@@ -218,6 +245,13 @@ export class DirectReadTable {
       }
       const take = Math.min(to, g.ends[i] as number) - pos;
       const fd = g.fds[i] as number;
+      const checked = g.checksums[i];
+      if (checked !== undefined) {
+        if (readVerifiedSync(fd, checked, reply, at, pos - start, take) < take) return false;
+        pos += take;
+        i++;
+        continue;
+      }
       let got = 0;
       while (got < take) {
         const k = readSync(fd, reply, at + got, take - got, pos - start + got);

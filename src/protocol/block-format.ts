@@ -11,7 +11,7 @@
  * The length is also a pure function of the file size, so recovery needs only a stat per block.
  */
 import { crc32 } from 'node:zlib';
-import { crc32 as chunkCrc32 } from '../protocol/crc32.js';
+import { crc32 as chunkCrc32 } from './crc32.js';
 
 export const CHUNK_SIZE_BYTES = 64 * 1024;
 export const FOOTER_SIZE_BYTES = 32;
@@ -81,8 +81,30 @@ export function decodeFooter(f: Buffer): Footer | string {
   return { lengthBytes: Number(length), chunkSizeBytes, tableCrc: f.readUInt32LE(24) };
 }
 
+/** Bytes of the trailer (checksum table and footer) after `lengthBytes` data bytes. */
+export function trailerSizeFor(lengthBytes: number): number {
+  return CRC_SIZE_BYTES * chunkCount(lengthBytes) + FOOTER_SIZE_BYTES;
+}
+
+/**
+ * Checks a trailer read from after `lengthBytes` data bytes (`trailerSizeFor(lengthBytes)` of
+ * them): footer, length and the table's own checksum. Returns the checksum table, or a string
+ * naming what is wrong.
+ */
+export function checkTrailer(trailer: Buffer, lengthBytes: number): Buffer | string {
+  const tableBytes = CRC_SIZE_BYTES * chunkCount(lengthBytes);
+  if (trailer.length !== tableBytes + FOOTER_SIZE_BYTES) return 'trailer is short';
+  const footer = decodeFooter(trailer.subarray(tableBytes));
+  if (typeof footer === 'string') return footer;
+  if (footer.lengthBytes !== lengthBytes)
+    return `footer says ${footer.lengthBytes} bytes, expected ${lengthBytes}`;
+  const table = trailer.subarray(0, tableBytes);
+  if (crc32(table) !== footer.tableCrc) return 'checksum table is damaged';
+  return table;
+}
+
 /** The per-chunk checksums are computed the same way by a short-circuit client writer. */
-export { ChunkChecksummer } from '../protocol/chunk-checksums.js';
+export { ChunkChecksummer } from './chunk-checksums.js';
 
 /** The trailer (table + footer) to append after `length` data bytes. */
 export function encodeTrailer(lengthBytes: number, table: Buffer): Buffer {
