@@ -9,6 +9,7 @@
  * not a model of the real master (the integration tests run against that).
  */
 import {
+  appendFileSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -19,6 +20,7 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ChunkChecksummer, encodeTrailer, lengthFromFileSize } from '../../src/protocol/block-format.js';
 import { FsError, StrataError, fsError } from '../../src/common/errors.js';
 import type {
   CallOptions,
@@ -88,11 +90,21 @@ export class FakeWorker {
     return p;
   }
 
+  /** Publishes a staged block in the worker's file format (data, checksum table, footer). */
   publish(id: number, staging: string): number {
     const final = join(this.dir, 'active', String(id));
+    const data = readFileSync(staging);
+    const sums = new ChunkChecksummer(data.length);
+    sums.update(data);
+    appendFileSync(staging, encodeTrailer(data.length, sums.finish()));
     renameSync(staging, final);
     this.blocks.set(id, final);
-    return statSync(final).size;
+    return data.length;
+  }
+
+  /** Data bytes of a published block (its file without the trailer). */
+  blockLength(id: number): number {
+    return dataLength(this.blockPath(id));
   }
 
   remove(id: number): void {
@@ -493,7 +505,7 @@ export class FakeCluster implements RpcConnector {
         case 'worker.openLocalRead': {
           const p = w.blockPath(blockId);
           w.localReads++;
-          return ok({ path: p, length: statSync(p).size, storageType: 'DISK' });
+          return ok({ path: p, length: dataLength(p), storageType: 'DISK' });
         }
         case 'worker.openLocalWrite': {
           const p = join(w.dir, 'staging', `${blockId}.local`);
@@ -519,7 +531,7 @@ export class FakeCluster implements RpcConnector {
         }
         case 'worker.getBlockInfo': {
           const p = w.blockPath(blockId);
-          return ok({ length: statSync(p).size, storageType: 'DISK', reads: 0 });
+          return ok({ length: dataLength(p), storageType: 'DISK', reads: 0 });
         }
         default:
           throw new StrataError('STRATA_UNKNOWN_CALL', `fake worker does not serve ${name}`);
@@ -544,7 +556,7 @@ export class FakeCluster implements RpcConnector {
           count(name);
           const fh = await open(w.blockPath(req.blockId as number), 'r');
           try {
-            const size = (await fh.stat()).size;
+            const size = lengthFromFileSize((await fh.stat()).size) ?? 0;
             const offset = (req.offset as number | undefined) ?? 0;
             const end = req.length === undefined ? size : Math.min(size, offset + (req.length as number));
             let at = offset;
@@ -704,7 +716,14 @@ export class FakeCluster implements RpcConnector {
   }
 }
 
-/** Reads a block file of a fake worker (assertions). */
+/** Reads the data of a fake worker's block file (assertions). */
 export function readBlockFile(w: FakeWorker, id: number): Buffer {
-  return readFileSync(w.blockPath(id));
+  return readFileSync(w.blockPath(id)).subarray(0, w.blockLength(id));
+}
+
+/** Data bytes of a block file (the worker's format: data, checksum table, footer). */
+function dataLength(path: string): number {
+  const n = lengthFromFileSize(statSync(path).size);
+  if (n === undefined) throw new FsError('EIO', `${path} is not a block file`);
+  return n;
 }
