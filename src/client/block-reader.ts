@@ -14,7 +14,7 @@
  * through a worker that answered the same way. An error the UFS gave (unreachable, changed,
  * denied) is the reader's error as it is: another replica cannot do better.
  */
-import { close as closeFd, open as openFd, readSync } from 'node:fs';
+import { close as closeFd, open as openFd } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
@@ -29,6 +29,8 @@ import type { InlineReadState } from './local-read-policy.js';
 import {
   LocalCopyCorruptError,
   mustVerify,
+  preadFull,
+  preadFullSync,
   readChecksumTable,
   readChecksumTableFd,
   readVerified,
@@ -235,7 +237,7 @@ export class BlockReader {
         const buf = Buffer.allocUnsafe(n);
         const got =
           local.verified === undefined
-            ? await readFull(local.fh, buf, blockOffset + at, n)
+            ? await preadFull(local.fh, buf, 0, n, blockOffset + at)
             : await readVerified(local.fh, local.verified, buf, 0, blockOffset + at, n);
         if (got < n) throw new StrataError('STRATA_SHORT_READ', `block file of ${blockId} is short`);
         return buf;
@@ -556,14 +558,14 @@ export class BlockReader {
       const startedMs = performance.now();
       const got =
         v === undefined
-          ? readFullSync(fd, target, blockOffset, length, targetOffset)
+          ? preadFullSync(fd, target, targetOffset, length, blockOffset)
           : readVerifiedSync(fd, v, target, targetOffset, blockOffset, length);
       const nowMs = performance.now();
       policy.observe(local, got, nowMs - startedMs, nowMs);
       return got;
     }
     return v === undefined
-      ? readFull(local.fh, target, blockOffset, length, targetOffset)
+      ? preadFull(local.fh, target, targetOffset, length, blockOffset)
       : readVerified(local.fh, v, target, targetOffset, blockOffset, length);
   }
 
@@ -708,43 +710,9 @@ async function* readChunks(
   for (let at = from; at < to;) {
     const n = Math.min(chunkBytes, to - at);
     const buf = Buffer.allocUnsafe(n);
-    const got = await readFull(fh, buf, at, n);
+    const got = await preadFull(fh, buf, 0, n, at);
     if (got < n) throw new StrataError('STRATA_SHORT_READ', `file is short at ${at + got}`);
     at += n;
     yield buf;
   }
-}
-
-/** Reads up to `length` bytes at `position`; fewer only at end of file. */
-async function readFull(
-  fh: FileHandle,
-  target: Uint8Array,
-  position: number,
-  length: number,
-  targetOffset = 0,
-): Promise<number> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(target, targetOffset + got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
-}
-
-/** `readFull` on the calling thread (see `ClientSettings.syncLocalReadMaxBytes`). */
-function readFullSync(
-  fd: number,
-  target: Uint8Array,
-  position: number,
-  length: number,
-  targetOffset: number,
-): number {
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, target, targetOffset + got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }

@@ -99,15 +99,7 @@ export async function readVerified(
   blockOffset: number,
   length: number,
 ): Promise<number> {
-  const pread: Pread = async (t, o, n, p) => {
-    let got = 0;
-    while (got < n) {
-      const { bytesRead } = await fh.read(t, o + got, n - got, p + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return got;
-  };
+  const pread: Pread = (t, o, n, p) => preadFull(fh, t, o, n, p);
   let done = 0;
   for (const step of plan(file, blockOffset, length)) {
     done += await runStep(step, pread, file, target, targetOffset + done, undefined);
@@ -205,7 +197,25 @@ function checkChunks(file: VerifiedFile, start: number, data: Uint8Array): void 
   }
 }
 
-function preadFullSync(
+/** Reads `length` bytes at `position` into target[offset…]; fewer only at the end of the file. */
+export async function preadFull(
+  fh: FileHandle,
+  target: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(target, offset + got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+/** `preadFull` on the calling thread. */
+export function preadFullSync(
   fd: number,
   target: Uint8Array,
   offset: number,
