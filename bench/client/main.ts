@@ -211,8 +211,11 @@ async function main(): Promise<void> {
     // `client.direct_writes = true`: short-circuit puts with O_DIRECT (off by default).
     const localDirect = FileSystem.create({ config, settings: { directWrites: true } });
     const remote = FileSystem.create({ config, settings: { shortCircuit: false } });
+    // `client.local_read_verify = "none"`: short-circuit reads without checking checksums.
+    const localUnchecked = FileSystem.create({ config, settings: { localReadVerify: 'none' } });
     cleanups.push(
       () => local.close(),
+      () => localUnchecked.close(),
       () => localDirect.close(),
       () => remote.close(),
     );
@@ -231,6 +234,7 @@ async function main(): Promise<void> {
       putLocalDirect: [] as number[],
       getLocal: [] as number[],
       getLocalInto: [] as number[],
+      getLocalIntoUnchecked: [] as number[],
       getRemoteInto: [] as number[],
       putRemote: [] as number[],
       getRemote: [] as number[],
@@ -289,6 +293,9 @@ async function main(): Promise<void> {
       await step('get, short-circuit, read(buffer)', figures.getLocalInto, () =>
         getInto(local, '/bench/sc.bin', chunk),
       );
+      await step('get, short-circuit, read(buffer), unchecked', figures.getLocalIntoUnchecked, () =>
+        getInto(localUnchecked, '/bench/sc.bin', chunk),
+      );
       await step('iperf3', figures.net, () => iperf3());
       await step('get, remote', figures.getRemote, () => get(remote, '/bench/remote.bin', chunk));
       await step('get, remote, read(buffer)', figures.getRemoteInto, () =>
@@ -328,9 +335,18 @@ async function main(): Promise<void> {
         referenceName: 'fio seq read',
       },
       {
+        // Checksums checked (client.local_read_verify = "disk", the default for this DISK tier).
         what: 'get 1 file, short-circuit, read(buffer)',
         unit: 'MB/s',
         ours: best(figures.getLocalInto) / MB,
+        reference: fioRead / MB,
+        referenceName: 'fio seq read',
+        target: 0.8,
+      },
+      {
+        what: 'get 1 file, short-circuit, read(buffer), local_read_verify = none',
+        unit: 'MB/s',
+        ours: best(figures.getLocalIntoUnchecked) / MB,
         reference: fioRead / MB,
         referenceName: 'fio seq read',
         target: 0.8,
