@@ -23,10 +23,10 @@ export interface IoContext {
 
 /** Waits `ms`, or less when the signal aborts. */
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref?.();
-  });
+  // Not unref'd: the operation waiting on it must keep the process alive. An unref'd backoff
+  // let a CLI whose read was between retries exit silently with Node's "unsettled top-level
+  // await" code 13 instead of finishing its retries and printing the error.
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Exponential backoff for attempt n (0-based) with full jitter. */

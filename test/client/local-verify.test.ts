@@ -24,6 +24,7 @@ import {
 import { loadConfig } from '../../src/common/config/index.js';
 import { CHUNK_SIZE_BYTES, ChunkChecksummer, encodeTrailer } from '../../src/protocol/block-format.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
+import { runStrata } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
@@ -204,6 +205,13 @@ test('the only copy damaged: STRATA_BLOCK_CORRUPT, not its bytes; with local_rea
     await r.close();
   }
   await waitFor('the damaged copies dropped', () => blockFiles(cluster, 0).length === 0, 20_000);
-  // Asked again: an error, never the bad bytes.
+  // Asked again: an error, never the bad bytes; the CLI prints it (it once exited silently with
+  // code 13 while its read waited between retries on an unref'd timer).
   await assert.rejects(reader.readFile('/v/one'), gone);
+  const cli = await runStrata(['--conf', cluster.clientConfPath, 'fs', 'cat', '/v/one'], {
+    timeoutMs: 60_000,
+  });
+  assert.equal(cli.code, 1, cli.stderr);
+  assert.match(cli.stderr, /^strata: fs cat \/v\/one: input\/output error \(block \d+: /);
+  assert.equal(cli.stdout, '', 'no byte of the file');
 });
