@@ -54,9 +54,12 @@ test(
   'the console shows what the API reports, browses, pages a big directory and guards actions',
   { skip, timeout: 150_000 },
   async (t) => {
+    // Blacklisting after 3 s of silence, not 1 s: a fresh-clone CI run once found two of the
+    // three workers blacklisted at the overview (their event loops held while the browser
+    // started on the 2 cores), and the overview asserts three live.
     const mc = await MiniCluster.start(t, {
       workers: 3,
-      masterToml: `heartbeat_interval = 200\nworker_blacklist_interval = 1000\nworker_lost_interval = 3000\nadmin_token = "${ADMIN_TOKEN}"`,
+      masterToml: `heartbeat_interval = 200\nworker_blacklist_interval = 3000\nworker_lost_interval = 6000\nadmin_token = "${ADMIN_TOKEN}"`,
       workerTiers: () => ['[MEM:32MB]{dir}/mem', '[DISK:256MB]{dir}/disk'],
       extraToml: `[s3_gateway]\nsecret_key = "${S3_SECRET}"\n\n[etcd]\npassword = "${ETCD_PASSWORD}"\n`,
     });
