@@ -57,8 +57,9 @@ export async function run(cmd: string, args: readonly string[], timeoutMs = 120_
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  // 'close', not 'exit': the process can end before its last output is read from the pipe.
   const code = await new Promise<number | NodeJS.Signals>((resolve) =>
-    child.on('exit', (c, s) => resolve(c ?? s ?? 1)),
+    child.on('close', (c, s) => resolve(c ?? s ?? 1)),
   );
   clearTimeout(timer);
   return { code, stdout, stderr };

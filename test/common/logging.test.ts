@@ -78,7 +78,7 @@ test(
           let stderr = '';
           c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
           c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-          c.on('exit', (code) => resolve({ code, stdout, stderr }));
+          c.on('close', (code) => resolve({ code, stdout, stderr }));
         }),
     );
     assert.equal(r.code, 0, r.stderr);

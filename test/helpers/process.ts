@@ -47,11 +47,9 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartOp
     if (echo === true) process.stderr.write(b);
     for (const l of listeners) l();
   });
-  const exited = new Promise<number | NodeJS.Signals>((resolve) => {
-    child.on('exit', (code, signal) => {
-      for (const l of listeners) l();
-      resolve(code ?? signal ?? 1);
-    });
+  const exited = settled(child).then((code) => {
+    for (const l of listeners) l();
+    return code;
   });
   let done = false;
   void exited.then(() => {
@@ -141,11 +139,28 @@ export async function run(
   if (input !== undefined) child.stdin?.end(input);
   else child.stdin?.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | NodeJS.Signals>((resolve) =>
-    child.on('exit', (c, s) => resolve(c ?? s ?? 1)),
-  );
+  const code = await settled(child);
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/**
+ * Resolves with a child's exit code (or signal name) once its output is all read. Node emits
+ * 'exit' as soon as the process ends, possibly before the last bytes of its stdout are read from
+ * the pipe: on a loaded machine a `sha256sum` was seen to "exit 0 with no output". 'close' comes
+ * after both pipes end. A grandchild that keeps the pipes open is waited for `drainMs` at most.
+ */
+export function settled(child: ChildProcess, drainMs = 5_000): Promise<number | NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    child.once('exit', (c, s) => {
+      timer = setTimeout(() => resolve(c ?? s ?? 1), drainMs);
+    });
+    child.once('close', (c, s) => {
+      clearTimeout(timer);
+      resolve(c ?? s ?? 1);
+    });
+  });
 }
 
 /** Runs `strata <args>` to completion. */
