@@ -27,7 +27,7 @@ const IN_FLIGHT = 16;
 
 describe('fencing a deposed leader', { skip, timeout: 120_000 }, () => {
   test('SIGSTOP the leader until another leads, SIGCONT: it cannot commit or answer', async (t) => {
-    const ha = await HaCluster.start(t, { masters: 3, leaseTtl: '1s' });
+    const ha = await HaCluster.start(t, { masters: 3 });
     const admin = ha.client();
     const old = await ha.waitLeader();
     await admin.call(MasterCalls.Mkdir, { path: '/a' });
@@ -49,6 +49,11 @@ describe('fencing a deposed leader', { skip, timeout: 120_000 }, () => {
     await lib.mkdir('/lib');
 
     let stop = false;
+    // A failed assertion must not leave the writers looping (they kept the file's process alive
+    // until the runner's 10-minute timeout).
+    t.after(() => {
+      stop = true;
+    });
     let stoppedAt = Infinity;
     let contAt = Infinity;
     const answers: { ok: boolean; code?: string; at: number; name: string }[] = [];

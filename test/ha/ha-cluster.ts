@@ -21,7 +21,11 @@ type Ctx = Pick<TestContext, 'after'>;
 export interface HaClusterOptions {
   masters?: number;
   workers?: number;
-  /** `etcd.lease_ttl` (tests use a short one). */
+  /**
+   * `etcd.lease_ttl`, 2 s unless told: short to keep failovers quick, long enough that a leader
+   * starved of CPU on a loaded machine keeps its lease (with 1 s, leaders were deposed on their
+   * own, and tests that address the first leader found it gone).
+   */
   leaseTtl?: string;
   etcd?: EtcdCluster;
   echo?: boolean;
@@ -49,7 +53,7 @@ export class HaCluster {
       masters: opts.masters ?? 3,
       workers: opts.workers ?? 0,
       masterToml: `meta_store = "etcd"\nheartbeat_interval = "200ms"\nworker_blacklist_interval = "3s"\nworker_lost_interval = "20s"\n${opts.masterToml ?? ''}`,
-      extraToml: `\n[etcd]\nendpoints = [${endpoints}]\nprefix = "${prefix}"\nlease_ttl = "${opts.leaseTtl ?? '1s'}"\n`,
+      extraToml: `\n[etcd]\nendpoints = [${endpoints}]\nprefix = "${prefix}"\nlease_ttl = "${opts.leaseTtl ?? '2s'}"\n`,
       echo: opts.echo === true,
     });
     const c = new HaCluster(etcd, mini, `${prefix}/${mini.clusterId}/`);

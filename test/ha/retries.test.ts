@@ -15,7 +15,7 @@ const skip = requireTools(ETCD_BIN);
 
 describe('exactly-once retries', { timeout: 120_000 }, () => {
   test('on etcd: every mutating call retried on the next leader replays its outcome', { skip }, async (t) => {
-    const ha = await HaCluster.start(t, { masters: 3, workers: 1, leaseTtl: '1s' });
+    const ha = await HaCluster.start(t, { masters: 3, workers: 1 });
     const c = ha.client();
     let leader = await ha.waitLeader();
     // Placement needs the worker registered with the leader of the moment.
