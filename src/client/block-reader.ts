@@ -109,8 +109,11 @@ export class BlockReader {
         last = new StrataError('STRATA_SHORT_READ', `block ${block.blockId} ended early on ${workerKey(w)}`);
       } catch (err) {
         last = err;
-        this.#noteFailure(w, err);
-        if (!isUnreachable(err)) answered.push(w);
+        // A damaged local copy whose RPC retry failed carries that failure: an unreachable
+        // worker is noted as such, not as one that answered.
+        const why = err instanceof LocalCopyCorruptError && err.cause !== undefined ? err.cause : err;
+        this.#noteFailure(w, why);
+        if (!isUnreachable(why)) answered.push(w);
       }
       tried.push(workerKey(w));
     }
