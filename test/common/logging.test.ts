@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../helpers/ports.js';
-import { STRATA_BIN } from '../helpers/process.js';
+import { STRATA_BIN, run } from '../helpers/process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
@@ -63,24 +63,8 @@ test(
     for (let i = 0; i < 10; i++) log.info({ i }, 'after the failure');
     log.flush(() => { process.stdout.write('alive\\n'); process.exit(0); });
   `;
-    const r = await withDeadline(
-      'the logging child to exit',
-      30_000,
-      () =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-          const c = spawn(process.execPath, ['--input-type=module', '-e', script], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          t.after(() => {
-            if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-          });
-          let stdout = '';
-          let stderr = '';
-          c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-          c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-          c.on('close', (code) => resolve({ code, stdout, stderr }));
-        }),
-    );
+    // Killed at the deadline: its code is then the signal, and the assertion below shows stderr.
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'alive\n');
     const notes = r.stderr.split('\n').filter((l) => l.includes('logging stopped'));

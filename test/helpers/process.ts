@@ -150,7 +150,7 @@ export async function run(
  * the pipe: on a loaded machine a `sha256sum` was seen to "exit 0 with no output". 'close' comes
  * after both pipes end. A grandchild that keeps the pipes open is waited for `drainMs` at most.
  */
-export function settled(child: ChildProcess, drainMs = 5_000): Promise<number | NodeJS.Signals> {
+function settled(child: ChildProcess, drainMs = 5_000): Promise<number | NodeJS.Signals> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     child.once('exit', (c, s) => {
