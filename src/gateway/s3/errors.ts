@@ -95,6 +95,9 @@ export function toS3Error(err: unknown, scope: ErrorScope = {}): S3Error {
       case 'EACCES':
       case 'EPERM':
         return new S3Error('AccessDenied', 'Access Denied', fields, err);
+      case 'EROFS':
+        // A bucket (or a folder in it) that is a read-only UFS mount.
+        return new S3Error('AccessDenied', 'Access Denied: this bucket is mounted read-only.', fields, err);
       case 'ENOSPC':
         return new S3Error(
           'ServiceUnavailable',

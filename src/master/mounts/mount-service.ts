@@ -57,6 +57,9 @@ export interface MountServiceDeps {
 }
 
 type AnyHandler = (req: never, ctx: CallContext) => Promise<unknown>;
+/** A call to the namespace's own handler (under the mount rules' wrappers). */
+type BaseCall = <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext) => Promise<Res>;
+type CompleteAsRequest = typeof M.CompleteAs extends UnaryCall<infer Req, unknown> ? Req : never;
 
 function isErr(err: unknown, code: string): boolean {
   return err instanceof FsError && err.code === code;
@@ -227,6 +230,9 @@ export class MountService {
       const src = found?.path ?? `file ${r.fileId}`;
       if (r.renameTo !== undefined) {
         this.#refuseMountPoints(r.renameTo, 'rename onto');
+        // Written outside the mounts and completed onto a name under one (the S3 gateway's temp
+        // files): a new version of that name, written to the UFS under it.
+        if (a === undefined && b !== undefined) return this.#completeInto(r, b, ctx, call);
         if (a?.mount.mountId !== b?.mount.mountId)
           throw new FsError('EXDEV', `${src} → ${r.renameTo}: rename across mounts is not possible`, {
             details: { path: src },
@@ -505,7 +511,7 @@ export class MountService {
   async #rename(
     r: { src: string; dst: string; noReplace?: boolean; caller?: Caller },
     ctx: CallContext,
-    call: <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext) => Promise<Res>,
+    call: BaseCall,
   ): Promise<Record<string, never>> {
     this.#refuseMountPoints(r.src, 'rename');
     this.#refuseMountPoints(r.dst, 'rename onto');
@@ -593,6 +599,59 @@ export class MountService {
       blocks: located,
       length,
     });
+  }
+
+  /**
+   * CompleteAs of a file written outside every mount onto `r.renameTo` under mount `b`, as if the
+   * file had been created there: `through` writes the blocks to the UFS under the final name
+   * before the commit (nothing is committed if that fails, and the UFS never sees a temp name);
+   * `async` queues the file before the commit, so a crash after it leaves the file queued; the
+   * mount's replicas and TTL follow the commit. The commit itself (complete, attributes and the
+   * rename) stays one transaction, the request's recorded mutation. A plain rename from outside
+   * into a mount is still EXDEV: it would move a file the UFS has never seen.
+   */
+  async #completeInto(
+    r: CompleteAsRequest,
+    b: Resolved,
+    ctx: CallContext,
+    call: BaseCall,
+  ): Promise<FileStatus> {
+    const target = trimPath(r.renameTo ?? '/');
+    this.#refuseReadOnly(target, b, 'write');
+    const who = r.caller === undefined ? {} : { caller: r.caller };
+    const existing = await call(M.GetStatus, { path: target, ...who }, ctx).catch((err: unknown) => {
+      if (isErr(err, 'ENOENT')) return undefined;
+      throw err;
+    });
+    // What the commit would refuse, refused before anything reaches the UFS.
+    if (existing?.type === 'dir')
+      throw new FsError('EISDIR', `${target}: is a directory`, { details: { path: target } });
+    const m = b.mount;
+    const reachesUfs = writesReachUfs(m);
+    const validator =
+      reachesUfs && m.writeType === 'through' ? await this.#persistThrough(b, r.blocks, r.length) : undefined;
+    if (reachesUfs && m.writeType === 'async') await this.#d.persist.enqueue(r.fileId, m);
+    this.#d.sync.invalidate(target);
+    let st = await call(M.CompleteAs, r, ctx);
+    if (validator !== undefined) {
+      await this.#d.namespace.setUfsState(r.fileId, this.#d.sync.ufsState(m, validator));
+    }
+    const ids = r.blocks.filter((x) => x.blockId !== 0).map((x) => x.blockId);
+    if (reachesUfs && m.writeType === 'async') {
+      // Its only copies are in Strata until persisted: pinned (never demoted nor dropped).
+      this.#d.blocks.setPinned(ids, true);
+      this.#d.persist.kick();
+    }
+    const attrs = {
+      ...(m.replicas > 0 && m.replicas !== st.replicas ? { replicas: m.replicas } : {}),
+      ...(m.ttlMs > 0 ? { ttlMs: m.ttlMs, ttlAction: m.ttlAction } : {}),
+    };
+    if (Object.keys(attrs).length > 0) {
+      // A second transaction (the commit above is the request's recorded one); a retry of the
+      // request sets them again.
+      st = await call(M.SetAttr, { path: st.path, ...attrs, ...who }, ctx);
+    }
+    return this.#decorate(st, b);
   }
 
   #anyWorker(): WorkerAddress | undefined {

@@ -177,13 +177,15 @@ export class PersistQueue {
       return;
     }
     const file = found.inode;
+    // Still being written: where it is now is not where it will be (a file written outside the
+    // mounts is queued before its commit renames it in; see MountService #completeInto).
+    if (file.state === 'writing') {
+      await this.#retry(fileId, e, PERSIST_RETRY_BASE_MS);
+      return;
+    }
     const r = this.#o.mounts.table.resolve(found.path);
     if (r === undefined || r.mount.mountId !== e.mountId) {
       await this.#drop(fileId); // moved out of its mount, or unmounted
-      return;
-    }
-    if (file.state === 'writing') {
-      await this.#retry(fileId, e, PERSIST_RETRY_BASE_MS);
       return;
     }
     const blockIds = realBlockIds(file.blocks);
