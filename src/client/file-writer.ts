@@ -66,6 +66,12 @@ export interface CloseOptions {
    * the writer stays open for another `close` (no more writes) or `abort`.
    */
   renameTo?: string;
+  /**
+   * Closed files appended after what was written, in order, by moving their blocks (no byte is
+   * copied); their names go in the same commit. Each names the file id the caller expects at its
+   * path (ESTALE when it changed). At most MAX_CONCAT_FILES; not under a mount.
+   */
+  concat?: readonly { path: string; fileId: number }[];
 }
 
 /** Refusals of a close's rename that leave the writer ready for another close. */
@@ -207,7 +213,7 @@ export class FileWriter {
         });
         const base = { fileId: this.#status.id, leaseId: this.#leaseId, blocks, length: this.#bytes };
         this.#final =
-          opts.xattrs === undefined && opts.renameTo === undefined
+          opts.xattrs === undefined && opts.renameTo === undefined && opts.concat === undefined
             ? await this.#ctx.master.call(Complete, base)
             : await this.#completeAs(base, opts);
         this.#state = 'closed';
@@ -253,6 +259,7 @@ export class FileWriter {
           ? {}
           : { xattrs: entries.map(([name, value]) => ({ name, length: value.length })) }),
         ...(opts.renameTo === undefined ? {} : { renameTo: opts.renameTo }),
+        ...(opts.concat === undefined ? {} : { concat: [...opts.concat] }),
         ...(this.#caller === undefined ? {} : { caller: this.#caller }),
       },
       { payload: Buffer.concat(entries.map(([, value]) => value)) },

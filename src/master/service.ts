@@ -166,6 +166,7 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
           ...(r.mtimeMs === undefined ? {} : { mtimeMs: r.mtimeMs }),
           xattrs,
           ...(r.renameTo === undefined ? {} : { renameTo: r.renameTo }),
+          ...(r.concat === undefined ? {} : { concat: r.concat }),
         },
         caller(r.caller),
       );

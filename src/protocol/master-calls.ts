@@ -309,6 +309,8 @@ export const GetContentSummary = unary(
 
 /** Most attributes one CompleteAs sets. */
 export const MAX_COMPLETE_XATTRS = 16;
+/** Files one CompleteAs may append (`concat`): S3's 10,000 parts of a multipart upload. */
+export const MAX_CONCAT_FILES = 10_000;
 
 /**
  * Complete + SetXattr + Rename in one transaction (one durable commit): commits the block list
@@ -326,6 +328,15 @@ export const CompleteAs = unary(
       .max(MAX_COMPLETE_XATTRS)
       .optional(),
     renameTo: pathSchema.optional(),
+    /**
+     * Complete files appended, in order, after the writer's own blocks: their blocks become the
+     * file's (no byte is copied) and their names go, in the same transaction. `fileId` is the
+     * file the caller expects at `path` (ESTALE when another is there or none).
+     */
+    concat: z
+      .array(z.object({ path: pathSchema, fileId: id }))
+      .max(MAX_CONCAT_FILES)
+      .optional(),
     caller,
   }),
   fileStatusSchema,

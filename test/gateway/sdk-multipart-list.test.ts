@@ -22,6 +22,9 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import type { ListObjectsCommandOutput, ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
+import { FileSystem } from '../../src/client/index.js';
+import { loadConfig } from '../../src/common/config/index.js';
+import { UPLOADS_DIR } from '../../src/gateway/s3/keys.js';
 import { startGateway } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -58,6 +61,10 @@ test('S3 gateway through the AWS SDK: multipart and listings', async (t) => {
   const gw = await startGateway(t);
   const s3 = gw.client;
   await s3.send(new CreateBucketCommand({ Bucket: 'mpu' }));
+  const fs = FileSystem.create({ config: loadConfig({ path: gw.cluster.clientConfPath, env: {} }).config });
+  t.after(() => fs.close());
+  const blockIds = async (path: string): Promise<number[]> =>
+    (await fs.blockLocations(path)).blocks.map((b) => b.blockId);
 
   await t.test(
     'multipart: parts out of order, md5-N ETag, GET by partNumber, ListParts, ListMultipartUploads',
@@ -157,6 +164,9 @@ test('S3 gateway through the AWS SDK: multipart and listings', async (t) => {
         ),
         'InvalidPart',
       );
+      const partBlocks: number[] = [];
+      for (const n of [1, 2, 3])
+        partBlocks.push(...(await blockIds(`${UPLOADS_DIR}/mpu/${uploadId}/${String(n).padStart(5, '0')}`)));
       const done = await s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: 'mpu',
@@ -175,6 +185,8 @@ test('S3 gateway through the AWS SDK: multipart and listings', async (t) => {
       assert.equal(got.ContentType, 'application/x-big');
       assert.deepEqual(got.Metadata, { m: 'v' });
       assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(whole));
+      // Completing moved the parts' blocks into the object: the same blocks, in order, no copy.
+      assert.deepEqual(await blockIds('/mpu/big/object.bin'), partBlocks);
       const p2 = await s3.send(new GetObjectCommand({ Bucket: 'mpu', Key: 'big/object.bin', PartNumber: 2 }));
       assert.equal(p2.PartsCount, 3);
       assert.equal(p2.ContentRange, `bytes ${5 * MiB}-${10 * MiB - 1}/${whole.length}`);

@@ -86,6 +86,15 @@ test('close with a rename under a through mount writes the UFS object under its 
   await w3.close({ renameTo: '/data/thr/dir-beside' });
   assert.ok((await ufsObject(raw, 'thr/dir-beside'))?.equals(Buffer.from('x')));
 
+  // Files under a mount take no part in a concat (their blocks are the cache of a UFS object).
+  const w5 = await fs.create('/tmp/concat-target');
+  const inMount = await fs.stat('/data/thr/dir-beside');
+  await assert.rejects(
+    w5.close({ concat: [{ path: '/data/thr/dir-beside', fileId: inMount.id }] }),
+    (err: unknown) => err instanceof FsError && err.code === 'EINVAL' && /under a mount/.test(err.message),
+  );
+  assert.ok((await fs.readFile('/data/thr/dir-beside')).equals(Buffer.from('x')), 'left as it was');
+
   // A plain rename from outside into the mount stays refused: the UFS has never seen the file.
   const w4 = await fs.create('/tmp/outside-3');
   await w4.write(Buffer.from('y'));

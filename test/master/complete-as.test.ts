@@ -138,3 +138,134 @@ describe('namespace completeAs', () => {
     await consistent(n);
   });
 });
+
+/** A closed file at `path` whose blocks have these lengths (0 = a hole); returns its id and blocks. */
+async function closed(
+  t: TestNs,
+  path: string,
+  lengths: readonly number[],
+): Promise<{ id: number; blocks: number[] }> {
+  const { status, leaseId } = await t.ns.create(path, { parents: true });
+  const blocks: { blockId: number; length: number }[] = [];
+  for (const length of lengths) {
+    blocks.push({ blockId: (await t.ns.addBlock(status.id, leaseId)).blockId, length });
+  }
+  await t.ns.complete(
+    status.id,
+    leaseId,
+    blocks,
+    lengths.reduce((a, b) => a + b, 0),
+  );
+  return { id: status.id, blocks: blocks.map((b) => b.blockId) };
+}
+
+describe('namespace completeAs with concat', () => {
+  for (const engine of ['lmdb', 'memory-remote'] as const) {
+    test(`appends closed files by moving their blocks, in one step (${engine})`, async (t) => {
+      const n = await openNs(t, engine);
+      const p1 = await closed(n, '/up/1', [5 * KiB]);
+      const p2 = await closed(n, '/up/2', [3 * KiB, 2 * KiB]);
+      const p3 = await closed(n, '/up/3', []);
+      await n.ns.setXattr('/up/1', 'user.s3.part', Buffer.from('etag-1'));
+      const before = (await n.ns.getStatus('/up')).children ?? 0;
+      await n.ns.mkdir('/b');
+      const target = await n.ns.create('/tmp/obj', { parents: true });
+      const st = await n.ns.completeAs(target.status.id, target.leaseId, {
+        blocks: [],
+        length: 0,
+        xattrs: [{ name: 'user.s3.object', value: Buffer.from('meta') }],
+        renameTo: '/b/obj',
+        concat: [
+          { path: '/up/1', fileId: p1.id },
+          { path: '/up/2', fileId: p2.id },
+          { path: '/up/3', fileId: p3.id },
+        ],
+      });
+      assert.equal(st.path, '/b/obj');
+      assert.equal(st.size, 10 * KiB);
+      assert.equal(st.state, 'complete');
+      const got = await n.ns.getBlocks('/b/obj', 0);
+      assert.deepEqual(
+        got.blocks.map((b) => [b.blockId, b.offset, b.length]),
+        [
+          [p1.blocks[0], 0, 5 * KiB],
+          [p2.blocks[0], 5 * KiB, 3 * KiB],
+          [p2.blocks[1], 8 * KiB, 2 * KiB],
+        ],
+      );
+      for (const p of ['/up/1', '/up/2', '/up/3'])
+        await assert.rejects(n.ns.getStatus(p), hasCode('ENOENT'), `${p} is gone`);
+      assert.equal((await n.ns.getStatus('/up')).children, before - 3);
+      assert.deepEqual(n.removed, [], 'no block was dropped');
+      const owners = await n.ns.blockOwners([...p1.blocks, ...p2.blocks]);
+      assert.deepEqual(
+        [...owners.values()].map((f) => f?.id),
+        [st.id, st.id, st.id],
+        'the blocks belong to the object now',
+      );
+      assert.equal((await n.ns.getXattr('/b/obj', 'user.s3.object')).toString(), 'meta');
+      await consistent(n);
+      // Deleting the object gives the moved blocks back.
+      await n.ns.delete('/b/obj');
+      assert.deepEqual([...n.removed].sort(), [...p1.blocks, ...p2.blocks].sort());
+      await consistent(n);
+    });
+  }
+
+  test('every refusal changes nothing', async (t) => {
+    const n = await openNs(t, 'lmdb');
+    const p1 = await closed(n, '/up/1', [KiB]);
+    const p2 = await closed(n, '/up/2', [2 * KiB]);
+    const open = await n.ns.create('/up/open');
+    await n.ns.mkdir('/up/dir');
+    const linked = await closed(n, '/up/linked', [KiB]);
+    await n.ns.link('/up/linked', '/up/linked-2');
+    const target = await n.ns.create('/tmp/obj', { parents: true });
+    const tryConcat = (concat: { path: string; fileId: number }[]): Promise<unknown> =>
+      n.ns.completeAs(target.status.id, target.leaseId, { blocks: [], length: 0, renameTo: '/obj', concat });
+    const ok = { path: '/up/1', fileId: p1.id };
+    await assert.rejects(tryConcat([ok, { path: '/up/2', fileId: linked.id }]), hasCode('ESTALE'));
+    await assert.rejects(tryConcat([ok, { path: '/up/none', fileId: p2.id }]), hasCode('ESTALE'));
+    await assert.rejects(tryConcat([ok, { path: '/nodir/x', fileId: p2.id }]), hasCode('ESTALE'));
+    await assert.rejects(tryConcat([ok, ok]), hasCode('EINVAL'));
+    await assert.rejects(tryConcat([{ path: '/tmp/obj', fileId: target.status.id }]), hasCode('EINVAL'));
+    await assert.rejects(tryConcat([ok, { path: '/up/open', fileId: open.status.id }]), hasCode('EBUSY'));
+    const dirId = (await n.ns.getStatus('/up/dir')).id;
+    await assert.rejects(tryConcat([ok, { path: '/up/dir', fileId: dirId }]), hasCode('EISDIR'));
+    await assert.rejects(tryConcat([ok, { path: '/up/linked', fileId: linked.id }]), hasCode('EMLINK'));
+    // Nothing moved: the sources keep their blocks, the target is still open and empty.
+    assert.deepEqual(
+      (await n.ns.getBlocks('/up/1', 0)).blocks.map((b) => b.blockId),
+      p1.blocks,
+    );
+    assert.deepEqual(
+      (await n.ns.getBlocks('/up/2', 0)).blocks.map((b) => b.blockId),
+      p2.blocks,
+    );
+    const still = await n.ns.getStatus('/tmp/obj');
+    assert.equal(still.state, 'writing');
+    await assert.rejects(n.ns.getStatus('/obj'), hasCode('ENOENT'));
+    assert.deepEqual(n.removed, []);
+    await consistent(n);
+    // And the writer may still complete.
+    const st = await tryConcat([ok, { path: '/up/2', fileId: p2.id }]);
+    assert.equal((st as { size: number }).size, 3 * KiB);
+    await consistent(n);
+  });
+
+  test('a source with bigger blocks raises the block size of the file', async (t) => {
+    const n = await openNs(t, 'lmdb');
+    const { status, leaseId } = await n.ns.create('/up/big', { parents: true, blockSize: 4 * 1024 * KiB });
+    const b = await n.ns.addBlock(status.id, leaseId);
+    await n.ns.complete(status.id, leaseId, [{ blockId: b.blockId, length: 3 * 1024 * KiB }], 3 * 1024 * KiB);
+    const target = await n.ns.create('/obj');
+    const st = await n.ns.completeAs(target.status.id, target.leaseId, {
+      blocks: [],
+      length: 0,
+      concat: [{ path: '/up/big', fileId: status.id }],
+    });
+    assert.equal(st.size, 3 * 1024 * KiB);
+    assert.equal(st.blockSize, 4 * 1024 * KiB);
+    await consistent(n);
+  });
+});

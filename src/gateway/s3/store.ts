@@ -327,12 +327,41 @@ export class ObjectStore {
   }
 
   /**
+   * Makes the object at `target` from closed files, in order, without copying a byte: an empty
+   * temp file is completed onto the key with the files appended (their blocks become the
+   * object's, their names go) and the metadata set, in one namespace commit. `files` name the
+   * file ids the caller checked (ESTALE when one changed since). On failure the temp file goes
+   * and the files stay as they were.
+   */
+  async concatInto(
+    files: readonly { path: string; fileId: number }[],
+    target: KeyLocation,
+    meta: ObjectMeta,
+  ): Promise<string> {
+    const tmpPath = `${TMP_DIR}/${randomUUID()}`;
+    const writer = await this.fs.create(tmpPath);
+    try {
+      return await this.#closeInto(writer, target, meta, files);
+    } catch (err) {
+      await writer
+        .abort()
+        .catch((e: unknown) => this.#log.warn({ err: e, tmpPath }, 'abort of a temp upload failed'));
+      throw err;
+    }
+  }
+
+  /**
    * Completes an upload onto its key in one namespace commit: block list, metadata attribute (and
    * the name attribute of a hashed name) and the rename (an atomic replace). A
    * directory with the key's name sends the object beside it, and missing parents (ENOENT,
    * ENOTDIR: the master changed nothing, the writer stays open) are made before asking again.
    */
-  async #closeInto(writer: FileWriter, loc: KeyLocation, meta: ObjectMeta | undefined): Promise<string> {
+  async #closeInto(
+    writer: FileWriter,
+    loc: KeyLocation,
+    meta: ObjectMeta | undefined,
+    concat?: readonly { path: string; fileId: number }[],
+  ): Promise<string> {
     const xattrs: Record<string, Uint8Array> = {};
     if (meta !== undefined) xattrs[META_XATTR] = encodeMeta(meta);
     if (loc.leaf.hashed || loc.beside.hashed) xattrs[NAME_XATTR] = Buffer.from(loc.leaf.segment);
@@ -340,12 +369,13 @@ export class ObjectStore {
       for (let attempt = 1; ; attempt++) {
         let target = loc.path;
         try {
+          const more = concat === undefined ? {} : { concat };
           try {
-            await writer.close({ xattrs, renameTo: target });
+            await writer.close({ xattrs, renameTo: target, ...more });
           } catch (err) {
             if (!(err instanceof FsError && err.code === 'EISDIR')) throw err;
             target = loc.besidePath;
-            await writer.close({ xattrs, renameTo: target });
+            await writer.close({ xattrs, renameTo: target, ...more });
           }
           return target;
         } catch (err) {

@@ -32,8 +32,8 @@ import { writesReachUfs } from './mount-manager.js';
 import { isWithin, mountInfo, trimPath, ufsPathOf } from './mount-table.js';
 import type { MountRecord, Resolved } from './mount-table.js';
 import type { MountMetrics } from './mount-metrics.js';
-import type { PersistQueue } from './persist-queue.js';
-import { persistBlocks } from './persist-queue.js';
+import type { PersistQueue, PersistTask } from './persist-queue.js';
+import { locatedBlocks, persistBlocks } from './persist-queue.js';
 import type { UfsSync } from './ufs-sync.js';
 import type { WorkerClients } from './worker-clients.js';
 
@@ -57,6 +57,8 @@ export interface MountServiceDeps {
 }
 
 type AnyHandler = (req: never, ctx: CallContext) => Promise<unknown>;
+/** A block and the workers holding it, as persist tasks take them. */
+type HeldBlock = PersistTask['blocks'][number];
 /** A call to the namespace's own handler (under the mount rules' wrappers). */
 type BaseCall = <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext) => Promise<Res>;
 type CompleteAsRequest = typeof M.CompleteAs extends UnaryCall<infer Req, unknown> ? Req : never;
@@ -224,6 +226,15 @@ export class MountService {
         this.#d.mounts.table.size === 0 ? undefined : await this.#d.namespace.inodeWithPath(r.fileId);
       const a = found === undefined ? undefined : this.#resolve(found.path);
       const b = r.renameTo === undefined ? undefined : this.#resolve(r.renameTo);
+      for (const c of r.concat ?? []) {
+        // Their blocks would leave a mount's files (a UFS copy's cache, or data queued for it).
+        const inMount =
+          a !== undefined ? found?.path : this.#resolve(c.path) !== undefined ? c.path : undefined;
+        if (inMount !== undefined)
+          throw new FsError('EINVAL', `${inMount}: files under a mount cannot take part in a concat`, {
+            details: { path: inMount },
+          });
+      }
       if (a === undefined && b === undefined) return call(M.CompleteAs, r, ctx);
       // Under a mount the steps keep their mount rules (UFS writes, read-only refusals), one by
       // one: not one transaction there. A rename the mounts refuse is refused before anything.
@@ -585,6 +596,7 @@ export class MountService {
     res: Resolved,
     blocks: readonly { blockId: number; length: number; workers?: readonly string[] }[],
     length: number,
+    appended: readonly HeldBlock[] = [],
   ): Promise<UfsValidatorWire> {
     const located = blocks.map((b) => ({
       blockId: b.blockId,
@@ -596,9 +608,23 @@ export class MountService {
     return persistBlocks(() => this.#anyWorker(), this.#d.workers, {
       mountId: res.mount.mountId,
       ufsPath: res.ufsPath,
-      blocks: located,
-      length,
+      blocks: [...located, ...appended],
+      length: length + appended.reduce((sum, x) => sum + x.length, 0),
     });
+  }
+
+  /** The blocks (with their copies) of the files a CompleteAs appends, in order. */
+  async #concatBlocks(sources: readonly { path: string; fileId: number }[]): Promise<HeldBlock[]> {
+    const out: HeldBlock[] = [];
+    for (const c of sources) {
+      const ino = await this.#d.namespace.inodeById(c.fileId);
+      if (ino?.type !== 'file')
+        throw new FsError('ESTALE', `${c.path}: file ${c.fileId} is no longer there`, {
+          details: { path: c.path },
+        });
+      out.push(...locatedBlocks(this.#d.blocks, ino.blocks));
+    }
+    return out;
   }
 
   /**
@@ -629,7 +655,9 @@ export class MountService {
     const m = b.mount;
     const reachesUfs = writesReachUfs(m);
     const validator =
-      reachesUfs && m.writeType === 'through' ? await this.#persistThrough(b, r.blocks, r.length) : undefined;
+      reachesUfs && m.writeType === 'through'
+        ? await this.#persistThrough(b, r.blocks, r.length, await this.#concatBlocks(r.concat ?? []))
+        : undefined;
     if (reachesUfs && m.writeType === 'async') await this.#d.persist.enqueue(r.fileId, m);
     this.#d.sync.invalidate(target);
     let st = await call(M.CompleteAs, r, ctx);

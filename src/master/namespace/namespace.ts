@@ -189,6 +189,17 @@ export interface CompleteAsOptions {
   xattrs?: readonly { name: string; value: Uint8Array }[];
   /** Where the completed file is renamed (an existing file there is replaced). */
   renameTo?: string;
+  /**
+   * Complete files appended after the writer's blocks, in order: their blocks become this file's
+   * (no data moves) and their names are removed, in the same transaction (see `concatIn`).
+   */
+  concat?: readonly ConcatSource[];
+}
+
+/** A file to append by `completeAs`: the caller names the file it expects at `path`. */
+export interface ConcatSource {
+  path: string;
+  fileId: number;
 }
 
 export interface ImportUfsFile {
@@ -1291,7 +1302,8 @@ export class Namespace {
     }
     const { file, path } = await this.#mutate(
       (tx) => {
-        const done = completeIn(tx, fileId, leaseId, c.blocks, c.length, now, c.mtimeMs);
+        let done = completeIn(tx, fileId, leaseId, c.blocks, c.length, now, c.mtimeMs);
+        if (c.concat !== undefined && c.concat.length > 0) done = concatIn(tx, done, c.concat, caller, now);
         const from = pathOf(tx, done);
         for (const x of c.xattrs ?? []) {
           const cur = tx.inode(fileId) ?? done;
@@ -1307,9 +1319,11 @@ export class Namespace {
       { precheck: () => this.#checkLease(fileId, leaseId) },
     );
     if (file.type === 'file') {
+      // After a concat every block of the file is checked (an empty list): its replication is
+      // now this file's.
       this.#opts.events?.blocksCommitted?.(
         file,
-        c.blocks.filter((b) => b.blockId !== 0),
+        c.concat !== undefined && c.concat.length > 0 ? [] : c.blocks.filter((b) => b.blockId !== 0),
       );
     }
     return this.#status(file, path);
@@ -1725,6 +1739,71 @@ function completeIn(
   };
   tx.putInode(next);
   tx.endLease(fileId);
+  return next;
+}
+
+/**
+ * Appends complete files to `f` (just completed by its writer) inside its transaction: each
+ * source's blocks, holes included, follow `f`'s in order and are re-owned by `f` (the block
+ * count does not change: no block is dropped, none is copied), and the source's name and inode
+ * go. The source must be what the caller expects at its path (ESTALE otherwise: replaced or
+ * removed since it looked), a closed regular file with no other name (EMLINK: a hard link would
+ * lose its data) and no UFS copy (its blocks are a cache of that object), removable by the caller
+ * as `delete` checks. `f`'s block size grows to its largest source's, so every block fits it.
+ * Any refusal throws, and the transaction changes nothing.
+ */
+function concatIn(
+  tx: NsTx,
+  f: FileInode,
+  sources: readonly ConcatSource[],
+  caller: Caller,
+  now: number,
+): FileInode {
+  const flat = [...f.blocks];
+  let length = f.length;
+  let blockSize = f.blockSize;
+  const seen = new Set<number>([f.id]);
+  for (const s of sources) {
+    if (seen.has(s.fileId))
+      throw fsError('EINVAL', s.path, s.fileId === f.id ? 'cannot append a file to itself' : 'listed twice');
+    seen.add(s.fileId);
+    const comps = parsePath(s.path);
+    let l: ReturnType<typeof lookupExisting>;
+    try {
+      l = lookupExisting(tx, comps, caller, s.path);
+    } catch (err) {
+      if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENOTDIR'))
+        throw fsError('ESTALE', s.path, `file ${s.fileId} is no longer there`);
+      throw err;
+    }
+    const ino = l.inode;
+    if (ino.id !== s.fileId)
+      throw fsError('ESTALE', s.path, `holds file ${ino.id} now, not file ${s.fileId}`);
+    if (ino.type === 'dir') throw fsError('EISDIR', s.path);
+    if (ino.type !== 'file') throw fsError('EINVAL', s.path, 'not a regular file');
+    if (ino.state !== 'complete' || ino.lease !== null) throw fsError('EBUSY', s.path, 'open for writing');
+    if (ino.nlink > 1 || ino.links.length > 1)
+      throw fsError('EMLINK', s.path, 'has other names (hard links)');
+    if (ino.ufs !== undefined) throw fsError('EINVAL', s.path, 'its data is held by a UFS');
+    const parent = l.parent as DirInode;
+    requireAccess(parent, caller, W | X, s.path);
+    requireStickyAllows(parent, ino, caller, s.path);
+    requireAccess(ino, caller, R, s.path);
+    for (let i = 0; i < ino.blocks.length; i += 2) {
+      const id = ino.blocks[i] as number;
+      flat.push(id, ino.blocks[i + 1] as number);
+      if (id !== 0) tx.moveBlock(id, f.id);
+    }
+    length += ino.length;
+    blockSize = Math.max(blockSize, ino.blockSize);
+    removeEntry(tx, parent.id, l.name, ino, now);
+    tx.dropXattrs(ino);
+    tx.deleteInode(ino);
+  }
+  if (flat.length / 2 > MAX_BLOCKS_PER_FILE)
+    throw new FsError('EFBIG', `file ${f.id}: more than ${MAX_BLOCKS_PER_FILE} blocks`);
+  const next: FileInode = { ...f, blocks: flat, length, blockSize };
+  tx.putInode(next);
   return next;
 }
 

@@ -139,6 +139,11 @@ export class NsTx implements NsReader {
     this.counts.blocks++;
   }
 
+  /** Gives a committed block to another file (concat): same block, same count, new owner. */
+  moveBlock(blockId: number, fileId: number): void {
+    this.tx.put(blockKey(blockId), encodeU64(fileId));
+  }
+
   /** Forgets blocks: they belong to no file any more and their replicas get deleted. */
   dropBlocks(blockIds: Iterable<number>): void {
     for (const id of blockIds) {
