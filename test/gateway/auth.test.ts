@@ -171,6 +171,31 @@ test('S3 gateway: authentication, presigned URLs, aws-chunked, interrupted uploa
     },
   );
 
+  await t.test('a trailer naming an unknown checksum algorithm is refused, nothing stored', async () => {
+    const payload = Buffer.from('hello');
+    const body = Buffer.from(`5\r\nhello\r\n0\r\nx-amz-checksum-xxhash64:AAAAAAAAAAA=\r\n\r\n`);
+    const r = {
+      method: 'PUT',
+      port,
+      path: '/auth/trailer.bin',
+      headers: {
+        'content-encoding': 'aws-chunked',
+        'x-amz-trailer': 'x-amz-checksum-xxhash64',
+        'x-amz-decoded-content-length': String(payload.length),
+        'content-length': String(body.length),
+      },
+    };
+    const headers = await signHeaders(r, 'STREAMING-UNSIGNED-PAYLOAD-TRAILER');
+    const res = await send(r, headers, (req) => req.end(body));
+    assert.equal(res.status, 400, res.body.toString());
+    assert.equal(errorCode(res.body), 'InvalidRequest');
+    assert.match(res.body.toString(), /crc64nvme/);
+    assert.equal(
+      (await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'auth', Key: 'trailer.bin' })))).status,
+      404,
+    );
+  });
+
   await t.test('an upload cut off mid-body leaves no object and keeps the old one', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'auth', Key: 'cut.bin', Body: 'previous version' }));
     const total = 8 * 1024 * 1024;

@@ -19,6 +19,7 @@ import {
   PutObjectCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { HASH_THREAD_MIN_BYTES } from '../../src/gateway/s3/hash-pool.js';
 import { startGateway } from './harness.js';
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -231,6 +232,48 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
         status: 404,
       },
     );
+  });
+
+  await t.test('every x-amz-checksum algorithm is checked, in a header and in a trailer', async () => {
+    const body = randomBytes(1024 * 1024 + 333);
+    for (const algo of ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const) {
+      // A buffer: the checksum in a header; a stream: aws-chunked with the checksum in a trailer.
+      for (const streamed of [false, true]) {
+        const Key = `sum/${algo}-${streamed}`;
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: 'data',
+            Key,
+            Body: streamed ? Readable.from([body.subarray(0, 70_000), body.subarray(70_000)]) : body,
+            ContentLength: body.length,
+            ChecksumAlgorithm: algo,
+          }),
+        );
+        const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key }));
+        assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(body), `${algo} ${streamed}`);
+      }
+    }
+    // Bodies large enough to be hashed on the hash threads (digests come back by message).
+    const big = randomBytes(HASH_THREAD_MIN_BYTES + 5);
+    for (const algo of ['CRC32C', 'CRC64NVME', 'SHA256'] as const) {
+      const Key = `sum/big-${algo}`;
+      await s3.send(new PutObjectCommand({ Bucket: 'data', Key, Body: big, ChecksumAlgorithm: algo }));
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key }));
+      assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(big), `big ${algo}`);
+    }
+    // A checksum that does not match the body: nothing is stored.
+    const wrong = {
+      ChecksumCRC32C: Buffer.from([1, 2, 3, 4]).toString('base64'),
+      ChecksumCRC64NVME: Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]).toString('base64'),
+    };
+    for (const [field, value] of Object.entries(wrong)) {
+      const Key = `sum/wrong-${field}`;
+      const bad = await s3Error(
+        s3.send(new PutObjectCommand({ Bucket: 'data', Key, Body: body, [field]: value })),
+      );
+      assert.deepEqual(bad, { name: 'BadDigest', status: 400 }, field);
+      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'data', Key })))).status, 404);
+    }
   });
 
   await t.test('Content-MD5 is checked; a wrong one stores nothing', async () => {

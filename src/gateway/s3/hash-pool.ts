@@ -77,6 +77,7 @@ class HashThread {
           md5: Buffer.from(d.md5),
           ...(d.sha256 === undefined ? {} : { sha256: Buffer.from(d.sha256) }),
           ...(d.sha1 === undefined ? {} : { sha1: Buffer.from(d.sha1) }),
+          ...(d.crc64nvme === undefined ? {} : { crc64nvme: Buffer.from(d.crc64nvme) }),
         });
       }
     });
@@ -233,7 +234,7 @@ export class InlineSession {
     return Promise.resolve();
   }
   digest(): Promise<Digests> {
-    return Promise.resolve(this.#h.digest());
+    return this.#h.digest();
   }
   drop(): void {
     // nothing held

@@ -1,6 +1,6 @@
 /**
  * A hash thread: keeps the digests of the uploads assigned to it and feeds them the bytes the
- * gateway's main thread transfers, so MD5 (and SHA-256/SHA-1/CRC32 when asked for) of every
+ * gateway's main thread transfers, so MD5 (and the SHA or CRC checksum a client asks for) of every
  * uploaded byte does not run on the thread that parses HTTP and writes blocks.
  */
 import { parentPort } from 'node:worker_threads';
@@ -38,8 +38,10 @@ if (port !== null) {
         const h = sessions.get(m.id);
         sessions.delete(m.id);
         if (h !== undefined) {
-          const reply: HashReply = { t: 'done', id: m.id, digests: h.digest() };
-          port.postMessage(reply);
+          void h.digest().then((digests) => {
+            const reply: HashReply = { t: 'done', id: m.id, digests };
+            port.postMessage(reply);
+          });
         }
         break;
       }

@@ -98,7 +98,15 @@ export function requestBody(ctx: S3Context): RequestBody {
   let checksumAlgorithm = checksum?.algorithm;
   for (const t of trailerNames) {
     const m = /^x-amz-checksum-([a-z0-9]+)$/.exec(t);
-    if (m?.[1] !== undefined) checksumAlgorithm = m[1];
+    if (m?.[1] === undefined) continue;
+    if (!(KNOWN_CHECKSUMS as readonly string[]).includes(m[1])) {
+      // Never stored unchecked: the client believes the checksum it names is verified.
+      throw new S3Error(
+        'InvalidRequest',
+        `The checksum algorithm of the trailer "${t}" is not supported: use one of ${KNOWN_CHECKSUMS.join(', ')}.`,
+      );
+    }
+    checksumAlgorithm = m[1];
   }
   const sha256Hex = /^[0-9a-fA-F]{64}$/.test(payloadHash) ? payloadHash : undefined;
   const base: ExpectedDigests = {
@@ -166,7 +174,7 @@ export async function readSmallBody(ctx: S3Context, limitBytes: number): Promise
     digests.update(c);
     chunks.push(c);
   }
-  digests.verify(body.expected());
+  await digests.verify(body.expected());
   return Buffer.concat(chunks);
 }
 
