@@ -72,6 +72,8 @@ export interface CloseOptions {
    * path (ESTALE when it changed). At most MAX_CONCAT_FILES; not under a mount.
    */
   concat?: readonly { path: string; fileId: number }[];
+  /** The file's mtime (default: the master's clock at the commit). */
+  mtimeMs?: number;
 }
 
 /** Refusals of a close's rename that leave the writer ready for another close. */
@@ -211,7 +213,13 @@ export class FileWriter {
             throw new StrataError('STRATA_INTERNAL', `${this.path}: a block was never finished`);
           return { blockId: b.blockId, length: b.length, workers: b.workers };
         });
-        const base = { fileId: this.#status.id, leaseId: this.#leaseId, blocks, length: this.#bytes };
+        const base = {
+          fileId: this.#status.id,
+          leaseId: this.#leaseId,
+          blocks,
+          length: this.#bytes,
+          ...(opts.mtimeMs === undefined ? {} : { mtimeMs: opts.mtimeMs }),
+        };
         this.#final =
           opts.xattrs === undefined && opts.renameTo === undefined && opts.concat === undefined
             ? await this.#ctx.master.call(Complete, base)
@@ -238,6 +246,7 @@ export class FileWriter {
       leaseId: string;
       blocks: { blockId: number; length: number; workers: string[] }[];
       length: number;
+      mtimeMs?: number;
     },
     opts: CloseOptions,
   ): Promise<FileStatus> {

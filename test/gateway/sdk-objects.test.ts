@@ -16,9 +16,12 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { FileSystem } from '../../src/client/index.js';
+import { loadConfig } from '../../src/common/config/index.js';
 import { HASH_THREAD_MIN_BYTES } from '../../src/gateway/s3/hash-pool.js';
 import { startGateway } from './harness.js';
 
@@ -274,6 +277,44 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
       assert.deepEqual(bad, { name: 'BadDigest', status: 400 }, field);
       assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'data', Key })))).status, 404);
     }
+  });
+
+  await t.test('an object changed in place by another front end gets a new ETag', async () => {
+    const put = await s3.send(
+      new PutObjectCommand({
+        Bucket: 'data',
+        Key: 'inplace.txt',
+        Body: 'hello world',
+        ContentType: 'text/x-t',
+      }),
+    );
+    assert.equal(put.ETag, `"${createHash('md5').update('hello world').digest('hex')}"`);
+    assert.equal(
+      (await s3.send(new HeadObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }))).ETag,
+      put.ETag,
+    );
+    // A truncate through the SDK (as FUSE's ftruncate does) keeps the file and its attributes.
+    const fs = FileSystem.create({ config: loadConfig({ path: gw.cluster.clientConfPath, env: {} }).config });
+    t.after(() => fs.close());
+    await fs.setattr('/data/inplace.txt', { length: 5 });
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }));
+    assert.equal(head.ContentLength, 5);
+    assert.notEqual(head.ETag, put.ETag, 'the ETag of the old bytes is not served for the new ones');
+    assert.equal(head.ContentType, 'text/x-t', 'the stored headers stay');
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }));
+    assert.equal(got.ETag, head.ETag);
+    assert.equal(await got.Body!.transformToString(), 'hello');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'data', Prefix: 'inplace' }));
+    assert.equal(listed.Contents?.[0]?.ETag, head.ETag);
+    // A conditional GET with the old ETag no longer matches.
+    assert.equal(
+      (
+        await s3Error(
+          s3.send(new GetObjectCommand({ Bucket: 'data', Key: 'inplace.txt', IfMatch: put.ETag })),
+        )
+      ).status,
+      412,
+    );
   });
 
   await t.test('Content-MD5 is checked; a wrong one stores nothing', async () => {

@@ -227,7 +227,8 @@ export class Multipart {
     // The parts' blocks become the object's, with its metadata, in one namespace commit: no byte
     // is copied, so completing a 5 TB upload costs what completing a small one does.
     try {
-      await this.#store.concatInto(files, locateKey(rec.bucket, rec.key), meta);
+      const size = chosen.reduce((sum, p) => sum + p.size, 0);
+      await this.#store.concatInto(files, size, locateKey(rec.bucket, rec.key), meta);
     } catch (err) {
       if (err instanceof S3Error && err.cause instanceof FsError && err.cause.code === 'ESTALE') {
         // A part was uploaded again (or the upload aborted) while this complete ran.

@@ -28,6 +28,12 @@ export interface ObjectMeta {
   user: Record<string, string>;
   /** Multipart objects: part sizes, `{ size, count, last }` when all but the last are equal, else every size. */
   parts?: PartSizes;
+  /**
+   * The version of the file this metadata was written with (its length and the mtime the gateway
+   * gave it). A file changed in place later (FUSE, the CLI) keeps its attributes: when either
+   * differs, the ETag (and part layout) no longer describe it.
+   */
+  version?: { size: number; mtimeMs: number };
 }
 
 export type PartSizes = { size: number; count: number; last: number } | number[];
@@ -47,26 +53,35 @@ export function encodeMeta(meta: ObjectMeta): Buffer {
 
 /**
  * Reads the attribute; a file written by other means (CLI, FUSE) has none and gets a stable
- * ETag derived from its id, length and mtime (it changes whenever the file does).
+ * ETag derived from its id, length and mtime (it changes whenever the file does). So does a file
+ * changed in place since the gateway wrote it (its `version` no longer matches): it keeps its
+ * stored headers and user metadata, but an ETag that names other bytes is never served.
  */
 export function decodeMeta(raw: Buffer | undefined, st: FileStatus): ObjectMeta {
+  const derived = createHash('md5').update(`${st.id}:${st.size}:${st.mtimeMs}`).digest('hex');
   if (raw !== undefined) {
     try {
       const v = JSON.parse(raw.toString()) as Partial<ObjectMeta>;
       if (typeof v.etag === 'string') {
+        const headers = v.headers ?? {};
+        const user = v.user ?? {};
+        const ver = v.version;
+        if (ver !== undefined && (ver.size !== st.size || ver.mtimeMs !== st.mtimeMs)) {
+          return { etag: derived, headers, user };
+        }
         return {
           etag: v.etag,
-          headers: v.headers ?? {},
-          user: v.user ?? {},
+          headers,
+          user,
           ...(v.parts ? { parts: v.parts } : {}),
+          ...(ver === undefined ? {} : { version: ver }),
         };
       }
     } catch {
       // fall through to the derived ETag
     }
   }
-  const etag = createHash('md5').update(`${st.id}:${st.size}:${st.mtimeMs}`).digest('hex');
-  return { etag, headers: {}, user: {} };
+  return { etag: derived, headers: {}, user: {} };
 }
 
 /** Stored headers and user metadata from a request (PUT, Copy with REPLACE, CreateMultipartUpload). */

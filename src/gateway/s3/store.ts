@@ -306,7 +306,7 @@ export class ObjectStore {
       verifyDigests(digests, expectedNow());
       const meta = metaOf?.(digests.md5);
       if (target !== undefined) {
-        const path = await timed(this.#phases, 'close', () => this.#closeInto(writer, target, meta));
+        const path = await timed(this.#phases, 'close', () => this.#closeInto(writer, target, meta, bytes));
         return { tmpPath, size: bytes, md5: digests.md5, path };
       }
       await Promise.all([
@@ -335,13 +335,14 @@ export class ObjectStore {
    */
   async concatInto(
     files: readonly { path: string; fileId: number }[],
+    size: number,
     target: KeyLocation,
     meta: ObjectMeta,
   ): Promise<string> {
     const tmpPath = `${TMP_DIR}/${randomUUID()}`;
     const writer = await this.fs.create(tmpPath);
     try {
-      return await this.#closeInto(writer, target, meta, files);
+      return await this.#closeInto(writer, target, meta, size, files);
     } catch (err) {
       await writer
         .abort()
@@ -360,16 +361,19 @@ export class ObjectStore {
     writer: FileWriter,
     loc: KeyLocation,
     meta: ObjectMeta | undefined,
+    size: number,
     concat?: readonly { path: string; fileId: number }[],
   ): Promise<string> {
+    // The file's mtime is ours to give, so the metadata can name the version it describes.
+    const mtimeMs = Date.now();
     const xattrs: Record<string, Uint8Array> = {};
-    if (meta !== undefined) xattrs[META_XATTR] = encodeMeta(meta);
+    if (meta !== undefined) xattrs[META_XATTR] = encodeMeta({ ...meta, version: { size, mtimeMs } });
     if (loc.leaf.hashed || loc.beside.hashed) xattrs[NAME_XATTR] = Buffer.from(loc.leaf.segment);
     try {
       for (let attempt = 1; ; attempt++) {
         let target = loc.path;
         try {
-          const more = concat === undefined ? {} : { concat };
+          const more = { mtimeMs, ...(concat === undefined ? {} : { concat }) };
           try {
             await writer.close({ xattrs, renameTo: target, ...more });
           } catch (err) {
