@@ -233,6 +233,11 @@ export const s3GatewaySection = z
     web_port: port(9902),
     max_object_size: size('5TB'),
     max_part_size: size('5GB'),
+    /**
+     * A copy or multipart complete that has not answered after this long sends its 200 and then
+     * spaces until its document (or an error document) is ready, as S3 does.
+     */
+    keepalive_after: duration('5s', 0),
   })
   .prefault({});
 

@@ -20,6 +20,8 @@ export interface HandlerDeps {
   sendBuffers: SendBufferPool;
   /** Told how long each phase of a GET took. */
   getPhases?: GetPhaseObserver;
+  /** How long a copy or complete may run before its 200 goes out and spaces keep it alive. */
+  keepAliveAfterMs: number;
 }
 
 /** The owner every listing shows (the gateway has one namespace for all its users). */

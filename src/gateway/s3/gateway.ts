@@ -69,6 +69,7 @@ export class S3Gateway {
       lister: new Lister(fs),
       multipart: new Multipart(store),
       limits: { maxObjectBytes: settings.maxObjectBytes, maxPartBytes: settings.maxPartBytes },
+      keepAliveAfterMs: settings.keepAliveAfterMs,
       region: settings.region,
       sendBuffers: new SendBufferPool(),
       getPhases: this.#metrics.getPhases,

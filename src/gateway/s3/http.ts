@@ -15,7 +15,7 @@ import type { AuthResult } from './auth.js';
 import { AwsChunkedDecoder } from './chunked.js';
 import { BodyDigests, KNOWN_CHECKSUMS, checkContentMd5 } from './digests.js';
 import type { ExpectedDigests } from './digests.js';
-import { S3Error } from './errors.js';
+import { S3Error, toS3Error } from './errors.js';
 import { DEFAULT_CONTENT_TYPE } from './object-meta.js';
 import type { ObjectInfo } from './object-meta.js';
 import { XML_DECLARATION, escapeXml } from './xml.js';
@@ -214,6 +214,70 @@ export function sendEmpty(ctx: S3Context, status: number, extra: Record<string, 
   ctx.res.end();
 }
 
+/** Spaces sent while a long operation runs (S3 sends whitespace in the same way). */
+export const KEEPALIVE_INTERVAL_MS = 5_000;
+
+/**
+ * Answers an operation whose result is an XML document and that may take long (completing a
+ * multipart upload onto a `through` mount writes the object to the UFS; a copy streams the whole
+ * object), as S3 does: when no answer is ready after `afterMs`, the 200 status, the headers and
+ * the XML declaration go out, then a space every KEEPALIVE_INTERVAL_MS, so clients and proxies
+ * with idle timeouts (the AWS CLI's is 60 s) keep waiting; the document follows, or, when the
+ * operation fails, an `<Error>` document in the 200 response ("200 with an error", which the AWS
+ * SDKs and CLI read as the error). A failure after the headers is thrown again once the error
+ * document is sent, for the caller's logs and metrics.
+ */
+export async function sendXmlKeepingAlive(
+  ctx: S3Context,
+  afterMs: number,
+  run: () => Promise<string>,
+): Promise<void> {
+  const res = ctx.res;
+  let ticker: NodeJS.Timeout | undefined;
+  const write = (text: string): void => {
+    // A client gone meanwhile: nothing to write to (the operation still finishes).
+    if (res.destroyed || res.writableEnded) return;
+    res.write(text);
+    ctx.bytesOut += Buffer.byteLength(text);
+  };
+  const begin = (): void => {
+    if (res.destroyed) return;
+    res.writeHead(200, { ...commonHeaders(ctx), 'content-type': 'application/xml' });
+    write(XML_DECLARATION);
+    ticker = setInterval(() => write(' '), KEEPALIVE_INTERVAL_MS);
+  };
+  // 0: at once (a deterministic path for tests and for clients that want it always).
+  const start = afterMs === 0 ? undefined : setTimeout(begin, afterMs);
+  if (afterMs === 0) begin();
+  const stop = (): void => {
+    clearTimeout(start);
+    if (ticker !== undefined) clearInterval(ticker);
+  };
+  res.once('close', stop);
+  let xml: string;
+  try {
+    xml = await run();
+  } catch (err) {
+    stop();
+    if (!res.headersSent) throw err;
+    const e = toS3Error(err, {
+      ...(ctx.bucket === undefined ? {} : { bucket: ctx.bucket }),
+      ...(ctx.key === undefined ? {} : { key: ctx.key }),
+    });
+    const doc = errorXml(e, ctx.req.url?.split('?')[0] ?? '/', ctx.requestId);
+    write(doc.slice(XML_DECLARATION.length));
+    if (!res.destroyed) res.end();
+    throw err;
+  }
+  stop();
+  if (!res.headersSent) {
+    sendXml(ctx, 200, xml);
+    return;
+  }
+  write(xml.startsWith(XML_DECLARATION) ? xml.slice(XML_DECLARATION.length) : xml);
+  if (!res.destroyed) res.end();
+}
+
 export function errorXml(err: S3Error, resource: string, requestId: string): string {
   const extra = Object.entries(err.fields)
     .map(([k, v]) => `<${k}>${escapeXml(v)}</${k}>`)
@@ -224,7 +288,9 @@ export function errorXml(err: S3Error, resource: string, requestId: string): str
 export function sendError(ctx: S3Context, err: S3Error): void {
   const res = ctx.res;
   if (res.headersSent) {
-    res.destroy();
+    // Answered already (an error document after keep-alive, see sendXmlKeepingAlive); otherwise
+    // a half-sent response cannot carry the error: the connection goes.
+    if (!res.writableEnded) res.destroy();
     return;
   }
   const headers: Record<string, string> = { ...commonHeaders(ctx) };

@@ -3,7 +3,16 @@ import { checkCopyConditions, copySource, emptySource } from './object-ops.js';
 import type { HandlerDeps } from './deps.js';
 import { MAX_XML_BODY_BYTES, OWNER_ID, STORAGE_CLASS } from './deps.js';
 import { S3Error, toS3Error } from './errors.js';
-import { drain, header, isoDate, readSmallBody, requestBody, sendEmpty, sendXml } from './http.js';
+import {
+  drain,
+  header,
+  isoDate,
+  readSmallBody,
+  requestBody,
+  sendEmpty,
+  sendXml,
+  sendXmlKeepingAlive,
+} from './http.js';
 import type { S3Context } from './http.js';
 import { checkKey } from './keys.js';
 import { MAX_PART_NUMBER, checkPartNumber } from './multipart.js';
@@ -81,18 +90,16 @@ export async function uploadPartCopy(
   }
   await drain(ctx.req);
   const length = end - start + 1;
-  const source = length <= 0 ? emptySource() : d.store.read(info.path, start, end);
-  const tmp = await d.store.writeTemp(
-    source as AsyncIterable<Buffer>,
-    { maxBytes: d.limits.maxPartBytes, expectedBytes: Math.max(0, length) },
-    {},
-  );
-  const etag = await d.multipart.putPart(rec, n, tmp.tmpPath, tmp.md5);
-  sendXml(
-    ctx,
-    200,
-    xmlDocument('CopyPartResult', [el('LastModified', isoDate(Date.now())), el('ETag', `"${etag}"`)]),
-  );
+  await sendXmlKeepingAlive(ctx, d.keepAliveAfterMs, async () => {
+    const source = length <= 0 ? emptySource() : d.store.read(info.path, start, end);
+    const tmp = await d.store.writeTemp(
+      source as AsyncIterable<Buffer>,
+      { maxBytes: d.limits.maxPartBytes, expectedBytes: Math.max(0, length) },
+      {},
+    );
+    const etag = await d.multipart.putPart(rec, n, tmp.tmpPath, tmp.md5);
+    return xmlDocument('CopyPartResult', [el('LastModified', isoDate(Date.now())), el('ETag', `"${etag}"`)]);
+  });
 }
 
 export async function completeMultipartUpload(
@@ -118,19 +125,18 @@ export async function completeMultipartUpload(
     if (n < 1 || n > MAX_PART_NUMBER) throw malformedXml(`PartNumber ${n} is outside 1..${MAX_PART_NUMBER}`);
     parts.push({ partNumber: n, etag });
   }
-  const { etag } = await d.multipart.complete(rec, parts).catch((err: unknown) => {
-    throw toS3Error(err, { bucket, key });
-  });
-  sendXml(
-    ctx,
-    200,
-    xmlDocument('CompleteMultipartUploadResult', [
+  // Under a `through` mount the complete writes the whole object to the UFS: it may take long.
+  await sendXmlKeepingAlive(ctx, d.keepAliveAfterMs, async () => {
+    const { etag } = await d.multipart.complete(rec, parts).catch((err: unknown) => {
+      throw toS3Error(err, { bucket, key });
+    });
+    return xmlDocument('CompleteMultipartUploadResult', [
       el('Location', `/${bucket}/${key}`),
       el('Bucket', bucket),
       el('Key', key),
       el('ETag', `"${etag}"`),
-    ]),
-  );
+    ]);
+  });
 }
 
 export async function abortMultipartUpload(

@@ -12,6 +12,7 @@ import {
   requestBody,
   sendEmpty,
   sendXml,
+  sendXmlKeepingAlive,
 } from './http.js';
 import type { S3Context } from './http.js';
 import { locateKey } from './keys.js';
@@ -258,30 +259,29 @@ export async function copyObject(ctx: S3Context, d: HandlerDeps, bucket: string,
     directive === 'REPLACE'
       ? metaFromRequest(ctx.req.headers)
       : { headers: info.meta.headers, user: info.meta.user };
-  const source = info.size === 0 ? emptySource() : d.store.read(info.path, 0, info.size - 1);
-  const tmp = await d.store.writeTemp(
-    source as AsyncIterable<Buffer>,
-    { maxBytes: d.limits.maxObjectBytes, expectedBytes: info.size },
-    {},
-    undefined,
-    (md5) => ({ ...base, etag: md5.toString('hex') }),
-    loc,
-  );
-  const path = tmp.path ?? loc.path;
-  let mtimeMs: number;
-  try {
-    mtimeMs = (await d.store.fs.stat(path)).mtimeMs;
-  } catch (err) {
-    throw toS3Error(err, { bucket, key });
-  }
-  sendXml(
-    ctx,
-    200,
-    xmlDocument('CopyObjectResult', [
+  // The bytes stream through: a big copy takes long, so the answer may be kept alive.
+  await sendXmlKeepingAlive(ctx, d.keepAliveAfterMs, async () => {
+    const source = info.size === 0 ? emptySource() : d.store.read(info.path, 0, info.size - 1);
+    const tmp = await d.store.writeTemp(
+      source as AsyncIterable<Buffer>,
+      { maxBytes: d.limits.maxObjectBytes, expectedBytes: info.size },
+      {},
+      undefined,
+      (md5) => ({ ...base, etag: md5.toString('hex') }),
+      loc,
+    );
+    const path = tmp.path ?? loc.path;
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await d.store.fs.stat(path)).mtimeMs;
+    } catch (err) {
+      throw toS3Error(err, { bucket, key });
+    }
+    return xmlDocument('CopyObjectResult', [
       el('LastModified', isoDate(mtimeMs)),
       el('ETag', `"${tmp.md5.toString('hex')}"`),
-    ]),
-  );
+    ]);
+  });
 }
 
 async function* emptySource(): AsyncGenerator<Buffer> {

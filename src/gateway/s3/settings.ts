@@ -18,6 +18,7 @@ export interface GatewaySettings {
   anonymousRead: boolean;
   maxObjectBytes: number;
   maxPartBytes: number;
+  keepAliveAfterMs: number;
 }
 
 function bad(message: string): StrataError {
@@ -81,5 +82,6 @@ export function gatewaySettings(config: ClusterConfig): GatewaySettings {
     anonymousRead: s.anonymous_read,
     maxObjectBytes: s.max_object_size,
     maxPartBytes: s.max_part_size,
+    keepAliveAfterMs: s.keepalive_after,
   };
 }
