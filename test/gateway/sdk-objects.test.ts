@@ -243,7 +243,7 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
       // A buffer: the checksum in a header; a stream: aws-chunked with the checksum in a trailer.
       for (const streamed of [false, true]) {
         const Key = `sum/${algo}-${streamed}`;
-        await s3.send(
+        const put = await s3.send(
           new PutObjectCommand({
             Bucket: 'data',
             Key,
@@ -252,8 +252,21 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
             ChecksumAlgorithm: algo,
           }),
         );
-        const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key }));
+        const field = `Checksum${algo}` as const;
+        assert.ok(put[field] !== undefined, `${algo}: the checksum is echoed`);
+        // Stored and given back with the object: the SDK checks the body against it as it reads.
+        const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key, ChecksumMode: 'ENABLED' }));
+        assert.equal(got[field], put[field], `${algo} ${streamed}`);
+        assert.equal(got.ChecksumType, 'FULL_OBJECT');
         assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(body), `${algo} ${streamed}`);
+        const head = await s3.send(new HeadObjectCommand({ Bucket: 'data', Key, ChecksumMode: 'ENABLED' }));
+        assert.equal(head[field], put[field]);
+        // Not for a part of it.
+        const part = await s3.send(
+          new GetObjectCommand({ Bucket: 'data', Key, ChecksumMode: 'ENABLED', Range: 'bytes=0-9' }),
+        );
+        assert.equal(part[field], undefined);
+        assert.equal((await part.Body!.transformToByteArray()).length, 10);
       }
     }
     // Bodies large enough to be hashed on the hash threads (digests come back by message).
@@ -286,8 +299,10 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
         Key: 'inplace.txt',
         Body: 'hello world',
         ContentType: 'text/x-t',
+        ChecksumAlgorithm: 'CRC32',
       }),
     );
+    assert.ok(put.ChecksumCRC32 !== undefined);
     assert.equal(put.ETag, `"${createHash('md5').update('hello world').digest('hex')}"`);
     assert.equal(
       (await s3.send(new HeadObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }))).ETag,
@@ -297,11 +312,16 @@ test('S3 gateway through the AWS SDK: buckets and objects', async (t) => {
     const fs = FileSystem.create({ config: loadConfig({ path: gw.cluster.clientConfPath, env: {} }).config });
     t.after(() => fs.close());
     await fs.setattr('/data/inplace.txt', { length: 5 });
-    const head = await s3.send(new HeadObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }));
+    const head = await s3.send(
+      new HeadObjectCommand({ Bucket: 'data', Key: 'inplace.txt', ChecksumMode: 'ENABLED' }),
+    );
+    assert.equal(head.ChecksumCRC32, undefined, "the old bytes' checksum is not given either");
     assert.equal(head.ContentLength, 5);
     assert.notEqual(head.ETag, put.ETag, 'the ETag of the old bytes is not served for the new ones');
     assert.equal(head.ContentType, 'text/x-t', 'the stored headers stay');
-    const got = await s3.send(new GetObjectCommand({ Bucket: 'data', Key: 'inplace.txt' }));
+    const got = await s3.send(
+      new GetObjectCommand({ Bucket: 'data', Key: 'inplace.txt', ChecksumMode: 'ENABLED' }),
+    );
     assert.equal(got.ETag, head.ETag);
     assert.equal(await got.Body!.transformToString(), 'hello');
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'data', Prefix: 'inplace' }));

@@ -34,6 +34,11 @@ export interface ObjectMeta {
    * differs, the ETag (and part layout) no longer describe it.
    */
   version?: { size: number; mtimeMs: number };
+  /**
+   * The full-object checksum the client sent with a single PutObject (checked before the commit),
+   * returned on a whole-object GET or HEAD with `x-amz-checksum-mode: ENABLED`.
+   */
+  checksum?: { algorithm: string; base64: string };
 }
 
 export type PartSizes = { size: number; count: number; last: number } | number[];
@@ -75,6 +80,8 @@ export function decodeMeta(raw: Buffer | undefined, st: FileStatus): ObjectMeta 
           user,
           ...(v.parts ? { parts: v.parts } : {}),
           ...(ver === undefined ? {} : { version: ver }),
+          // Only with a version: an attribute written before versions existed may be stale.
+          ...(ver !== undefined && v.checksum !== undefined ? { checksum: v.checksum } : {}),
         };
       }
     } catch {

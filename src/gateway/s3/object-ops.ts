@@ -46,7 +46,11 @@ export async function putObject(ctx: S3Context, d: HandlerDeps, bucket: string, 
     },
     body.expected,
     body.checksumAlgorithm,
-    (md5) => ({ ...meta, etag: md5.toString('hex') }),
+    // Called once the body is in and checked, so a trailer's checksum is known here too.
+    (md5) => {
+      const checksum = body.expected().checksum;
+      return { ...meta, etag: md5.toString('hex'), ...(checksum === undefined ? {} : { checksum }) };
+    },
     loc,
   );
   const etag = tmp.md5.toString('hex');
@@ -153,6 +157,16 @@ function responsePlan(
   }
   const length = Math.max(0, end - start + 1);
   headers['content-length'] = String(length);
+  // The stored checksum describes the whole object: given for whole-object answers only, as S3.
+  const sum = info.meta.checksum;
+  if (
+    sum !== undefined &&
+    status === 200 &&
+    header(ctx.req, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED'
+  ) {
+    headers[`x-amz-checksum-${sum.algorithm}`] = sum.base64;
+    headers['x-amz-checksum-type'] = 'FULL_OBJECT';
+  }
   return { status, headers, start, end };
 }
 
