@@ -1,7 +1,8 @@
 // A bucket that is a UFS mount (a `file://` directory mounted at /<bucket>), read and written
 // through the S3 gateway with the AWS SDK: objects the UFS already holds are served, and every
 // write (PutObject, CopyObject, CompleteMultipartUpload, DeleteObject) reaches the UFS under the
-// object's own key, and no temp name ever does. A read-only mount refuses writes with AccessDenied.
+// object's own key, and no temp name ever does; an `async` bucket gets a completed multipart object
+// in the background. A read-only mount refuses writes with AccessDenied.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -22,9 +23,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { FileSystem } from '../../src/client/index.js';
 import { loadConfig } from '../../src/common/config/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 import { startGateway } from './harness.js';
 
 const MiB = 1024 * 1024;
+/** Deadline for the background persist of an `async` mount on a loaded machine. */
+const PERSIST_WAIT_MS = 60_000;
 const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
 
 /** Every file below `dir`, as paths relative to it, sorted. */
@@ -52,6 +56,7 @@ test('a bucket mounted from a UFS: gateway writes reach the UFS under their keys
   const h = await startGateway(t);
   const ufs = tempDir(t, 'strata-ufs-bucket-');
   const ro = tempDir(t, 'strata-ufs-ro-');
+  const lazy = tempDir(t, 'strata-ufs-lazy-');
   mkdirSync(join(ufs, 'old'));
   writeFileSync(join(ufs, 'old', 'a.txt'), 'from the UFS');
   writeFileSync(join(ufs, 'replace.txt'), 'first version');
@@ -61,6 +66,7 @@ test('a bucket mounted from a UFS: gateway writes reach the UFS under their keys
   t.after(() => fs.close());
   await fs.mount(`file://${ufs}`, '/data', { options: {}, writeType: 'through', blockSize: MiB });
   await fs.mount(`file://${ro}`, '/frozen', { options: {}, mountReadOnly: true });
+  await fs.mount(`file://${lazy}`, '/lazy', { options: {}, writeType: 'async', blockSize: MiB });
   const c = h.client;
 
   // What the UFS held before is served and listed.
@@ -131,6 +137,44 @@ test('a bucket mounted from a UFS: gateway writes reach the UFS under their keys
   assert.deepEqual(
     (listed.Contents ?? []).map((o) => o.Key),
     ['big.bin', 'copy.txt', 'new/dir/obj.bin', 'old/a.txt'],
+  );
+
+  // An `async` bucket: a multipart upload is cached at once and reaches the UFS in the background.
+  const lazyParts = [randomBytes(5 * MiB + 1), randomBytes(3)];
+  const lu = await c.send(new CreateMultipartUploadCommand({ Bucket: 'lazy', Key: 'deep/mp.bin' }));
+  const lazyTags: string[] = [];
+  for (const [i, p] of lazyParts.entries()) {
+    const r = await c.send(
+      new UploadPartCommand({
+        Bucket: 'lazy',
+        Key: 'deep/mp.bin',
+        UploadId: lu.UploadId,
+        PartNumber: i + 1,
+        Body: p,
+      }),
+    );
+    lazyTags.push(r.ETag ?? '');
+  }
+  await c.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: 'lazy',
+      Key: 'deep/mp.bin',
+      UploadId: lu.UploadId,
+      MultipartUpload: { Parts: lazyTags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+    }),
+  );
+  assert.ok((await getBytes(c, 'lazy', 'deep/mp.bin')).equals(Buffer.concat(lazyParts)));
+  await waitFor(
+    'the async bucket persists the completed object under its key',
+    () => {
+      try {
+        return readFileSync(join(lazy, 'deep', 'mp.bin')).equals(Buffer.concat(lazyParts));
+      } catch {
+        return false;
+      }
+    },
+    PERSIST_WAIT_MS,
+    100,
   );
 
   // A read-only mount: reads work, writes are AccessDenied and change nothing.

@@ -664,10 +664,11 @@ export class MountService {
     if (validator !== undefined) {
       await this.#d.namespace.setUfsState(r.fileId, this.#d.sync.ufsState(m, validator));
     }
-    const ids = r.blocks.filter((x) => x.blockId !== 0).map((x) => x.blockId);
     if (reachesUfs && m.writeType === 'async') {
-      // Its only copies are in Strata until persisted: pinned (never demoted nor dropped).
-      this.#d.blocks.setPinned(ids, true);
+      // Its only copies are in Strata until persisted: pinned (never demoted nor dropped), the
+      // blocks a concat appended included.
+      const f = await this.#d.namespace.inodeById(r.fileId);
+      this.#d.blocks.setPinned(f?.type === 'file' ? realBlockIds(f.blocks) : [], true);
       this.#d.persist.kick();
     }
     const attrs = {
