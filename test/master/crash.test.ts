@@ -1,5 +1,6 @@
 // Crash safety: a child `strata master` is killed with SIGKILL at random moments while clients
-// stream creates, renames, mkdirs and deletes over RPC; after each restart every acknowledged
+// stream creates, renames, mkdirs, deletes and concats (a new file completed onto a name with a
+// closed file appended, CompleteAs with concat) over RPC; after each restart every acknowledged
 // operation is there (the one in flight may or may not be), and the consistency checker, which
 // reads every record of the store, finds no orphan, dangling entry or index out of step.
 import assert from 'node:assert/strict';
@@ -28,23 +29,58 @@ function rng(seed: number): () => number {
 
 type Tree = Map<string, 'dir' | 'file'>;
 
-/** One client's workload in its own directory: a cycle of mkdir, create, move into a dir, delete a dir. */
+/**
+ * One client's workload in its own directory: a cycle of mkdir, create, move into a dir, delete a
+ * dir (made two cycles before) and, every other cycle, concat the moved file onto a new name.
+ */
 interface Step {
   apply(tree: Tree): void;
   run(c: RpcClient): Promise<unknown>;
 }
 
+const STEPS = 5;
+
 function step(root: string, i: number): Step {
   const d = (k: number): string => `${root}/d${k}`;
-  switch (i % 4) {
+  // Every other cycle's create makes an empty, complete file in one call (one transaction); the
+  // others leave it open under its lease.
+  const completeCreate = (k: number): boolean => k % (2 * STEPS) === 1;
+  switch (i % STEPS) {
     case 0:
       return { apply: (t) => void t.set(d(i), 'dir'), run: (c) => c.call(M.Mkdir, { path: d(i) }) };
     case 1:
       return {
         apply: (t) => void t.set(`${root}/f${i}`, 'file'),
-        // Every other create makes an empty, complete file in one call (one transaction).
-        run: (c) => c.call(M.Create, { path: `${root}/f${i}`, ...(i % 8 === 1 ? { complete: true } : {}) }),
+        run: (c) =>
+          c.call(M.Create, { path: `${root}/f${i}`, ...(completeCreate(i) ? { complete: true } : {}) }),
       };
+    case 4: {
+      // The file moved two steps ago, if closed, appended to a new file completed at h<i>; the
+      // new file is written outside the client's directory (as the S3 gateway's temp files are).
+      const src = `${d(i - 4)}/g${i - 3}`;
+      if (!completeCreate(i - 3)) return { apply: () => undefined, run: () => Promise.resolve() };
+      return {
+        apply: (t) => {
+          t.delete(src);
+          t.set(`${root}/h${i}`, 'file');
+        },
+        run: async (c) => {
+          const { id } = await c.call(M.GetStatus, { path: src });
+          const tmp = await c.call(M.Create, {
+            path: `/tmp${root}/h${i}-${Math.random().toString(36).slice(2)}`,
+            parents: true,
+          });
+          return c.call(M.CompleteAs, {
+            fileId: tmp.status.id,
+            leaseId: tmp.leaseId,
+            blocks: [],
+            length: 0,
+            renameTo: `${root}/h${i}`,
+            concat: [{ path: src, fileId: id }],
+          });
+        },
+      };
+    }
     case 2:
       return {
         apply: (t) => {
@@ -54,7 +90,7 @@ function step(root: string, i: number): Step {
         run: (c) => c.call(M.Rename, { src: `${root}/f${i - 1}`, dst: `${d(i - 2)}/g${i - 1}` }),
       };
     default: {
-      const victim = i - 7; // the directory made two cycles ago (it holds one moved file)
+      const victim = i - 3 - 2 * STEPS; // the directory made two cycles ago (with the moved file or none)
       return {
         apply: (t) => {
           if (victim < 0) return;
