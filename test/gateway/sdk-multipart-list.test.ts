@@ -265,6 +265,60 @@ test('S3 gateway through the AWS SDK: multipart and listings', async (t) => {
     );
   });
 
+  await t.test('ListMultipartUploads groups keys by a delimiter and pages whole groups', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'mpl' }));
+    const keys = ['dir/a', 'dir/b', 'dir/b', 'other/x', 'top', 'zz/y/z'];
+    const ids: string[] = [];
+    for (const Key of keys) {
+      ids.push((await s3.send(new CreateMultipartUploadCommand({ Bucket: 'mpl', Key }))).UploadId!);
+    }
+    const one = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'mpl', Delimiter: '/' }));
+    assert.deepEqual(
+      one.Uploads?.map((u) => u.Key),
+      ['top'],
+    );
+    assert.deepEqual(
+      one.CommonPrefixes?.map((p) => p.Prefix),
+      ['dir/', 'other/', 'zz/'],
+    );
+    assert.equal(one.Delimiter, '/');
+    const nested = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: 'mpl', Delimiter: '/', Prefix: 'zz/' }),
+    );
+    assert.deepEqual(
+      nested.CommonPrefixes?.map((p) => p.Prefix),
+      ['zz/y/'],
+    );
+    // One entry per page: every group and upload exactly once, in order.
+    const seen: string[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const r = await s3.send(
+        new ListMultipartUploadsCommand({
+          Bucket: 'mpl',
+          Delimiter: '/',
+          MaxUploads: 1,
+          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker, UploadIdMarker: idMarker }),
+        }),
+      );
+      seen.push(...(r.Uploads ?? []).map((u) => u.Key!), ...(r.CommonPrefixes ?? []).map((p) => p.Prefix!));
+      if (r.IsTruncated !== true) break;
+      keyMarker = r.NextKeyMarker;
+      idMarker = r.NextUploadIdMarker;
+    }
+    assert.deepEqual(seen, ['dir/', 'other/', 'top', 'zz/']);
+    // Without a delimiter every upload is listed, two of the same key included.
+    const flat = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'mpl' }));
+    assert.deepEqual(
+      flat.Uploads?.map((u) => u.Key),
+      keys,
+    );
+    for (const [i, Key] of keys.entries()) {
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: 'mpl', Key, UploadId: ids[i] }));
+    }
+  });
+
   await t.test('UploadPartCopy with a source range', async () => {
     const src = randomBytes(6 * MiB);
     await s3.send(new PutObjectCommand({ Bucket: 'mpu', Key: 'copy-src', Body: src }));

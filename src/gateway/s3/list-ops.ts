@@ -2,6 +2,7 @@
 import { FsError } from '../../common/errors.js';
 import type { HandlerDeps } from './deps.js';
 import { LIST_META_CONCURRENCY, OWNER_ID, STORAGE_CLASS } from './deps.js';
+import type { UploadRecord } from './multipart.js';
 import { S3Error } from './errors.js';
 import { encodeKey, isoDate, sendXml } from './http.js';
 import type { S3Context } from './http.js';
@@ -189,13 +190,32 @@ export async function listObjectVersions(ctx: S3Context, d: HandlerDeps, bucket:
 export async function listMultipartUploads(ctx: S3Context, d: HandlerDeps, bucket: string): Promise<void> {
   const url = encodingParam(ctx);
   const prefix = ctx.query.get('prefix') ?? '';
+  const delimiter = ctx.query.get('delimiter') ?? '';
   const keyMarker = ctx.query.get('key-marker') ?? '';
   const uploadIdMarker = ctx.query.get('upload-id-marker') ?? '';
   const maxUploads = maxKeysParam(ctx, 'max-uploads');
   const all = await d.multipart.uploads(bucket, prefix, keyMarker, uploadIdMarker);
-  const page = all.slice(0, maxUploads);
-  const truncated = all.length > page.length;
-  const last = page[page.length - 1];
+  // With a delimiter, the uploads of keys sharing a prefix up to it are one entry (a common
+  // prefix); a page ends after a whole group, so the next marker (its last upload) skips it.
+  const uploads: UploadRecord[] = [];
+  const prefixes: string[] = [];
+  let last: UploadRecord | undefined;
+  let truncated = false;
+  for (const u of all) {
+    const cut = delimiter === '' ? -1 : u.key.indexOf(delimiter, prefix.length);
+    const group = cut < 0 ? undefined : u.key.slice(0, cut + delimiter.length);
+    if (group !== undefined && prefixes[prefixes.length - 1] === group) {
+      last = u;
+      continue;
+    }
+    if (uploads.length + prefixes.length >= maxUploads) {
+      truncated = true;
+      break;
+    }
+    if (group === undefined) uploads.push(u);
+    else prefixes.push(group);
+    last = u;
+  }
   sendXml(
     ctx,
     200,
@@ -206,10 +226,11 @@ export async function listMultipartUploads(ctx: S3Context, d: HandlerDeps, bucke
       opt('NextKeyMarker', truncated && last !== undefined ? encodeKey(last.key, url) : undefined),
       opt('NextUploadIdMarker', truncated ? last?.uploadId : undefined),
       el('Prefix', encodeKey(prefix, url)),
+      opt('Delimiter', delimiter === '' ? undefined : encodeKey(delimiter, url)),
       el('MaxUploads', maxUploads),
       el('IsTruncated', truncated),
       opt('EncodingType', url ? 'url' : undefined),
-      ...page.map((u) =>
+      ...uploads.map((u) =>
         el('Upload', [
           el('Key', encodeKey(u.key, url)),
           el('UploadId', u.uploadId),
@@ -219,6 +240,7 @@ export async function listMultipartUploads(ctx: S3Context, d: HandlerDeps, bucke
           el('Initiated', isoDate(u.initiatedMs)),
         ]),
       ),
+      ...prefixes.map((p) => el('CommonPrefixes', [el('Prefix', encodeKey(p, url))])),
     ]),
   );
 }
