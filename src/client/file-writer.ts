@@ -222,7 +222,7 @@ export class FileWriter {
         };
         this.#final =
           opts.xattrs === undefined && opts.renameTo === undefined && opts.concat === undefined
-            ? await this.#ctx.master.call(Complete, base)
+            ? await this.#ctx.master.call(Complete, base, this.#completeDeadline(opts))
             : await this.#completeAs(base, opts);
         this.#state = 'closed';
         this.#lease.stop();
@@ -237,6 +237,17 @@ export class FileWriter {
         throw this.#fail(err);
       }
     });
+  }
+
+  /**
+   * A complete under a `through` mount answers once the master has written the whole file to the
+   * UFS, which takes as long as the file is big; one completed onto another name may land under
+   * such a mount. Those get `complete_timeout` instead of the metadata call deadline.
+   */
+  #completeDeadline(opts: CloseOptions): { deadlineMs: number } | undefined {
+    const mayPersist = this.#status.writeType === 'through' || opts.renameTo !== undefined;
+    const s = this.#ctx.settings;
+    return mayPersist ? { deadlineMs: Math.max(s.rpcTimeoutMs, s.completeTimeoutMs) } : undefined;
   }
 
   /** The CompleteAs call: attribute values travel concatenated as the raw payload. */
@@ -271,7 +282,7 @@ export class FileWriter {
         ...(opts.concat === undefined ? {} : { concat: [...opts.concat] }),
         ...(this.#caller === undefined ? {} : { caller: this.#caller }),
       },
-      { payload: Buffer.concat(entries.map(([, value]) => value)) },
+      { payload: Buffer.concat(entries.map(([, value]) => value)), ...this.#completeDeadline(opts) },
     );
   }
 

@@ -344,16 +344,23 @@ export class RandomWriteHandle {
         if (lost !== undefined) throw lost;
         // Blocks this handle wrote and then replaced go back while the lease still covers them.
         await this.#abandonSuperseded();
-        this.#final = await this.#ctx.master.call(Complete, {
-          fileId: this.#status.id,
-          leaseId: this.#leaseId,
-          blocks: this.#blocks.map((b) =>
-            b.workers === undefined
-              ? { blockId: b.blockId, length: b.length }
-              : { blockId: b.blockId, length: b.length, workers: b.workers },
-          ),
-          length: this.#size,
-        });
+        this.#final = await this.#ctx.master.call(
+          Complete,
+          {
+            fileId: this.#status.id,
+            leaseId: this.#leaseId,
+            blocks: this.#blocks.map((b) =>
+              b.workers === undefined
+                ? { blockId: b.blockId, length: b.length }
+                : { blockId: b.blockId, length: b.length, workers: b.workers },
+            ),
+            length: this.#size,
+          },
+          // Under a `through` mount the master writes the whole file to the UFS before answering.
+          this.#status.writeType === 'through'
+            ? { deadlineMs: Math.max(this.#ctx.settings.rpcTimeoutMs, this.#ctx.settings.completeTimeoutMs) }
+            : undefined,
+        );
         this.#state = 'closed';
         return this.#final;
       } catch (err) {

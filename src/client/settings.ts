@@ -74,6 +74,8 @@ export interface ClientSettings {
   ttlMs: number;
   ttlAction: TtlAction;
   rpcTimeoutMs: number;
+  /** See `client.complete_timeout`. */
+  completeTimeoutMs: number;
   connTimeoutMs: number;
   rpcRetryMax: number;
   readAheadBytes: number;
@@ -119,6 +121,7 @@ export function settingsFromConfig(
     ttlMs: c.ttl_ms,
     ttlAction: c.ttl_action,
     rpcTimeoutMs: c.rpc_timeout,
+    completeTimeoutMs: c.complete_timeout,
     connTimeoutMs: c.conn_timeout,
     rpcRetryMax: c.rpc_retry_max,
     readAheadBytes: c.read_ahead,

@@ -412,3 +412,35 @@ test('namespace calls map to POSIX errors and paths are checked', async (t) => {
   await fs.delete('/a', { recursive: true });
   assert.equal(await fs.exists('/a'), undefined);
 });
+
+test('a close that may write the file to a UFS gets complete_timeout, others rpc_timeout', async (t) => {
+  const RPC_MS = 30_000;
+  const COMPLETE_MS = 3_600_000;
+  const { cluster, fs } = setup(t, { settings: { rpcTimeoutMs: RPC_MS, completeTimeoutMs: COMPLETE_MS } });
+  cluster.throughPrefix = '/through/';
+  const written = async (path: string): Promise<Awaited<ReturnType<FileSystem['create']>>> => {
+    const w = await fs.create(path, { parents: true });
+    await w.write(Buffer.from('some bytes'));
+    return w;
+  };
+  // Budgets are what is left of them when the call goes out: a little under the setting.
+  await (await written('/plain/f')).close();
+  const plain = cluster.deadlines.get('master.complete');
+  assert.ok(plain !== undefined && plain <= RPC_MS && plain > RPC_MS - 10_000, `plain close: ${plain}`);
+  await (await written('/through/f')).close();
+  const through = cluster.deadlines.get('master.complete');
+  assert.ok(through !== undefined && through > COMPLETE_MS - 10_000, `through close: ${through}`);
+  // Completed onto another name (the S3 gateway's temp files), which may be under a through
+  // mount. The fake master has no CompleteAs: what counts is the deadline the call went out with.
+  const w = await written('/tmp/x');
+  await w.close({ renameTo: '/plain/x' }).catch(() => undefined);
+  const renamed = cluster.deadlines.get('master.completeAs');
+  assert.ok(renamed !== undefined && renamed > COMPLETE_MS - 10_000, `close onto a name: ${renamed}`);
+  await w.abort();
+  // A handle opened for writing a file under a through mount.
+  const h = await fs.openForWrite('/through/f');
+  await h.pwrite(Buffer.from('more'), 0);
+  await h.close();
+  const random = cluster.deadlines.get('master.complete');
+  assert.ok(random !== undefined && random > COMPLETE_MS - 10_000, `random-write close: ${random}`);
+});

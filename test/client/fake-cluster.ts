@@ -121,6 +121,10 @@ export class FakeCluster implements RpcConnector {
   readonly locations = new Map<number, Set<string>>();
   /** Calls seen, by name (assertions on how the client talks). */
   readonly calls = new Map<string, number>();
+  /** The deadline (ms) the client gave the last call of each name (undefined: none). */
+  readonly deadlines = new Map<string, number | undefined>();
+  /** Files created below this path report `writeType: 'through'`, as under such a mount. */
+  throughPrefix: string | undefined;
   masterDown = false;
   #nextId = 2;
   #nextBlock = 1;
@@ -247,7 +251,8 @@ export class FakeCluster implements RpcConnector {
   }
 
   #status(n: Node, path: string): FileStatus {
-    const s = { ...n.status, path, name: path === '/' ? '' : (path.split('/').pop() ?? '') };
+    const s: FileStatus = { ...n.status, path, name: path === '/' ? '' : (path.split('/').pop() ?? '') };
+    if (this.throughPrefix !== undefined && path.startsWith(this.throughPrefix)) s.writeType = 'through';
     if (n.children !== undefined) s.children = n.children.size;
     return s;
   }
@@ -638,6 +643,7 @@ export class FakeCluster implements RpcConnector {
         throw new StrataError('STRATA_BAD_REQUEST', `${def.name}: ${(err as Error).message}`);
       }
     };
+    const deadlines = this.deadlines;
     const channel: RpcChannel = {
       async call<Req, Res>(def: UnaryCall<Req, Res>, req: Req, opts?: CallOptions): Promise<Res> {
         return (await channel.callWithPayload(def, req, opts)).body;
@@ -647,6 +653,7 @@ export class FakeCluster implements RpcConnector {
         req: Req,
         opts?: CallOptions,
       ): Promise<UnaryResult<Res>> {
+        deadlines.set(def.name, opts?.deadlineMs);
         const r = await unary(def.name, parse(def, req), opts?.payload ?? Buffer.alloc(0));
         return { body: def.response.parse(r.body), payload: r.payload };
       },

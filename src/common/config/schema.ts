@@ -151,6 +151,12 @@ export const clientSection = z
     ttl_action: oneOf(TTL_ACTIONS, 'none'),
     /** Deadline of one metadata call. */
     rpc_timeout: duration('30s', 10),
+    /**
+     * Deadline of a close that may write the whole file to a UFS first (a file under a `through`
+     * mount, or completed onto a name that may be under one): the master answers only once the
+     * UFS holds the file.
+     */
+    complete_timeout: duration('1h', 10),
     /** Deadline of connecting to one address. */
     conn_timeout: duration('5s', 10),
     /** Attempts of a retryable call across addresses before giving up. */
