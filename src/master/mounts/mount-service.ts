@@ -203,7 +203,8 @@ export class MountService {
         validator =
           done !== undefined && done.leaseId === r.leaseId
             ? done.validator
-            : // The writer did not persist first (an older client): do it now, before completing.
+            : // The writer did not persist first (PersistThrough; the client library leaves it to
+              // this call, whose deadline is client.complete_timeout): do it now, before completing.
               await this.#persistThrough(res, r.blocks, r.length);
       }
       const st = await call(M.Complete, r, ctx);
