@@ -7,6 +7,7 @@
  *   node dist/bench/s3/main.js [--small-count 256] [--large-count 16] [--concurrency 16]
  *                              [--runs 3] [--threadpool N] (UV_THREADPOOL_SIZE of the gateway)
  *                              [--profile-dir DIR] (a CPU profile of the gateway, node --cpu-prof)
+ *                              [--multipart-parts 64] (CompleteMultipartUpload beside a copy; 0: skip)
  *
  * After the runs of each size it prints where the time of the last PUT and GET step went: the
  * gateway's upload phases and the mean time of each RPC as the gateway called it and as the
@@ -28,6 +29,14 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STRATA_NODE_FLAGS } from '../../src/common/runtime.js';
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { MiniCluster } from '../../test/helpers/mini-cluster.js';
 import { STRATA_BIN, startProcess } from '../../test/helpers/process.js';
 import { ACCESS_KEY, REGION, SECRET_KEY } from '../../test/gateway/harness.js';
@@ -66,6 +75,8 @@ const { values } = parseArgs({
     threadpool: { type: 'string' },
     /** Writes a V8 CPU profile of the gateway (node --cpu-prof) into this directory. */
     'profile-dir': { type: 'string' },
+    /** Parts of 8 MiB of the multipart-complete figure (0: skip it). */
+    'multipart-parts': { type: 'string', default: '64' },
   },
 });
 const CONCURRENCY = Number(values.concurrency);
@@ -267,6 +278,62 @@ function tallyCpu(cpu: CpuTally, step: string, before: Snapshot, after: Snapshot
 }
 
 /** Flushes dirty pages so one step's writeback does not slow the next. */
+/**
+ * CompleteMultipartUpload of `parts` × 8 MiB beside a CopyObject of the object it made (the bytes
+ * moved once, what a complete that copies its parts costs), through the AWS SDK.
+ */
+async function multipartFigure(port: number, parts: number): Promise<string> {
+  const PART = 8 * MiB;
+  const s3 = new S3Client({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+  });
+  try {
+    process.stderr.write(`multipart: ${parts} parts of 8 MiB…\n`);
+    const body = randomBytes(PART);
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bench', Key: 'mpu' }));
+    const etags: string[] = [];
+    await pool(
+      Array.from({ length: parts }, (_, i) => String(i + 1)),
+      4,
+      async (part) => {
+        const n = Number(part);
+        const r = await s3.send(
+          new UploadPartCommand({ Bucket: 'bench', Key: 'mpu', UploadId, PartNumber: n, Body: body }),
+        );
+        etags[n - 1] = r.ETag ?? '';
+        return PART;
+      },
+    );
+    settle();
+    let t0 = performance.now();
+    await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'bench',
+        Key: 'mpu',
+        UploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }),
+    );
+    const completeMs = performance.now() - t0;
+    settle();
+    t0 = performance.now();
+    await s3.send(new CopyObjectCommand({ Bucket: 'bench', Key: 'mpu-copy', CopySource: 'bench/mpu' }));
+    const copyMs = performance.now() - t0;
+    await s3.send(new DeleteObjectCommand({ Bucket: 'bench', Key: 'mpu' }));
+    await s3.send(new DeleteObjectCommand({ Bucket: 'bench', Key: 'mpu-copy' }));
+    const mib = (parts * PART) / MiB;
+    return (
+      `CompleteMultipartUpload of ${parts} × 8 MiB (${mib} MiB): ${completeMs.toFixed(1)} ms; ` +
+      `CopyObject of the result (its bytes moved once): ${copyMs.toFixed(0)} ms (${(copyMs / completeMs).toFixed(1)}× the complete)`
+    );
+  } finally {
+    s3.destroy();
+  }
+}
+
 function settle(): void {
   spawnSync('sync', { stdio: 'ignore' });
 }
@@ -401,6 +468,8 @@ async function main(): Promise<void> {
       rmSync(join(www, String(size.bytes)), { recursive: true, force: true });
     }
     printComparisons('S3 gateway (strata s3) vs nginx (GET) and fio (PUT)', rows);
+    const parts = Number(values['multipart-parts']);
+    if (parts > 0) console.log(`\n${await multipartFigure(port, parts)}`);
     console.log(
       `load average (1, 5, 15 min): ${loadavg()
         .map((l) => l.toFixed(1))
