@@ -39,6 +39,11 @@ export interface OpenForWriteOptions {
   truncate?: boolean;
   /** Mode of a file created by `create`. */
   mode?: number;
+  /**
+   * With `create`: fail with EEXIST when the file exists (O_CREAT|O_EXCL). The master's create
+   * decides, so two clients racing for one name cannot both win.
+   */
+  exclusive?: boolean;
 }
 
 interface BlockEntry {
@@ -209,20 +214,25 @@ export class RandomWriteHandle {
     caller?: Caller,
   ): Promise<RandomWriteHandle> {
     const withCaller = caller === undefined ? {} : { caller };
-    let h: RandomWriteHandle;
-    try {
-      const r = await ctx.master.call(OpenForWrite, {
-        path,
-        clientHost: ctx.settings.clientHost,
-        ...withCaller,
-      });
-      if (r.status.type !== 'file')
-        throw new FsError(r.status.type === 'dir' ? 'EISDIR' : 'EINVAL', `${path}: not a regular file`, {
-          details: { path },
+    let h: RandomWriteHandle | undefined;
+    // O_EXCL goes straight to the create below, which refuses an existing name.
+    if (!(opts.create === true && opts.exclusive === true)) {
+      try {
+        const r = await ctx.master.call(OpenForWrite, {
+          path,
+          clientHost: ctx.settings.clientHost,
+          ...withCaller,
         });
-      h = new RandomWriteHandle(ctx, path, r.status, r.leaseId, r.blocks, caller);
-    } catch (err) {
-      if (!(opts.create === true && err instanceof FsError && err.code === 'ENOENT')) throw err;
+        if (r.status.type !== 'file')
+          throw new FsError(r.status.type === 'dir' ? 'EISDIR' : 'EINVAL', `${path}: not a regular file`, {
+            details: { path },
+          });
+        h = new RandomWriteHandle(ctx, path, r.status, r.leaseId, r.blocks, caller);
+      } catch (err) {
+        if (!(opts.create === true && err instanceof FsError && err.code === 'ENOENT')) throw err;
+      }
+    }
+    if (h === undefined) {
       const s = ctx.settings;
       const r = await ctx.master.call(Create, {
         path,

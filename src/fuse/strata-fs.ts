@@ -246,7 +246,13 @@ export class StrataFs implements FuseOperations, DirectReadSource {
 
   async create(path: string, mode: number, ctx: FuseContext, flags = 0): Promise<number> {
     const ns = this.#ns(path);
-    const handle = await this.#fs.openForWrite(ns, { create: true, mode: mode & PERMISSION_BITS });
+    // O_EXCL: the master's create decides (another mount may have made the name since the
+    // kernel's lookup); otherwise an existing file is opened, as open(2) with O_CREAT does.
+    const handle = await this.#fs.openForWrite(ns, {
+      create: true,
+      mode: mode & PERMISSION_BITS,
+      exclusive: (flags & constants.O_EXCL) !== 0,
+    });
     let fh: number;
     try {
       await this.#own(ns, undefined, ctx);

@@ -444,3 +444,22 @@ test('a close that may write the file to a UFS gets complete_timeout, others rpc
   const random = cluster.deadlines.get('master.complete');
   assert.ok(random !== undefined && random > COMPLETE_MS - 10_000, `random-write close: ${random}`);
 });
+
+test('an exclusive create (O_CREAT|O_EXCL) never opens a file another client made', async (t) => {
+  const { fs } = setup(t);
+  await fs.mkdir('/x');
+  const first = await fs.openForWrite('/x/f', { create: true, exclusive: true });
+  await first.pwrite(Buffer.from('first'), 0);
+  await first.close();
+  // A second creator that looked before the first made the name: the master refuses it.
+  await assert.rejects(
+    fs.openForWrite('/x/f', { create: true, exclusive: true }),
+    (err: unknown) => err instanceof FsError && err.code === 'EEXIST',
+  );
+  assert.equal((await fs.readFile('/x/f')).toString(), 'first');
+  // Without O_EXCL, O_CREAT opens the existing file, as open(2) does.
+  const again = await fs.openForWrite('/x/f', { create: true });
+  await again.pwrite(Buffer.from('F'), 0);
+  await again.close();
+  assert.equal((await fs.readFile('/x/f')).toString(), 'First');
+});
