@@ -15,6 +15,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
+import { waitFor } from '../helpers/wait.js';
 import { startGateway } from './harness.js';
 import { errorCode, send, sha256Hex, signHeaders } from './signing.js';
 
@@ -59,6 +60,18 @@ test('copies and completes keep their answer alive, errors included', async (t) 
   assert.equal(res.headers['content-length'], undefined, 'streamed: the status went out first');
   assert.match(res.body.toString(), /^<\?xml version="1.0" encoding="UTF-8"\?>\n\s*<Error>/);
   assert.equal(errorCode(res.body), 'InvalidPart');
+  // The request metrics count it by the error's status, not the 200 that carried it (counted
+  // when the response has closed: polled).
+  await waitFor(
+    'the failed complete counted with status 400',
+    async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${gw.webPort}/metrics`)).text();
+      return /^strata_s3_requests_total\{[^}]*op="CompleteMultipartUpload"[^}]*status="400"[^}]*\} [1-9]/m.test(
+        metrics,
+      );
+    },
+    10_000,
+  );
   await assert.rejects(
     s3.send(
       new CompleteMultipartUploadCommand({

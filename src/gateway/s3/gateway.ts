@@ -188,7 +188,7 @@ export class S3Gateway {
       finished = true;
       this.#inFlight--;
       this.#metrics.inFlight.dec();
-      const status = res.headersSent ? String(res.statusCode) : 'aborted';
+      const status = res.headersSent ? String(ctx.outcomeStatus ?? res.statusCode) : 'aborted';
       this.#metrics.requests.inc({ op: ctx.op, status });
       this.#metrics.seconds.observe({ op: ctx.op }, Number(process.hrtime.bigint() - started) / 1e9);
       this.#metrics.receivedBytes.inc({ op: ctx.op }, ctx.bytesIn);

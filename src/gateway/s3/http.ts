@@ -36,6 +36,11 @@ export interface S3Context {
   /** Bytes of request body received and response body sent (for metrics). */
   bytesIn: number;
   bytesOut: number;
+  /**
+   * The status the operation ended with when it is not the one sent: an error document inside a
+   * 200 that had already gone out (sendXmlKeepingAlive). Metrics count this one.
+   */
+  outcomeStatus?: number;
 }
 
 export function header(req: IncomingMessage, name: string): string | undefined {
@@ -265,6 +270,7 @@ export async function sendXmlKeepingAlive(
       ...(ctx.key === undefined ? {} : { key: ctx.key }),
     });
     const doc = errorXml(e, ctx.req.url?.split('?')[0] ?? '/', ctx.requestId);
+    ctx.outcomeStatus = e.status;
     write(doc.slice(XML_DECLARATION.length));
     if (!res.destroyed) res.end();
     throw err;
