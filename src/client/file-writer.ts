@@ -246,8 +246,7 @@ export class FileWriter {
    */
   #completeDeadline(opts: CloseOptions): { deadlineMs: number } | undefined {
     const mayPersist = this.#status.writeType === 'through' || opts.renameTo !== undefined;
-    const s = this.#ctx.settings;
-    return mayPersist ? { deadlineMs: Math.max(s.rpcTimeoutMs, s.completeTimeoutMs) } : undefined;
+    return mayPersist ? { deadlineMs: this.#ctx.settings.completeTimeoutMs } : undefined;
   }
 
   /** The CompleteAs call: attribute values travel concatenated as the raw payload. */

@@ -368,7 +368,7 @@ export class RandomWriteHandle {
           },
           // Under a `through` mount the master writes the whole file to the UFS before answering.
           this.#status.writeType === 'through'
-            ? { deadlineMs: Math.max(this.#ctx.settings.rpcTimeoutMs, this.#ctx.settings.completeTimeoutMs) }
+            ? { deadlineMs: this.#ctx.settings.completeTimeoutMs }
             : undefined,
         );
         this.#state = 'closed';

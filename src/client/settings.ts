@@ -74,7 +74,7 @@ export interface ClientSettings {
   ttlMs: number;
   ttlAction: TtlAction;
   rpcTimeoutMs: number;
-  /** See `client.complete_timeout`. */
+  /** See `client.complete_timeout` (at least `rpcTimeoutMs`). */
   completeTimeoutMs: number;
   connTimeoutMs: number;
   rpcRetryMax: number;
@@ -121,7 +121,8 @@ export function settingsFromConfig(
     ttlMs: c.ttl_ms,
     ttlAction: c.ttl_action,
     rpcTimeoutMs: c.rpc_timeout,
-    completeTimeoutMs: c.complete_timeout,
+    // Never shorter than any other metadata call's deadline.
+    completeTimeoutMs: Math.max(c.complete_timeout, c.rpc_timeout),
     connTimeoutMs: c.conn_timeout,
     rpcRetryMax: c.rpc_retry_max,
     readAheadBytes: c.read_ahead,

@@ -1,4 +1,5 @@
 /** ListObjects (v1), ListObjectsV2, ListObjectVersions and ListMultipartUploads. */
+import { mapConcurrent } from '../../common/concurrency.js';
 import { FsError } from '../../common/errors.js';
 import type { HandlerDeps } from './deps.js';
 import { LIST_META_CONCURRENCY, OWNER_ID, STORAGE_CLASS } from './deps.js';
@@ -41,25 +42,16 @@ function encodingParam(ctx: S3Context): boolean {
 }
 
 /** ETags of a page of objects, read with bounded concurrency. */
-async function etagsOf(d: HandlerDeps, bucket: string, objects: readonly ListedObject[]): Promise<string[]> {
-  const out = new Array<string>(objects.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < objects.length) {
-      const i = next++;
-      const o = objects[i];
-      if (o === undefined) continue;
-      let raw: Buffer | undefined;
-      try {
-        raw = await d.store.fs.getXattr(o.path, META_XATTR);
-      } catch (err) {
-        if (!(err instanceof FsError)) throw err;
-      }
-      out[i] = decodeMeta(raw, o.status).etag;
+function etagsOf(d: HandlerDeps, objects: readonly ListedObject[]): Promise<string[]> {
+  return mapConcurrent(objects, LIST_META_CONCURRENCY, async (o) => {
+    let raw: Buffer | undefined;
+    try {
+      raw = await d.store.fs.getXattr(o.path, META_XATTR);
+    } catch (err) {
+      if (!(err instanceof FsError)) throw err;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(LIST_META_CONCURRENCY, objects.length) }, worker));
-  return out;
+    return decodeMeta(raw, o.status).etag;
+  });
 }
 
 const owner = (): XmlNode => el('Owner', [el('ID', OWNER_ID), el('DisplayName', OWNER_ID)]);
@@ -95,7 +87,7 @@ export async function listObjects(
   } else after = ctx.query.get('marker') ?? '';
   await d.store.bucketStatus(bucket);
   const r = await d.lister.list({ bucket, prefix, delimiter, after, maxKeys });
-  const etags = await etagsOf(d, bucket, r.objects);
+  const etags = await etagsOf(d, r.objects);
   const fetchOwner = !v2 || ctx.query.get('fetch-owner') === 'true';
   const contents = r.objects.map((o, i) =>
     el('Contents', [
@@ -155,7 +147,7 @@ export async function listObjectVersions(ctx: S3Context, d: HandlerDeps, bucket:
   const maxKeys = maxKeysParam(ctx, 'max-keys');
   await d.store.bucketStatus(bucket);
   const r = await d.lister.list({ bucket, prefix, delimiter, after: keyMarker, maxKeys });
-  const etags = await etagsOf(d, bucket, r.objects);
+  const etags = await etagsOf(d, r.objects);
   sendXml(
     ctx,
     200,

@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { FileSystem } from '../../client/index.js';
+import { mapConcurrent } from '../../common/concurrency.js';
 import { FsError } from '../../common/errors.js';
 import type { FileStatus } from '../../protocol/types.js';
 import { LIST_META_CONCURRENCY } from './deps.js';
@@ -180,32 +181,28 @@ export class Multipart {
       if (err instanceof FsError && err.code === 'ENOENT') throw noSuchUpload(rec.uploadId);
       throw toS3Error(err, { bucket: rec.bucket, key: rec.key });
     }
-    const chosen: PartRecord[] = [];
     const files: { path: string; fileId: number }[] = [];
+    const statuses: FileStatus[] = [];
     for (const w of wanted) {
       const st = stored.get(w.partNumber);
       if (st === undefined) throw invalidPart(rec, w);
-      chosen.push({ partNumber: w.partNumber, etag: '', size: st.size, mtimeMs: st.mtimeMs });
       files.push({ path: `${dir}/${st.name}`, fileId: st.id });
+      statuses.push(st);
     }
-    let next = 0;
-    const readEtags = async (): Promise<void> => {
-      while (next < chosen.length) {
-        const i = next++;
-        const part = chosen[i] as PartRecord;
-        part.etag = await this.#fs.getXattr(files[i]?.path ?? '', PART_XATTR).then(
-          (v) => v.toString(),
-          (err: unknown) => {
-            // Replaced or removed meanwhile: the ETag check below refuses it.
-            if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENODATA')) return '';
-            throw toS3Error(err, { bucket: rec.bucket, key: rec.key });
-          },
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LIST_META_CONCURRENCY, chosen.length) }, readEtags));
-    wanted.forEach((w, i) => {
-      if (chosen[i]?.etag !== unquote(w.etag)) throw invalidPart(rec, w);
+    const etags = await mapConcurrent(files, LIST_META_CONCURRENCY, (f) =>
+      this.#fs.getXattr(f.path, PART_XATTR).then(
+        (v) => v.toString(),
+        (err: unknown) => {
+          // Replaced or removed meanwhile: the ETag check below refuses it.
+          if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENODATA')) return '';
+          throw toS3Error(err, { bucket: rec.bucket, key: rec.key });
+        },
+      ),
+    );
+    const chosen: PartRecord[] = wanted.map((w, i) => {
+      if (etags[i] !== unquote(w.etag)) throw invalidPart(rec, w);
+      const st = statuses[i] as FileStatus;
+      return { partNumber: w.partNumber, etag: etags[i] ?? '', size: st.size, mtimeMs: st.mtimeMs };
     });
     chosen.forEach((p, i) => {
       if (i < chosen.length - 1 && p.size < MIN_PART_SIZE_BYTES) {

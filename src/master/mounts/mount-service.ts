@@ -646,19 +646,19 @@ export class MountService {
     const target = trimPath(r.renameTo ?? '/');
     this.#refuseReadOnly(target, b, 'write');
     const who = r.caller === undefined ? {} : { caller: r.caller };
-    const existing = await call(M.GetStatus, { path: target, ...who }, ctx).catch((err: unknown) => {
-      if (isErr(err, 'ENOENT')) return undefined;
-      throw err;
-    });
-    // What the commit would refuse, refused before anything reaches the UFS.
-    if (existing?.type === 'dir')
-      throw new FsError('EISDIR', `${target}: is a directory`, { details: { path: target } });
     const m = b.mount;
     const reachesUfs = writesReachUfs(m);
-    const validator =
-      reachesUfs && m.writeType === 'through'
-        ? await this.#persistThrough(b, r.blocks, r.length, await this.#concatBlocks(r.concat ?? []))
-        : undefined;
+    let validator: UfsValidatorWire | undefined;
+    if (reachesUfs && m.writeType === 'through') {
+      // What the commit would refuse, refused before anything reaches the UFS.
+      const existing = await call(M.GetStatus, { path: target, ...who }, ctx).catch((err: unknown) => {
+        if (isErr(err, 'ENOENT')) return undefined;
+        throw err;
+      });
+      if (existing?.type === 'dir')
+        throw new FsError('EISDIR', `${target}: is a directory`, { details: { path: target } });
+      validator = await this.#persistThrough(b, r.blocks, r.length, await this.#concatBlocks(r.concat ?? []));
+    }
     if (reachesUfs && m.writeType === 'async') await this.#d.persist.enqueue(r.fileId, m);
     this.#d.sync.invalidate(target);
     let st = await call(M.CompleteAs, r, ctx);

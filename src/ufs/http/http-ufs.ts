@@ -12,6 +12,7 @@
 import { Readable, addAbortSignal } from 'node:stream';
 import { Agent, interceptors } from 'undici';
 import type { Dispatcher } from 'undici';
+import { mapConcurrent } from '../../common/concurrency.js';
 import { FsError } from '../../common/errors.js';
 import {
   abortReason,
@@ -323,26 +324,23 @@ export class HttpUfs implements UnderFileSystem {
 
   /** Full statuses of index entries: HEAD for the files whose size the index did not give. */
   async #statuses(dir: string, page: IndexEntry[], signal: AbortSignal | undefined): Promise<UfsStatus[]> {
-    const out: (UfsStatus | undefined)[] = new Array<UfsStatus | undefined>(page.length);
-    let next = 0;
-    const work = async (): Promise<void> => {
-      for (let i = next++; i < page.length; i = next++) {
-        const e = page[i] as IndexEntry;
+    const out = await mapConcurrent(
+      page,
+      LIST_HEAD_CONCURRENCY,
+      async (e): Promise<UfsStatus | undefined> => {
         const path = ufsJoin(dir, e.name);
-        if (e.type === 'dir') out[i] = { path, name: e.name, type: 'dir', size: 0, mtimeMs: 0 };
-        else if (e.size !== undefined)
-          out[i] = { path, name: e.name, type: 'file', size: e.size, mtimeMs: e.mtimeMs ?? 0 };
-        else {
-          try {
-            out[i] = await this.stat(path, signal === undefined ? {} : { signal });
-          } catch (err) {
-            // Removed since the index was made: not an entry any more.
-            if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
-          }
+        if (e.type === 'dir') return { path, name: e.name, type: 'dir', size: 0, mtimeMs: 0 };
+        if (e.size !== undefined)
+          return { path, name: e.name, type: 'file', size: e.size, mtimeMs: e.mtimeMs ?? 0 };
+        try {
+          return await this.stat(path, signal === undefined ? {} : { signal });
+        } catch (err) {
+          // Removed since the index was made: not an entry any more.
+          if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          return undefined;
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LIST_HEAD_CONCURRENCY, page.length) }, work));
+      },
+    );
     return out.filter((s): s is UfsStatus => s !== undefined);
   }
 
