@@ -41,7 +41,8 @@ import type { DirLock } from './dir-lock.js';
 import { LeaderElection } from './ha/election.js';
 import { registerHaMetrics } from './ha/metrics.js';
 import type { HaMetrics } from './ha/metrics.js';
-import { RetryRecords, withRequestRecord } from './ha/retry-records.js';
+import { RetryRecords } from './ha/retry-records.js';
+import { attachRequestScope } from './request-scope.js';
 import { KnownWorkersRecorder, loadKnownWorkers } from './ha/known-workers.js';
 import { WorkerWindow, reregisterWindowMs } from './ha/worker-window.js';
 import type { ConsoleHandle } from './console/index.js';
@@ -288,7 +289,10 @@ export class MasterServer {
         b.def.mutating
           ? (req, ctx) => {
               const key = `${code}:${ctx.requestId}`;
-              return retries.run(key, () => withRequestRecord(key, () => mapped(req, ctx)));
+              return retries.run(key, () => {
+                attachRequestScope(ctx, key);
+                return mapped(req, ctx);
+              });
             }
           : mapped,
       );

@@ -17,6 +17,7 @@ import type { Namespace } from './namespace/index.js';
 import { ROOT_CALLER } from './namespace/index.js';
 import { placeReplicas } from './placement/index.js';
 import type { PlacementPolicy } from './placement/index.js';
+import { scopeOf } from './request-scope.js';
 import type { WorkerRegistry } from './workers/registry.js';
 
 export interface MasterServiceDeps {
@@ -91,16 +92,22 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
         caller(r.caller),
       ),
     ),
-    bind(M.Mkdir, async (r) =>
+    bind(M.Mkdir, async (r, ctx) =>
       ns.mkdir(
         r.path,
         { parents: r.parents === true, ...(r.mode === undefined ? {} : { mode: r.mode }) },
         caller(r.caller),
+        scopeOf(ctx),
       ),
     ),
-    bind(M.Create, async (r) => {
+    bind(M.Create, async (r, ctx) => {
       const { caller: c, path, firstBlock, ...opts } = r;
-      const out = await ns.create(path, { ...opts, firstBlock: firstBlock !== undefined }, caller(c));
+      const out = await ns.create(
+        path,
+        { ...opts, firstBlock: firstBlock !== undefined },
+        caller(c),
+        scopeOf(ctx),
+      );
       const blockId = out.firstBlockId;
       if (firstBlock === undefined || blockId === undefined)
         return { status: out.status, leaseId: out.leaseId };
@@ -128,8 +135,10 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
         firstBlock: { blockId, workers: placed.map((p) => p.worker.address) },
       };
     }),
-    bind(M.OpenForWrite, async (r) => ns.openForWrite(r.path, r.clientHost ?? '', caller(r.caller))),
-    bind(M.AddBlock, async (r) => {
+    bind(M.OpenForWrite, async (r, ctx) =>
+      ns.openForWrite(r.path, r.clientHost ?? '', caller(r.caller), scopeOf(ctx)),
+    ),
+    bind(M.AddBlock, async (r, ctx) => {
       const file = await ns.leasedFile(r.fileId, r.leaseId);
       const blockBytes = expectedBlockBytes(file.blockSize, r.lengthHint);
       const placed = placeReplicas(d.policy, d.registry.candidates(), {
@@ -140,11 +149,13 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
         ...(r.clientHostId === undefined ? {} : { clientHostId: r.clientHostId }),
         exclude: new Set(r.excludeWorkers ?? []),
       });
-      const { blockId } = await ns.addBlock(r.fileId, r.leaseId);
+      const { blockId } = await ns.addBlock(r.fileId, r.leaseId, scopeOf(ctx));
       for (const p of placed) d.registry.reserve(p.worker.id, p.storageType, blockBytes);
       return { blockId, workers: placed.map((p) => p.worker.address) };
     }),
-    bind(M.Complete, async (r) => ns.complete(r.fileId, r.leaseId, r.blocks, r.length, r.mtimeMs)),
+    bind(M.Complete, async (r, ctx) =>
+      ns.complete(r.fileId, r.leaseId, r.blocks, r.length, r.mtimeMs, scopeOf(ctx)),
+    ),
     bind(M.CompleteAs, async (r, ctx) => {
       let at = 0;
       const xattrs = (r.xattrs ?? []).map((x) => {
@@ -169,11 +180,12 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
           ...(r.concat === undefined ? {} : { concat: r.concat }),
         },
         caller(r.caller),
+        scopeOf(ctx),
       );
     }),
     bind(M.RenewLease, async (r) => ({ expiresAtMs: ns.renewLease(r.fileId, r.leaseId) })),
-    bind(M.AbandonBlock, async (r) => {
-      await ns.abandonBlock(r.fileId, r.leaseId, r.blockId);
+    bind(M.AbandonBlock, async (r, ctx) => {
+      await ns.abandonBlock(r.fileId, r.leaseId, r.blockId, scopeOf(ctx));
       return {};
     }),
     bind(M.GetBlockLocations, async (r) => {
@@ -192,23 +204,23 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       });
       return withPayload({ ...located, xattrFound: value !== undefined }, value ?? Buffer.alloc(0));
     }),
-    bind(M.Delete, async (r) => {
-      await ns.delete(r.path, { recursive: r.recursive === true }, caller(r.caller));
+    bind(M.Delete, async (r, ctx) => {
+      await ns.delete(r.path, { recursive: r.recursive === true }, caller(r.caller), scopeOf(ctx));
       return {};
     }),
-    bind(M.Rename, async (r) => {
-      await ns.rename(r.src, r.dst, { noReplace: r.noReplace === true }, caller(r.caller));
+    bind(M.Rename, async (r, ctx) => {
+      await ns.rename(r.src, r.dst, { noReplace: r.noReplace === true }, caller(r.caller), scopeOf(ctx));
       return {};
     }),
-    bind(M.Symlink, async (r) => ns.symlink(r.target, r.path, caller(r.caller))),
+    bind(M.Symlink, async (r, ctx) => ns.symlink(r.target, r.path, caller(r.caller), scopeOf(ctx))),
     bind(M.Readlink, async (r) => ({ target: await ns.readlink(r.path, caller(r.caller)) })),
-    bind(M.Link, async (r) => ns.link(r.existing, r.path, caller(r.caller))),
-    bind(M.SetAttr, async (r) => {
+    bind(M.Link, async (r, ctx) => ns.link(r.existing, r.path, caller(r.caller), scopeOf(ctx))),
+    bind(M.SetAttr, async (r, ctx) => {
       const { caller: c, path, ...attrs } = r;
-      return ns.setAttr(path, attrs, caller(c));
+      return ns.setAttr(path, attrs, caller(c), scopeOf(ctx));
     }),
     bind(M.SetXattr, async (r, ctx) => {
-      await ns.setXattr(r.path, r.name, ctx.payload, r.flag ?? 'any', caller(r.caller));
+      await ns.setXattr(r.path, r.name, ctx.payload, r.flag ?? 'any', caller(r.caller), scopeOf(ctx));
       return {};
     }),
     bind(M.GetXattr, async (r) => ({
@@ -216,8 +228,8 @@ export function masterBindings(d: MasterServiceDeps): Binding<never>[] {
       payload: await ns.getXattr(r.path, r.name, caller(r.caller)),
     })),
     bind(M.ListXattr, async (r) => ({ names: await ns.listXattr(r.path, caller(r.caller)) })),
-    bind(M.RemoveXattr, async (r) => {
-      await ns.removeXattr(r.path, r.name, caller(r.caller));
+    bind(M.RemoveXattr, async (r, ctx) => {
+      await ns.removeXattr(r.path, r.name, caller(r.caller), scopeOf(ctx));
       return {};
     }),
     bind(M.GetContentSummary, async (r) => ns.contentSummary(r.path, caller(r.caller))),

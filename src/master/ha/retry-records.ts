@@ -21,31 +21,17 @@
  * Keys (namespace key layout, keys.ts): 0x09 <request key> → msgpack { v: outcome, e: expiry ms };
  * 0x0a <expiry u64> <request key> → empty, the index the sweeper walks.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { pack, unpack } from 'msgpackr';
 import type { Logger } from '../../common/logging.js';
 import { readU64, writeU64 } from '../../meta/index.js';
 import type { MetaStore, MetaTxn } from '../../meta/index.js';
 import { TAG_RETRY, TAG_RETRY_EXPIRY } from '../namespace/keys.js';
-import type { MutationRecorder, RecordSlot } from '../namespace/recorder.js';
+import type { MutationRecorder, RecordSlot, RequestScope } from '../namespace/recorder.js';
 
 /** Records deleted per sweep transaction (two keys each: fits one etcd request). */
 export const RETRY_SWEEP_BATCH = 50;
 /** Sweep passes stop after this many batches (the next pass continues). */
 export const RETRY_SWEEP_MAX_BATCHES = 200;
-
-interface RequestScope {
-  readonly key: string;
-  /** Whether this request's one recorded mutation has been handed out. */
-  used: boolean;
-}
-
-const scope = new AsyncLocalStorage<RequestScope>();
-
-/** Runs a request's handler so that its mutation is recorded under `key`. */
-export function withRequestRecord<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  return scope.run({ key, used: false }, fn);
-}
 
 interface Slot extends RecordSlot {
   readonly expiresAtMs: number;
@@ -78,11 +64,10 @@ export class RetryRecords implements MutationRecorder {
     return { recorded: this.#recorded, replayed: this.#replayed };
   }
 
-  begin(): Slot | undefined {
-    const s = scope.getStore();
-    // One recorded mutation per request (every master call makes at most one); later ones of
-    // the same request, if a call ever made several, run unrecorded.
-    if (s === undefined || s.used) return undefined;
+  begin(s: RequestScope): Slot | undefined {
+    // One recorded mutation per request (the one its handler makes for it); later ones of the
+    // same request, if a call ever made several, run unrecorded.
+    if (s.used) return undefined;
     s.used = true;
     const requestKey = Buffer.from(s.key, 'utf8');
     return {

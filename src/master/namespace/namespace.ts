@@ -45,7 +45,7 @@ import {
 } from './keys.js';
 import { NsTx, ttlBaseMs } from './ns-txn.js';
 import type { CommittedView } from './ns-txn.js';
-import type { MutationRecorder } from './recorder.js';
+import type { MutationRecorder, RequestScope } from './recorder.js';
 import { checkSymlinkTarget, childPath, parsePath } from './paths.js';
 import {
   R,
@@ -149,8 +149,12 @@ export interface NamespaceOptions {
 
 /** How one mutation runs: recorded for its request (RPC calls) or not (the master's own work). */
 interface MutateOptions {
-  /** false for internal work (lease recovery, TTL, trash): it belongs to no request. */
-  record?: boolean;
+  /**
+   * The client request this mutation serves: its outcome is recorded with it, so a retry of
+   * the request gets that outcome (exactly-once across failover). Absent for the master's own
+   * work (lease recovery, TTL, trash, UFS imports), which belongs to no request.
+   */
+  scope?: RequestScope | undefined;
   /**
    * Checks run before the transaction that may refuse a retry whose first attempt already
    * committed (a lease it ended): inside, so the recorded outcome is looked up on refusal too.
@@ -395,10 +399,10 @@ export class Namespace {
    * On a serial engine the transaction reads committed state from the cache for keys no pending
    * transaction wrote (tracked in #dirty*), which spares decoding hot directories every time.
    */
-  async #mutate<T>(fn: (tx: NsTx) => T, opts: MutateOptions = {}): Promise<T> {
+  async #mutate<T>(opts: MutateOptions, fn: (tx: NsTx) => T): Promise<T> {
     const serial = this.#store.serialTransactions;
-    const recorder = opts.record === false ? undefined : this.#opts.recorder;
-    const slot = recorder?.begin();
+    const recorder = this.#opts.recorder;
+    const slot = opts.scope === undefined ? undefined : recorder?.begin(opts.scope);
     let last: NsTx | undefined;
     let marked: NsTx | undefined;
     try {
@@ -658,12 +662,13 @@ export class Namespace {
     path: string,
     opts: { parents?: boolean; mode?: number } = {},
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<FileStatus> {
     const comps = parsePath(path);
     const mode = checkMode(opts.mode ?? DEFAULT_DIR_MODE, path);
     const ids = await this.#inodeIds.take(Math.max(1, comps.length));
     const now = this.#clock();
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       // A copy per run: the function may run again and must not see ids taken by an earlier run.
       const idq = [...ids];
       if (comps.length === 0) {
@@ -698,6 +703,7 @@ export class Namespace {
     path: string,
     opts: CreateOptions = {},
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<{ status: FileStatus; leaseId: string; firstBlockId?: number }> {
     const comps = parsePath(path);
     const d = this.#opts.defaults;
@@ -727,7 +733,7 @@ export class Namespace {
     const leaseId = complete ? '' : randomUUID();
     const host = opts.clientHost ?? '';
     const now = this.#clock();
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       const idq = [...ids];
       if (comps.length === 0) throw fsError('EISDIR', path);
       const parent =
@@ -818,83 +824,82 @@ export class Namespace {
     const blockIds = count === 0 ? [] : await this.#blockIds.take(count);
     const now = this.#clock();
     const caller = ROOT_CALLER;
-    const file = await this.#mutate(
-      (tx): FileInode => {
-        const idq = [...ids];
-        const parent = ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, idq, now);
-        const name = comps[comps.length - 1] as string;
-        const existing = tx.dentry(parent.id, name);
-        if (existing !== undefined) {
-          const ex = entryInode(tx, existing, path);
-          if (ex.type === 'file' && ex.ufs !== undefined && sameUfsVersion(ex.ufs, f.ufs)) return ex;
-          throw fsError('EEXIST', path);
-        }
-        const fileId = idq.pop() as number;
-        const flat: number[] = [];
-        for (let i = 0; i < count; i++) {
-          const id = blockIds[i] as number;
-          flat.push(id, Math.min(f.blockSize, f.ufs.size - i * f.blockSize));
-          tx.indexBlock(id, fileId);
-        }
-        const p = tx.inode(parent.id) as DirInode;
-        const ino: FileInode = {
-          type: 'file',
-          id: fileId,
-          mode: f.mode ?? DEFAULT_FILE_MODE,
-          uid: 0,
-          gid: 0,
-          nlink: 1,
-          atimeMs: now,
-          mtimeMs: f.ufs.mtimeMs > 0 ? f.ufs.mtimeMs : now,
-          ctimeMs: now,
-          links: [[p.id, name]],
-          ttlMs: f.ttlMs,
-          ttlAction: f.ttlAction,
-          xattrCount: 0,
-          xattrBytes: 0,
-          length: f.ufs.size,
-          blockSize: f.blockSize,
-          replicas: f.replicas,
-          storageType: f.storageType,
-          state: 'complete',
-          blocks: flat,
-          lease: null,
-          pending: [],
-          ufs: f.ufs,
-        };
-        tx.putInode(ino, true);
-        addEntry(tx, p.id, name, ino, now);
-        return ino;
-      },
-      { record: false },
-    );
+    const file = await this.#mutate({}, (tx): FileInode => {
+      const idq = [...ids];
+      const parent = ensureParents(tx, comps, caller, path, DEFAULT_DIR_MODE, idq, now);
+      const name = comps[comps.length - 1] as string;
+      const existing = tx.dentry(parent.id, name);
+      if (existing !== undefined) {
+        const ex = entryInode(tx, existing, path);
+        if (ex.type === 'file' && ex.ufs !== undefined && sameUfsVersion(ex.ufs, f.ufs)) return ex;
+        throw fsError('EEXIST', path);
+      }
+      const fileId = idq.pop() as number;
+      const flat: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const id = blockIds[i] as number;
+        flat.push(id, Math.min(f.blockSize, f.ufs.size - i * f.blockSize));
+        tx.indexBlock(id, fileId);
+      }
+      const p = tx.inode(parent.id) as DirInode;
+      const ino: FileInode = {
+        type: 'file',
+        id: fileId,
+        mode: f.mode ?? DEFAULT_FILE_MODE,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        atimeMs: now,
+        mtimeMs: f.ufs.mtimeMs > 0 ? f.ufs.mtimeMs : now,
+        ctimeMs: now,
+        links: [[p.id, name]],
+        ttlMs: f.ttlMs,
+        ttlAction: f.ttlAction,
+        xattrCount: 0,
+        xattrBytes: 0,
+        length: f.ufs.size,
+        blockSize: f.blockSize,
+        replicas: f.replicas,
+        storageType: f.storageType,
+        state: 'complete',
+        blocks: flat,
+        lease: null,
+        pending: [],
+        ufs: f.ufs,
+      };
+      tx.putInode(ino, true);
+      addEntry(tx, p.id, name, ino, now);
+      return ino;
+    });
     return { status: this.#status(file, path), file };
   }
 
   /** Sets (or clears) a file's UFS state; ENOENT when the file is gone, EISDIR for others. */
   async setUfsState(fileId: number, ufs: UfsFileState | undefined): Promise<FileInode> {
-    return this.#mutate(
-      (tx) => {
-        const cur = tx.inode(fileId);
-        if (cur === undefined)
-          throw new FsError('ENOENT', `file ${fileId}: no such file`, { details: { fileId } });
-        if (cur.type !== 'file')
-          throw new FsError('EISDIR', `inode ${fileId} is not a file`, { details: { fileId } });
-        const { ufs: _old, ...rest } = cur;
-        const next: FileInode = ufs === undefined ? rest : { ...rest, ufs };
-        tx.putInode(next);
-        return next;
-      },
-      { record: false },
-    );
+    return this.#mutate({}, (tx) => {
+      const cur = tx.inode(fileId);
+      if (cur === undefined)
+        throw new FsError('ENOENT', `file ${fileId}: no such file`, { details: { fileId } });
+      if (cur.type !== 'file')
+        throw new FsError('EISDIR', `inode ${fileId} is not a file`, { details: { fileId } });
+      const { ufs: _old, ...rest } = cur;
+      const next: FileInode = ufs === undefined ? rest : { ...rest, ufs };
+      tx.putInode(next);
+      return next;
+    });
   }
 
-  async symlink(target: string, path: string, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
+  async symlink(
+    target: string,
+    path: string,
+    caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
+  ): Promise<FileStatus> {
     const comps = parsePath(path);
     checkSymlinkTarget(target, path);
     const id = await this.#inodeIds.takeOne();
     const now = this.#clock();
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       if (comps.length === 0) throw fsError('EEXIST', path);
       const parent = resolveParent(tx, comps, caller, path);
       const name = comps[comps.length - 1] as string;
@@ -925,11 +930,16 @@ export class Namespace {
     return this.#status(ino, path);
   }
 
-  async link(existing: string, path: string, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
+  async link(
+    existing: string,
+    path: string,
+    caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
+  ): Promise<FileStatus> {
     const srcComps = parsePath(existing);
     const comps = parsePath(path);
     const now = this.#clock();
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       const src = lookupExisting(tx, srcComps, caller, existing).inode;
       if (src.type === 'dir') throw fsError('EPERM', existing, 'hard links to directories are not allowed');
       if (comps.length === 0) throw fsError('EEXIST', path);
@@ -956,12 +966,13 @@ export class Namespace {
     path: string,
     opts: { recursive?: boolean } = {},
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<void> {
     const comps = parsePath(path);
     if (comps.length === 0) throw fsError('EBUSY', path, 'the root directory cannot be deleted');
     const now = this.#clock();
     const limit = this.#opts.inlineDeleteEntries ?? DEFAULT_INLINE_DELETE_ENTRIES;
-    const trashed = await this.#mutate((tx) => {
+    const trashed = await this.#mutate({ scope }, (tx) => {
       const l = lookupExisting(tx, comps, caller, path);
       const parent = l.parent as DirInode;
       const ino = l.inode;
@@ -998,16 +1009,24 @@ export class Namespace {
     dst: string,
     opts: { noReplace?: boolean } = {},
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<void> {
     const sc = parsePath(src);
     const dc = parsePath(dst);
     if (sc.length === 0) throw fsError('EBUSY', src, 'the root directory cannot be renamed');
     if (dc.length === 0) throw fsError('EBUSY', dst, 'cannot rename onto the root directory');
     const now = this.#clock();
-    await this.#mutate((tx) => renameIn(tx, sc, dc, src, dst, opts.noReplace === true, caller, now));
+    await this.#mutate({ scope }, (tx) =>
+      renameIn(tx, sc, dc, src, dst, opts.noReplace === true, caller, now),
+    );
   }
 
-  async setAttr(path: string, a: SetAttrOptions, caller: Caller = ROOT_CALLER): Promise<FileStatus> {
+  async setAttr(
+    path: string,
+    a: SetAttrOptions,
+    caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
+  ): Promise<FileStatus> {
     const comps = parsePath(path);
     if (a.mode !== undefined) checkMode(a.mode, path);
     if (a.ttlMs !== undefined && (!Number.isInteger(a.ttlMs) || a.ttlMs < 0))
@@ -1018,7 +1037,7 @@ export class Namespace {
       throw fsError('EINVAL', path, 'length must be a non-negative integer');
     const now = this.#clock();
     let committed: FileInode | undefined;
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       committed = undefined;
       const cur = lookupExisting(tx, comps, caller, path).inode;
       let next: Inode = cur;
@@ -1104,6 +1123,7 @@ export class Namespace {
     value: Uint8Array,
     flag: 'any' | 'create' | 'replace' = 'any',
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<void> {
     const comps = parsePath(path);
     checkXattrName(name, path);
@@ -1111,16 +1131,21 @@ export class Namespace {
       throw fsError('E2BIG', path, `attribute value above ${MAX_XATTR_VALUE_BYTES} bytes`);
     const bytes = Buffer.from(value);
     const now = this.#clock();
-    await this.#mutate((tx) => {
+    await this.#mutate({ scope }, (tx) => {
       setXattrIn(tx, lookupExisting(tx, comps, caller, path).inode, name, bytes, flag, caller, path, now);
     });
   }
 
-  async removeXattr(path: string, name: string, caller: Caller = ROOT_CALLER): Promise<void> {
+  async removeXattr(
+    path: string,
+    name: string,
+    caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
+  ): Promise<void> {
     const comps = parsePath(path);
     checkXattrName(name, path);
     const now = this.#clock();
-    await this.#mutate((tx) => {
+    await this.#mutate({ scope }, (tx) => {
       const ino = lookupExisting(tx, comps, caller, path).inode;
       requireXattrWrite(ino, name, caller, path);
       const old = tx.getXattr(ino.id, name);
@@ -1141,6 +1166,7 @@ export class Namespace {
     path: string,
     clientHost = '',
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<{ status: FileStatus; leaseId: string; blocks: FileBlock[] }> {
     const comps = parsePath(path);
     const leaseId = randomUUID();
@@ -1148,7 +1174,7 @@ export class Namespace {
     const target = await this.#read((r) => resolveFollow(r, comps, caller, path));
     const held = this.#leases.get(target.id);
     if (held !== undefined && held.expiresAtMs < now) await this.recoverLease(target.id, held.id);
-    const ino = await this.#mutate((tx) => {
+    const ino = await this.#mutate({ scope }, (tx) => {
       const cur = resolveFollow(tx, comps, caller, path);
       if (cur.type === 'dir') throw fsError('EISDIR', path);
       if (cur.type !== 'file') throw fsError('EINVAL', path, 'not a regular file');
@@ -1216,11 +1242,16 @@ export class Namespace {
   }
 
   /** Allocates a new block of a file being written. */
-  async addBlock(fileId: number, leaseId: string): Promise<{ blockId: number; file: FileInode }> {
+  async addBlock(
+    fileId: number,
+    leaseId: string,
+    scope?: RequestScope,
+  ): Promise<{ blockId: number; file: FileInode }> {
     this.#checkLease(fileId, leaseId);
     const newId = await this.#blockIds.takeOne();
     // The block id comes back from the transaction: a replayed retry returns the first attempt's.
     const { blockId, file } = await this.#mutate(
+      { scope, precheck: () => this.#checkLease(fileId, leaseId) },
       (tx) => {
         const f = leasedIn(tx, fileId, leaseId);
         if (blockCount(f.blocks) + f.pending.length >= MAX_BLOCKS_PER_FILE)
@@ -1232,25 +1263,21 @@ export class Namespace {
         tx.indexBlock(newId, fileId);
         return { blockId: newId, file: next };
       },
-      { precheck: () => this.#checkLease(fileId, leaseId) },
     );
     this.#touchLease(fileId, leaseId);
     return { blockId, file };
   }
 
-  async abandonBlock(fileId: number, leaseId: string, blockId: number): Promise<void> {
-    await this.#mutate(
-      (tx) => {
-        const f = leasedIn(tx, fileId, leaseId);
-        if (!f.pending.includes(blockId))
-          throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
-            details: { fileId, blockId },
-          });
-        tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
-        tx.dropBlocks([blockId]);
-      },
-      { precheck: () => this.#checkLease(fileId, leaseId) },
-    );
+  async abandonBlock(fileId: number, leaseId: string, blockId: number, scope?: RequestScope): Promise<void> {
+    await this.#mutate({ scope, precheck: () => this.#checkLease(fileId, leaseId) }, (tx) => {
+      const f = leasedIn(tx, fileId, leaseId);
+      if (!f.pending.includes(blockId))
+        throw new FsError('EINVAL', `file ${fileId}: block ${blockId} was not allocated under this lease`, {
+          details: { fileId, blockId },
+        });
+      tx.putInode({ ...f, pending: f.pending.filter((b) => b !== blockId) });
+      tx.dropBlocks([blockId]);
+    });
   }
 
   /**
@@ -1263,14 +1290,15 @@ export class Namespace {
     blocks: readonly CommittedBlock[],
     length: number,
     mtimeMs?: number,
+    scope?: RequestScope,
   ): Promise<FileStatus> {
     const now = this.#clock();
     const { file, path } = await this.#mutate(
+      { scope, precheck: () => this.#checkLease(fileId, leaseId) },
       (tx) => {
         const next = completeIn(tx, fileId, leaseId, blocks, length, now, mtimeMs);
         return { file: next, path: pathOf(tx, next) };
       },
-      { precheck: () => this.#checkLease(fileId, leaseId) },
     );
     this.#opts.events?.blocksCommitted?.(
       file,
@@ -1291,6 +1319,7 @@ export class Namespace {
     leaseId: string,
     c: CompleteAsOptions,
     caller: Caller = ROOT_CALLER,
+    scope?: RequestScope,
   ): Promise<FileStatus> {
     const now = this.#clock();
     const dc = c.renameTo === undefined ? undefined : parsePath(c.renameTo);
@@ -1301,6 +1330,7 @@ export class Namespace {
         throw fsError('E2BIG', `file ${fileId}`, `attribute value above ${MAX_XATTR_VALUE_BYTES} bytes`);
     }
     const { file, path } = await this.#mutate(
+      { scope, precheck: () => this.#checkLease(fileId, leaseId) },
       (tx) => {
         let done = completeIn(tx, fileId, leaseId, c.blocks, c.length, now, c.mtimeMs);
         if (c.concat !== undefined && c.concat.length > 0) done = concatIn(tx, done, c.concat, caller, now);
@@ -1316,7 +1346,6 @@ export class Namespace {
         const moved = tx.inode(fileId) ?? done;
         return { file: moved, path: pathOf(tx, moved) };
       },
-      { precheck: () => this.#checkLease(fileId, leaseId) },
     );
     if (file.type === 'file') {
       // After a concat every block of the file is checked (an empty list): its replication is
@@ -1343,19 +1372,16 @@ export class Namespace {
 
   async recoverLease(fileId: number, leaseId: string): Promise<void> {
     const now = this.#clock();
-    await this.#mutate(
-      (tx) => {
-        const f = tx.inode(fileId);
-        if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
-          tx.endLease(fileId);
-          return;
-        }
-        tx.dropBlocks(f.pending);
-        tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
+    await this.#mutate({}, (tx) => {
+      const f = tx.inode(fileId);
+      if (f === undefined || f.type !== 'file' || f.lease?.id !== leaseId) {
         tx.endLease(fileId);
-      },
-      { record: false },
-    );
+        return;
+      }
+      tx.dropBlocks(f.pending);
+      tx.putInode({ ...f, pending: [], lease: null, state: 'complete', ctimeMs: now });
+      tx.endLease(fileId);
+    });
     this.#log.info({ fileId, leaseId }, 'write lease expired: file closed with its last committed blocks');
   }
 
@@ -1394,49 +1420,40 @@ export class Namespace {
     if (ino?.type === 'file' && ino.ttlAction === 'free') {
       freeFile = this.#opts.events?.canFree?.(ino) === true ? ino : undefined;
     }
-    const outcome = await this.#mutate(
-      (tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
-        const cur = tx.inode(id);
-        const key = cur === undefined ? undefined : ttlBaseMs(cur) + cur.ttlMs;
-        if (
-          cur === undefined ||
-          cur.ttlMs <= 0 ||
-          cur.ttlAction === 'none' ||
-          key !== expiryMs ||
-          key > now
-        ) {
-          // Stale index entry (the inode changed since): drop it; a current one exists if due.
-          tx.tx.delete(ttlKey(expiryMs, id));
-          return 'skipped';
-        }
-        if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
-        if (cur.ttlAction === 'free') {
-          // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
-          // behind it) is never freed; its TTL is dropped too, so it does not block the index.
-          tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
-          return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
-        }
-        // delete: every name of the inode goes.
-        if (cur.type === 'dir') {
-          const sub = collectSubtree(tx, cur, limit);
-          const [pid, name] = cur.links[0] ?? [0, ''];
-          if (!sub.complete) {
-            if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-            tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
-            tx.putTrash(cur.id);
-            return 'trashed';
-          }
-          deleteItems(tx, sub.items, now);
+    const outcome = await this.#mutate({}, (tx): 'deleted' | 'freed' | 'skipped' | 'trashed' => {
+      const cur = tx.inode(id);
+      const key = cur === undefined ? undefined : ttlBaseMs(cur) + cur.ttlMs;
+      if (cur === undefined || cur.ttlMs <= 0 || cur.ttlAction === 'none' || key !== expiryMs || key > now) {
+        // Stale index entry (the inode changed since): drop it; a current one exists if due.
+        tx.tx.delete(ttlKey(expiryMs, id));
+        return 'skipped';
+      }
+      if (cur.type === 'file' && cur.state === 'writing') return 'skipped';
+      if (cur.ttlAction === 'free') {
+        // Done once: a freed file keeps no TTL. A file whose only copy is in Strata (no UFS
+        // behind it) is never freed; its TTL is dropped too, so it does not block the index.
+        tx.putInode({ ...cur, ttlMs: 0, ctimeMs: now });
+        return cur.type === 'file' && freeFile !== undefined ? 'freed' : 'skipped';
+      }
+      // delete: every name of the inode goes.
+      if (cur.type === 'dir') {
+        const sub = collectSubtree(tx, cur, limit);
+        const [pid, name] = cur.links[0] ?? [0, ''];
+        if (!sub.complete) {
           if (pid !== 0) removeEntry(tx, pid, name, cur, now);
-          destroyInode(tx, tx.inode(cur.id) ?? cur);
-          return 'deleted';
+          tx.putInode({ ...cur, links: [], ttlMs: 0, ctimeMs: now });
+          tx.putTrash(cur.id);
+          return 'trashed';
         }
-        for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
-        destroyInode(tx, cur);
+        deleteItems(tx, sub.items, now);
+        if (pid !== 0) removeEntry(tx, pid, name, cur, now);
+        destroyInode(tx, tx.inode(cur.id) ?? cur);
         return 'deleted';
-      },
-      { record: false },
-    );
+      }
+      for (const [pid, name] of cur.links) removeEntry(tx, pid, name, cur, now);
+      destroyInode(tx, cur);
+      return 'deleted';
+    });
     if (outcome === 'freed' && freeFile !== undefined) {
       const ids = realBlockIds(freeFile.blocks);
       const ev = this.#opts.events;
@@ -1475,22 +1492,19 @@ export class Namespace {
       if (row === undefined) return;
       const id = keyId(row.key);
       const now = this.#clock();
-      await this.#mutate(
-        (tx) => {
-          const dir = tx.inode(id);
-          if (dir === undefined || dir.type !== 'dir') {
-            tx.deleteTrash(id);
-            return;
-          }
-          const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
-          deleteItems(tx, sub.items, now);
-          if (sub.complete) {
-            destroyInode(tx, tx.inode(id) ?? dir);
-            tx.deleteTrash(id);
-          }
-        },
-        { record: false },
-      );
+      await this.#mutate({}, (tx) => {
+        const dir = tx.inode(id);
+        if (dir === undefined || dir.type !== 'dir') {
+          tx.deleteTrash(id);
+          return;
+        }
+        const sub = collectSubtree(tx, dir, TRASH_PURGE_BATCH);
+        deleteItems(tx, sub.items, now);
+        if (sub.complete) {
+          destroyInode(tx, tx.inode(id) ?? dir);
+          tx.deleteTrash(id);
+        }
+      });
     }
   }
 

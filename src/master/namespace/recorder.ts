@@ -6,14 +6,33 @@
  */
 import type { MetaTxn } from '../../meta/index.js';
 
+/**
+ * The client request a mutation serves (src/master/request-scope.ts). A mutation made without
+ * one is the master's own work and is not recorded.
+ */
+export interface RequestScope {
+  /** `<call code>:<request id>`: the same on every retry of the request, on any master. */
+  readonly key: string;
+  /** Whether the request's one recorded mutation has been handed out. */
+  used: boolean;
+}
+
+/** A scope for the request `key` (see RequestScope). */
+export function requestScope(key: string): RequestScope {
+  return { key, used: false };
+}
+
 /** Where one request's outcome is recorded. */
 export interface RecordSlot {
   readonly key: Uint8Array;
 }
 
 export interface MutationRecorder {
-  /** Before a mutation: its slot, or undefined when no request is being recorded (internal work). */
-  begin(): RecordSlot | undefined;
+  /**
+   * Before a mutation of `scope`'s request: its slot, or undefined when the request's recorded
+   * mutation was handed out already (a second mutation of one request runs unrecorded).
+   */
+  begin(scope: RequestScope): RecordSlot | undefined;
   /**
    * Inside the transaction function, after the mutation ran: writes the outcome and makes the
    * commit conditional on no outcome being recorded for this request yet.
