@@ -3,10 +3,13 @@
  * master and one worker) beside the same fio jobs through libfuse's C `passthrough_ll` example
  * (built here from /usr/share/doc/libfuse3-dev/examples with gcc and pkg-config fuse3) over a
  * directory on the same disk; then metadata operations per second (create, stat, rename,
- * delete of 10,000 files) through both mounts.
+ * delete of 10,000 files) through both mounts, and `tar x` of an archive of small files (one
+ * process, one file after another: create, write, fchown, fchmod, futimens, close per file, as
+ * unpacking a source tree or a dataset does).
  *
  *   node dist/bench/fuse/main.js [--size 1GiB] [--runtime 15] [--files 10000] [--concurrency 16]
  *                                [--binding kernel|fuse-native] [--local-read-verify disk|all|none]
+ *                                [--tar-files 2000]
  *
  * Targets: sequential read ≥ 0.5×, sequential write ≥ 0.5×, 4 KiB random read ≥ 0.3× of
  * passthrough_ll. fio's default `invalidate=1` drops the FUSE file's cached pages before each
@@ -14,7 +17,7 @@
  * files, passthrough's directory) stays warm on both sides alike.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +61,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1GiB' },
     runtime: { type: 'string', default: '15' },
     files: { type: 'string', default: '10000' },
+    /** Files of 1-16 KiB in the archive `tar x` unpacks. */
+    'tar-files': { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
     binding: { type: 'string', default: 'kernel' },
     /** client.local_read_verify of the mount: which block files its reads check (default disk). */
@@ -78,6 +83,7 @@ const SIZE = parseSize(values.size) ?? 1024 * MiB;
 const RUNTIME_S = Number(values.runtime);
 const FILES = Number(values.files);
 const CONCURRENCY = Number(values.concurrency);
+const TAR_FILES = Number(values['tar-files']);
 
 interface FuseFigures {
   seqWrite: number;
@@ -95,6 +101,8 @@ interface MetaFigures {
   stat: number;
   rename: number;
   delete: number;
+  /** Files per second `tar x` unpacked. */
+  untar: number;
 }
 
 /** CPU time of a process (user + system, all threads) in seconds, from /proc/<pid>/stat. */
@@ -161,7 +169,32 @@ async function metadata(dir: string): Promise<MetaFigures> {
   const statRate = await opsPerSecond(FILES, CONCURRENCY, async (i) => void (await stat(a(i))));
   const renameRate = await opsPerSecond(FILES, CONCURRENCY, (i) => rename(a(i), b(i)));
   const del = await opsPerSecond(FILES, CONCURRENCY, (i) => unlink(b(i)));
-  return { create, stat: statRate, rename: renameRate, delete: del };
+  const into = join(dir, 'untar');
+  mkdirSync(into);
+  const started = performance.now();
+  await runOk('tar', ['-xf', TAR_ARCHIVE(), '-C', into], 600_000);
+  const untar = (TAR_FILES / (performance.now() - started)) * 1000;
+  return { create, stat: statRate, rename: renameRate, delete: del, untar };
+}
+
+let tarArchive: string | undefined;
+const TAR_ARCHIVE = (): string => {
+  if (tarArchive === undefined) throw new Error('the tar archive is made before the measurements');
+  return tarArchive;
+};
+
+/** An archive of TAR_FILES files of 1-16 KiB in directories of 50 (made once, on local disk). */
+async function makeTarArchive(work: string): Promise<string> {
+  const src = join(work, 'tar-src');
+  for (let i = 0; i < TAR_FILES; i++) {
+    const d = join(src, `d${Math.floor(i / 50)}`);
+    if (i % 50 === 0) mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, `f${i}`), Buffer.alloc(1024 * (1 + (i % 16)), i % 251));
+  }
+  const archive = join(work, 'small-files.tar');
+  await runOk('tar', ['-cf', archive, '-C', src, '.']);
+  rmSync(src, { recursive: true });
+  return archive;
 }
 
 async function measure(dir: string, label: string, pid: number): Promise<FuseFigures> {
@@ -200,6 +233,7 @@ async function main(): Promise<void> {
     const work = mkdtempSync(join(tmpdir(), 'strata-bench-fuse-'));
     cleanups.push(() => rmSync(work, { recursive: true, force: true }));
     const passthrough = await buildPassthrough(work);
+    tarArchive = await makeTarArchive(work);
     const lower = join(work, 'lower');
     const pmnt = join(work, 'passthrough-mnt');
     mkdirSync(lower);
@@ -267,6 +301,13 @@ async function main(): Promise<void> {
       reference: ref.meta[k],
       referenceName: 'passthrough_ll',
     }));
+    metaRows.push({
+      what: `tar x (${TAR_FILES} files of 1-16 KiB, one process)`,
+      unit: 'files/s',
+      ours: ours.meta.untar,
+      reference: ref.meta.untar,
+      referenceName: 'passthrough_ll',
+    });
     printComparisons(
       `FUSE metadata (${CONCURRENCY} directories; no target: the peer publishes ~20k-60k ops/s on 32 cores, 40 threads)`,
       metaRows,

@@ -344,7 +344,7 @@ export class RandomWriteHandle {
   }
 
   /** Flushes and commits the new block list and length (one Complete); ends the lease. */
-  close(): Promise<FileStatus> {
+  close(opts: { mtimeMs?: number } = {}): Promise<FileStatus> {
     return this.#enqueue(async () => {
       if (this.#state === 'closed' && this.#final !== undefined) return this.#final;
       this.#checkOpen();
@@ -365,6 +365,8 @@ export class RandomWriteHandle {
                 : { blockId: b.blockId, length: b.length, workers: b.workers },
             ),
             length: this.#size,
+            // A modification time set while the file was open (utimens on it), in the same commit.
+            ...(opts.mtimeMs === undefined ? {} : { mtimeMs: opts.mtimeMs }),
           },
           // Under a `through` mount the master writes the whole file to the UFS before answering.
           this.#status.writeType === 'through'

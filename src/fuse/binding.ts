@@ -96,16 +96,19 @@ export interface FuseOperations {
    * descriptors still open on it (hidden until their last release), else undefined.
    */
   unlink(path: string): Promise<string | undefined>;
-  mkdir(path: string, mode: number, ctx: FuseContext): Promise<void>;
+  /** Resolves with the new directory's attributes when the answer carried them. */
+  mkdir(path: string, mode: number, ctx: FuseContext): Promise<FuseAttr | undefined>;
   rmdir(path: string): Promise<void>;
   /**
    * `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when `dst` exists). Resolves with the
    * hidden path of a replaced target kept for its open descriptors (as `unlink`), else undefined.
    */
   rename(src: string, dst: string, noReplace?: boolean): Promise<string | undefined>;
-  symlink(target: string, path: string, ctx: FuseContext): Promise<void>;
+  /** Resolves with the new link's attributes when the answer carried them. */
+  symlink(target: string, path: string, ctx: FuseContext): Promise<FuseAttr | undefined>;
   readlink(path: string): Promise<string>;
-  link(existing: string, path: string): Promise<void>;
+  /** Resolves with the file's attributes (one link more) when the answer carried them. */
+  link(existing: string, path: string): Promise<FuseAttr | undefined>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number, gid: number): Promise<void>;
   /** Times in ms since the epoch; `undefined` leaves that stamp unchanged (UTIME_OMIT). */
@@ -115,9 +118,32 @@ export interface FuseOperations {
   getxattr(path: string, name: string): Promise<Buffer>;
   listxattr(path: string): Promise<string[]>;
   removexattr(path: string, name: string): Promise<void>;
+  /**
+   * Attributes of the file `create` just opened as `fh`, when they are known without asking
+   * (the create's own answer); asked once, right after the create.
+   */
+  createdAttr?(fh: number): FuseAttr | undefined;
+  /**
+   * A whole SETATTR in one operation: applies every change given and resolves with the
+   * attributes after them, from the same answer where it can (the kernel engine uses it; its
+   * absence means truncate/chmod/chown/utimens one by one, then getattr).
+   */
+  setattr?(path: string, fh: number | undefined, changes: SetattrChanges): Promise<FuseAttr>;
 }
 
-export type FuseOpName = keyof FuseOperations;
+/** What one SETATTR changes (times in ms since the epoch; absent: unchanged). */
+export interface SetattrChanges {
+  size?: number;
+  mode?: number;
+  /** chown's ids; absent: unchanged. */
+  uid?: number;
+  gid?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+}
+
+/** The requests (createdAttr is a synchronous question the engine asks, not one of them). */
+export type FuseOpName = Exclude<keyof FuseOperations, 'createdAttr'>;
 
 /** A piece of an open file's bytes that lies in a local file (bytes [offset, offset + length)). */
 export interface DirectExtent {

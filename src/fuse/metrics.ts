@@ -39,6 +39,7 @@ export const FUSE_OP_NAMES = [
   'getxattr',
   'listxattr',
   'removexattr',
+  'setattr',
 ] as const satisfies readonly FuseOpName[];
 
 type MissingOps = Exclude<FuseOpName, (typeof FUSE_OP_NAMES)[number]>;
@@ -145,8 +146,11 @@ export class FuseMetrics {
 
 /** Wraps every operation with counting, timing and (for unexpected errors) a log line. */
 export function instrument(ops: FuseOperations, m: FuseMetrics, log: Logger, debug: boolean): FuseOperations {
-  const out: Partial<Record<FuseOpName, unknown>> = {};
+  const out: Partial<Record<keyof FuseOperations, unknown>> = {};
+  if (ops.createdAttr !== undefined) out.createdAttr = ops.createdAttr.bind(ops);
   for (const op of FUSE_OP_NAMES) {
+    // Optional operations stay absent, so the engine sees what the file system has.
+    if (ops[op] === undefined) continue;
     const fn = (ops[op] as (...args: unknown[]) => Promise<unknown>).bind(ops);
     out[op] = async (...args: unknown[]): Promise<unknown> => {
       const end = m.latency.startTimer({ op });

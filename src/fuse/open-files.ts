@@ -118,17 +118,19 @@ export class OpenFile {
       this.#handle = undefined;
       this.#opening = undefined;
       if (w === undefined) return;
+      // Times set while the file was open: its commit stamps the mtime (so they are set again),
+      // the modification time in the same call; an access time needs a call of its own.
+      const times = this.pendingTimes;
+      this.pendingTimes = undefined;
       try {
-        await w.close();
+        await w.close(times?.mtimeMs === undefined ? {} : { mtimeMs: times.mtimeMs });
       } catch (err) {
         await w.abort();
         throw err;
       } finally {
         this.version++;
       }
-      const times = this.pendingTimes;
-      this.pendingTimes = undefined;
-      if (times !== undefined) await this.#fs.setattr(this.path, times);
+      if (times?.atimeMs !== undefined) await this.#fs.setattr(this.path, { atimeMs: times.atimeMs });
     });
   }
 

@@ -10,6 +10,7 @@
 import { close as closeFd, constants } from 'node:fs';
 import { basename, dirname } from 'node:path/posix';
 import type { FileSystem } from '../client/index.js';
+import type { FileStatus } from '../protocol/types.js';
 import { FsError, fsError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './binding.js';
@@ -21,6 +22,7 @@ import type {
   FuseDirEntry,
   FuseOperations,
   FuseStatfs,
+  SetattrChanges,
 } from './binding.js';
 import { toAttr, toStatfs } from './attrs.js';
 import { OpenFiles } from './open-files.js';
@@ -80,6 +82,8 @@ export class StrataFs implements FuseOperations, DirectReadSource {
   #onRevoke: ((fh: number) => void) | undefined;
   /** Descriptors held by granted handles (see MAX_DIRECT_READ_DESCRIPTORS). */
   #directDescriptors = 0;
+  /** What each just-created file's create answered, until the engine asks (createdAttr). */
+  readonly #created = new Map<number, FileStatus>();
 
   constructor(opts: StrataFsOptions) {
     this.#fs = opts.fs;
@@ -125,6 +129,43 @@ export class StrataFs implements FuseOperations, DirectReadSource {
     return out;
   }
 
+  /**
+   * One SETATTR, one master call for whatever it changes besides the size: chmod, chown and
+   * the times together, answered with the attributes the call returned (no stat after).
+   */
+  async setattr(path: string, fh: number | undefined, c: SetattrChanges): Promise<FuseAttr> {
+    if (c.size !== undefined) {
+      if (fh !== undefined) await this.ftruncate(path, fh, c.size);
+      else await this.truncate(path, c.size);
+    }
+    const ns = this.#ns(path);
+    const file = fh !== undefined ? this.#open.handle(fh).file : this.#open.file(ns);
+    const times = {
+      ...(c.atimeMs === undefined ? {} : { atimeMs: c.atimeMs }),
+      ...(c.mtimeMs === undefined ? {} : { mtimeMs: c.mtimeMs }),
+    };
+    const attrs = {
+      ...(c.mode === undefined ? {} : { mode: c.mode & PERMISSION_BITS }),
+      ...(c.uid === undefined || c.uid === ID_UNCHANGED ? {} : { uid: c.uid }),
+      ...(c.gid === undefined || c.gid === ID_UNCHANGED ? {} : { gid: c.gid }),
+      ...times,
+    };
+    if (Object.keys(attrs).length === 0)
+      return fh !== undefined ? this.fgetattr(path, fh) : this.getattr(path);
+    const st = await this.#fs.setattr(file?.path ?? ns, attrs);
+    // An open file's commit stamps its mtime: the times are set again with it (OpenFile.commit).
+    if (file?.hasWriter === true && Object.keys(times).length > 0)
+      file.pendingTimes = { ...file.pendingTimes, ...times };
+    return this.#overlay(file, toAttr(st, this.#ioSize));
+  }
+
+  createdAttr(fh: number): FuseAttr | undefined {
+    const st = this.#created.get(fh);
+    if (st === undefined) return undefined;
+    this.#created.delete(fh);
+    return this.#overlay(this.#open.handle(fh).file, toAttr(st, this.#ioSize));
+  }
+
   async chmod(path: string, mode: number): Promise<void> {
     await this.#fs.chmod(this.#ns(path), mode & PERMISSION_BITS);
   }
@@ -155,10 +196,10 @@ export class StrataFs implements FuseOperations, DirectReadSource {
 
   // ---- namespace -----------------------------------------------------------------------------
 
-  async mkdir(path: string, mode: number, ctx: FuseContext): Promise<void> {
+  async mkdir(path: string, mode: number, ctx: FuseContext): Promise<FuseAttr> {
     const ns = this.#ns(path);
     const st = await this.#fs.mkdir(ns, { mode: mode & PERMISSION_BITS });
-    await this.#own(ns, st, ctx);
+    return toAttr(await this.#own(ns, st, ctx), this.#ioSize);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -195,17 +236,19 @@ export class StrataFs implements FuseOperations, DirectReadSource {
     return hidden;
   }
 
-  async symlink(target: string, path: string, ctx: FuseContext): Promise<void> {
+  async symlink(target: string, path: string, ctx: FuseContext): Promise<FuseAttr> {
     const ns = this.#ns(path);
-    await this.#own(ns, await this.#fs.symlink(target, ns), ctx);
+    return toAttr(await this.#own(ns, await this.#fs.symlink(target, ns), ctx), this.#ioSize);
   }
 
   async readlink(path: string): Promise<string> {
     return this.#fs.readlink(this.#ns(path));
   }
 
-  async link(existing: string, path: string): Promise<void> {
-    await this.#fs.link(this.#ns(existing), this.#ns(path));
+  async link(existing: string, path: string): Promise<FuseAttr> {
+    const from = this.#ns(existing);
+    const st = await this.#fs.link(from, this.#ns(path));
+    return this.#overlay(this.#open.file(from), toAttr(st, this.#ioSize));
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
@@ -254,8 +297,9 @@ export class StrataFs implements FuseOperations, DirectReadSource {
       exclusive: (flags & constants.O_EXCL) !== 0,
     });
     let fh: number;
+    let st: FileStatus;
     try {
-      await this.#own(ns, undefined, ctx);
+      st = await this.#own(ns, handle.status, ctx);
       // O_RDONLY|O_CREAT still gets a write handle (it created the file); O_APPEND is kept.
       fh = this.#open.open(ns, true, (flags & constants.O_APPEND) !== 0);
       this.#revokeDirect(this.#open.handle(fh).file);
@@ -264,6 +308,7 @@ export class StrataFs implements FuseOperations, DirectReadSource {
       throw err;
     }
     this.#open.handle(fh).file.adopt(handle);
+    this.#created.set(fh, st);
     return fh;
   }
 
@@ -473,9 +518,10 @@ export class StrataFs implements FuseOperations, DirectReadSource {
    * Gives a new entry to its creator: the master made it owned by the mount's user (root). One
    * setattr, only when the caller is someone else.
    */
-  async #own(ns: string, st: { uid: number; gid: number } | undefined, ctx: FuseContext): Promise<void> {
-    if (st !== undefined ? st.uid === ctx.uid && st.gid === ctx.gid : ctx.uid === 0 && ctx.gid === 0) return;
-    await this.#fs.chown(ns, ctx.uid, ctx.gid);
+  /** Gives a new entry to its creator (the client acts as root); resolves with its status after. */
+  async #own(ns: string, st: FileStatus, ctx: FuseContext): Promise<FileStatus> {
+    if (st.uid === ctx.uid && st.gid === ctx.gid) return st;
+    return this.#fs.chown(ns, ctx.uid, ctx.gid);
   }
 
   #ns(path: string): string {

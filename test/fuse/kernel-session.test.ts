@@ -89,6 +89,7 @@ function fakeOps() {
     mkdir: async (path, mode, ctx) => {
       calls.push(['mkdir', path, mode, ctx]);
       entries.set(path, attr(11, 0o40000 | mode));
+      return undefined;
     },
     rmdir: async (path) => void entries.delete(path),
     rename: async (src, dst, noReplace) => {
@@ -100,6 +101,7 @@ function fakeOps() {
     symlink: async (target, path, ctx) => {
       calls.push(['symlink', target, path, ctx]);
       entries.set(path, attr(12, 0o120777));
+      return undefined;
     },
     readlink: async () => 'target',
     link: async () => undefined,
@@ -561,7 +563,7 @@ test('INTERRUPT: a pending read answers EINTR at once (its late answer dropped);
   assert.equal(h.session.stats.interrupted, 1);
 
   let finishMkdir: () => void = () => undefined;
-  h.ops.mkdir = () => new Promise<void>((res) => (finishMkdir = res));
+  h.ops.mkdir = () => new Promise<undefined>((res) => (finishMkdir = () => res(undefined)));
   const mkdir = request(Op.MKDIR, 1n, Buffer.concat([u32s(0o755, 0), cstr('dir')]));
   const mkdirUnique = mkdir.readBigUInt64LE(8);
   h.session.handle(mkdir);

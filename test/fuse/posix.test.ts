@@ -9,11 +9,13 @@ import {
   link,
   lstat,
   mkdir,
+  mkdtemp,
   open,
   readFile,
   readdir,
   readlink,
   rename,
+  rm,
   rmdir,
   stat,
   symlink,
@@ -21,7 +23,11 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FileSystem } from '../../src/client/index.js';
+import { loadConfig } from '../../src/common/config/index.js';
+import { Registry } from '../../src/common/metrics.js';
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
 import { FUSE_TOOLS, TEST_CLUSTER, mountFuse, sh, shOk } from './fuse-helper.js';
@@ -46,6 +52,40 @@ test('errnos, permissions and attributes through the mount', { skip, timeout: 15
   const cluster = await MiniCluster.start(t, TEST_CLUSTER);
   const m = await mountFuse(t, cluster);
   const p = (name: string): string => join(m.mnt, name);
+
+  await t.test('tar x keeps every mode, owner and mtime (set on open files, then closed)', async () => {
+    // tar sets each file's times, owner and mode on its open descriptor before closing it: the
+    // close must keep them (the commit stamps a new mtime unless it carries the one set).
+    const src = await mkdtemp(join(tmpdir(), 'strata-tar-src-'));
+    t.after(() => rm(src, { recursive: true, force: true }));
+    await shOk(
+      'mkdir -p a/b && printf one > a/one && printf twotwo > a/b/two && : > a/empty && ' +
+        'chmod 0640 a/one && chmod 0751 a/b && chmod 0600 a/empty && chown 65534:65534 a/b/two && ' +
+        'touch -m -d "2021-03-04 05:06:07.25" a/one && touch -m -d "2019-01-02 03:04:05" a/b/two a/empty a/b && ' +
+        'tar -cf ../t.tar a',
+      src,
+    );
+    await mkdir(p('untar'));
+    await shOk(`tar -xpf ${JSON.stringify(join(src, '..', 't.tar'))}`, p('untar'));
+    for (const rel of ['a/one', 'a/b/two', 'a/empty', 'a/b']) {
+      const want = await stat(join(src, rel));
+      const got = await stat(p(`untar/${rel}`));
+      assert.equal(got.mode.toString(8), want.mode.toString(8), `${rel} mode`);
+      assert.equal(`${got.uid}:${got.gid}`, `${want.uid}:${want.gid}`, `${rel} owner`);
+      assert.equal(Math.floor(got.mtimeMs / 1000), Math.floor(want.mtimeMs / 1000), `${rel} mtime`);
+      if (want.isFile()) assert.equal(got.size, want.size, `${rel} size`);
+    }
+    assert.equal(await readFile(p('untar/a/b/two'), 'utf8'), 'twotwo');
+    // What another client sees (after the close), not only this mount's view.
+    const fs = FileSystem.create({
+      config: loadConfig({ path: cluster.clientConfPath, env: {} }).config,
+      registry: new Registry(),
+    });
+    t.after(() => fs.close());
+    const one = await fs.stat('/untar/a/one');
+    assert.equal(Math.floor(one.mtimeMs / 1000), Math.floor(Date.parse('2021-03-04T05:06:07Z') / 1000));
+    assert.equal(one.mode, 0o640);
+  });
 
   await t.test('errno of each failure case', async () => {
     await mkdir(p('d/sub'), { recursive: true });

@@ -6,11 +6,19 @@
  * cannot parse EINVAL (or EIO), so neither reaches the application as a hang or the process as
  * a crash.
  */
+import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { basename } from 'node:path/posix';
 import { FsError } from '../../common/errors.js';
 import { close as closeFd } from 'node:fs';
-import type { DirectReadPlan, DirectReadSource, FuseAttr, FuseContext, FuseOperations } from '../binding.js';
+import type {
+  DirectReadPlan,
+  DirectReadSource,
+  FuseAttr,
+  FuseContext,
+  FuseOperations,
+  SetattrChanges,
+} from '../binding.js';
 import { errnoOf, interruptedError } from '../errno.js';
 import { NodeTable } from './nodes.js';
 import {
@@ -48,6 +56,8 @@ import {
 import type { InHeader } from './protocol.js';
 
 const E = constants.errno;
+/** open(2)'s O_EXCL, as the FUSE CREATE request's flags carry it. */
+const O_EXCL = fsConstants.O_EXCL;
 /** Flags we ask for when the kernel offers them (see docs/fuse.md for why each). */
 const WANTED_INIT_FLAGS =
   InitFlag.ASYNC_READ |
@@ -427,8 +437,8 @@ export class FuseSession {
         const [name, next] = readCString(b, 0);
         const [target] = readCString(b, next);
         const path = this.nodes.childPath(h.nodeid, name);
-        await ops.symlink(target, path, ctx);
-        return this.#entry(h, h.nodeid, name, await ops.getattr(path));
+        const a = await ops.symlink(target, path, ctx);
+        return this.#entry(h, h.nodeid, name, a ?? (await ops.getattr(path)));
       }
       case Op.MKNOD: {
         const mode = b.readUInt32LE(0);
@@ -445,8 +455,8 @@ export class FuseSession {
         const mode = b.readUInt32LE(0);
         const [name] = readCString(b, 8);
         const path = this.nodes.childPath(h.nodeid, name);
-        await ops.mkdir(path, mode, ctx);
-        return this.#entry(h, h.nodeid, name, await ops.getattr(path));
+        const a = await ops.mkdir(path, mode, ctx);
+        return this.#entry(h, h.nodeid, name, a ?? (await ops.getattr(path)));
       }
       case Op.UNLINK:
       case Op.RMDIR: {
@@ -468,8 +478,8 @@ export class FuseSession {
         const old = b.readBigUInt64LE(0);
         const [name] = readCString(b, 8);
         const path = this.nodes.childPath(h.nodeid, name);
-        await ops.link(this.nodes.path(old), path);
-        return this.#entry(h, h.nodeid, name, await ops.getattr(path));
+        const a = await ops.link(this.nodes.path(old), path);
+        return this.#entry(h, h.nodeid, name, a ?? (await ops.getattr(path)));
       }
       case Op.OPEN: {
         const flags = b.readUInt32LE(0);
@@ -605,7 +615,7 @@ export class FuseSession {
         const fh = await ops.create(path, mode, ctx, flags);
         let a: FuseAttr;
         try {
-          a = await ops.fgetattr(path, fh);
+          a = ops.createdAttr?.(fh) ?? (await ops.fgetattr(path, fh));
         } catch (err) {
           await ops.release(path, fh).catch(() => undefined);
           throw err;
@@ -613,6 +623,9 @@ export class FuseSession {
         const r = replyBuffer(h.unique, ENTRY_OUT_BYTES + OPEN_OUT_BYTES);
         const id = this.nodes.remember(h.nodeid, name);
         this.nodes.keepCache(id, stamp(a));
+        // O_EXCL made a new file: it has no attributes yet, so the kernel's question before the
+        // first write (does it carry file capabilities?) is answered without the master.
+        if ((flags & O_EXCL) !== 0) this.#noCapabilityFor(id);
         writeEntryOut(r, OUT_HEADER_BYTES, id, a, this.#opts.entryTimeoutMs, this.#opts.attrTimeoutMs);
         writeOpenOut(r, OUT_HEADER_BYTES + ENTRY_OUT_BYTES, fh, 0);
         return r;
@@ -662,12 +675,15 @@ export class FuseSession {
     try {
       return this.#sized(h, size, await this.#ops.getxattr(this.nodes.path(h.nodeid), CAPABILITY_XATTR));
     } catch (err) {
-      if (errnoOf(err) === E.ENODATA) {
-        if (this.#noCapability.size > MAX_CAPABILITY_ENTRIES) this.#noCapability.clear();
-        this.#noCapability.set(h.nodeid, Date.now() + this.#opts.attrTimeoutMs);
-      }
+      if (errnoOf(err) === E.ENODATA) this.#noCapabilityFor(h.nodeid);
       throw err;
     }
+  }
+
+  /** Remembers for `attr_timeout_ms` that the node has no `security.capability`. */
+  #noCapabilityFor(id: bigint): void {
+    if (this.#noCapability.size > MAX_CAPABILITY_ENTRIES) this.#noCapability.clear();
+    this.#noCapability.set(id, Date.now() + this.#opts.attrTimeoutMs);
   }
 
   #pathOrEmpty(id: bigint): string {
@@ -727,6 +743,25 @@ export class FuseSession {
     const fh = Number(b.readBigUInt64LE(8));
     const withFh = (valid & Fattr.FH) !== 0;
     const path = withFh ? this.#pathOrEmpty(h.nodeid) : this.nodes.path(h.nodeid);
+    const now = Date.now();
+    const time = (bit: number, nowBit: number, secOff: number, nsecOff: number): number | undefined => {
+      if ((valid & bit) === 0) return undefined;
+      if ((valid & nowBit) !== 0) return now;
+      return Number(b.readBigUInt64LE(secOff)) * 1000 + b.readUInt32LE(nsecOff) / NS_PER_MS;
+    };
+    if (ops.setattr !== undefined) {
+      // Everything at once: one answer carries the attributes after.
+      const changes: SetattrChanges = {};
+      if ((valid & Fattr.SIZE) !== 0) changes.size = Number(b.readBigUInt64LE(16));
+      if ((valid & Fattr.MODE) !== 0) changes.mode = b.readUInt32LE(68);
+      if ((valid & Fattr.UID) !== 0) changes.uid = b.readUInt32LE(76);
+      if ((valid & Fattr.GID) !== 0) changes.gid = b.readUInt32LE(80);
+      const atimeMs = time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56);
+      const mtimeMs = time(Fattr.MTIME, Fattr.MTIME_NOW, 40, 60);
+      if (atimeMs !== undefined) changes.atimeMs = atimeMs;
+      if (mtimeMs !== undefined) changes.mtimeMs = mtimeMs;
+      return ops.setattr(path, withFh ? fh : undefined, changes);
+    }
     if ((valid & Fattr.SIZE) !== 0) {
       const size = Number(b.readBigUInt64LE(16));
       if (withFh) await ops.ftruncate(path, fh, size);
@@ -742,12 +777,6 @@ export class FuseSession {
       );
     }
     if ((valid & (Fattr.ATIME | Fattr.MTIME)) !== 0) {
-      const now = Date.now();
-      const time = (bit: number, nowBit: number, secOff: number, nsecOff: number): number | undefined => {
-        if ((valid & bit) === 0) return undefined;
-        if ((valid & nowBit) !== 0) return now;
-        return Number(b.readBigUInt64LE(secOff)) * 1000 + b.readUInt32LE(nsecOff) / NS_PER_MS;
-      };
       await ops.utimens(
         path,
         time(Fattr.ATIME, Fattr.ATIME_NOW, 32, 56),

@@ -63,6 +63,25 @@ type HeldBlock = PersistTask['blocks'][number];
 type BaseCall = <Req, Res>(def: UnaryCall<Req, Res>, req: Req, ctx: CallContext) => Promise<Res>;
 type CompleteAsRequest = typeof M.CompleteAs extends UnaryCall<infer Req, unknown> ? Req : never;
 
+/**
+ * The same call's context with another payload. Not a spread: the context's `signal` and `log`
+ * are getters of its class, which a spread would leave behind.
+ */
+function withOtherPayload(ctx: CallContext, payload: Buffer): CallContext {
+  return {
+    requestId: ctx.requestId,
+    deadlineAt: ctx.deadlineAt,
+    remote: ctx.remote,
+    payload,
+    get signal() {
+      return ctx.signal;
+    },
+    get log() {
+      return ctx.log;
+    },
+  };
+}
+
 function isErr(err: unknown, code: string): boolean {
   return err instanceof FsError && err.code === code;
 }
@@ -264,7 +283,7 @@ export class MountService {
         await call(
           M.SetXattr,
           { path: st.path, name: x.name, ...(who === undefined ? {} : { caller: who }) },
-          { ...ctx, payload: value },
+          withOtherPayload(ctx, value),
         );
       }
       if (renameTo !== undefined) {
