@@ -7,6 +7,7 @@
  * and refetch block lists when this mount committed a new version of the file.
  */
 import type { FileReader, FileSystem, RandomWriteHandle } from '../client/index.js';
+import type { FileStatus } from '../protocol/types.js';
 import { FsError } from '../common/errors.js';
 
 /** Handle numbers are 32-bit in the kernel protocol as this binding carries them; 0 is "none". */
@@ -148,6 +149,8 @@ export class Handle {
   readonly append: boolean;
   reader: Promise<FileReader> | undefined;
   readerVersion = -1;
+  /** What the master answered to the create that opened this handle, until the engine asks. */
+  created: FileStatus | undefined;
   #chain: Promise<unknown> = Promise.resolve();
 
   constructor(file: OpenFile, writable: boolean, append: boolean) {

@@ -82,8 +82,6 @@ export class StrataFs implements FuseOperations, DirectReadSource {
   #onRevoke: ((fh: number) => void) | undefined;
   /** Descriptors held by granted handles (see MAX_DIRECT_READ_DESCRIPTORS). */
   #directDescriptors = 0;
-  /** What each just-created file's create answered, until the engine asks (createdAttr). */
-  readonly #created = new Map<number, FileStatus>();
 
   constructor(opts: StrataFsOptions) {
     this.#fs = opts.fs;
@@ -160,34 +158,28 @@ export class StrataFs implements FuseOperations, DirectReadSource {
   }
 
   createdAttr(fh: number): FuseAttr | undefined {
-    const st = this.#created.get(fh);
+    const h = this.#open.handle(fh);
+    const st = h.created;
     if (st === undefined) return undefined;
-    this.#created.delete(fh);
-    return this.#overlay(this.#open.handle(fh).file, toAttr(st, this.#ioSize));
+    h.created = undefined;
+    return this.#overlay(h.file, toAttr(st, this.#ioSize));
   }
 
+  // One change at a time (the fuse-native engine): each is a `setattr` of that change.
   async chmod(path: string, mode: number): Promise<void> {
-    await this.#fs.chmod(this.#ns(path), mode & PERMISSION_BITS);
+    await this.setattr(path, undefined, { mode });
   }
 
   async chown(path: string, uid: number, gid: number): Promise<void> {
-    await this.#fs.chown(
-      this.#ns(path),
-      uid === ID_UNCHANGED ? undefined : uid,
-      gid === ID_UNCHANGED ? undefined : gid,
-    );
+    await this.setattr(path, undefined, { uid, gid });
   }
 
   async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
     if (atimeMs === undefined && mtimeMs === undefined) return;
-    const ns = this.#ns(path);
-    const times = {
+    await this.setattr(path, undefined, {
       ...(atimeMs === undefined ? {} : { atimeMs }),
       ...(mtimeMs === undefined ? {} : { mtimeMs }),
-    };
-    await this.#fs.setattr(ns, times);
-    const file = this.#open.file(ns);
-    if (file?.hasWriter === true) file.pendingTimes = { ...file.pendingTimes, ...times };
+    });
   }
 
   async statfs(_path: string): Promise<FuseStatfs> {
@@ -308,7 +300,7 @@ export class StrataFs implements FuseOperations, DirectReadSource {
       throw err;
     }
     this.#open.handle(fh).file.adopt(handle);
-    this.#created.set(fh, st);
+    this.#open.handle(fh).created = st;
     return fh;
   }
 

@@ -30,7 +30,7 @@ import { loadConfig } from '../../src/common/config/index.js';
 import { Registry } from '../../src/common/metrics.js';
 import { requireTools } from '../helpers/ci.js';
 import { MiniCluster } from '../helpers/mini-cluster.js';
-import { FUSE_TOOLS, TEST_CLUSTER, mountFuse, sh, shOk } from './fuse-helper.js';
+import { FUSE_BINDING_UNDER_TEST, FUSE_TOOLS, TEST_CLUSTER, mountFuse, sh, shOk } from './fuse-helper.js';
 
 const skip = requireTools(...FUSE_TOOLS, 'setpriv', 'setfattr', 'getfattr', 'truncate');
 
@@ -65,6 +65,8 @@ test('errnos, permissions and attributes through the mount', { skip, timeout: 15
         'tar -cf ../t.tar a',
       src,
     );
+    // fuse-native loses mtimes (libfuse 2 passes the atime twice to utimens: docs/fuse.md).
+    const keepsMtime = FUSE_BINDING_UNDER_TEST === undefined || FUSE_BINDING_UNDER_TEST === 'kernel';
     await mkdir(p('untar'));
     await shOk(`tar -xpf ${JSON.stringify(join(src, '..', 't.tar'))}`, p('untar'));
     for (const rel of ['a/one', 'a/b/two', 'a/empty', 'a/b']) {
@@ -72,7 +74,8 @@ test('errnos, permissions and attributes through the mount', { skip, timeout: 15
       const got = await stat(p(`untar/${rel}`));
       assert.equal(got.mode.toString(8), want.mode.toString(8), `${rel} mode`);
       assert.equal(`${got.uid}:${got.gid}`, `${want.uid}:${want.gid}`, `${rel} owner`);
-      assert.equal(Math.floor(got.mtimeMs / 1000), Math.floor(want.mtimeMs / 1000), `${rel} mtime`);
+      if (keepsMtime)
+        assert.equal(Math.floor(got.mtimeMs / 1000), Math.floor(want.mtimeMs / 1000), `${rel} mtime`);
       if (want.isFile()) assert.equal(got.size, want.size, `${rel} size`);
     }
     assert.equal(await readFile(p('untar/a/b/two'), 'utf8'), 'twotwo');
@@ -83,7 +86,8 @@ test('errnos, permissions and attributes through the mount', { skip, timeout: 15
     });
     t.after(() => fs.close());
     const one = await fs.stat('/untar/a/one');
-    assert.equal(Math.floor(one.mtimeMs / 1000), Math.floor(Date.parse('2021-03-04T05:06:07Z') / 1000));
+    if (keepsMtime)
+      assert.equal(Math.floor(one.mtimeMs / 1000), Math.floor(Date.parse('2021-03-04T05:06:07Z') / 1000));
     assert.equal(one.mode, 0o640);
   });
 
